@@ -1,0 +1,24 @@
+import { Command } from "commander";
+import { slashingCommand } from "../slashing-db/cli.js";
+import { exitWithError } from "./run.js";
+
+const program = new Command("vigil")
+  .description("Vigil: Ethereum validator operations — remote signer, slashing protection, guarded failover")
+  .version("0.1.0")
+  .showHelpAfterError()
+  .exitOverride();
+
+program.addCommand(slashingCommand());
+
+program.addHelpText(
+  "after",
+  `
+Exit codes: 0 ok, 1 failed, 2 usage, 3 invalid input, 4 refused by slashing protection,
+5 not found, 6 conflict, 10-16 HSM and key store, 20-21 failover. See README.md.`,
+);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  exitWithError(err);
+}

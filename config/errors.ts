@@ -1,0 +1,37 @@
+/**
+ * The base of every error Vigil raises on purpose. `code` is stable (tests, logs and HTTP bodies use it);
+ * `exitCode` is what the CLI exits with when this error reaches it, so each failure class an operator
+ * scripts against has its own number (see EXIT_CODES).
+ */
+export class VigilError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly exitCode: number = EXIT_CODES.failed,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** CLI exit codes. Documented in README ("Exit codes"); never renumber one. */
+export const EXIT_CODES = {
+  ok: 0,
+  failed: 1, // unexpected failure
+  usage: 2, // bad flags or arguments
+  invalidInput: 3, // a file or value given is malformed
+  refused: 4, // slashing protection (or another safety rule) said no
+  notFound: 5, // a file, key or database that was named does not exist
+  conflict: 6, // the action would overwrite or contradict existing state
+  // HSM / key store
+  hsmModule: 10, // PKCS#11 module missing or not a PKCS#11 library
+  hsmTokenNotFound: 11,
+  hsmWrongPin: 12,
+  hsmPinLocked: 13,
+  hsmWrappingKeyMissing: 14,
+  hsmRecordTampered: 15,
+  pinSourceInsecure: 16, // PIN file readable by group/others, or no PIN source configured
+  // watchdog
+  failoverRefused: 20,
+  failoverFailed: 21,
+} as const;

@@ -1,0 +1,311 @@
+import fs from "node:fs";
+import type Database from "better-sqlite3";
+import { normalizeHex } from "../config/index.js";
+import { parseHexBytes, parsePubkey, parseSigningRoot, parseUint64, toHex } from "./codec.js";
+import { SlashingDbUnavailableError, SlashingProtectionError, InterchangeError } from "./errors.js";
+import { GroupCommitter, type BatchStats } from "./group-commit.js";
+import { HistoryQueries, type LowWatermarks } from "./history.js";
+import { exportInterchange, type Interchange } from "./interchange/export.js";
+import { mergeInterchange, type ImportSummary } from "./interchange/import.js";
+import { parseInterchange } from "./interchange/parse.js";
+import { pruneHistory, type PruneOptions, type PruneSummary } from "./prune.js";
+import { judgeAttestation, judgeBlock, type Verdict } from "./rules.js";
+import { SCHEMA_VERSION } from "./schema.js";
+import { openSqliteFile } from "./sqlite-file.js";
+
+export interface SlashingDbOptions {
+  /**
+   * The network this database protects. A new database is pinned to it; an existing one pinned to another
+   * root refuses to open. Omit it to open whatever the file is pinned to (or leave a new file unpinned
+   * until pinGenesisValidatorsRoot / an interchange import pins it; until then every check is refused).
+   */
+  genesisValidatorsRoot?: string;
+  /** Most checks committed in one transaction (default 1024). */
+  maxBatch?: number;
+  /** Called after every group commit, for metrics. */
+  onCommit?: (stats: BatchStats) => void;
+}
+
+/** "recorded": new and now on disk; "repeat": exactly a message already recorded (safe to sign again). */
+export type CheckOutcome = "recorded" | "repeat";
+
+export interface SlashingDbStats {
+  path: string;
+  schemaVersion: number;
+  genesisValidatorsRoot: string | null;
+  validators: number;
+  blocks: number;
+  attestations: number;
+  fileBytes: number;
+}
+
+const GVR_KEY = "genesis_validators_root";
+
+export class SlashingDb {
+  private readonly db: Database.Database;
+  private readonly history: HistoryQueries;
+  private readonly committer: GroupCommitter;
+  private readonly validatorIds = new Map<string, bigint>(); // hex pubkey -> row id; ids never change
+  private pinnedRoot: string | null;
+  private closed = false;
+
+  constructor(
+    readonly path: string,
+    opts: SlashingDbOptions = {},
+  ) {
+    this.db = openSqliteFile(path);
+    this.history = new HistoryQueries(this.db);
+    this.committer = new GroupCommitter(this.db, opts.maxBatch ?? 1024, opts.onCommit);
+    this.pinnedRoot = this.readPinnedRoot();
+    if (opts.genesisValidatorsRoot !== undefined) {
+      try {
+        this.pinGenesisValidatorsRoot(opts.genesisValidatorsRoot);
+      } catch (err) {
+        this.db.close();
+        throw err;
+      }
+    }
+  }
+
+  /** The network this database is pinned to (lower-case 0x hex), or null while unpinned. */
+  get genesisValidatorsRoot(): string | null {
+    return this.pinnedRoot;
+  }
+
+  /** Checks waiting for the next group commit (a gauge for metrics and back-pressure). */
+  get queueDepth(): number {
+    return this.committer.queueDepth;
+  }
+
+  /** Pins the database to a network; idempotent for the same root, refused for another. */
+  pinGenesisValidatorsRoot(root: string): void {
+    const normalized = toHex(parseHexBytes(root, 32, "genesisValidatorsRoot"));
+    this.db
+      .transaction(() => {
+        const stored = this.readPinnedRoot();
+        if (stored === null) {
+          this.db.prepare("INSERT INTO metadata (key, value) VALUES (?, ?)").run(GVR_KEY, normalized);
+        } else if (stored !== normalized) {
+          throw new SlashingProtectionError(
+            "GENESIS_VALIDATORS_ROOT_MISMATCH",
+            `this slashing database belongs to the network with genesis_validators_root ${stored}, not ${normalized}`,
+          );
+        }
+      })
+      .immediate();
+    this.pinnedRoot = normalized;
+  }
+
+  /** Refuses a block unless it is safe under the complete strategy; resolves only once recorded durably. */
+  async checkAndRecordBlock(pubkey: string, slot: bigint | number | string, signingRoot?: string): Promise<CheckOutcome> {
+    const key = parsePubkey(pubkey);
+    const slotValue = parseUint64(slot, "slot");
+    const root = parseSigningRoot(signingRoot, "signingRoot");
+    this.assertUsable();
+    return this.commit(() => {
+      const id = this.validatorId(key, true)!;
+      const verdict = judgeBlock(this.history, id, slotValue, root);
+      if (verdict.kind === "new") this.history.insertBlock(id, slotValue, root);
+      return verdict;
+    });
+  }
+
+  /** Refuses an attestation unless it is safe under the complete strategy; resolves only once recorded durably. */
+  async checkAndRecordAttestation(
+    pubkey: string,
+    sourceEpoch: bigint | number | string,
+    targetEpoch: bigint | number | string,
+    signingRoot?: string,
+  ): Promise<CheckOutcome> {
+    const key = parsePubkey(pubkey);
+    const source = parseUint64(sourceEpoch, "sourceEpoch");
+    const target = parseUint64(targetEpoch, "targetEpoch");
+    const root = parseSigningRoot(signingRoot, "signingRoot");
+    this.assertUsable();
+    return this.commit(() => {
+      const id = this.validatorId(key, true)!;
+      const verdict = judgeAttestation(this.history, id, source, target, root);
+      if (verdict.kind === "new") this.history.insertAttestation(id, source, target, root);
+      return verdict;
+    });
+  }
+
+  /** What checkAndRecordBlock would answer now, recording nothing (for dry runs and status). */
+  judgeBlock(pubkey: string, slot: bigint | number | string, signingRoot?: string): Verdict {
+    this.assertOpen();
+    return judgeBlock(this.history, this.validatorId(parsePubkey(pubkey), false), parseUint64(slot, "slot"), parseSigningRoot(signingRoot, "signingRoot"));
+  }
+
+  /** What checkAndRecordAttestation would answer now, recording nothing. */
+  judgeAttestation(pubkey: string, sourceEpoch: bigint | number | string, targetEpoch: bigint | number | string, signingRoot?: string): Verdict {
+    this.assertOpen();
+    return judgeAttestation(
+      this.history,
+      this.validatorId(parsePubkey(pubkey), false),
+      parseUint64(sourceEpoch, "sourceEpoch"),
+      parseUint64(targetEpoch, "targetEpoch"),
+      parseSigningRoot(signingRoot, "signingRoot"),
+    );
+  }
+
+  /**
+   * Raises the low watermarks of the given validators (all known ones if omitted): afterwards no block at or
+   * below `slot`, and no attestation with source below or target at or below `epoch`, is signed. Never lowers.
+   * Used when a stack takes over without the full history of the one before it.
+   */
+  raiseLowWatermarks(opts: { pubkeys?: string[]; slot?: bigint | number | string; epoch?: bigint | number | string }): number {
+    this.assertOpen();
+    const slot = opts.slot === undefined ? null : parseUint64(opts.slot, "slot");
+    const epoch = opts.epoch === undefined ? null : parseUint64(opts.epoch, "epoch");
+    const marks: LowWatermarks = { blockSlot: slot, sourceEpoch: epoch, targetEpoch: epoch };
+    const keys = opts.pubkeys?.map((p, i) => parsePubkey(p, `pubkeys[${i}]`));
+    try {
+      return this.db
+        .transaction(() => {
+          const ids = keys
+            ? keys.map((k) => this.validatorId(k, true)!)
+            : this.db.prepare<[], { id: bigint }>("SELECT id FROM validators").all().map((r) => r.id);
+          for (const id of ids) this.history.raiseWatermarks(id, marks);
+          return ids.length;
+        })
+        .immediate();
+    } catch (err) {
+      this.validatorIds.clear(); // ids registered by the rolled-back transaction are gone
+      throw err;
+    }
+  }
+
+  /** Imports an EIP-3076 interchange (v5) atomically: all of it, or nothing if any part is invalid. */
+  importInterchange(interchange: object | string): ImportSummary {
+    this.assertOpen();
+    const parsed = parseInterchange(interchange);
+    const root = toHex(parsed.genesisValidatorsRoot);
+    if (this.pinnedRoot !== null && this.pinnedRoot !== root) {
+      throw new InterchangeError(
+        "GENESIS_VALIDATORS_ROOT_MISMATCH",
+        "metadata.genesis_validators_root",
+        `is ${root} but this database belongs to the network ${this.pinnedRoot}`,
+      );
+    }
+    let summary!: ImportSummary;
+    this.db
+      .transaction(() => {
+        if (this.pinnedRoot === null) this.pinGenesisValidatorsRoot(root);
+        summary = mergeInterchange(this.history, parsed);
+      })
+      .immediate();
+    return summary;
+  }
+
+  /** Exports the history as an EIP-3076 interchange: all validators or the given ones, complete or minified. */
+  exportInterchange(opts: { pubkeys?: string[]; minify?: boolean } = {}): Interchange {
+    this.assertOpen();
+    if (this.pinnedRoot === null) {
+      throw new SlashingProtectionError("GENESIS_VALIDATORS_ROOT_UNKNOWN", "the database is not pinned to a network yet; nothing to export");
+    }
+    const pubkeys = opts.pubkeys?.map((p, i) => parsePubkey(p, `pubkeys[${i}]`));
+    // One read transaction: the export is a consistent snapshot even while the signer writes.
+    return this.db.transaction(() => exportInterchange(this.db, this.pinnedRoot!, { pubkeys, minify: opts.minify })).deferred();
+  }
+
+  /** Deletes history older than opts.keepEpochs per validator, raising watermarks so protection is unchanged. */
+  prune(opts: PruneOptions): PruneSummary {
+    this.assertOpen();
+    return pruneHistory(this.db, this.history, opts);
+  }
+
+  stats(): SlashingDbStats {
+    this.assertOpen();
+    const count = (table: string) => Number(this.db.prepare<[], { n: bigint }>(`SELECT COUNT(*) AS n FROM ${table}`).get()!.n);
+    let fileBytes = 0;
+    for (const suffix of ["", "-wal"]) {
+      try {
+        fileBytes += fs.statSync(this.path + suffix).size;
+      } catch {
+        /* no WAL file right now */
+      }
+    }
+    return {
+      path: this.path,
+      schemaVersion: SCHEMA_VERSION,
+      genesisValidatorsRoot: this.pinnedRoot,
+      validators: count("validators"),
+      blocks: count("signed_blocks"),
+      attestations: count("signed_attestations"),
+      fileBytes,
+    };
+  }
+
+  /** True if the database answers a trivial query (for health checks). */
+  isHealthy(): boolean {
+    if (this.closed) return false;
+    try {
+      this.db.prepare("SELECT 1").get();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Commits every check still queued, then closes the file. */
+  close(): void {
+    if (this.closed) return;
+    this.committer.drainAndClose();
+    this.closed = true;
+    this.db.close();
+  }
+
+  /**
+   * The validator's row id (registering it inside the current write transaction if asked). Ids never
+   * change once committed; if a batch rolls back, `commit` clears this cache so no id of a rolled-back
+   * insert survives.
+   */
+  private validatorId(pubkey: Buffer, register: boolean): bigint | null {
+    const hex = pubkey.toString("hex");
+    const cached = this.validatorIds.get(hex);
+    if (cached !== undefined) return cached;
+    const id = register ? this.history.registerValidator(pubkey) : this.history.findValidator(pubkey);
+    if (id !== null) this.validatorIds.set(hex, id);
+    return id;
+  }
+
+  /** Runs `work` in the next group commit; on a failed commit forgets cached ids, then fails closed. */
+  private async commit(work: () => Verdict): Promise<CheckOutcome> {
+    let verdict: Verdict;
+    try {
+      verdict = await this.committer.submit(work);
+    } catch (err) {
+      this.validatorIds.clear();
+      throw err;
+    }
+    return settle(verdict);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new SlashingDbUnavailableError("DB_CLOSED", "the slashing database is closed");
+  }
+
+  private assertUsable(): void {
+    this.assertOpen();
+    if (this.pinnedRoot === null) {
+      throw new SlashingProtectionError(
+        "GENESIS_VALIDATORS_ROOT_UNKNOWN",
+        "the slashing database is not pinned to a network (genesis_validators_root) yet; refusing to sign",
+      );
+    }
+  }
+
+  private readPinnedRoot(): string | null {
+    const row = this.db.prepare<[string], { value: string }>("SELECT value FROM metadata WHERE key = ?").get(GVR_KEY);
+    return row ? normalizeHex(row.value) : null;
+  }
+}
+
+function settle(verdict: Verdict): CheckOutcome {
+  if (verdict.kind === "refused") throw new SlashingProtectionError(verdict.code, verdict.reason);
+  return verdict.kind === "new" ? "recorded" : "repeat";
+}
+
+export function openSlashingDb(path: string, opts: SlashingDbOptions = {}): SlashingDb {
+  return new SlashingDb(path, opts);
+}

@@ -1,0 +1,84 @@
+import type Database from "better-sqlite3";
+import { SlashingDbUnavailableError } from "./errors.js";
+
+export interface BatchStats {
+  size: number;
+  durationMs: number;
+}
+
+interface Job<T> {
+  work: () => T;
+  resolve: (value: T) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Group commit: every check submitted while the event loop is busy joins one write transaction, and each
+ * caller is answered only after that transaction has committed (and so, with synchronous=FULL, is on disk).
+ * One fsync then serves a whole batch instead of one signature.
+ *
+ * The jobs of a batch run in submission order inside the transaction, so a later job sees what an earlier
+ * one recorded: of N conflicting requests exactly one is recorded. If the transaction itself fails
+ * (disk full, lock timeout), it rolls back and every job of the batch is rejected: nobody signs.
+ */
+export class GroupCommitter {
+  private pending: Job<unknown>[] = [];
+  private scheduled = false;
+  private closed = false;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly maxBatch: number,
+    private readonly onBatch?: (stats: BatchStats) => void,
+  ) {}
+
+  get queueDepth(): number {
+    return this.pending.length;
+  }
+
+  submit<T>(work: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new SlashingDbUnavailableError("DB_CLOSED", "the slashing database is closed"));
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ work, resolve, reject } as Job<unknown>);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Commits everything still queued, then refuses new work. Used on shutdown so no caller is left hanging. */
+  drainAndClose(): void {
+    while (this.pending.length > 0) this.commitBatch();
+    this.closed = true;
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    this.commitBatch();
+    if (this.pending.length > 0 && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private commitBatch(): void {
+    const batch = this.pending.splice(0, this.maxBatch);
+    if (batch.length === 0) return;
+    const started = performance.now();
+    const results: unknown[] = [];
+    try {
+      this.db
+        .transaction(() => {
+          for (const job of batch) results.push(job.work());
+        })
+        .immediate();
+    } catch (err) {
+      const failure = new SlashingDbUnavailableError("DB_WRITE_FAILED", `slashing database write failed, nothing recorded: ${(err as Error).message}`);
+      for (const job of batch) job.reject(failure);
+      return;
+    }
+    this.onBatch?.({ size: batch.length, durationMs: performance.now() - started });
+    batch.forEach((job, i) => job.resolve(results[i]));
+  }
+}

@@ -1,0 +1,62 @@
+import type Database from "better-sqlite3";
+import { SlashingDbUnavailableError } from "./errors.js";
+
+/**
+ * Schema migrations, applied in order inside one transaction; PRAGMA user_version records how many ran.
+ * Never edit a shipped migration: append a new one.
+ *
+ * Uniqueness encodes the complete strategy's invariants: one block per (validator, slot); attestations are
+ * keyed by (validator, target, source) so that an imported history that already holds two sources for one
+ * target keeps both (both matter for surround checks). Roots are BLOBs, NULL when unknown.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE metadata (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  CREATE TABLE validators (
+    id     INTEGER PRIMARY KEY,
+    pubkey BLOB NOT NULL UNIQUE CHECK (length(pubkey) = 48)
+  );
+  CREATE TABLE signed_blocks (
+    validator_id INTEGER NOT NULL REFERENCES validators(id),
+    slot         INTEGER NOT NULL CHECK (slot >= 0),
+    signing_root BLOB CHECK (signing_root IS NULL OR length(signing_root) = 32),
+    PRIMARY KEY (validator_id, slot)
+  ) WITHOUT ROWID;
+  CREATE TABLE signed_attestations (
+    validator_id INTEGER NOT NULL REFERENCES validators(id),
+    target_epoch INTEGER NOT NULL CHECK (target_epoch >= 0),
+    source_epoch INTEGER NOT NULL CHECK (source_epoch >= 0),
+    signing_root BLOB CHECK (signing_root IS NULL OR length(signing_root) = 32),
+    PRIMARY KEY (validator_id, target_epoch, source_epoch)
+  ) WITHOUT ROWID;
+  -- Serves the "new vote surrounds a recorded one" query (recorded source > new source).
+  CREATE INDEX signed_attestations_by_source ON signed_attestations (validator_id, source_epoch);
+  -- Explicit low watermarks: raised by an operator (failover without full history) or left by pruning.
+  CREATE TABLE low_watermarks (
+    validator_id INTEGER PRIMARY KEY REFERENCES validators(id),
+    block_slot   INTEGER,
+    source_epoch INTEGER,
+    target_epoch INTEGER
+  );
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export function migrate(db: Database.Database): void {
+  const current = db.pragma("user_version", { simple: true }) as number;
+  if (current > SCHEMA_VERSION) {
+    throw new SlashingDbUnavailableError(
+      "DB_SCHEMA_TOO_NEW",
+      `database schema version ${current} is newer than this Vigil understands (${SCHEMA_VERSION}); upgrade Vigil`,
+    );
+  }
+  if (current === SCHEMA_VERSION) return;
+  db.transaction(() => {
+    for (let version = current; version < SCHEMA_VERSION; version++) db.exec(MIGRATIONS[version]!);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}

@@ -4,9 +4,7 @@ import { exitWithError } from "./run.js";
 
 const program = new Command("vigil")
   .description("Vigil: Ethereum validator operations — remote signer, slashing protection, guarded failover")
-  .version("0.1.0")
-  .showHelpAfterError()
-  .exitOverride();
+  .version("0.1.0");
 
 program.addCommand(slashingCommand());
 
@@ -16,6 +14,13 @@ program.addHelpText(
 Exit codes: 0 ok, 1 failed, 2 usage, 3 invalid input, 4 refused by slashing protection,
 5 not found, 6 conflict, 10-16 HSM and key store, 20-21 failover. See README.md.`,
 );
+
+// Settings made on the root do not reach commands attached with addCommand: apply them to the whole tree,
+// so a usage error anywhere exits 2 with the help hint.
+(function applyToTree(cmd: Command): void {
+  cmd.exitOverride().showHelpAfterError();
+  cmd.commands.forEach(applyToTree);
+})(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -3,3 +3,4 @@ export { VigilError, EXIT_CODES } from "./errors.js";
 export { PRIVATE_FILE_MODE, PRIVATE_DIR_MODE, ensurePrivateDir, writeFilePrivateAtomic } from "./files.js";
 export { isHexOfLength, normalizeHex, hexToBytes, bytesToHex } from "./hex.js";
 export { defaultDataDir, defaultSlashingDbPath } from "./defaults.js";
+export { workerScriptUrl } from "./workers.js";

@@ -3,8 +3,9 @@ import type Database from "better-sqlite3";
 import { normalizeHex } from "../config/index.js";
 import { parseHexBytes, parsePubkey, parseSigningRoot, parseUint64, toHex } from "./codec.js";
 import { SlashingDbUnavailableError, SlashingProtectionError, InterchangeError } from "./errors.js";
+import { BackgroundCheckpointer } from "./checkpointer.js";
 import { GroupCommitter, type BatchStats } from "./group-commit.js";
-import { HistoryQueries, type LowWatermarks } from "./history.js";
+import { HistoryQueries, NO_WATERMARKS, type AttestationSnapshot, type BlockSnapshot, type LowWatermarks } from "./history.js";
 import { exportInterchange, type Interchange } from "./interchange/export.js";
 import { mergeInterchange, type ImportSummary } from "./interchange/import.js";
 import { parseInterchange } from "./interchange/parse.js";
@@ -24,6 +25,11 @@ export interface SlashingDbOptions {
   maxBatch?: number;
   /** Called after every group commit, for metrics. */
   onCommit?: (stats: BatchStats) => void;
+  /**
+   * Checkpoint the WAL from a worker thread instead of during commits (long-running signers: keeps the
+   * checkpoint's page writes and fsync out of every check's latency). Short-lived CLI use leaves it off.
+   */
+  checkpointInBackground?: boolean;
 }
 
 /** "recorded": new and now on disk; "repeat": exactly a message already recorded (safe to sign again). */
@@ -40,11 +46,21 @@ export interface SlashingDbStats {
 }
 
 const GVR_KEY = "genesis_validators_root";
+/** What a validator the database has never seen looks like to the rules. */
+const EMPTY_BLOCK_HISTORY: BlockSnapshot = { recordedRoot: undefined, watermarks: NO_WATERMARKS };
+const EMPTY_ATTESTATION_HISTORY: AttestationSnapshot = {
+  exactRepeat: false,
+  votesAtTarget: 0,
+  watermarks: NO_WATERMARKS,
+  surroundedByNew: null,
+  surroundingNew: null,
+};
 
 export class SlashingDb {
   private readonly db: Database.Database;
   private readonly history: HistoryQueries;
   private readonly committer: GroupCommitter;
+  private readonly checkpointer: BackgroundCheckpointer | null;
   private readonly validatorIds = new Map<string, bigint>(); // hex pubkey -> row id; ids never change
   private pinnedRoot: string | null;
   private closed = false;
@@ -56,12 +72,13 @@ export class SlashingDb {
     this.db = openSqliteFile(path);
     this.history = new HistoryQueries(this.db);
     this.committer = new GroupCommitter(this.db, opts.maxBatch ?? 1024, opts.onCommit);
+    this.checkpointer = opts.checkpointInBackground ? new BackgroundCheckpointer(this.db, path) : null;
     this.pinnedRoot = this.readPinnedRoot();
     if (opts.genesisValidatorsRoot !== undefined) {
       try {
         this.pinGenesisValidatorsRoot(opts.genesisValidatorsRoot);
       } catch (err) {
-        this.db.close();
+        this.close();
         throw err;
       }
     }
@@ -104,7 +121,7 @@ export class SlashingDb {
     this.assertUsable();
     return this.commit(() => {
       const id = this.validatorId(key, true)!;
-      const verdict = judgeBlock(this.history, id, slotValue, root);
+      const verdict = judgeBlock(this.history.blockSnapshot(id, slotValue), slotValue, root);
       if (verdict.kind === "new") this.history.insertBlock(id, slotValue, root);
       return verdict;
     });
@@ -124,7 +141,7 @@ export class SlashingDb {
     this.assertUsable();
     return this.commit(() => {
       const id = this.validatorId(key, true)!;
-      const verdict = judgeAttestation(this.history, id, source, target, root);
+      const verdict = judgeAttestation(this.history.attestationSnapshot(id, source, target, root), source, target);
       if (verdict.kind === "new") this.history.insertAttestation(id, source, target, root);
       return verdict;
     });
@@ -133,19 +150,20 @@ export class SlashingDb {
   /** What checkAndRecordBlock would answer now, recording nothing (for dry runs and status). */
   judgeBlock(pubkey: string, slot: bigint | number | string, signingRoot?: string): Verdict {
     this.assertOpen();
-    return judgeBlock(this.history, this.validatorId(parsePubkey(pubkey), false), parseUint64(slot, "slot"), parseSigningRoot(signingRoot, "signingRoot"));
+    const id = this.validatorId(parsePubkey(pubkey), false);
+    const slotValue = parseUint64(slot, "slot");
+    const root = parseSigningRoot(signingRoot, "signingRoot");
+    return judgeBlock(id === null ? EMPTY_BLOCK_HISTORY : this.history.blockSnapshot(id, slotValue), slotValue, root);
   }
 
   /** What checkAndRecordAttestation would answer now, recording nothing. */
   judgeAttestation(pubkey: string, sourceEpoch: bigint | number | string, targetEpoch: bigint | number | string, signingRoot?: string): Verdict {
     this.assertOpen();
-    return judgeAttestation(
-      this.history,
-      this.validatorId(parsePubkey(pubkey), false),
-      parseUint64(sourceEpoch, "sourceEpoch"),
-      parseUint64(targetEpoch, "targetEpoch"),
-      parseSigningRoot(signingRoot, "signingRoot"),
-    );
+    const id = this.validatorId(parsePubkey(pubkey), false);
+    const source = parseUint64(sourceEpoch, "sourceEpoch");
+    const target = parseUint64(targetEpoch, "targetEpoch");
+    const root = parseSigningRoot(signingRoot, "signingRoot");
+    return judgeAttestation(id === null ? EMPTY_ATTESTATION_HISTORY : this.history.attestationSnapshot(id, source, target, root), source, target);
   }
 
   /**
@@ -252,6 +270,7 @@ export class SlashingDb {
     if (this.closed) return;
     this.committer.drainAndClose();
     this.closed = true;
+    void this.checkpointer?.stop(); // its final checkpoint runs on its own connection; nothing waits for it
     this.db.close();
   }
 

@@ -7,10 +7,63 @@ export interface RecordedAttestation {
   signingRoot: Buffer | null;
 }
 
+/** Everything the block rule needs about one validator and slot, read in one statement. */
+export interface BlockSnapshot {
+  /** undefined: no block at this slot; null: one with an unknown root; else its root. */
+  recordedRoot: Buffer | null | undefined;
+  watermarks: LowWatermarks;
+}
+
+/** Everything the attestation rules need about one validator and vote, read in one statement. */
+export interface AttestationSnapshot {
+  /** A recorded vote with the same source, target and known signing root. */
+  exactRepeat: boolean;
+  /** Recorded votes for the same target (any source or root). */
+  votesAtTarget: number;
+  watermarks: LowWatermarks;
+  /** A recorded vote the new one would surround, if any. */
+  surroundedByNew: { source: bigint; target: bigint } | null;
+  /** A recorded vote surrounding the new one, if any. */
+  surroundingNew: { source: bigint; target: bigint } | null;
+}
+
+export const NO_WATERMARKS: LowWatermarks = { blockSlot: null, sourceEpoch: null, targetEpoch: null };
+
 export interface LowWatermarks {
   blockSlot: bigint | null;
   sourceEpoch: bigint | null;
   targetEpoch: bigint | null;
+}
+
+interface BlockSnapshotRow {
+  min_block_slot: bigint | null;
+  mark_slot: bigint | null;
+  has_block: bigint;
+  recorded_root: Buffer | null;
+}
+
+interface AttestationSnapshotRow {
+  min_source_epoch: bigint | null;
+  min_target_epoch: bigint | null;
+  mark_source: bigint | null;
+  mark_target: bigint | null;
+  exact_repeat: bigint;
+  votes_at_target: bigint;
+  surrounded_by_new: string | null;
+  surrounding_new: string | null;
+}
+
+function parseVote(text: string | null): { source: bigint; target: bigint } | null {
+  if (text === null) return null;
+  const [source, target] = text.split(" ");
+  return { source: BigInt(source!), target: BigInt(target!) };
+}
+
+/** Larger of two optional bounds: the stricter watermark. */
+function stricter(a: bigint | null, b: bigint | null): bigint | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return a > b ? a : b;
 }
 
 /**
@@ -24,10 +77,52 @@ export class HistoryQueries {
     this.stmt = {
       validatorId: db.prepare<[Buffer], { id: bigint }>("SELECT id FROM validators WHERE pubkey = ?"),
       insertValidator: db.prepare<[Buffer]>("INSERT OR IGNORE INTO validators (pubkey) VALUES (?)"),
+      blockSnapshot: db.prepare<[{ id: bigint; slot: bigint }], BlockSnapshotRow>(
+        `SELECT v.min_block_slot, w.block_slot AS mark_slot,
+                EXISTS (SELECT 1 FROM signed_blocks WHERE validator_id = @id AND slot = @slot) AS has_block,
+                (SELECT signing_root FROM signed_blocks WHERE validator_id = @id AND slot = @slot) AS recorded_root
+         FROM validators v LEFT JOIN low_watermarks w ON w.validator_id = v.id WHERE v.id = @id`,
+      ),
+      // One statement for the whole attestation judgement: one call into SQLite per check instead of five.
+      // Surround searches: for an ordinary record (s0 <= t0), "new surrounds it" forces s < t0 < t, a short
+      // primary-key range; inverted records (s0 > t0, import only) come from their partial index. A record
+      // surrounding the new vote must have t0 > t, and cannot be inverted (s0 > t0 > t >= s contradicts s0 < s).
+      attestationSnapshot: db.prepare<[{ id: bigint; s: bigint; t: bigint; root: Buffer | null }], AttestationSnapshotRow>(
+        `SELECT v.min_source_epoch, v.min_target_epoch, w.source_epoch AS mark_source, w.target_epoch AS mark_target,
+                EXISTS (SELECT 1 FROM signed_attestations
+                        WHERE validator_id = @id AND target_epoch = @t AND source_epoch = @s AND signing_root = @root) AS exact_repeat,
+                (SELECT COUNT(*) FROM signed_attestations WHERE validator_id = @id AND target_epoch = @t) AS votes_at_target,
+                (SELECT source_epoch || ' ' || target_epoch FROM (
+                   SELECT source_epoch, target_epoch FROM signed_attestations
+                     WHERE validator_id = @id AND target_epoch > @s AND target_epoch < @t AND source_epoch > @s
+                   UNION ALL
+                   SELECT source_epoch, target_epoch FROM signed_attestations INDEXED BY inverted_attestations
+                     WHERE validator_id = @id AND source_epoch > target_epoch AND source_epoch > @s AND target_epoch < @t
+                 ) LIMIT 1) AS surrounded_by_new,
+                (SELECT source_epoch || ' ' || target_epoch FROM signed_attestations
+                   WHERE validator_id = @id AND target_epoch > @t AND source_epoch < @s LIMIT 1) AS surrounding_new
+         FROM validators v LEFT JOIN low_watermarks w ON w.validator_id = v.id WHERE v.id = @id`,
+      ),
       blockAtSlot: db.prepare<[bigint, bigint], { signing_root: Buffer | null }>(
         "SELECT signing_root FROM signed_blocks WHERE validator_id = ? AND slot = ?",
       ),
-      minBlockSlot: db.prepare<[bigint], { s: bigint | null }>("SELECT MIN(slot) AS s FROM signed_blocks WHERE validator_id = ?"),
+      // Normal signing never lowers a bound, so these match no row and dirty no page.
+      lowerBlockBound: db.prepare<[{ id: bigint; slot: bigint }]>(
+        "UPDATE validators SET min_block_slot = @slot WHERE id = @id AND (min_block_slot IS NULL OR min_block_slot > @slot)",
+      ),
+      lowerAttestationBounds: db.prepare<[{ id: bigint; source: bigint; target: bigint }]>(
+        `UPDATE validators SET
+           min_source_epoch = CASE WHEN min_source_epoch IS NULL OR min_source_epoch > @source THEN @source ELSE min_source_epoch END,
+           min_target_epoch = CASE WHEN min_target_epoch IS NULL OR min_target_epoch > @target THEN @target ELSE min_target_epoch END
+         WHERE id = @id AND (min_source_epoch IS NULL OR min_source_epoch > @source OR min_target_epoch > @target)`,
+      ),
+      recomputeBounds: db.prepare<[{ id: bigint }]>(
+        `UPDATE validators SET
+           min_block_slot   = (SELECT MIN(slot) FROM signed_blocks WHERE validator_id = @id),
+           min_source_epoch = (SELECT MIN(source_epoch) FROM signed_attestations WHERE validator_id = @id),
+           min_target_epoch = (SELECT MIN(target_epoch) FROM signed_attestations WHERE validator_id = @id)
+         WHERE id = @id`,
+      ),
       insertBlock: db.prepare<[bigint, bigint, Buffer | null]>(
         "INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES (?, ?, ?)",
       ),
@@ -35,39 +130,21 @@ export class HistoryQueries {
       attestationsAtTarget: db.prepare<[bigint, bigint], { source_epoch: bigint; signing_root: Buffer | null }>(
         "SELECT source_epoch, signing_root FROM signed_attestations WHERE validator_id = ? AND target_epoch = ?",
       ),
-      // Recorded (s0, t0) with s < s0 and t0 < t: the new vote surrounds it. Walks the source index upward
-      // from s, which only touches the validator's most recent votes.
-      surroundedByNew: db.prepare<[bigint, bigint, bigint], { source_epoch: bigint; target_epoch: bigint }>(
-        `SELECT source_epoch, target_epoch FROM signed_attestations INDEXED BY signed_attestations_by_source
-         WHERE validator_id = ? AND source_epoch > ? AND target_epoch < ? LIMIT 1`,
-      ),
-      // Recorded (s0, t0) with s0 < s and t < t0: it surrounds the new vote. Walks the primary key from t up.
-      surroundingNew: db.prepare<[bigint, bigint, bigint], { source_epoch: bigint; target_epoch: bigint }>(
-        `SELECT source_epoch, target_epoch FROM signed_attestations
-         WHERE validator_id = ? AND target_epoch > ? AND source_epoch < ? LIMIT 1`,
-      ),
-      minSource: db.prepare<[bigint], { s: bigint | null }>(
-        "SELECT MIN(source_epoch) AS s FROM signed_attestations INDEXED BY signed_attestations_by_source WHERE validator_id = ?",
-      ),
-      minTarget: db.prepare<[bigint], { t: bigint | null }>("SELECT MIN(target_epoch) AS t FROM signed_attestations WHERE validator_id = ?"),
       insertAttestation: db.prepare<[bigint, bigint, bigint, Buffer | null]>(
         "INSERT INTO signed_attestations (validator_id, target_epoch, source_epoch, signing_root) VALUES (?, ?, ?, ?)",
       ),
       forgetAttestationRoot: db.prepare<[bigint, bigint, bigint]>(
         "UPDATE signed_attestations SET signing_root = NULL WHERE validator_id = ? AND target_epoch = ? AND source_epoch = ?",
       ),
-      watermarks: db.prepare<[bigint], { block_slot: bigint | null; source_epoch: bigint | null; target_epoch: bigint | null }>(
-        "SELECT block_slot, source_epoch, target_epoch FROM low_watermarks WHERE validator_id = ?",
-      ),
-      raiseWatermarks: db.prepare<[bigint, bigint | null, bigint | null, bigint | null]>(
-        `INSERT INTO low_watermarks (validator_id, block_slot, source_epoch, target_epoch) VALUES (?1, ?2, ?3, ?4)
+      raiseWatermarks: db.prepare<[{ id: bigint; slot: bigint | null; source: bigint | null; target: bigint | null }]>(
+        `INSERT INTO low_watermarks (validator_id, block_slot, source_epoch, target_epoch) VALUES (@id, @slot, @source, @target)
          ON CONFLICT (validator_id) DO UPDATE SET
-           block_slot   = CASE WHEN ?2 IS NULL THEN block_slot
-                               WHEN block_slot IS NULL OR ?2 > block_slot THEN ?2 ELSE block_slot END,
-           source_epoch = CASE WHEN ?3 IS NULL THEN source_epoch
-                               WHEN source_epoch IS NULL OR ?3 > source_epoch THEN ?3 ELSE source_epoch END,
-           target_epoch = CASE WHEN ?4 IS NULL THEN target_epoch
-                               WHEN target_epoch IS NULL OR ?4 > target_epoch THEN ?4 ELSE target_epoch END`,
+           block_slot   = CASE WHEN @slot IS NULL THEN block_slot
+                               WHEN block_slot IS NULL OR @slot > block_slot THEN @slot ELSE block_slot END,
+           source_epoch = CASE WHEN @source IS NULL THEN source_epoch
+                               WHEN source_epoch IS NULL OR @source > source_epoch THEN @source ELSE source_epoch END,
+           target_epoch = CASE WHEN @target IS NULL THEN target_epoch
+                               WHEN target_epoch IS NULL OR @target > target_epoch THEN @target ELSE target_epoch END`,
       ),
     };
   }
@@ -89,12 +166,39 @@ export class HistoryQueries {
     return row === undefined ? undefined : row.signing_root;
   }
 
-  minBlockSlot(validatorId: bigint): bigint | null {
-    return this.stmt.minBlockSlot.get(validatorId)?.s ?? null;
+  blockSnapshot(validatorId: bigint, slot: bigint): BlockSnapshot {
+    const row = this.stmt.blockSnapshot.get({ id: validatorId, slot });
+    if (!row) return { recordedRoot: undefined, watermarks: NO_WATERMARKS };
+    return {
+      recordedRoot: row.has_block ? row.recorded_root : undefined,
+      watermarks: { blockSlot: stricter(row.min_block_slot, row.mark_slot), sourceEpoch: null, targetEpoch: null },
+    };
+  }
+
+  attestationSnapshot(validatorId: bigint, source: bigint, target: bigint, root: Buffer | null): AttestationSnapshot {
+    const row = this.stmt.attestationSnapshot.get({ id: validatorId, s: source, t: target, root });
+    if (!row) return { exactRepeat: false, votesAtTarget: 0, watermarks: NO_WATERMARKS, surroundedByNew: null, surroundingNew: null };
+    return {
+      exactRepeat: row.exact_repeat === 1n,
+      votesAtTarget: Number(row.votes_at_target),
+      watermarks: {
+        blockSlot: null,
+        sourceEpoch: stricter(row.min_source_epoch, row.mark_source),
+        targetEpoch: stricter(row.min_target_epoch, row.mark_target),
+      },
+      surroundedByNew: parseVote(row.surrounded_by_new),
+      surroundingNew: parseVote(row.surrounding_new),
+    };
   }
 
   insertBlock(validatorId: bigint, slot: bigint, root: Buffer | null): void {
     this.stmt.insertBlock.run(validatorId, slot, root);
+    this.stmt.lowerBlockBound.run({ id: validatorId, slot });
+  }
+
+  /** After rows were deleted (pruning), the oldest-record bounds must be read again. */
+  recomputeBounds(validatorId: bigint): void {
+    this.stmt.recomputeBounds.run({ id: validatorId });
   }
 
   forgetBlockRoot(validatorId: bigint, slot: bigint): void {
@@ -107,41 +211,17 @@ export class HistoryQueries {
       .map((row) => ({ source: row.source_epoch, target, signingRoot: row.signing_root }));
   }
 
-  /** A recorded vote that (source, target) would surround, if any. */
-  findSurroundedBy(validatorId: bigint, source: bigint, target: bigint): RecordedAttestation | null {
-    const row = this.stmt.surroundedByNew.get(validatorId, source, target);
-    return row ? { source: row.source_epoch, target: row.target_epoch, signingRoot: null } : null;
-  }
-
-  /** A recorded vote that surrounds (source, target), if any. */
-  findSurrounding(validatorId: bigint, source: bigint, target: bigint): RecordedAttestation | null {
-    const row = this.stmt.surroundingNew.get(validatorId, target, source);
-    return row ? { source: row.source_epoch, target: row.target_epoch, signingRoot: null } : null;
-  }
-
-  minSourceEpoch(validatorId: bigint): bigint | null {
-    return this.stmt.minSource.get(validatorId)?.s ?? null;
-  }
-
-  minTargetEpoch(validatorId: bigint): bigint | null {
-    return this.stmt.minTarget.get(validatorId)?.t ?? null;
-  }
-
   insertAttestation(validatorId: bigint, source: bigint, target: bigint, root: Buffer | null): void {
     this.stmt.insertAttestation.run(validatorId, target, source, root);
+    this.stmt.lowerAttestationBounds.run({ id: validatorId, source, target });
   }
 
   forgetAttestationRoot(validatorId: bigint, source: bigint, target: bigint): void {
     this.stmt.forgetAttestationRoot.run(validatorId, target, source);
   }
 
-  explicitWatermarks(validatorId: bigint): LowWatermarks {
-    const row = this.stmt.watermarks.get(validatorId);
-    return { blockSlot: row?.block_slot ?? null, sourceEpoch: row?.source_epoch ?? null, targetEpoch: row?.target_epoch ?? null };
-  }
-
   /** Raises (never lowers) the explicit watermarks; a null leaves that one as it is. */
   raiseWatermarks(validatorId: bigint, marks: LowWatermarks): void {
-    this.stmt.raiseWatermarks.run(validatorId, marks.blockSlot, marks.sourceEpoch, marks.targetEpoch);
+    this.stmt.raiseWatermarks.run({ id: validatorId, slot: marks.blockSlot, source: marks.sourceEpoch, target: marks.targetEpoch });
   }
 }

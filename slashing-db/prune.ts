@@ -28,14 +28,14 @@ export function pruneHistory(db: Database.Database, history: HistoryQueries, opt
   const keepSlots = BigInt(opts.keepEpochs) * BigInt(opts.slotsPerEpoch);
   const keepEpochs = BigInt(opts.keepEpochs);
   const ids = db.prepare<[], { id: bigint }>("SELECT id FROM validators ORDER BY id").all().map((r) => r.id);
-  const blockCut = db.prepare<[bigint, bigint], { n: bigint; max_slot: bigint | null }>(
+  const blockCut = db.prepare<[{ id: bigint; keep: bigint }], { n: bigint; max_slot: bigint | null }>(
     `SELECT COUNT(*) AS n, MAX(slot) AS max_slot FROM signed_blocks
-     WHERE validator_id = ?1 AND slot < (SELECT MAX(slot) FROM signed_blocks WHERE validator_id = ?1) - ?2`,
+     WHERE validator_id = @id AND slot < (SELECT MAX(slot) FROM signed_blocks WHERE validator_id = @id) - @keep`,
   );
   const deleteBlocks = db.prepare<[bigint, bigint]>("DELETE FROM signed_blocks WHERE validator_id = ? AND slot <= ?");
-  const attCut = db.prepare<[bigint, bigint], { n: bigint; max_source: bigint | null; max_target: bigint | null }>(
+  const attCut = db.prepare<[{ id: bigint; keep: bigint }], { n: bigint; max_source: bigint | null; max_target: bigint | null }>(
     `SELECT COUNT(*) AS n, MAX(source_epoch) AS max_source, MAX(target_epoch) AS max_target FROM signed_attestations
-     WHERE validator_id = ?1 AND target_epoch < (SELECT MAX(target_epoch) FROM signed_attestations WHERE validator_id = ?1) - ?2`,
+     WHERE validator_id = @id AND target_epoch < (SELECT MAX(target_epoch) FROM signed_attestations WHERE validator_id = @id) - @keep`,
   );
   const deleteAtts = db.prepare<[bigint, bigint]>("DELETE FROM signed_attestations WHERE validator_id = ? AND target_epoch <= ?");
 
@@ -43,13 +43,14 @@ export function pruneHistory(db: Database.Database, history: HistoryQueries, opt
   for (let i = 0; i < ids.length; i += VALIDATORS_PER_TRANSACTION) {
     db.transaction(() => {
       for (const id of ids.slice(i, i + VALIDATORS_PER_TRANSACTION)) {
-        const blocks = blockCut.get(id, keepSlots)!;
-        const atts = attCut.get(id, keepEpochs)!;
+        const blocks = blockCut.get({ id, keep: keepSlots })!;
+        const atts = attCut.get({ id, keep: keepEpochs })!;
         if (blocks.n === 0n && atts.n === 0n) continue;
         // Raise first, delete second, in one transaction: the protection never has a gap.
         history.raiseWatermarks(id, { blockSlot: blocks.max_slot, sourceEpoch: atts.max_source, targetEpoch: atts.max_target });
         if (blocks.max_slot !== null) summary.blocksDeleted += deleteBlocks.run(id, blocks.max_slot).changes;
         if (atts.max_target !== null) summary.attestationsDeleted += deleteAtts.run(id, atts.max_target).changes;
+        history.recomputeBounds(id);
         summary.validators++;
       }
     }).immediate();

@@ -8,6 +8,12 @@ import { SlashingDbUnavailableError } from "./errors.js";
  * Uniqueness encodes the complete strategy's invariants: one block per (validator, slot); attestations are
  * keyed by (validator, target, source) so that an imported history that already holds two sources for one
  * target keeps both (both matter for surround checks). Roots are BLOBs, NULL when unknown.
+ *
+ * Write cost drives the layout: a signature's insert should dirty as few pages as possible, because every
+ * dirty page is written to the WAL and fsynced in the group commit. So there is no full secondary index:
+ * the per-validator lower bounds the rules need are kept as columns of `validators` (updated only when a
+ * record lowers them, which normal signing never does), and only "inverted" attestations (source > target,
+ * which can arrive only through an import) get a partial index for the surround check.
  */
 const MIGRATIONS: readonly string[] = [
   `
@@ -16,8 +22,12 @@ const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   );
   CREATE TABLE validators (
-    id     INTEGER PRIMARY KEY,
-    pubkey BLOB NOT NULL UNIQUE CHECK (length(pubkey) = 48)
+    id               INTEGER PRIMARY KEY,
+    pubkey           BLOB NOT NULL UNIQUE CHECK (length(pubkey) = 48),
+    -- Oldest recorded block slot / attestation source / target: the complete strategy's low watermarks.
+    min_block_slot   INTEGER,
+    min_source_epoch INTEGER,
+    min_target_epoch INTEGER
   );
   CREATE TABLE signed_blocks (
     validator_id INTEGER NOT NULL REFERENCES validators(id),
@@ -32,8 +42,7 @@ const MIGRATIONS: readonly string[] = [
     signing_root BLOB CHECK (signing_root IS NULL OR length(signing_root) = 32),
     PRIMARY KEY (validator_id, target_epoch, source_epoch)
   ) WITHOUT ROWID;
-  -- Serves the "new vote surrounds a recorded one" query (recorded source > new source).
-  CREATE INDEX signed_attestations_by_source ON signed_attestations (validator_id, source_epoch);
+  CREATE INDEX inverted_attestations ON signed_attestations (validator_id, source_epoch) WHERE source_epoch > target_epoch;
   -- Explicit low watermarks: raised by an operator (failover without full history) or left by pruning.
   CREATE TABLE low_watermarks (
     validator_id INTEGER PRIMARY KEY REFERENCES validators(id),

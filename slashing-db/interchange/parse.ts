@@ -48,7 +48,7 @@ function parseRecord(entry: unknown, path: string): ParsedRecord {
     const at = `${path}.signed_blocks[${j}]`;
     const block = object(raw, at);
     return {
-      slot: field(() => parseUint64(block.slot, ""), `${at}.slot`),
+      slot: uintString(block.slot, `${at}.slot`),
       signingRoot: field(() => parseSigningRoot(block.signing_root, ""), `${at}.signing_root`),
     };
   });
@@ -56,12 +56,20 @@ function parseRecord(entry: unknown, path: string): ParsedRecord {
     const at = `${path}.signed_attestations[${j}]`;
     const att = object(raw, at);
     return {
-      source: field(() => parseUint64(att.source_epoch, ""), `${at}.source_epoch`),
-      target: field(() => parseUint64(att.target_epoch, ""), `${at}.target_epoch`),
+      source: uintString(att.source_epoch, `${at}.source_epoch`),
+      target: uintString(att.target_epoch, `${at}.target_epoch`),
       signingRoot: field(() => parseSigningRoot(att.signing_root, ""), `${at}.signing_root`),
     };
   });
   return { pubkey, blocks, attestations };
+}
+
+/** EIP-3076 writes every uint64 as a decimal string; a JSON number is malformed (and may have lost precision). */
+function uintString(value: unknown, path: string): bigint {
+  if (typeof value !== "string") {
+    throw new InterchangeError("INVALID_INTERCHANGE", path, `expected a decimal string, got ${value === undefined ? "nothing" : typeof value}`);
+  }
+  return field(() => parseUint64(value, ""), path);
 }
 
 function field<T>(parse: () => T, path: string): T {

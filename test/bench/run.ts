@@ -1,0 +1,29 @@
+/**
+ * `npm run bench`: every performance figure Vigil claims, measured in one run on this machine.
+ * Figures are printed as a table and as JSON (last line) so they can be pasted into notes.
+ */
+import os from "node:os";
+import { runSlashingDbBench } from "./slashing-db.js";
+import { round } from "./stats.js";
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+const report: Record<string, unknown> = {
+  machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
+};
+
+console.log(`# Vigil benchmarks (${seconds}s per measurement, ${os.cpus().length} cores, node ${process.version})\n`);
+
+console.log("## slashing-db: durable check-and-record, 10,000 validators, 1,000,000 history rows");
+const db = await runSlashingDbBench({ seconds, callers: [1, 16, 256] });
+for (const r of db) {
+  console.log(
+    `callers ${String(r.callers).padStart(3)}: ${String(r.checksPerSecond).padStart(7)} checks/s  p50 ${r.p50Ms} ms  p99 ${r.p99Ms} ms  mean batch ${r.meanBatch}`,
+  );
+}
+const one = db.find((r) => r.callers === 1)!;
+const many = db.find((r) => r.callers === 256)!;
+const ratio = round(many.checksPerSecond / one.checksPerSecond, 1);
+console.log(`ratio 256 callers / 1 caller: ${ratio}x (target >= 10x, aim 20x; p99 at 256 target < 5 ms)\n`);
+report.slashingDb = { results: db, ratio256to1: ratio };
+
+console.log(JSON.stringify(report));

@@ -7,6 +7,7 @@ const program = new Command("vigil")
   .version("0.1.0");
 
 program.addCommand(slashingCommand());
+for (const cmd of (await import("../signer/cli-keys.js")).keystoreCommands()) program.addCommand(cmd);
 
 program.addHelpText(
   "after",

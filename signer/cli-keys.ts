@@ -1,0 +1,231 @@
+import fs from "node:fs";
+import path from "node:path";
+import { Command, InvalidArgumentError } from "commander";
+import { action } from "../cli/run.js";
+import { defaultDataDir, defaultSlashingDbPath, ensurePrivateDir, EXIT_CODES, VigilError, writeFilePrivateAtomic } from "../config/index.js";
+import { openSlashingDb } from "../slashing-db/index.js";
+import {
+  decryptKeystores,
+  discoverKeystores,
+  initToken,
+  InvalidKeystoreError,
+  KeyNotFoundError,
+  loadHsmConfig,
+  normalizePubkey,
+  Pkcs11KeyStore,
+  tokenStatus,
+  type HsmConfig,
+  type SecretKeyInput,
+} from "./keystore/index.js";
+import { abbreviate } from "./keystore/pkcs11-keystore.js";
+import { Progress } from "./keystore/progress.js";
+
+interface HsmFlags {
+  config?: string;
+  module?: string;
+  tokenLabel?: string;
+  pinFile?: string;
+  pinEnv?: string;
+  pinCredential?: string;
+}
+
+/** The HSM flags every key command takes; each overrides the config file's `hsm` section. */
+function withHsmOptions(cmd: Command): Command {
+  return cmd
+    .option("--config <file>", "Vigil config file (JSON) with an `hsm` section")
+    .option("--module <path>", "PKCS#11 module (shared library)")
+    .option("--token-label <label>", "label of the token holding the keys")
+    .option("--pin-file <file>", "read the PIN from this file (must be mode 0600 or stricter)")
+    .option("--pin-env <var>", "read the PIN from this environment variable")
+    .option("--pin-credential <name>", "read the PIN from this systemd credential ($CREDENTIALS_DIRECTORY/<name>)");
+}
+
+function hsmConfig(flags: HsmFlags): HsmConfig {
+  return loadHsmConfig(flags.config, flags);
+}
+
+async function withStore<T>(flags: HsmFlags, use: (store: Pkcs11KeyStore) => Promise<T>): Promise<T> {
+  const store = Pkcs11KeyStore.open(hsmConfig(flags));
+  try {
+    return await use(store);
+  } finally {
+    await store.close();
+  }
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive whole number");
+  return n;
+}
+
+export function hsmCommand(): Command {
+  const cmd = new Command("hsm").description("the PKCS#11 token that holds the key-wrapping key");
+
+  withHsmOptions(cmd.command("init").description("create the wrapping key on the token if it is missing (never replaces one)")).action(
+    action((flags: HsmFlags) => {
+      const r = initToken(hsmConfig(flags));
+      console.log(r.created ? `created wrapping key on token "${r.tokenLabel}"` : `token "${r.tokenLabel}" already has a wrapping key; left unchanged`);
+    }),
+  );
+
+  withHsmOptions(cmd.command("status").description("show the token, its mechanisms and how many keys it holds"))
+    .option("--json", "machine-readable output (includes every mechanism)", false)
+    .action(
+      action((flags: HsmFlags & { json: boolean }) => {
+        const s = tokenStatus(hsmConfig(flags));
+        if (flags.json) {
+          console.log(JSON.stringify(s, null, 2));
+          return;
+        }
+        const req = Object.entries(s.requiredMechanisms).map(([m, ok]) => `${m} ${ok ? "yes" : "MISSING"}`);
+        console.log(`module:       ${s.module.path} (${s.module.library} ${s.module.libraryVersion}, ${s.module.manufacturer}, Cryptoki ${s.module.cryptokiVersion})`);
+        console.log(`token:        "${s.token.label}" (${s.token.manufacturer} ${s.token.model}, serial ${s.token.serial})`);
+        console.log(`user PIN:     ${s.token.pinState}`);
+        console.log(`mechanisms:   ${req.join(", ")}; ${s.mechanisms.length} in total (--json lists them)`);
+        const warnings = s.wrappingKey.warnings.length > 0 ? `; WARNING: ${s.wrappingKey.warnings.join(", ")}` : "";
+        console.log(`wrapping key: ${s.wrappingKey.present ? `present (${s.wrappingKey.label})${warnings}` : "MISSING: run `vigil hsm init`"}`);
+        console.log(`keys:         ${s.keyCount}`);
+      }),
+    );
+  return cmd;
+}
+
+export function keysCommand(): Command {
+  const cmd = new Command("keys").description("validator keys stored on the HSM token (envelope-encrypted)");
+
+  withHsmOptions(cmd.command("import").description("import EIP-2335 keystores (idempotent), optionally with an EIP-3076 interchange file"))
+    .requiredOption("--keystores <dir>", "directory of keystore-*.json files")
+    .option("--password-file <file>", "one password for every keystore (default: <keystore name>.txt beside each keystore)")
+    .option("--passwords-dir <dir>", "directory holding <keystore name>.txt password files")
+    .option("--interchange <file>", "EIP-3076 slashing-protection interchange to import in the same step")
+    .option("--db <path>", "slashing-protection database (for --interchange)", defaultSlashingDbPath())
+    .option("--workers <n>", "decryption threads (default: one per core, limited by free memory)", positiveInt)
+    .option("--json", "print the imported and unchanged public keys as JSON", false)
+    .action(
+      action(async (flags: HsmFlags & { keystores: string; passwordFile?: string; passwordsDir?: string; interchange?: string; db: string; workers?: number; json: boolean }) => {
+        if (flags.passwordFile && flags.passwordsDir) throw new VigilError("usage", "give --password-file or --passwords-dir, not both", EXIT_CODES.usage);
+        const interchange = flags.interchange === undefined ? undefined : readText(flags.interchange);
+        const sources = discoverKeystores(flags.keystores, { passwordFile: flags.passwordFile, passwordsDir: flags.passwordsDir });
+        await withStore(flags, async (store) => {
+          // The token is opened first so a wrong PIN or missing wrapping key fails before the slow decryption.
+          let secrets: SecretKeyInput[] = await decryptKeystores(sources, { workers: flags.workers });
+          try {
+            if (interchange !== undefined) {
+              ensurePrivateDir(path.dirname(path.resolve(flags.db)));
+              const db = openSlashingDb(flags.db);
+              try {
+                const s = db.importInterchange(interchange);
+                console.error(`slashing protection: imported history of ${s.validators} validator(s) into ${flags.db}`);
+              } finally {
+                db.close();
+              }
+            }
+            let progress: Progress | undefined; // only once there is something new to store
+            const result = await store.importKeys(secrets, { onProgress: (d, total) => (progress ??= new Progress("storing keys", total)).update(d) });
+            secrets = [];
+            progress?.finish();
+            const summary = `imported ${result.imported.length} key(s); ${result.unchanged.length} already on token "${store.tokenLabel}"`;
+            if (flags.json) {
+              console.log(JSON.stringify(result, null, 2));
+              console.error(summary);
+            } else {
+              console.log(summary);
+            }
+          } finally {
+            for (const s of secrets) s.secretKey.fill(0);
+          }
+        });
+      }),
+    );
+
+  withHsmOptions(cmd.command("generate").description("generate fresh keys (token RNG mixed with the OS's) and print their public keys"))
+    .requiredOption("--count <n>", "how many keys", positiveInt)
+    .option("--json", "print a JSON array", false)
+    .action(
+      action(async (flags: HsmFlags & { count: number; json: boolean }) => {
+        await withStore(flags, async (store) => {
+          const progress = new Progress("generating keys", flags.count);
+          const pubkeys = await store.generate(flags.count, { onProgress: (d) => progress.update(d) });
+          if (flags.count > 100) progress.finish();
+          console.log(flags.json ? JSON.stringify(pubkeys, null, 2) : pubkeys.join("\n"));
+        });
+      }),
+    );
+
+  withHsmOptions(cmd.command("list").description("list the public keys on the token (nothing is decrypted)"))
+    .option("--json", "print a JSON array", false)
+    .action(
+      action(async (flags: HsmFlags & { json: boolean }) => {
+        await withStore(flags, async (store) => {
+          const keys = await store.list();
+          if (flags.json) console.log(JSON.stringify(keys.map((k) => k.pubkey), null, 2));
+          else if (keys.length > 0) console.log(keys.map((k) => k.pubkey).join("\n"));
+        });
+      }),
+    );
+
+  withHsmOptions(cmd.command("verify").description("decrypt every record and check it against its public key (as the signer does at start-up)")).action(
+    action(async (flags: HsmFlags) => {
+      await withStore(flags, async (store) => {
+        const started = Date.now();
+        const loaded = await store.load();
+        console.log(`${loaded.size} key(s) verified in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+      });
+    }),
+  );
+
+  withHsmOptions(cmd.command("delete").description("export the keys' slashing-protection history to a file, then remove them from the token"))
+    .argument("<pubkeys...>", "public keys (0x-prefixed hex)")
+    .option("--yes", "confirm the deletion", false)
+    .option("--db <path>", "slashing-protection database to export history from", defaultSlashingDbPath())
+    .option("--export-file <file>", "where to write the history (default: <data dir>/deleted-keys-<time>.interchange.json)")
+    .action(
+      action(async (pubkeysIn: string[], flags: HsmFlags & { yes: boolean; db: string; exportFile?: string }) => {
+        const pubkeys = [...new Set(pubkeysIn.map(normalizePubkey))];
+        if (!flags.yes) throw new VigilError("usage", `refusing to delete ${pubkeys.length} key(s) without --yes`, EXIT_CODES.usage);
+        await withStore(flags, async (store) => {
+          const stored = new Set((await store.list()).map((k) => k.pubkey));
+          const missing = pubkeys.filter((p) => !stored.has(p));
+          if (missing.length > 0) throw new KeyNotFoundError(`${missing.length} key(s) not on token "${store.tokenLabel}": ${abbreviate(missing)}`);
+          const file = exportHistory(flags.db, pubkeys, flags.exportFile);
+          console.error(`slashing-protection history of ${pubkeys.length} key(s) written to ${file}`);
+          const { deleted } = await store.delete(pubkeys);
+          for (const p of deleted) console.log(`deleted ${p}`);
+        });
+      }),
+    );
+  return cmd;
+}
+
+/** Writes the EIP-3076 history of `pubkeys` to a new 0600 file and returns its path. */
+export function exportHistory(dbPath: string, pubkeys: string[], exportFile: string | undefined): string {
+  if (!fs.existsSync(dbPath)) {
+    throw new VigilError("DB_NOT_FOUND", `no slashing database at ${dbPath}; the keys' history must be exported before deletion (use --db PATH)`, EXIT_CODES.notFound);
+  }
+  const file = exportFile ?? path.join(defaultDataDir(), `deleted-keys-${new Date().toISOString().replace(/[:.]/g, "-")}.interchange.json`);
+  if (fs.existsSync(file)) throw new VigilError("conflict", `${file} already exists; not overwriting it`, EXIT_CODES.conflict);
+  const db = openSlashingDb(dbPath);
+  let json: string;
+  try {
+    json = JSON.stringify(db.exportInterchange({ pubkeys }), null, 2) + "\n";
+  } finally {
+    db.close();
+  }
+  ensurePrivateDir(path.dirname(path.resolve(file)));
+  writeFilePrivateAtomic(file, json);
+  return file;
+}
+
+function readText(file: string): string {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch (err) {
+    throw new InvalidKeystoreError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
+  }
+}
+
+/** `vigil hsm …` and `vigil keys …`. */
+export function keystoreCommands(): Command[] {
+  return [hsmCommand(), keysCommand()];
+}

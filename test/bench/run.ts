@@ -3,6 +3,8 @@
  * Figures are printed as a table and as JSON (last line) so they can be pasted into notes.
  */
 import os from "node:os";
+import { runKeystoreBench } from "./keystore.js";
+import { runRawSigningBench } from "./signing.js";
 import { runSlashingDbBench } from "./slashing-db.js";
 import { round } from "./stats.js";
 
@@ -25,5 +27,16 @@ const many = db.find((r) => r.callers === 256)!;
 const ratio = round(many.checksPerSecond / one.checksPerSecond, 1);
 console.log(`ratio 256 callers / 1 caller: ${ratio}x (target >= 10x, aim 20x; p99 at 256 target < 5 ms)\n`);
 report.slashingDb = { results: db, ratio256to1: ratio };
+
+console.log("## signer/keystore: SoftHSM2 token (envelope encryption)");
+const keystore = await runKeystoreBench();
+for (const [name, value] of Object.entries(keystore)) console.log(`${name}: ${value}`);
+console.log("(targets: 10,000 keys load in < 10 s, aim 5 s)\n");
+report.keystore = keystore;
+
+console.log("## signer/signing: raw blst signing rate of the worker pool (no HTTP, no database) — the ceiling");
+const raw = await runRawSigningBench({ keys: 1000, seconds });
+console.log(`${round(raw.signaturesPerSecond, 0)} signatures/s\n`);
+report.rawSigning = { signaturesPerSecond: round(raw.signaturesPerSecond, 0) };
 
 console.log(JSON.stringify(report));

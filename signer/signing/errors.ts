@@ -1,0 +1,50 @@
+import { EXIT_CODES, VigilError } from "../../config/index.js";
+
+/**
+ * Errors of the signing core. Codes are stable: the HTTP layer maps them to status codes
+ * (INVALID_REQUEST / SIGNING_ROOT_MISMATCH -> 400, UNKNOWN_PUBKEY -> 404, QUEUE_FULL -> 503, ...).
+ */
+
+/** The request body is malformed. `field` is the dotted path of the offending field ("" = the body). */
+export class InvalidSignRequestError extends VigilError {
+  constructor(
+    readonly field: string,
+    detail: string,
+  ) {
+    super("INVALID_REQUEST", field ? `invalid ${field}: ${detail}` : `invalid request: ${detail}`, EXIT_CODES.invalidInput);
+  }
+}
+
+/** The client sent a signingRoot that differs from the one computed from the body: never sign it. */
+export class SigningRootMismatchError extends VigilError {
+  constructor(
+    readonly clientSigningRoot: string,
+    readonly computedSigningRoot: string,
+  ) {
+    super(
+      "SIGNING_ROOT_MISMATCH",
+      `signingRoot ${clientSigningRoot} sent by the client does not match ${computedSigningRoot} computed from the body`,
+      EXIT_CODES.invalidInput,
+    );
+  }
+}
+
+/** fork_info names a fork version the network config does not know, and the rule needs to know it. */
+export class UnknownForkVersionError extends VigilError {
+  constructor(message: string) {
+    super("UNKNOWN_FORK_VERSION", message, EXIT_CODES.invalidInput);
+  }
+}
+
+/** The signing queue is at its limit: the caller should answer 503 and let the client retry. */
+export class QueueFullError extends VigilError {
+  constructor(readonly maxQueueDepth: number) {
+    super("QUEUE_FULL", `signing queue is full (${maxQueueDepth} requests waiting)`, EXIT_CODES.failed);
+  }
+}
+
+export class UnknownPubkeyError extends VigilError {
+  constructor(readonly pubkey: string) {
+    super("UNKNOWN_PUBKEY", `no key loaded for public key ${pubkey}`, EXIT_CODES.notFound);
+  }
+}

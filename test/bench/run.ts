@@ -19,7 +19,7 @@ console.log("## slashing-db: durable check-and-record, 10,000 validators, 1,000,
 const db = await runSlashingDbBench({ seconds, callers: [1, 16, 256] });
 for (const r of db) {
   console.log(
-    `callers ${String(r.callers).padStart(3)}: ${String(r.checksPerSecond).padStart(7)} checks/s  p50 ${r.p50Ms} ms  p99 ${r.p99Ms} ms  mean batch ${r.meanBatch}`,
+    `callers ${String(r.callers).padStart(3)}: ${String(r.checksPerSecond).padStart(7)} checks/s  p50 ${r.p50Ms} ms  p99 ${r.p99Ms} ms  mean batch ${r.meanBatch} (checks ${r.meanWorkMs} ms + commit ${r.meanCommitMs} ms)`,
   );
 }
 const one = db.find((r) => r.callers === 1)!;

@@ -8,6 +8,7 @@ const program = new Command("vigil")
 
 program.addCommand(slashingCommand());
 for (const cmd of (await import("../signer/cli-keys.js")).keystoreCommands()) program.addCommand(cmd);
+program.addCommand((await import("../signer/cli-signer.js")).signerCommand());
 
 program.addHelpText(
   "after",

@@ -4,6 +4,7 @@
  */
 import os from "node:os";
 import { runKeystoreBench } from "./keystore.js";
+import { runSignerBench } from "./signer.js";
 import { runRawSigningBench } from "./signing.js";
 import { runSlashingDbBench } from "./slashing-db.js";
 import { round } from "./stats.js";
@@ -38,5 +39,13 @@ console.log("## signer/signing: raw blst signing rate of the worker pool (no HTT
 const raw = await runRawSigningBench({ keys: 1000, seconds });
 console.log(`${round(raw.signaturesPerSecond, 0)} signatures/s\n`);
 report.rawSigning = { signaturesPerSecond: round(raw.signaturesPerSecond, 0) };
+
+console.log("## signer: ATTESTATION over HTTP with durable slashing protection, 10,000 keys");
+const signer = await runSignerBench({ seconds });
+console.log(`ceiling (raw pool, same run): ${round(signer.ceilingPerSecond, 0)} signatures/s`);
+console.log(`end to end:                   ${round(signer.endToEndPerSecond, 0)} signatures/s`);
+console.log(`ratio:                        ${round(signer.ratio, 2)} (target >= 0.8)`);
+console.log(`at ${round(signer.offeredPerSecond, 0)}/s offered (half the ceiling): p50 ${round(signer.p50Ms, 2)} ms, p99 ${round(signer.p99Ms, 2)} ms (target < 25 ms)\n`);
+report.signer = signer;
 
 console.log(JSON.stringify(report));

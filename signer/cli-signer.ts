@@ -1,0 +1,109 @@
+/** `vigil signer …`: run the HTTP remote signer (Web3Signer-compatible) and check its config. */
+import { Command, InvalidArgumentError, Option } from "commander";
+import { action } from "../cli/run.js";
+import { defaultDataDir, EXIT_CODES, runDaemon, VigilError } from "../config/index.js";
+import { loadSignerConfig, type SignerConfig } from "./server/config.js";
+import { clientInstructions, setUpEmbedded } from "./server/embedded.js";
+import { startSigner } from "./server/start.js";
+
+interface StartFlags {
+  config?: string;
+  embedded: boolean;
+  dataDir?: string;
+  network: "mainnet" | "minimal-devnet";
+  keys: number;
+  host?: string;
+  port?: number;
+  logLevel?: SignerConfig["logLevel"];
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive whole number");
+  return n;
+}
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("expected a port number (0-65535)");
+  return n;
+}
+
+export function signerCommand(): Command {
+  const cmd = new Command("signer").description("the HTTP remote signer (Web3Signer-compatible) with slashing protection");
+
+  cmd
+    .command("start")
+    .description("start the signer from a config file, or from the embedded default (--embedded)")
+    .option("--config <file>", "signer config file (JSON; see signer/docs/config.md)")
+    .option("--embedded", "create (first run) or reuse a SoftHSM2 token, keys, database and config under the data directory", false)
+    .option("--data-dir <dir>", "data directory for --embedded (default $VIGIL_DATA_DIR or ./data)")
+    .addOption(new Option("--network <name>", "network for --embedded").choices(["mainnet", "minimal-devnet"]).default("mainnet"))
+    .option("--keys <n>", "keys to generate for --embedded when the token has none", positiveInt, 4)
+    .option("--host <host>", "listen address (overrides the config)")
+    .option("--port <port>", "listen port (overrides the config)", port)
+    .addOption(new Option("--log-level <level>", "log level (overrides the config)").choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]))
+    .action(
+      action(async (flags: StartFlags) => {
+        if ((flags.config === undefined) === !flags.embedded) {
+          throw new VigilError("usage", "give either --config FILE or --embedded", EXIT_CODES.usage);
+        }
+        let config: SignerConfig;
+        if (flags.embedded) {
+          const setup = await setUpEmbedded({
+            dataDir: flags.dataDir ?? defaultDataDir(),
+            network: flags.network,
+            keys: flags.keys,
+            ...(flags.host !== undefined ? { host: flags.host } : {}),
+            ...(flags.port !== undefined ? { port: flags.port } : {}),
+            say: (line) => process.stderr.write(`vigil: ${line}\n`),
+          });
+          config = setup.config;
+        } else {
+          config = loadSignerConfig(flags.config!);
+          if (flags.host !== undefined) config.listen.host = flags.host;
+          if (flags.port !== undefined) config.listen.port = flags.port;
+        }
+        if (flags.logLevel !== undefined) config.logLevel = flags.logLevel;
+        await run(config);
+      }),
+    );
+
+  cmd
+    .command("check-config")
+    .description("validate a signer config file and print it resolved (nothing is opened or started)")
+    .requiredOption("--config <file>", "signer config file")
+    .action(
+      action((flags: { config: string }) => {
+        const config = loadSignerConfig(flags.config);
+        console.log(JSON.stringify({ ...config, network: config.network.name }, null, 2));
+      }),
+    );
+  return cmd;
+}
+
+/**
+ * Runs the signer as a daemon (config/daemon.ts): STATUS= progress and READY=1 once keys are loaded and the
+ * database is open, WATCHDOG=1 while healthy, SIGTERM → graceful close → exit 0, a second signal exits at once.
+ */
+async function run(config: SignerConfig): Promise<void> {
+  await runDaemon({
+    name: "signer",
+    start: async (hooks) => {
+      const signer = await startSigner(config, {
+        status: (text) => {
+          process.stderr.write(`vigil: ${text}\n`);
+          hooks.status(text);
+        },
+      });
+      process.stderr.write(`\n${clientInstructions(signer.url)}\n\n`);
+      return signer;
+    },
+    liveness: (signer) => signer.healthy() || "slashing database or BLS workers not answering",
+    readyStatus: (signer) => `ready: ${signer.publicKeys.length} key(s) on ${signer.url}`,
+    runningStatus: (signer) => {
+      const s = signer.stats();
+      return `${s.keys} key(s); since start ${s.signed} signed, ${s.refused} refused; ${s.inFlight} in flight`;
+    },
+  });
+}

@@ -1,0 +1,16 @@
+// Public surface of the signer part. Other parts (cli, watchdog, lead's wiring) import only from here.
+export { startSigner, type RunningSigner, type StartSignerOptions } from "./server/start.js";
+export {
+  loadSignerConfig,
+  parseSignerConfig,
+  SignerConfigError,
+  DEFAULT_LISTEN,
+  type SignerConfig,
+  type ClientConfig,
+  type ListenAddress,
+} from "./server/config.js";
+export { setUpEmbedded, findSoftHsmModule, clientInstructions, type EmbeddedOptions, type EmbeddedSetup } from "./server/embedded.js";
+export type { HealthReport } from "./server/routes/health.js";
+export { DEFAULT_CLIENT_ID } from "./server/auth.js";
+export type { AuditEntry } from "./server/audit-log.js";
+export { signerCommand } from "./cli-signer.js";

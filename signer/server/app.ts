@@ -1,0 +1,70 @@
+/**
+ * The fastify instances of one signer: the main listener (eth2 API, admin, keymanager, metrics unless it has
+ * its own address), one per client with a dedicated listener (eth2 API only, requests belong to that client),
+ * and an optional metrics listener. Request logging is off on the hot path: each refusal or failure is logged
+ * once with its request id (by our pino logger; fastify's own is off).
+ */
+import fs from "node:fs";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import type { ClientState } from "./auth.js";
+import type { SignerContext } from "./context.js";
+import { errorReply } from "./errors.js";
+import { registerAdminRoutes } from "./routes/admin.js";
+import { registerHealthRoutes, registerMetricsRoute } from "./routes/health.js";
+import { registerKeymanagerRoutes } from "./routes/keymanager.js";
+import { registerSignRoutes, SIGN_ROUTE } from "./routes/sign.js";
+
+export type ListenerRole = { kind: "main" } | { kind: "client"; client: ClientState } | { kind: "metrics" };
+
+let requestCounter = 0;
+
+export function buildApp(ctx: SignerContext, role: ListenerRole): FastifyInstance {
+  const prefix = role.kind === "client" ? `${role.client.id}-` : role.kind === "metrics" ? "m-" : "";
+  const options: FastifyServerOptions & { https?: object } = {
+    // No fastify logger: it would build a child logger per request. Our own lines carry the request id.
+    logger: false,
+    requestIdHeader: false, // our ids, never the client's
+    genReqId: () => `${prefix}${(++requestCounter).toString(36)}`,
+    bodyLimit: ctx.config.limits.bodyLimitBytes,
+    keepAliveTimeout: 75_000, // validator clients keep connections open between slots
+    return503OnClosing: true,
+  };
+  const tls = ctx.config.tls;
+  if (role.kind === "main" && tls) {
+    options.https = {
+      cert: fs.readFileSync(tls.cert),
+      key: fs.readFileSync(tls.key),
+      ...(tls.ca ? { ca: fs.readFileSync(tls.ca) } : {}),
+      requestCert: tls.requestClientCert,
+      // Certificates identify clients by pinned fingerprint (clients[].tlsClientCertSha256); a client using a
+      // bearer token instead still connects.
+      rejectUnauthorized: false,
+    };
+  }
+  const app = Fastify(options) as unknown as FastifyInstance;
+
+  app.setErrorHandler((err, request, reply) => {
+    const r = errorReply(err);
+    if (request.routeOptions.url === SIGN_ROUTE) {
+      const type = typeof (request.body as { type?: unknown } | undefined)?.type === "string" ? (request.body as { type: string }).type : "UNKNOWN";
+      ctx.metrics.request(type, r.outcome, 0);
+    }
+    if (!r.expected) ctx.logger.error({ reqId: request.id, err: err instanceof Error ? err.message : String(err) }, "request failed");
+    else ctx.logger.debug({ reqId: request.id, status: r.status, code: r.body.code }, String(r.body.message));
+    if (r.retryAfter !== undefined) void reply.header("retry-after", String(r.retryAfter));
+    return reply.code(r.status).send(r.body);
+  });
+
+  if (role.kind === "metrics") {
+    registerMetricsRoute(app, ctx);
+    return app;
+  }
+  registerHealthRoutes(app, ctx);
+  registerSignRoutes(app, ctx, role.kind === "client" ? role.client : undefined);
+  if (role.kind === "main") {
+    if (ctx.config.metrics.enabled && ctx.config.metrics.listen === undefined) registerMetricsRoute(app, ctx);
+    registerAdminRoutes(app, ctx);
+    registerKeymanagerRoutes(app, ctx);
+  }
+  return app;
+}

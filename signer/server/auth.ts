@@ -1,0 +1,116 @@
+/**
+ * Which validator client a request comes from (admin-api.md "Client identities"), what it may use, and what
+ * the signer has seen it do. First match wins: bearer token, TLS client certificate fingerprint, then the
+ * dedicated listener the request arrived on. Without `clients` in the config every request belongs to one
+ * implicit client, "default", with every key: the admin API can still fence it.
+ */
+import type { TLSSocket } from "node:tls";
+import type { Socket } from "node:net";
+import type { ClientConfig } from "./config.js";
+import { normalizeFingerprint } from "./config.js";
+import { HttpError } from "./errors.js";
+import { bearerToken, digestToken, readTokenFile } from "./tokens.js";
+
+export const DEFAULT_CLIENT_ID = "default";
+const LAST_SIGNED_MAX = 1000;
+
+export interface LastSigned {
+  pubkey: string;
+  type: string;
+  slot: string | null;
+  at: string;
+}
+
+/** One client and its counters since start. */
+export class ClientState {
+  inFlight = 0;
+  lastRequestAt: number | null = null;
+  lastSignedAt: number | null = null;
+  signed = 0;
+  refused = 0;
+  /** Newest signature per key; Map order = age, so the oldest is evicted first. */
+  readonly lastSigned = new Map<string, LastSigned>();
+
+  constructor(
+    readonly id: string,
+    /** undefined = every key. */
+    readonly keys: ReadonlySet<string> | undefined,
+  ) {}
+
+  mayUse(pubkey: string): boolean {
+    return this.keys === undefined || this.keys.has(pubkey);
+  }
+
+  noteSigned(entry: LastSigned, nowMs: number): void {
+    this.signed++;
+    this.lastSignedAt = nowMs;
+    this.lastSigned.delete(entry.pubkey);
+    this.lastSigned.set(entry.pubkey, entry);
+    if (this.lastSigned.size > LAST_SIGNED_MAX) this.lastSigned.delete(this.lastSigned.keys().next().value!);
+  }
+}
+
+export class ClientRegistry {
+  readonly clients = new Map<string, ClientState>();
+  /** True when `clients` is configured: then unidentified requests are refused. */
+  readonly authenticated: boolean;
+  private readonly byToken = new Map<string, ClientState>();
+  private readonly byFingerprint = new Map<string, ClientState>();
+  private readonly bySocket = new WeakMap<Socket, ClientState | null>();
+
+  constructor(configs: ClientConfig[] | undefined) {
+    this.authenticated = configs !== undefined;
+    if (configs === undefined) {
+      this.clients.set(DEFAULT_CLIENT_ID, new ClientState(DEFAULT_CLIENT_ID, undefined));
+      return;
+    }
+    for (const c of configs) {
+      const state = new ClientState(c.id, c.keys === "*" ? undefined : new Set(c.keys));
+      this.clients.set(c.id, state);
+      if (c.tokenFile !== undefined) {
+        const digest = readTokenFile(c.tokenFile, { what: `client ${c.id}` }).toString("hex");
+        if (this.byToken.has(digest)) throw new HttpError(500, "INVALID_CONFIG", `client ${c.id} shares its token with another client`);
+        this.byToken.set(digest, state);
+      }
+      if (c.tlsClientCertSha256 !== undefined) this.byFingerprint.set(normalizeFingerprint(c.tlsClientCertSha256), state);
+    }
+  }
+
+  get(id: string): ClientState | undefined {
+    return this.clients.get(id);
+  }
+
+  /**
+   * The client of a request, or throws 401. `listenerClient` is the client whose dedicated listener the
+   * request arrived on (undefined on the main listener).
+   */
+  identify(authorization: string | undefined, socket: Socket, listenerClient: ClientState | undefined): ClientState {
+    if (!this.authenticated) return this.clients.get(DEFAULT_CLIENT_ID)!;
+    const token = bearerToken(authorization);
+    if (token !== undefined) {
+      const byToken = this.byToken.get(digestToken(token).toString("hex"));
+      if (byToken) return byToken;
+      throw new HttpError(401, "UNAUTHENTICATED", "the bearer token matches no configured client");
+    }
+    if (authorization !== undefined) throw new HttpError(401, "UNAUTHENTICATED", "unsupported Authorization header (use Bearer)");
+    const byCert = this.byCertificate(socket);
+    if (byCert) return byCert;
+    if (listenerClient) return listenerClient;
+    throw new HttpError(401, "UNAUTHENTICATED", "this request matches no configured client (send a bearer token or a client certificate)");
+  }
+
+  /** Certificates are per connection: look once, remember for the connection's life. */
+  private byCertificate(socket: Socket): ClientState | undefined {
+    if (this.byFingerprint.size === 0) return undefined;
+    const cached = this.bySocket.get(socket);
+    if (cached !== undefined) return cached ?? undefined;
+    const tls = socket as TLSSocket;
+    let found: ClientState | null = null;
+    if (typeof tls.getPeerCertificate === "function") {
+      const cert = tls.getPeerCertificate();
+      if (cert && cert.fingerprint256) found = this.byFingerprint.get(normalizeFingerprint(cert.fingerprint256)) ?? null;
+    }
+    this.bySocket.set(socket, found);
+    return found ?? undefined;
+  }
+}

@@ -1,0 +1,307 @@
+/**
+ * The signer's JSON config: parsed and checked up front so a typo fails at start-up naming the field, never
+ * at the first signing request. Relative paths are resolved against the config file's directory.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { defaultDataDir, EXIT_CODES, isHexOfLength, normalizeHex, VigilError } from "../../config/index.js";
+import { parseHsmSection, type HsmConfig } from "../keystore/index.js";
+import { NETWORKS, validateNetworkConfig, type NetworkConfig } from "../signing/index.js";
+
+export class SignerConfigError extends VigilError {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super("INVALID_CONFIG", field ? `config: ${field} ${message}` : `config: ${message}`, EXIT_CODES.invalidInput);
+  }
+}
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface ClientConfig {
+  /** Stable name used by the admin API, metrics and the audit feed. */
+  id: string;
+  tokenFile?: string;
+  /** SHA-256 fingerprint of the client's TLS certificate, upper-case hex with colons (as openssl prints it). */
+  tlsClientCertSha256?: string;
+  /** A listener of its own: for clients that cannot send credentials (Lodestar 1.5.1). */
+  listen?: ListenAddress;
+  /** "*" or the lower-case 0x public keys this client may use. */
+  keys: "*" | string[];
+  /**
+   * Whether the client may sign before any fence/activate call for it has been recorded (default true).
+   * Set false on a standby (backup) client so that a fresh signer never has two clients enabled for the
+   * same keys before the watchdog's first decision.
+   */
+  initiallyEnabled: boolean;
+}
+
+export interface SignerConfig {
+  network: NetworkConfig;
+  /** If set, the slashing database is pinned to it at start-up; otherwise the first one seen is pinned. */
+  genesisValidatorsRoot?: string;
+  listen: ListenAddress;
+  tls?: { cert: string; key: string; ca?: string; requestClientCert: boolean };
+  /** Undefined: /metrics on the main listener. With an address: on that listener only. */
+  metrics: { enabled: boolean; listen?: ListenAddress };
+  dataDir: string;
+  slashingDb: string;
+  hsm: HsmConfig;
+  clients?: ClientConfig[];
+  admin?: { tokenFile: string };
+  keymanager: { enabled: boolean; tokenFile: string };
+  limits: { maxQueueDepth: number; bodyLimitBytes: number; blsThreads?: number };
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** SoftHSM2 only: SOFTHSM2_CONF for this process (the embedded setup keeps its token under the data dir). */
+  softhsmConf?: string;
+}
+
+const TOP_LEVEL = [
+  "$schema",
+  "network",
+  "genesisValidatorsRoot",
+  "listen",
+  "tls",
+  "metrics",
+  "dataDir",
+  "slashingDb",
+  "hsm",
+  "clients",
+  "admin",
+  "keymanager",
+  "limits",
+  "logLevel",
+  "softhsmConf",
+];
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export const DEFAULT_LISTEN: ListenAddress = { host: "127.0.0.1", port: 9000 };
+export const DEFAULT_LIMITS = { maxQueueDepth: 16_384, bodyLimitBytes: 1024 * 1024 };
+const CLIENT_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+
+type Obj = Record<string, unknown>;
+
+function isObject(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function onlyKeys(value: Obj, allowed: string[], where: string): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) throw new SignerConfigError(where ? `${where}.${key}` : key, "is not a known setting");
+  }
+}
+
+function str(value: unknown, field: string): string {
+  if (typeof value !== "string" || value === "") throw new SignerConfigError(field, "must be a non-empty string");
+  return value;
+}
+
+function bool(value: unknown, field: string): boolean {
+  if (typeof value !== "boolean") throw new SignerConfigError(field, "must be true or false");
+  return value;
+}
+
+function int(value: unknown, field: string, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new SignerConfigError(field, `must be a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function obj(value: unknown, field: string): Obj {
+  if (!isObject(value)) throw new SignerConfigError(field, "must be an object");
+  return value;
+}
+
+function listen(value: unknown, field: string): ListenAddress {
+  const v = obj(value, field);
+  onlyKeys(v, ["host", "port"], field);
+  return { host: str(v.host ?? DEFAULT_LISTEN.host, `${field}.host`), port: int(v.port, `${field}.port`, 0, 65535) };
+}
+
+function pubkey(value: unknown, field: string): string {
+  if (!isHexOfLength(value, 48)) throw new SignerConfigError(field, "must be a 0x-prefixed 48-byte BLS public key");
+  return normalizeHex(value);
+}
+
+function network(value: unknown): NetworkConfig {
+  if (value === undefined) throw new SignerConfigError("network", `is required ("mainnet", "minimal-devnet" or an object)`);
+  if (typeof value === "string") {
+    const known = NETWORKS[value];
+    if (!known) throw new SignerConfigError("network", `"${value}" is not a known network (${Object.keys(NETWORKS).join(", ")}, or an object)`);
+    return known;
+  }
+  const v = obj(value, "network");
+  onlyKeys(v, ["name", "preset", "genesisForkVersion", "forkVersions"], "network");
+  try {
+    return validateNetworkConfig({
+      name: str(v.name, "network.name"),
+      preset: str(v.preset, "network.preset") as NetworkConfig["preset"],
+      genesisForkVersion: str(v.genesisForkVersion, "network.genesisForkVersion"),
+      forkVersions: obj(v.forkVersions ?? {}, "network.forkVersions") as NetworkConfig["forkVersions"],
+    });
+  } catch (err) {
+    if (err instanceof SignerConfigError) throw err;
+    throw new SignerConfigError("network", `is invalid: ${(err as Error).message}`);
+  }
+}
+
+function clients(value: unknown, resolve: (p: string) => string): ClientConfig[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value)) throw new SignerConfigError("clients", "must be an array");
+  const ids = new Set<string>();
+  return value.map((item, i) => {
+    const field = `clients[${i}]`;
+    const v = obj(item, field);
+    onlyKeys(v, ["id", "tokenFile", "tlsClientCertSha256", "listen", "keys", "initiallyEnabled"], field);
+    const id = str(v.id, `${field}.id`);
+    if (!CLIENT_ID.test(id)) throw new SignerConfigError(`${field}.id`, "may hold only letters, digits, '_', '.', '-' (1 to 64)");
+    if (ids.has(id)) throw new SignerConfigError(`${field}.id`, `"${id}" is used by another client`);
+    ids.add(id);
+    const client: ClientConfig = { id, keys: "*", initiallyEnabled: true };
+    if (v.initiallyEnabled !== undefined) client.initiallyEnabled = bool(v.initiallyEnabled, `${field}.initiallyEnabled`);
+    if (v.tokenFile !== undefined) client.tokenFile = resolve(str(v.tokenFile, `${field}.tokenFile`));
+    if (v.tlsClientCertSha256 !== undefined) {
+      const fp = str(v.tlsClientCertSha256, `${field}.tlsClientCertSha256`);
+      if (!/^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/.test(fp)) {
+        throw new SignerConfigError(`${field}.tlsClientCertSha256`, "must be a SHA-256 fingerprint (32 hex bytes, colons optional)");
+      }
+      client.tlsClientCertSha256 = normalizeFingerprint(fp);
+    }
+    if (v.listen !== undefined) client.listen = listen(v.listen, `${field}.listen`);
+    if (client.tokenFile === undefined && client.tlsClientCertSha256 === undefined && client.listen === undefined) {
+      throw new SignerConfigError(field, "needs a way to be recognised: tokenFile, tlsClientCertSha256 or listen");
+    }
+    if (v.keys === undefined) throw new SignerConfigError(`${field}.keys`, `is required ("*" or a list of public keys)`);
+    if (v.keys !== "*") {
+      if (!Array.isArray(v.keys)) throw new SignerConfigError(`${field}.keys`, `must be "*" or an array of public keys`);
+      client.keys = v.keys.map((k, j) => pubkey(k, `${field}.keys[${j}]`));
+    }
+    return client;
+  });
+}
+
+/** "AB:CD:…" and "abcd…" compare equal. */
+export function normalizeFingerprint(fp: string): string {
+  return fp.replace(/:/g, "").toUpperCase();
+}
+
+/** Checks a parsed config object. `baseDir` resolves relative paths (the config file's directory). */
+export function parseSignerConfig(value: unknown, baseDir: string = process.cwd()): SignerConfig {
+  const v = obj(value, "");
+  onlyKeys(v, TOP_LEVEL, "");
+  const resolve = (p: string) => path.resolve(baseDir, p);
+  const dataDir = v.dataDir === undefined ? defaultDataDir() : resolve(str(v.dataDir, "dataDir"));
+
+  let hsm: HsmConfig;
+  try {
+    const section = parseHsmSection(v.hsm);
+    if (section.module === undefined) throw new SignerConfigError("hsm.module", "is required (path of the PKCS#11 library)");
+    if (section.tokenLabel === undefined) throw new SignerConfigError("hsm.tokenLabel", "is required");
+    if (section.pin === undefined) throw new SignerConfigError("hsm.pin", `is required ({"file": …}, {"env": …} or {"credential": …})`);
+    const pin = "file" in section.pin ? { file: resolve(section.pin.file) } : section.pin;
+    hsm = { module: section.module, tokenLabel: section.tokenLabel, pin };
+  } catch (err) {
+    if (err instanceof SignerConfigError) throw err;
+    throw new SignerConfigError("", (err as Error).message.replace(/^config: /, ""));
+  }
+
+  const config: SignerConfig = {
+    network: network(v.network),
+    listen: v.listen === undefined ? { ...DEFAULT_LISTEN } : listen(v.listen, "listen"),
+    metrics: { enabled: true },
+    dataDir,
+    slashingDb: v.slashingDb === undefined ? path.join(dataDir, "slashing-protection.sqlite") : resolve(str(v.slashingDb, "slashingDb")),
+    hsm,
+    keymanager: { enabled: false, tokenFile: path.join(dataDir, "keymanager.token") },
+    limits: { ...DEFAULT_LIMITS },
+    logLevel: "info",
+  };
+
+  if (v.genesisValidatorsRoot !== undefined) {
+    if (!isHexOfLength(v.genesisValidatorsRoot, 32)) throw new SignerConfigError("genesisValidatorsRoot", "must be 0x + 64 hex digits");
+    config.genesisValidatorsRoot = normalizeHex(v.genesisValidatorsRoot);
+  }
+  if (v.tls !== undefined) {
+    const t = obj(v.tls, "tls");
+    onlyKeys(t, ["cert", "key", "ca", "requestClientCert"], "tls");
+    config.tls = {
+      cert: resolve(str(t.cert, "tls.cert")),
+      key: resolve(str(t.key, "tls.key")),
+      requestClientCert: t.requestClientCert === undefined ? false : bool(t.requestClientCert, "tls.requestClientCert"),
+    };
+    if (t.ca !== undefined) config.tls.ca = resolve(str(t.ca, "tls.ca"));
+  }
+  if (v.metrics !== undefined) {
+    const m = obj(v.metrics, "metrics");
+    onlyKeys(m, ["enabled", "host", "port"], "metrics");
+    config.metrics.enabled = m.enabled === undefined ? true : bool(m.enabled, "metrics.enabled");
+    if (m.port !== undefined) config.metrics.listen = listen({ host: m.host ?? DEFAULT_LISTEN.host, port: m.port }, "metrics");
+    else if (m.host !== undefined) throw new SignerConfigError("metrics.port", "is required when metrics.host is set");
+  }
+  config.clients = clients(v.clients, resolve);
+  if (v.admin !== undefined) {
+    const a = obj(v.admin, "admin");
+    onlyKeys(a, ["tokenFile"], "admin");
+    config.admin = { tokenFile: resolve(str(a.tokenFile, "admin.tokenFile")) };
+  }
+  if (v.keymanager !== undefined) {
+    const k = obj(v.keymanager, "keymanager");
+    onlyKeys(k, ["enabled", "tokenFile"], "keymanager");
+    if (k.enabled !== undefined) config.keymanager.enabled = bool(k.enabled, "keymanager.enabled");
+    if (k.tokenFile !== undefined) config.keymanager.tokenFile = resolve(str(k.tokenFile, "keymanager.tokenFile"));
+  }
+  if (v.limits !== undefined) {
+    const l = obj(v.limits, "limits");
+    onlyKeys(l, ["maxQueueDepth", "bodyLimitBytes", "blsThreads"], "limits");
+    if (l.maxQueueDepth !== undefined) config.limits.maxQueueDepth = int(l.maxQueueDepth, "limits.maxQueueDepth", 1, 1_000_000);
+    if (l.bodyLimitBytes !== undefined) config.limits.bodyLimitBytes = int(l.bodyLimitBytes, "limits.bodyLimitBytes", 1024, 64 * 1024 * 1024);
+    if (l.blsThreads !== undefined) config.limits.blsThreads = int(l.blsThreads, "limits.blsThreads", 1, 1024);
+  }
+  if (v.logLevel !== undefined) {
+    if (!(LOG_LEVELS as readonly unknown[]).includes(v.logLevel)) throw new SignerConfigError("logLevel", `must be one of ${LOG_LEVELS.join(", ")}`);
+    config.logLevel = v.logLevel as SignerConfig["logLevel"];
+  }
+  config.clients?.forEach((c, i) => {
+    if (c.tlsClientCertSha256 !== undefined && !config.tls?.requestClientCert) {
+      throw new SignerConfigError(`clients[${i}].tlsClientCertSha256`, "needs tls with requestClientCert: true");
+    }
+  });
+  if (v.softhsmConf !== undefined) config.softhsmConf = resolve(str(v.softhsmConf, "softhsmConf"));
+  checkPortClashes(config);
+  return config;
+}
+
+function checkPortClashes(config: SignerConfig): void {
+  const seen = new Map<string, string>();
+  const add = (addr: ListenAddress | undefined, field: string) => {
+    if (!addr || addr.port === 0) return;
+    const key = `${addr.host}:${addr.port}`;
+    const other = seen.get(key);
+    if (other) throw new SignerConfigError(field, `uses ${key}, already used by ${other}`);
+    seen.set(key, field);
+  };
+  add(config.listen, "listen");
+  add(config.metrics.listen, "metrics");
+  config.clients?.forEach((c, i) => add(c.listen, `clients[${i}].listen`));
+}
+
+/** Reads and checks a config file. */
+export function loadSignerConfig(file: string): SignerConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (err) {
+    throw new VigilError("CONFIG_NOT_FOUND", `cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? "error"}`, EXIT_CODES.notFound);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new SignerConfigError("", `${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  return parseSignerConfig(parsed, path.dirname(path.resolve(file)));
+}

@@ -1,0 +1,31 @@
+/** Everything the routes share: one instance per running signer. */
+import type { Logger } from "pino";
+import type { SlashingDb } from "../../slashing-db/index.js";
+import type { KeyStore } from "../keystore/index.js";
+import type { BlsPool } from "../signing/index.js";
+import type { AuditLog } from "./audit-log.js";
+import type { ClientRegistry } from "./auth.js";
+import type { SignerConfig } from "./config.js";
+import type { FencingStore } from "./fencing-store.js";
+import type { SignerMetrics } from "./metrics.js";
+import type { SigningService } from "./signing-service.js";
+import type { SlashingWorkerClient } from "./slashing-client.js";
+import type { TokenDigest } from "./tokens.js";
+
+export interface SignerContext {
+  config: SignerConfig;
+  logger: Logger;
+  db: SlashingDb;
+  slashingWorker: SlashingWorkerClient;
+  pool: BlsPool;
+  keyStore: KeyStore;
+  service: SigningService;
+  clients: ClientRegistry;
+  fencing: FencingStore;
+  audit: AuditLog;
+  metrics: SignerMetrics;
+  adminToken?: TokenDigest;
+  keymanagerToken?: TokenDigest;
+  /** Serialises keymanager imports and deletes (they change the pool, the token and the database together). */
+  keyChanges: { tail: Promise<unknown> };
+}

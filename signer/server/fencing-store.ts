@@ -1,0 +1,93 @@
+/**
+ * Durable fencing state (signer/docs/admin-api.md): one generation for the whole signer and, per client,
+ * enabled + the generation of its last change. Every change is committed (synchronous=FULL) before the
+ * admin API answers, and the hot path reads the in-memory copy, so "disabled" holds across restarts and
+ * costs nothing per signature.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { ensurePrivateDir, PRIVATE_FILE_MODE } from "../../config/index.js";
+
+export interface ClientFence {
+  enabled: boolean;
+  changedAtGeneration: number;
+}
+
+export type FenceResult = { ok: true; fence: ClientFence; generation: number } | { ok: false; currentGeneration: number };
+
+export class FencingStore {
+  private readonly db: Database.Database;
+  private current: number;
+  private readonly fences = new Map<string, ClientFence>();
+
+  private constructor(
+    file: string,
+    /** Per client: its state until a fence/activate call is recorded (config `initiallyEnabled`). */
+    private readonly initialState: ReadonlyMap<string, boolean>,
+  ) {
+    ensurePrivateDir(path.dirname(file));
+    fs.closeSync(fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_RDWR, PRIVATE_FILE_MODE));
+    this.db = new Database(file, { timeout: 5_000 });
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = FULL");
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS fencing (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL);
+      INSERT OR IGNORE INTO fencing (id, generation) VALUES (1, 0);
+      CREATE TABLE IF NOT EXISTS clients (
+        id TEXT PRIMARY KEY, enabled INTEGER NOT NULL, changed_at_generation INTEGER NOT NULL);
+    `);
+    this.current = Number((this.db.prepare("SELECT generation FROM fencing WHERE id = 1").get() as { generation: number }).generation);
+    for (const row of this.db.prepare("SELECT id, enabled, changed_at_generation FROM clients").all() as {
+      id: string;
+      enabled: number;
+      changed_at_generation: number;
+    }[]) {
+      this.fences.set(row.id, { enabled: row.enabled === 1, changedAtGeneration: Number(row.changed_at_generation) });
+    }
+  }
+
+  /** Opens (creating 0600) `<dataDir>/signer-state.sqlite` or the given file. */
+  static open(file: string, initialState: ReadonlyMap<string, boolean> = new Map()): FencingStore {
+    return new FencingStore(file, initialState);
+  }
+
+  get generation(): number {
+    return this.current;
+  }
+
+  /** A client never changed has its configured initial state (enabled unless configured otherwise) at generation 0. */
+  fence(clientId: string): ClientFence {
+    return this.fences.get(clientId) ?? { enabled: this.initialState.get(clientId) ?? true, changedAtGeneration: 0 };
+  }
+
+  isEnabled(clientId: string): boolean {
+    return this.fence(clientId).enabled;
+  }
+
+  /**
+   * Enables or disables a client at `generation`. Below the current generation nothing changes (stale);
+   * equal or above is applied and becomes the signer's generation. Committed to disk before returning.
+   */
+  apply(clientId: string, enabled: boolean, generation: number): FenceResult {
+    if (generation < this.current) return { ok: false, currentGeneration: this.current };
+    const fence: ClientFence = { enabled, changedAtGeneration: generation };
+    this.db.transaction(() => {
+      this.db.prepare("UPDATE fencing SET generation = ? WHERE id = 1").run(generation);
+      this.db
+        .prepare(
+          "INSERT INTO clients (id, enabled, changed_at_generation) VALUES (?, ?, ?) " +
+            "ON CONFLICT(id) DO UPDATE SET enabled = excluded.enabled, changed_at_generation = excluded.changed_at_generation",
+        )
+        .run(clientId, enabled ? 1 : 0, generation);
+    }).immediate();
+    // Only after the commit: the in-memory view never runs ahead of the disk.
+    this.current = generation;
+    this.fences.set(clientId, fence);
+    return { ok: true, fence, generation };
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Prometheus metrics of the signer. Label children are resolved once per (type, outcome), so the hot path
+ * does a Map lookup and an add, not a label hash per request.
+ */
+import client from "prom-client";
+import type { BatchStats } from "../../slashing-db/index.js";
+import { SIGN_TYPES } from "../signing/index.js";
+
+/** How a sign request ended; one label value each. */
+export const OUTCOMES = [
+  "signed",
+  "invalid", // 400
+  "unknown_key", // 404
+  "refused", // 412 slashing protection or another network
+  "not_allowed", // 401/403: unauthenticated, key outside the client's list, client disabled
+  "overloaded", // 503 queue full or database unavailable
+  "error", // 500
+] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+export interface SignerGauges {
+  queueDepth(): { total: number; slashingDb: number; bls: number };
+  keysLoaded(): number;
+  generation(): number;
+  clientsEnabled(): { id: string; enabled: boolean }[];
+  blsThreads(): number;
+}
+
+export class SignerMetrics {
+  readonly registry = new client.Registry();
+  private readonly requests: client.Counter<"type" | "outcome">;
+  private readonly latency: client.Histogram<"type">;
+  private readonly refusals: client.Counter<"reason">;
+  private readonly commitSize: client.Histogram;
+  private readonly commitDuration: client.Histogram;
+  private readonly requestChildren = new Map<string, client.Counter.Internal>();
+  private readonly latencyChildren = new Map<string, client.Histogram.Internal<"type">>();
+
+  constructor(gauges: SignerGauges) {
+    const registers = [this.registry];
+    client.collectDefaultMetrics({ register: this.registry }); // standard process_* and nodejs_* names
+    this.requests = new client.Counter({
+      name: "vigil_signer_requests_total",
+      help: "Signing requests answered, by request type and outcome",
+      labelNames: ["type", "outcome"],
+      registers,
+    });
+    this.latency = new client.Histogram({
+      name: "vigil_signer_request_duration_seconds",
+      help: "Time from a signing request's arrival to its reply, by request type",
+      labelNames: ["type"],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.refusals = new client.Counter({
+      name: "vigil_signer_slashing_refusals_total",
+      help: "Requests refused by slashing protection (or for another network), by reason",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.commitSize = new client.Histogram({
+      name: "vigil_slashing_db_commit_batch_size",
+      help: "Checks committed per slashing-database group commit",
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      registers,
+    });
+    this.commitDuration = new client.Histogram({
+      name: "vigil_slashing_db_commit_duration_seconds",
+      help: "Duration of one slashing-database group commit (including fsync)",
+      buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+      registers,
+    });
+    new client.Gauge({
+      name: "vigil_signer_queue_depth",
+      help: "Signing requests accepted and not yet answered (total), waiting for a group commit, or in the BLS pool",
+      labelNames: ["stage"],
+      registers,
+      collect() {
+        const q = gauges.queueDepth();
+        this.set({ stage: "total" }, q.total);
+        this.set({ stage: "slashing_db" }, q.slashingDb);
+        this.set({ stage: "bls" }, q.bls);
+      },
+    });
+    new client.Gauge({
+      name: "vigil_signer_keys_loaded",
+      help: "Validator keys loaded and available for signing",
+      registers,
+      collect() {
+        this.set(gauges.keysLoaded());
+      },
+    });
+    new client.Gauge({
+      name: "vigil_signer_bls_threads_alive",
+      help: "BLS worker threads running",
+      registers,
+      collect() {
+        this.set(gauges.blsThreads());
+      },
+    });
+    new client.Gauge({
+      name: "vigil_signer_fencing_generation",
+      help: "The signer's fencing generation (admin API)",
+      registers,
+      collect() {
+        this.set(gauges.generation());
+      },
+    });
+    new client.Gauge({
+      name: "vigil_signer_client_enabled",
+      help: "1 if the client may sign, 0 if it was disabled through the admin API",
+      labelNames: ["client"],
+      registers,
+      collect() {
+        for (const c of gauges.clientsEnabled()) this.set({ client: c.id }, c.enabled ? 1 : 0);
+      },
+    });
+    for (const type of [...SIGN_TYPES, "UNKNOWN"]) {
+      this.latencyChildren.set(type, this.latency.labels({ type }));
+      for (const outcome of OUTCOMES) this.requestChildren.set(`${type}|${outcome}`, this.requests.labels({ type, outcome }));
+    }
+  }
+
+  /** Records one answered sign request. `type` outside SIGN_TYPES counts as UNKNOWN. */
+  request(type: string, outcome: Outcome, seconds: number): void {
+    const t = this.latencyChildren.has(type) ? type : "UNKNOWN";
+    this.requestChildren.get(`${t}|${outcome}`)!.inc();
+    this.latencyChildren.get(t)!.observe(seconds);
+  }
+
+  refusal(reason: string): void {
+    this.refusals.inc({ reason });
+  }
+
+  commit(stats: BatchStats): void {
+    this.commitSize.observe(stats.size);
+    this.commitDuration.observe(stats.durationMs / 1000);
+  }
+
+  async text(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

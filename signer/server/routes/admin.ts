@@ -1,0 +1,88 @@
+/** The admin API of signer/docs/admin-api.md (fencing, client views, signatures feed). Bearer admin token. */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { ClientState } from "../auth.js";
+import type { SignerContext } from "../context.js";
+import { bearerToken, digestToken, sameToken } from "../tokens.js";
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export function clientView(ctx: SignerContext, client: ClientState) {
+  const fence = ctx.fencing.fence(client.id);
+  return {
+    id: client.id,
+    enabled: fence.enabled,
+    changedAtGeneration: fence.changedAtGeneration,
+    inFlight: client.inFlight,
+    lastRequestAt: iso(client.lastRequestAt),
+    lastSignedAt: iso(client.lastSignedAt),
+    signed: client.signed,
+    refused: client.refused,
+    lastSigned: [...client.lastSigned.values()].reverse(), // newest first
+  };
+}
+
+function fail(reply: FastifyReply, status: number, code: string, message: string, extra: Record<string, unknown> = {}): FastifyReply {
+  return reply.code(status).send({ code, message, ...extra });
+}
+
+export function registerAdminRoutes(app: FastifyInstance, ctx: SignerContext): void {
+  const token = ctx.adminToken;
+  if (token === undefined) return;
+
+  app.register(async (admin) => {
+    admin.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
+      const presented = bearerToken(request.headers.authorization);
+      if (presented === undefined || !sameToken(digestToken(presented), token)) {
+        return fail(reply, 401, "UNAUTHENTICATED", "admin API: missing or wrong bearer token");
+      }
+    });
+    admin.setErrorHandler((err, _request, reply) => {
+      const status = (err as { statusCode?: number }).statusCode ?? 500;
+      if (status >= 500) ctx.logger.error({ err: err.message }, "admin API error");
+      return fail(reply, status, status === 400 ? "INVALID_REQUEST" : "INTERNAL", status >= 500 ? "internal error" : err.message);
+    });
+
+    admin.get("/admin/v1/fencing", async () => ({ generation: ctx.fencing.generation }));
+
+    admin.get("/admin/v1/clients", async () => ({
+      generation: ctx.fencing.generation,
+      clients: [...ctx.clients.clients.values()].map((c) => clientView(ctx, c)),
+    }));
+
+    admin.get<{ Params: { id: string } }>("/admin/v1/clients/:id", async (request, reply) => {
+      const client = ctx.clients.get(request.params.id);
+      if (!client) return fail(reply, 404, "UNKNOWN_CLIENT", `no client ${request.params.id}`);
+      return clientView(ctx, client);
+    });
+
+    for (const action of ["disable", "enable"] as const) {
+      admin.post<{ Params: { id: string }; Body: unknown }>(`/admin/v1/clients/:id/${action}`, async (request, reply) => {
+        const body = request.body as { generation?: unknown } | undefined;
+        const generation = body?.generation;
+        if (typeof generation !== "number" || !Number.isSafeInteger(generation) || generation < 0) {
+          return fail(reply, 400, "INVALID_REQUEST", "generation must be a non-negative integer", { field: "generation" });
+        }
+        const client = ctx.clients.get(request.params.id);
+        if (!client) return fail(reply, 404, "UNKNOWN_CLIENT", `no client ${request.params.id}`);
+        const result = ctx.fencing.apply(client.id, action === "enable", generation);
+        if (!result.ok) {
+          return fail(reply, 409, "STALE_GENERATION", `generation ${generation} is older than the signer's ${result.currentGeneration}`, {
+            currentGeneration: result.currentGeneration,
+          });
+        }
+        ctx.logger.warn({ reqId: request.id, client: client.id, generation }, `client ${action}d through the admin API`);
+        return clientView(ctx, client);
+      });
+    }
+
+    admin.get<{ Querystring: { after?: string; limit?: string } }>("/admin/v1/signatures", async (request, reply) => {
+      const after = request.query.after === undefined ? 0 : Number(request.query.after);
+      const limit = request.query.limit === undefined ? 1000 : Number(request.query.limit);
+      if (!Number.isSafeInteger(after) || after < 0) return fail(reply, 400, "INVALID_REQUEST", "after must be a non-negative integer", { field: "after" });
+      if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) {
+        return fail(reply, 400, "INVALID_REQUEST", "limit must be an integer from 1 to 10000", { field: "limit" });
+      }
+      return ctx.audit.list(after, limit);
+    });
+  });
+}

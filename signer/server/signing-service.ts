@@ -1,0 +1,234 @@
+/**
+ * The sign path: validate → signing root → (slashable) durable check-and-record → BLS pool → release.
+ * Release (re-check the client is enabled, audit, reply) is one synchronous step in the route, so a disable
+ * answered by the admin API can never be overtaken by a signature already in flight.
+ */
+import { bytesToHex, normalizeHex } from "../../config/index.js";
+import type { CheckOutcome, SlashingDb } from "../../slashing-db/index.js";
+import { SlashingProtectionError } from "../../slashing-db/index.js";
+import {
+  computeSigningRoot,
+  validateSignRequest,
+  type BlsPool,
+  type NetworkConfig,
+  type SignRequest,
+  type SlashingFacts,
+} from "../signing/index.js";
+import type { AuditLog } from "./audit-log.js";
+import type { ClientState } from "./auth.js";
+import { HttpError } from "./errors.js";
+import type { FencingStore } from "./fencing-store.js";
+
+const PUBKEY_PATH = /^0x[0-9a-fA-F]{96}$/;
+
+/** A signature made and recorded, waiting to be released to its client. */
+export interface Signed {
+  pubkey: string;
+  request: SignRequest;
+  signingRoot: string;
+  slashing: SlashingFacts;
+  signature: Uint8Array;
+}
+
+/** Durable check-and-record (SlashingDb's contract); the signer runs it in a worker thread (slashing-client.ts). */
+export interface SlashingChecker {
+  checkAndRecordBlock(pubkey: string, slot: bigint, signingRoot: string): Promise<CheckOutcome>;
+  checkAndRecordAttestation(pubkey: string, source: bigint, target: bigint, signingRoot: string): Promise<CheckOutcome>;
+  /** Learns that the database was pinned (by `db`, the main thread's connection). */
+  pin(root: string): Promise<void>;
+}
+
+export interface SigningServiceDeps {
+  network: NetworkConfig;
+  /** The main thread's connection: pins the network, imports and exports. */
+  db: SlashingDb;
+  checker: SlashingChecker;
+  onPinFailure: (err: Error) => void;
+  pool: BlsPool;
+  fencing: FencingStore;
+  audit: AuditLog;
+  maxQueueDepth: number;
+}
+
+export class SigningService {
+  /** Keys that may be signed with (lower-case 0x). Removed keys leave this set before the pool. */
+  readonly keys: Set<string>;
+  private inFlightTotal = 0;
+  /** Requests in flight per key, so a key deletion can wait for them before exporting its history. */
+  private readonly inFlightByKey = new Map<string, number>();
+  private readonly keyIdleWaiters = new Map<string, (() => void)[]>();
+  private pinnedRoot: string | null;
+
+  constructor(private readonly deps: SigningServiceDeps) {
+    this.keys = new Set(deps.pool.publicKeys);
+    this.pinnedRoot = deps.db.genesisValidatorsRoot;
+  }
+
+  get queueDepth(): number {
+    return this.inFlightTotal;
+  }
+
+  get genesisValidatorsRoot(): string | null {
+    return this.pinnedRoot;
+  }
+
+  /** Admission: everything that can be refused without touching the body. Throws HttpError. */
+  admit(client: ClientState, pubkeyParam: string): string {
+    if (!PUBKEY_PATH.test(pubkeyParam)) throw new HttpError(400, "INVALID_REQUEST", "identifier must be a 0x-prefixed 48-byte public key", { field: "identifier" });
+    const pubkey = normalizeHex(pubkeyParam);
+    if (!client.mayUse(pubkey)) throw new HttpError(403, "KEY_NOT_ALLOWED", `client ${client.id} may not use key ${pubkey}`);
+    if (!this.keys.has(pubkey)) throw new HttpError(404, "UNKNOWN_PUBKEY", `no key loaded for public key ${pubkey}`);
+    if (!this.deps.fencing.isEnabled(client.id)) throw new HttpError(403, "CLIENT_DISABLED", `client ${client.id} is disabled`);
+    if (this.inFlightTotal >= this.deps.maxQueueDepth) {
+      throw new HttpError(503, "QUEUE_FULL", `signing queue is full (${this.deps.maxQueueDepth} requests waiting)`);
+    }
+    return pubkey;
+  }
+
+  /**
+   * Signs an admitted request. Resolves once the slashing record (if any) is on disk and the signature is
+   * made; the caller then calls `release` in the same synchronous step as its reply.
+   */
+  async sign(client: ClientState, pubkey: string, body: unknown): Promise<Signed> {
+    this.inFlightTotal++;
+    this.inFlightByKey.set(pubkey, (this.inFlightByKey.get(pubkey) ?? 0) + 1);
+    client.inFlight++;
+    try {
+      const request = validateSignRequest(body);
+      const gvr = request.fork_info?.genesis_validators_root;
+      if (gvr !== undefined) this.checkNetwork(gvr);
+      const { signingRoot, slashing } = computeSigningRoot(request, this.deps.network);
+      const rootHex = bytesToHex(signingRoot);
+      if (slashing.kind === "block") {
+        await this.deps.checker.checkAndRecordBlock(pubkey, slashing.slot, rootHex);
+      } else if (slashing.kind === "attestation") {
+        await this.deps.checker.checkAndRecordAttestation(pubkey, slashing.sourceEpoch, slashing.targetEpoch, rootHex);
+      }
+      const signature = await this.deps.pool.sign(pubkey, signingRoot);
+      return { pubkey, request, signingRoot: rootHex, slashing, signature };
+    } finally {
+      this.inFlightTotal--;
+      client.inFlight--;
+      const left = (this.inFlightByKey.get(pubkey) ?? 1) - 1;
+      if (left > 0) this.inFlightByKey.set(pubkey, left);
+      else {
+        this.inFlightByKey.delete(pubkey);
+        const waiters = this.keyIdleWaiters.get(pubkey);
+        if (waiters) {
+          this.keyIdleWaiters.delete(pubkey);
+          for (const wake of waiters) wake();
+        }
+      }
+    }
+  }
+
+  /**
+   * The last gate before a signature leaves: the client must still be enabled. Synchronous by design; call it
+   * immediately before sending. Returns the hex signature, or throws 403 CLIENT_DISABLED (the slashing record
+   * stays: refusing after recording is the safe direction).
+   */
+  release(client: ClientState, signed: Signed): string {
+    if (!this.deps.fencing.isEnabled(client.id)) {
+      throw new HttpError(403, "CLIENT_DISABLED", `client ${client.id} was disabled while its request was being signed`);
+    }
+    const signature = bytesToHex(signed.signature);
+    const now = Date.now();
+    const at = new Date(now).toISOString();
+    const request = signed.request;
+    const slot = slotOf(request);
+    const attestation = signed.slashing.kind === "attestation" ? signed.slashing : undefined;
+    this.deps.audit.append({
+      clientId: client.id,
+      pubkey: signed.pubkey,
+      type: request.type,
+      slot,
+      sourceEpoch: attestation ? attestation.sourceEpoch.toString() : null,
+      targetEpoch: attestation ? attestation.targetEpoch.toString() : null,
+      signingRoot: signed.signingRoot,
+      signature,
+      at,
+    });
+    client.noteSigned({ pubkey: signed.pubkey, type: request.type, slot, at }, now);
+    return signature;
+  }
+
+  /** One network per signer: the first genesis_validators_root seen (or the configured one) is pinned. */
+  private checkNetwork(gvr: string): void {
+    const root = gvr.toLowerCase();
+    if (this.pinnedRoot === root) return;
+    if (this.pinnedRoot === null) {
+      this.deps.db.pinGenesisValidatorsRoot(root); // durable before anything is signed for this network
+      this.syncPin();
+      if (this.pinnedRoot === root) return;
+    }
+    throw new SlashingProtectionError(
+      "GENESIS_VALIDATORS_ROOT_MISMATCH",
+      `this signer serves the network with genesis_validators_root ${this.pinnedRoot}, not ${root}`,
+    );
+  }
+
+  /**
+   * Picks up a pin made through the main connection (first request, or an interchange import) and passes it to
+   * the checking connection; checks sent after this call are ordered after the pin.
+   */
+  syncPin(): void {
+    const root = this.deps.db.genesisValidatorsRoot;
+    if (root === null || root === this.pinnedRoot) return;
+    this.pinnedRoot = root;
+    this.deps.checker.pin(root).catch((err: Error) => this.deps.onPinFailure(err));
+  }
+
+  /** Makes keys signable (after the pool has them). */
+  addKeys(pubkeys: string[]): void {
+    for (const p of pubkeys) this.keys.add(normalizeHex(p));
+  }
+
+  /** Stops admitting requests for these keys and resolves when those already admitted have finished. */
+  async retireKeys(pubkeys: string[]): Promise<void> {
+    const waits: Promise<void>[] = [];
+    for (const raw of pubkeys) {
+      const p = normalizeHex(raw);
+      this.keys.delete(p);
+      if ((this.inFlightByKey.get(p) ?? 0) > 0) {
+        waits.push(
+          new Promise<void>((resolve) => {
+            const list = this.keyIdleWaiters.get(p) ?? [];
+            list.push(resolve);
+            this.keyIdleWaiters.set(p, list);
+          }),
+        );
+      }
+    }
+    await Promise.all(waits);
+  }
+}
+
+/** The slot a request is about, for the audit feed; null for types that have none (epochs, deposits, registrations). */
+export function slotOf(request: SignRequest): string | null {
+  switch (request.type) {
+    case "BLOCK":
+      return request.block.slot;
+    case "BLOCK_V2": {
+      const b = request.beacon_block;
+      return "block" in b ? b.block.slot : b.block_header.slot;
+    }
+    case "ATTESTATION":
+      return request.attestation.slot;
+    case "AGGREGATION_SLOT":
+      return request.aggregation_slot.slot;
+    case "AGGREGATE_AND_PROOF":
+      return request.aggregate_and_proof.aggregate.data.slot;
+    case "AGGREGATE_AND_PROOF_V2": {
+      const a = request.aggregate_and_proof;
+      return "data" in a && "version" in a ? a.data.aggregate.data.slot : (a as { aggregate: { data: { slot: string } } }).aggregate.data.slot;
+    }
+    case "SYNC_COMMITTEE_MESSAGE":
+      return request.sync_committee_message.slot;
+    case "SYNC_COMMITTEE_SELECTION_PROOF":
+      return request.sync_aggregator_selection_data.slot;
+    case "SYNC_COMMITTEE_CONTRIBUTION_AND_PROOF":
+      return request.contribution_and_proof.contribution.slot;
+    default:
+      return null;
+  }
+}

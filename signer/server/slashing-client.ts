@@ -1,0 +1,176 @@
+/**
+ * The main thread's side of the slashing-protection worker: checkAndRecord* with the same contract as
+ * SlashingDb (resolves only once recorded durably; rejects with the same error classes), batched into one
+ * message per event-loop turn. If the worker dies every pending and later check fails closed (503).
+ */
+import { Worker } from "node:worker_threads";
+import { workerScriptUrl } from "../../config/index.js";
+import {
+  SlashingDbInputError,
+  SlashingDbUnavailableError,
+  SlashingProtectionError,
+  type BatchStats,
+  type CheckOutcome,
+  type RefusalCode,
+} from "../../slashing-db/index.js";
+import { encodeChecks, type Check, type FromDbWorker, type ToDbWorker, type WireError } from "./slashing-protocol.js";
+
+interface Pending {
+  resolve: (outcome: CheckOutcome) => void;
+  reject: (err: Error) => void;
+}
+
+function unwire(e: WireError): Error {
+  switch (e.kind) {
+    case "refused":
+      return new SlashingProtectionError(e.code as RefusalCode, e.message);
+    case "input":
+      return new SlashingDbInputError(e.field, e.message.startsWith(`${e.field}: `) ? e.message.slice(e.field.length + 2) : e.message);
+    default:
+      return new SlashingDbUnavailableError(e.code === "DB_CLOSED" ? "DB_CLOSED" : "DB_WRITE_FAILED", e.message);
+  }
+}
+
+export class SlashingWorkerClient {
+  private readonly pending = new Map<number, Pending>();
+  private readonly pins = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  private outbox: Check[] = [];
+  private scheduled = false;
+  private nextId = 1;
+  private dead: Error | undefined;
+  private closedWaiter: (() => void) | undefined;
+
+  private constructor(
+    private readonly worker: Worker,
+    private readonly onCommit: (s: BatchStats) => void,
+  ) {
+    worker.on("message", (m: FromDbWorker) => this.onMessage(m));
+    worker.on("error", (err) => this.fail(err));
+    worker.on("exit", (code) => this.fail(new Error(`slashing-protection worker exited with code ${code}`)));
+  }
+
+  /** Starts the worker on `file` (already created, migrated and pinned by the main thread's connection). */
+  static start(file: string, onCommit: (s: BatchStats) => void): Promise<SlashingWorkerClient> {
+    const worker = new Worker(workerScriptUrl(import.meta.url, "slashing-worker.js"), { workerData: { file } });
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(new SlashingDbUnavailableError("DB_OPEN_FAILED", `slashing-protection worker failed to start: ${err.message}`));
+      worker.once("error", onError);
+      worker.once("message", (m: FromDbWorker) => {
+        worker.off("error", onError);
+        if (m.kind !== "ready") return reject(new SlashingDbUnavailableError("DB_OPEN_FAILED", "slashing-protection worker sent no ready message"));
+        resolve(new SlashingWorkerClient(worker, onCommit));
+      });
+    });
+  }
+
+  /** Checks sent and not yet answered. */
+  get queueDepth(): number {
+    return this.pending.size;
+  }
+
+  get alive(): boolean {
+    return this.dead === undefined;
+  }
+
+  checkAndRecordBlock(pubkey: string, slot: bigint, root: string): Promise<CheckOutcome> {
+    return this.enqueue({ id: 0, pubkey, block: true, slot, root });
+  }
+
+  checkAndRecordAttestation(pubkey: string, source: bigint, target: bigint, root: string): Promise<CheckOutcome> {
+    return this.enqueue({ id: 0, pubkey, block: false, source, target, root });
+  }
+
+  /** Tells the worker's connection the network is pinned (the main connection pinned it first, durably). */
+  pin(root: string): Promise<void> {
+    if (this.dead) return Promise.reject(this.dead);
+    const requestId = this.nextId++;
+    this.flush(); // checks queued before the pin keep their order
+    return new Promise((resolve, reject) => {
+      this.pins.set(requestId, { resolve, reject });
+      this.post({ kind: "pin", requestId, root });
+    });
+  }
+
+  /** Commits everything queued, then stops the worker. */
+  async close(): Promise<void> {
+    if (this.dead) return;
+    this.flush();
+    const closed = new Promise<void>((resolve) => (this.closedWaiter = resolve));
+    this.post({ kind: "close" });
+    await closed;
+    this.dead = new SlashingDbUnavailableError("DB_CLOSED", "the slashing database is closed");
+    await this.worker.terminate();
+  }
+
+  private enqueue(check: Check): Promise<CheckOutcome> {
+    if (this.dead) return Promise.reject(this.dead);
+    check.id = this.nextId++;
+    return new Promise<CheckOutcome>((resolve, reject) => {
+      this.pending.set(check.id, { resolve, reject });
+      this.outbox.push(check);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    if (this.outbox.length === 0) return;
+    const checks = this.outbox;
+    this.outbox = [];
+    this.post({ kind: "checks", checks: encodeChecks(checks) });
+  }
+
+  private post(message: ToDbWorker): void {
+    this.worker.postMessage(message);
+  }
+
+  private onMessage(m: FromDbWorker): void {
+    switch (m.kind) {
+      case "replies":
+        for (const s of m.commits) this.onCommit(s);
+        for (const line of m.ok.split("\n")) {
+          if (line === "") continue;
+          const space = line.indexOf(" ");
+          const id = Number(line.slice(0, space));
+          const p = this.pending.get(id);
+          if (!p) continue;
+          this.pending.delete(id);
+          p.resolve(line.charCodeAt(space + 1) === 114 /* r */ ? "recorded" : "repeat");
+        }
+        for (const r of m.failed) {
+          const p = this.pending.get(r.id);
+          if (!p) continue;
+          this.pending.delete(r.id);
+          p.reject(r.error ? unwire(r.error) : new SlashingDbUnavailableError("DB_WRITE_FAILED", "malformed reply from the slashing-protection worker"));
+        }
+        return;
+      case "pinned": {
+        const p = this.pins.get(m.requestId);
+        this.pins.delete(m.requestId);
+        if (m.error) p?.reject(unwire(m.error));
+        else p?.resolve();
+        return;
+      }
+      case "closed":
+        this.closedWaiter?.();
+        return;
+      case "ready":
+        return;
+    }
+  }
+
+  /** Worker gone: nothing it had not answered was recorded as far as we know, so nobody signs. */
+  private fail(err: Error): void {
+    if (this.dead) return;
+    this.dead = new SlashingDbUnavailableError("DB_WRITE_FAILED", `slashing-protection worker stopped: ${err.message}`);
+    for (const p of this.pending.values()) p.reject(this.dead);
+    this.pending.clear();
+    for (const p of this.pins.values()) p.reject(this.dead);
+    this.pins.clear();
+    this.outbox = [];
+    this.closedWaiter?.();
+  }
+}

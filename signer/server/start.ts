@@ -1,0 +1,259 @@
+/**
+ * startSigner: opens everything the signer needs in order (preset, slashing database, fencing state, audit
+ * feed, key store → BLS pool), then listens. It resolves only when keys are loaded, the database is open and
+ * every listener is up; close() undoes it gracefully (stop accepting, finish in-flight requests, commit, close).
+ */
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import type { FastifyInstance } from "fastify";
+import { pino, type DestinationStream, type Logger } from "pino";
+import { ensurePrivateDir } from "../../config/index.js";
+import { openSlashingDb, type SlashingDbOptions } from "../../slashing-db/index.js";
+import { openKeyStore, type KeyStore } from "../keystore/index.js";
+import { BlsPool, loadConsensus } from "../signing/index.js";
+import { buildApp } from "./app.js";
+import { healthReport, type HealthReport } from "./routes/health.js";
+import { useFastSszHasher } from "./hasher.js";
+import { AuditLog } from "./audit-log.js";
+import { ClientRegistry } from "./auth.js";
+import type { ListenAddress, SignerConfig } from "./config.js";
+import type { SignerContext } from "./context.js";
+import { FencingStore } from "./fencing-store.js";
+import { SignerMetrics } from "./metrics.js";
+import { SigningService } from "./signing-service.js";
+import { SlashingWorkerClient } from "./slashing-client.js";
+import { readTokenFile } from "./tokens.js";
+
+/** How long close() lets in-flight requests finish before it cuts their connections. */
+const CLOSE_GRACE_MS = 10_000;
+/** Signatures per message to a BLS worker: small enough that replies stream back while the next batch is signed. */
+const BLS_BATCH = 8;
+
+export interface StartSignerOptions {
+  /** Progress and readiness lines ("loading keys", "ready: …", "stopping"); e.g. for systemd sd_notify STATUS=. */
+  status?: (text: string) => void;
+  /** Where pino's JSON lines go (default: stdout). */
+  logDestination?: DestinationStream;
+  /**
+   * Use this key store instead of opening `config.hsm`. For tests and benchmarks only (the CLI never sets it):
+   * the signer closes it on close().
+   */
+  keyStore?: KeyStore;
+}
+
+export interface RunningSigner {
+  /** The main listener, e.g. http://127.0.0.1:9000 (the real port when 0 was configured). */
+  readonly url: string;
+  readonly metricsUrl: string | undefined;
+  /** Dedicated client listeners by client id. */
+  readonly clientUrls: Readonly<Record<string, string>>;
+  readonly publicKeys: readonly string[];
+  readonly logger: Logger;
+  /** Cheap liveness: both database connections answer and at least one BLS worker runs (for the systemd watchdog). */
+  healthy(): boolean;
+  /** What GET /healthcheck answers. */
+  health(): Promise<HealthReport>;
+  /** Counters since start, for status lines. */
+  stats(): { keys: number; signed: number; refused: number; inFlight: number };
+  /** Stops accepting, finishes and commits in-flight requests, then closes the database, the pool and the HSM session. */
+  close(): Promise<void>;
+}
+
+export async function startSigner(config: SignerConfig, options: StartSignerOptions = {}): Promise<RunningSigner> {
+  const status = options.status ?? (() => {});
+  const logger = pino(
+    {
+      level: config.logLevel,
+      base: { name: "vigil-signer" },
+      // Defence in depth: credentials never reach a log line even if a header object is logged by mistake.
+      redact: { paths: ["req.headers.authorization", "headers.authorization", "authorization", "password", "passwords", "pin"], censor: "[redacted]" },
+    },
+    options.logDestination ?? pino.destination({ dest: 1, sync: false }),
+  );
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const unwind = async () => {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch {
+        /* best effort while failing */
+      }
+    }
+  };
+
+  try {
+    status(`loading the ${config.network.preset} consensus preset`);
+    await loadConsensus(config.network.preset);
+    const hasher = await useFastSszHasher();
+    ensurePrivateDir(config.dataDir);
+
+    // Metrics read live objects through these late-bound references.
+    let service: SigningService | undefined;
+    let pool: BlsPool | undefined;
+    let slashingWorker: SlashingWorkerClient | undefined;
+    let fencing: FencingStore | undefined;
+    let clients: ClientRegistry | undefined;
+    const metrics = new SignerMetrics({
+      queueDepth: () => ({ total: service?.queueDepth ?? 0, slashingDb: slashingWorker?.queueDepth ?? 0, bls: pool?.queueDepth ?? 0 }),
+      keysLoaded: () => service?.keys.size ?? 0,
+      generation: () => fencing?.generation ?? 0,
+      clientsEnabled: () => [...(clients?.clients.keys() ?? [])].map((id) => ({ id, enabled: fencing?.isEnabled(id) ?? true })),
+      blsThreads: () => pool?.aliveThreads ?? 0,
+    });
+
+    status("opening the slashing-protection database");
+    // Two connections to one file: this thread's pins the network (creating and migrating the file) and serves
+    // imports, exports and health; the worker's runs every check-and-record (its group commits and fsyncs
+    // never block this thread) with WAL checkpoints on a thread of their own (checkpointInBackground).
+    const dbOptions: SlashingDbOptions = config.genesisValidatorsRoot ? { genesisValidatorsRoot: config.genesisValidatorsRoot } : {};
+    const openedDb = openSlashingDb(config.slashingDb, dbOptions);
+    cleanups.push(() => openedDb.close());
+    const checker = await SlashingWorkerClient.start(config.slashingDb, (s) => metrics.commit(s));
+    slashingWorker = checker;
+    cleanups.push(() => checker.close());
+
+    const openedFencing = FencingStore.open(
+      path.join(config.dataDir, "signer-state.sqlite"),
+      new Map((config.clients ?? []).map((c) => [c.id, c.initiallyEnabled])),
+    );
+    fencing = openedFencing;
+    cleanups.push(() => openedFencing.close());
+    const audit = AuditLog.open(path.join(config.dataDir, "audit"));
+    cleanups.push(() => audit.close());
+    clients = new ClientRegistry(config.clients);
+    const adminToken = config.admin ? readTokenFile(config.admin.tokenFile, { create: true, what: "admin" }) : undefined;
+    const keymanagerToken = config.keymanager.enabled ? readTokenFile(config.keymanager.tokenFile, { create: true, what: "keymanager" }) : undefined;
+
+    status("loading keys from the key store");
+    // SoftHSM2 reads SOFTHSM2_CONF when its module is first initialised in this process.
+    if (config.softhsmConf !== undefined && options.keyStore === undefined) process.env.SOFTHSM2_CONF = config.softhsmConf;
+    const keyStore = options.keyStore ?? openKeyStore(config.hsm);
+    cleanups.push(() => keyStore.close());
+    const loaded = await keyStore.load();
+    const secrets = [...loaded.exportForWorkers().values()];
+    const startedPool = await BlsPool.start(secrets, {
+      preset: config.network.preset,
+      threads: config.limits.blsThreads,
+      // The service admits at most maxQueueDepth requests; the pool never needs to refuse one of them.
+      maxQueueDepth: config.limits.maxQueueDepth + 1024,
+      maxBatchSize: BLS_BATCH,
+      onWorkerFailure: (err) => logger.error({ err: err.message }, "a BLS worker thread died; signing continues on the others"),
+    }); // zeroes `secrets`
+    pool = startedPool;
+    cleanups.push(() => startedPool.close());
+
+    service = new SigningService({
+      network: config.network,
+      db: openedDb,
+      checker,
+      onPinFailure: (err) => logger.error({ err: err.message }, "could not pass the network pin to the slashing-protection worker; its checks fail closed"),
+      pool: startedPool,
+      fencing: openedFencing,
+      audit,
+      maxQueueDepth: config.limits.maxQueueDepth,
+    });
+    const ctx: SignerContext = {
+      config,
+      logger,
+      db: openedDb,
+      slashingWorker: checker,
+      pool: startedPool,
+      keyStore,
+      service,
+      clients,
+      fencing: openedFencing,
+      audit,
+      metrics,
+      ...(adminToken ? { adminToken } : {}),
+      ...(keymanagerToken ? { keymanagerToken } : {}),
+      keyChanges: { tail: Promise.resolve() },
+    };
+
+    status("starting listeners");
+    const apps: FastifyInstance[] = [];
+    cleanups.push(() => Promise.all(apps.map((a) => a.close())).then(() => undefined));
+    const listenOn = async (app: FastifyInstance, addr: ListenAddress, https: boolean): Promise<string> => {
+      apps.push(app);
+      await app.listen({ host: addr.host, port: addr.port });
+      const bound = app.server.address() as AddressInfo;
+      const host = bound.family === "IPv6" ? `[${bound.address}]` : bound.address;
+      return `${https ? "https" : "http"}://${host}:${bound.port}`;
+    };
+    const url = await listenOn(buildApp(ctx, { kind: "main" }), config.listen, config.tls !== undefined);
+    const clientUrls: Record<string, string> = {};
+    for (const c of config.clients ?? []) {
+      if (!c.listen) continue;
+      if (!isLoopback(c.listen.host)) {
+        logger.warn({ client: c.id, host: c.listen.host }, "a dedicated client listener is not on loopback: anyone who reaches it signs as that client");
+      }
+      clientUrls[c.id] = await listenOn(buildApp(ctx, { kind: "client", client: clients.get(c.id)! }), c.listen, false);
+    }
+    const metricsUrl =
+      config.metrics.enabled && config.metrics.listen ? await listenOn(buildApp(ctx, { kind: "metrics" }), config.metrics.listen, false) : config.metrics.enabled ? url : undefined;
+
+    const publicKeys = startedPool.publicKeys;
+    logger.info(
+      { url, clientUrls, metricsUrl, keys: publicKeys.length, network: config.network.name, genesisValidatorsRoot: openedDb.genesisValidatorsRoot, sszHasher: hasher },
+      "signer ready",
+    );
+    status(`ready: ${publicKeys.length} key(s) on ${url}`);
+
+    let closing: Promise<void> | undefined;
+    return {
+      url,
+      metricsUrl,
+      clientUrls,
+      publicKeys,
+      logger,
+      healthy: () => openedDb.isHealthy() && checker.alive && startedPool.aliveThreads > 0,
+      health: () => healthReport(ctx),
+      stats() {
+        let signed = 0;
+        let refused = 0;
+        for (const c of ctx.clients.clients.values()) {
+          signed += c.signed;
+          refused += c.refused;
+        }
+        return { keys: ctx.service.keys.size, signed, refused, inFlight: ctx.service.queueDepth };
+      },
+      close() {
+        closing ??= (async () => {
+          status("stopping: finishing in-flight requests");
+          logger.info("signer stopping");
+          // fastify.close() stops accepting and waits for in-flight requests, which await their commit and signature.
+          // It closes the keep-alive connections idle at that moment only: close each one as it becomes idle, and
+          // after the grace period every connection (a client holding a request open must not block shutdown).
+          const started = Date.now();
+          const reaper = setInterval(() => {
+            for (const a of apps) {
+              if (Date.now() - started > CLOSE_GRACE_MS) a.server.closeAllConnections();
+              else a.server.closeIdleConnections();
+            }
+          }, 25);
+          try {
+            await Promise.all(apps.map((a) => a.close()));
+          } finally {
+            clearInterval(reaper);
+          }
+          await startedPool.close();
+          await checker.close(); // commits anything still queued
+          openedDb.close();
+          openedFencing.close();
+          await audit.close();
+          await keyStore.close();
+          logger.info("signer stopped");
+          logger.flush?.();
+          status("stopped");
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
+}

@@ -1,0 +1,81 @@
+// The signer config: every mistake is refused at start-up with an error naming the field.
+import fs from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadSignerConfig, parseSignerConfig, SignerConfigError } from "../../signer/index.js";
+import { tempDir } from "../helpers/tmp.js";
+
+const base = {
+  network: "mainnet",
+  hsm: { module: "/usr/lib/softhsm/libsofthsm2.so", tokenLabel: "t", pin: { file: "pin" } },
+};
+
+function fieldOf(value: unknown): string {
+  try {
+    parseSignerConfig(value, "/etc/vigil");
+  } catch (err) {
+    expect(err).toBeInstanceOf(SignerConfigError);
+    return (err as SignerConfigError).field;
+  }
+  throw new Error("accepted");
+}
+
+describe("signer config", () => {
+  it("fills defaults and resolves paths against the config's directory", () => {
+    const c = parseSignerConfig({ ...base, dataDir: "data" }, "/etc/vigil");
+    expect(c.listen).toEqual({ host: "127.0.0.1", port: 9000 });
+    expect(c.dataDir).toBe("/etc/vigil/data");
+    expect(c.slashingDb).toBe("/etc/vigil/data/slashing-protection.sqlite");
+    expect(c.hsm.pin).toEqual({ file: "/etc/vigil/pin" });
+    expect(c.network.name).toBe("mainnet");
+    expect(c.keymanager.enabled).toBe(false);
+    expect(c.metrics).toEqual({ enabled: true });
+  });
+
+  it("takes a custom network object", () => {
+    const c = parseSignerConfig({ ...base, network: { name: "dev", preset: "minimal", genesisForkVersion: "0x00000001", forkVersions: { ALTAIR: "0x01000001" } } });
+    expect(c.network.preset).toBe("minimal");
+  });
+
+  it.each([
+    [{ ...base, network: "goerli" }, "network"],
+    [{ ...base, network: { name: "x", preset: "tiny", genesisForkVersion: "0x00000000" } }, "network"],
+    [{ ...base, listen: { port: 70000 } }, "listen.port"],
+    [{ ...base, lisen: {} }, "lisen"],
+    [{ ...base, genesisValidatorsRoot: "0x12" }, "genesisValidatorsRoot"],
+    [{ ...base, hsm: { module: "/x.so", tokenLabel: "t" } }, "hsm.pin"],
+    [{ ...base, clients: [{ id: "a b", tokenFile: "t", keys: "*" }] }, "clients[0].id"],
+    [{ ...base, clients: [{ id: "a", keys: "*" }] }, "clients[0]"],
+    [{ ...base, clients: [{ id: "a", tokenFile: "t" }] }, "clients[0].keys"],
+    [{ ...base, clients: [{ id: "a", tokenFile: "t", keys: ["0x12"] }] }, "clients[0].keys[0]"],
+    [{ ...base, clients: [{ id: "a", tokenFile: "t", keys: "*" }, { id: "a", tokenFile: "u", keys: "*" }] }, "clients[1].id"],
+    [{ ...base, clients: [{ id: "a", tlsClientCertSha256: "zz", keys: "*" }] }, "clients[0].tlsClientCertSha256"],
+    [{ ...base, clients: [{ id: "a", listen: { port: 9000 }, keys: "*" }] }, "clients[0].listen"],
+    [{ ...base, clients: [{ id: "a", tlsClientCertSha256: "AB".repeat(32), keys: "*" }] }, "clients[0].tlsClientCertSha256"],
+    [{ ...base, limits: { maxQueueDepth: 0 } }, "limits.maxQueueDepth"],
+    [{ ...base, limits: { bodyLimitBytes: "1MB" } }, "limits.bodyLimitBytes"],
+    [{ ...base, keymanager: { enabled: "yes" } }, "keymanager.enabled"],
+    [{ ...base, metrics: { host: "0.0.0.0" } }, "metrics.port"],
+    [{ ...base, tls: { cert: "c" } }, "tls.key"],
+    [{ ...base, logLevel: "loud" }, "logLevel"],
+  ])("refuses %j naming %s", (value, field) => {
+    expect(fieldOf(value)).toBe(field);
+  });
+
+  it("refuses a PIN written inline (the key store's own rule)", () => {
+    expect(() => parseSignerConfig({ ...base, hsm: { ...base.hsm, pin: "1234" } })).toThrow(/never the PIN/);
+  });
+
+  it("loads the shipped example", () => {
+    const example = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../config/signer.example.json");
+    const c = loadSignerConfig(example);
+    expect(c.clients?.map((x) => x.id)).toEqual(["primary", "backup", "teku-1"]);
+  });
+
+  it("reports unreadable files and bad JSON", () => {
+    const dir = tempDir();
+    expect(() => loadSignerConfig(path.join(dir, "missing.json"))).toThrow(/cannot read config/);
+    fs.writeFileSync(path.join(dir, "bad.json"), "{");
+    expect(() => loadSignerConfig(path.join(dir, "bad.json"))).toThrow(SignerConfigError);
+  });
+});

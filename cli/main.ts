@@ -9,6 +9,7 @@ const program = new Command("vigil")
 program.addCommand(slashingCommand());
 for (const cmd of (await import("../signer/cli-keys.js")).keystoreCommands()) program.addCommand(cmd);
 program.addCommand((await import("../signer/cli-signer.js")).signerCommand());
+for (const cmd of (await import("../watchdog/cli.js")).watchdogCommands()) program.addCommand(cmd);
 
 program.addHelpText(
   "after",

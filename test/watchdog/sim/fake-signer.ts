@@ -1,0 +1,96 @@
+// A small in-memory signer admin API that follows signer/docs/admin-api.md, for unit tests of the failover
+// executor that need faults the real signer does not produce on demand: unreachable, stuck in-flight
+// requests, a fence that does not stick, a newer generation appearing mid-failover. The scenario tests use
+// the real signer.
+import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
+
+export interface FakeClient {
+  id: string;
+  enabled: boolean;
+  changedAtGeneration: number;
+  inFlight: number;
+  lastRequestAt: string | null;
+  lastSignedAt: string | null;
+  signed: number;
+  refused: number;
+}
+
+export class FakeSigner {
+  generation = 0;
+  readonly clients = new Map<string, FakeClient>();
+  /** Every admin route destroys the connection. */
+  unreachable = false;
+  /** disable answers 200 but changes nothing (a broken signer): the read-back must catch it. */
+  ignoreDisable = false;
+  readonly calls: string[] = [];
+  /** Called before a disable/enable is applied (tests move the generation on here). */
+  onCall: (action: "disable" | "enable", id: string, generation: number) => void = () => {};
+  private constructor(
+    private readonly app: FastifyInstance,
+    readonly url: string,
+    readonly token: string,
+  ) {}
+
+  static async start(token: string, clientIds: string[]): Promise<FakeSigner> {
+    const app = Fastify({ logger: false });
+    let fake: FakeSigner | undefined;
+    const fail = (reply: FastifyReply, status: number, code: string, extra: object = {}) => reply.code(status).send({ code, message: code, ...extra });
+    app.addHook("onRequest", async (req, reply) => {
+      if (fake!.unreachable) {
+        req.raw.socket.destroy();
+        return reply;
+      }
+      if (req.headers.authorization !== `Bearer ${token}`) return fail(reply, 401, "UNAUTHENTICATED");
+    });
+    app.get("/admin/v1/fencing", async () => ({ generation: fake!.generation }));
+    app.get("/admin/v1/clients", async () => ({ generation: fake!.generation, clients: [...fake!.clients.values()].map(view) }));
+    app.get<{ Params: { id: string } }>("/admin/v1/clients/:id", async (req, reply) => {
+      const c = fake!.clients.get(req.params.id);
+      return c ? view(c) : fail(reply, 404, "UNKNOWN_CLIENT");
+    });
+    for (const action of ["disable", "enable"] as const) {
+      app.post<{ Params: { id: string }; Body: { generation: number } }>(`/admin/v1/clients/:id/${action}`, async (req, reply) => {
+        const c = fake!.clients.get(req.params.id);
+        if (!c) return fail(reply, 404, "UNKNOWN_CLIENT");
+        const g = req.body.generation;
+        fake!.calls.push(`${action} ${c.id} ${g}`);
+        fake!.onCall(action, c.id, g);
+        if (g < fake!.generation) return fail(reply, 409, "STALE_GENERATION", { currentGeneration: fake!.generation });
+        fake!.generation = g;
+        if (action === "disable" && fake!.ignoreDisable) return view(c);
+        c.enabled = action === "enable";
+        c.changedAtGeneration = g;
+        return view(c);
+      });
+    }
+    app.get("/admin/v1/signatures", async () => ({ signatures: [], next: 0 }));
+    const url = await app.listen({ host: "127.0.0.1", port: 0 });
+    fake = new FakeSigner(app, url, token);
+    for (const id of clientIds) {
+      fake.clients.set(id, { id, enabled: true, changedAtGeneration: 0, inFlight: 0, lastRequestAt: null, lastSignedAt: null, signed: 0, refused: 0 });
+    }
+    return fake;
+  }
+
+  client(id: string): FakeClient {
+    return this.clients.get(id)!;
+  }
+
+  /** The client "signs" now (what VERIFYING waits for). */
+  sign(id: string): void {
+    const c = this.client(id);
+    if (!c.enabled) return;
+    const now = new Date().toISOString();
+    c.lastRequestAt = now;
+    c.lastSignedAt = now;
+    c.signed++;
+  }
+
+  async close(): Promise<void> {
+    await this.app.close();
+  }
+}
+
+function view(c: FakeClient) {
+  return { ...c, lastSigned: [] };
+}

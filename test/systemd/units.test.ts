@@ -1,0 +1,176 @@
+// The shipped systemd units: `systemd-analyze verify` is clean, `systemd-analyze security` rates each at most
+// 2.5 ("OK"), and the units, example configs and install layout agree with each other.
+import { execFileSync, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { parseSignerConfig } from "../../signer/server/config.js";
+import { parseWatchdogConfig } from "../../watchdog/config.js";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const UNIT_DIR = path.join(ROOT, "systemd");
+const SERVICES = ["vigil-signer.service", "vigil-watchdog.service", "vigil-slashing-prune.service"];
+const UNITS = [...SERVICES, "vigil-slashing-prune.timer"];
+const MAX_EXPOSURE = 2.5;
+
+const analyze = spawnSync("systemd-analyze", ["--version"], { encoding: "utf8" });
+const analyzeMissing = analyze.status === 0 ? undefined : `systemd-analyze is not available (${analyze.error?.message ?? analyze.stderr.trim()}); install the Debian package "systemd"`;
+if (analyzeMissing) console.warn(`SKIPPING systemd-analyze checks: ${analyzeMissing}`);
+const systemdVersion = Number(/systemd (\d+)/.exec(analyze.stdout ?? "")?.[1] ?? 0);
+
+function unitText(name: string): string {
+  return fs.readFileSync(path.join(UNIT_DIR, name), "utf8");
+}
+
+/** Every value of `key=` in a unit (a key may repeat). */
+function values(text: string, key: string): string[] {
+  return text
+    .split("\n")
+    .filter((l) => l.startsWith(`${key}=`))
+    .map((l) => l.slice(key.length + 1));
+}
+
+describe.skipIf(analyzeMissing !== undefined)("systemd-analyze", () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "vigil-units-"));
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  /**
+   * verify checks that ExecStart= exists and that every dependency resolves, so it runs against a small root
+   * laid out as install.sh does it: the system's own units, ours in /usr/local/lib/systemd/system, and a
+   * stand-in for /opt/vigil/current/bin/vigil.js.
+   */
+  function fakeRoot(units: Record<string, string>, dropins: Record<string, string> = {}): string {
+    const root = fs.mkdtempSync(path.join(tmp, "root-"));
+    const systemUnits = ["/usr/lib/systemd/system", "/lib/systemd/system"].find((d) => fs.existsSync(path.join(d, "multi-user.target")));
+    if (!systemUnits) throw new Error("no system unit directory with multi-user.target");
+    fs.mkdirSync(path.join(root, "usr/lib/systemd"), { recursive: true });
+    execFileSync("cp", ["-a", systemUnits, path.join(root, "usr/lib/systemd/system")]);
+    const ours = path.join(root, "usr/local/lib/systemd/system");
+    fs.mkdirSync(ours, { recursive: true });
+    for (const [name, text] of Object.entries(units)) fs.writeFileSync(path.join(ours, name), text);
+    for (const [rel, text] of Object.entries(dropins)) {
+      fs.mkdirSync(path.dirname(path.join(root, "etc/systemd/system", rel)), { recursive: true });
+      fs.writeFileSync(path.join(root, "etc/systemd/system", rel), text);
+    }
+    const bin = path.join(root, "opt/vigil/current/bin");
+    fs.mkdirSync(bin, { recursive: true });
+    fs.writeFileSync(path.join(bin, "vigil.js"), "#!/bin/sh\n", { mode: 0o755 });
+    return root;
+  }
+
+  function verify(root: string, names: string[]) {
+    return spawnSync("systemd-analyze", ["verify", "--man=no", `--root=${root}`, ...names.map((n) => `/usr/local/lib/systemd/system/${n}`)], {
+      encoding: "utf8",
+      env: { ...process.env, SYSTEMD_LOG_LEVEL: "notice" },
+    });
+  }
+
+  it("verify passes on every unit, with no warning at all", () => {
+    const root = fakeRoot(Object.fromEntries(UNITS.map((u) => [u, unitText(u)])));
+    const r = verify(root, UNITS);
+    expect(r.stderr.trim()).toBe("");
+    expect(r.status).toBe(0);
+  });
+
+  it("verify would catch a broken unit (the check is not vacuous)", () => {
+    const broken = unitText("vigil-signer.service").replace("ProtectSystem=strict", "ProtectSystem=strict\nProtectSytem=yes");
+    const missingExec = unitText("vigil-watchdog.service").replace("/opt/vigil/current/bin/vigil.js", "/opt/vigil/missing/vigil.js");
+    const root = fakeRoot({ "vigil-signer.service": broken, "vigil-watchdog.service": missingExec });
+    const r = verify(root, ["vigil-signer.service", "vigil-watchdog.service"]);
+    expect(r.stderr).toMatch(/Unknown key (name )?'ProtectSytem'/);
+    expect(r.stderr).toMatch(/missing\/vigil\.js is not executable/);
+    expect(r.status).not.toBe(0);
+  });
+
+  const DROPINS = fs.readdirSync(path.join(UNIT_DIR, "dropins")).filter((f) => f.endsWith(".conf"));
+
+  it.each(DROPINS)("the example drop-in %s keeps the signer unit valid and rated OK", (dropin) => {
+    const root = fakeRoot({ "vigil-signer.service": unitText("vigil-signer.service") }, { [`vigil-signer.service.d/${dropin}`]: unitText(`dropins/${dropin}`) });
+    const r = verify(root, ["vigil-signer.service"]);
+    expect(r.stderr.trim()).toBe("");
+    expect(r.status).toBe(0);
+    const sec = spawnSync("systemd-analyze", ["security", "--offline=true", "--no-pager", `--root=${root}`, "vigil-signer.service"], { encoding: "utf8" });
+    const m = /Overall exposure level for \S+: (\d+(?:\.\d+)?)/.exec(sec.stdout);
+    expect(m, sec.stdout + sec.stderr).not.toBeNull();
+    console.log(`systemd-analyze security vigil-signer.service + ${dropin}: ${m![1]}`);
+    expect(Number(m![1])).toBeLessThanOrEqual(MAX_EXPOSURE);
+  });
+
+  it.each(SERVICES)(`security rates %s at most ${MAX_EXPOSURE} ("OK")`, (unit) => {
+    if (systemdVersion < 250) throw new Error(`systemd-analyze ${systemdVersion} has no --offline security review (needs 250+)`);
+    const r = spawnSync("systemd-analyze", ["security", "--offline=true", "--no-pager", path.join(UNIT_DIR, unit)], { encoding: "utf8" });
+    const m = /Overall exposure level for \S+: (\d+(?:\.\d+)?) (\S+)/.exec(r.stdout);
+    expect(m, r.stdout + r.stderr).not.toBeNull();
+    const score = Number(m![1]);
+    console.log(`systemd-analyze security ${unit}: ${score} ${m![2]}`);
+    expect(score).toBeLessThanOrEqual(MAX_EXPOSURE);
+  });
+});
+
+describe("units, example configs and install layout agree", () => {
+  const signerUnit = unitText("vigil-signer.service");
+  const watchdogUnit = unitText("vigil-watchdog.service");
+
+  it("both daemons are Type=notify with a watchdog, restart on failure with limits, and run as their own user", () => {
+    for (const [text, user] of [
+      [signerUnit, "vigil-signer"],
+      [watchdogUnit, "vigil-watchdog"],
+    ] as const) {
+      expect(values(text, "Type")).toEqual(["notify"]);
+      expect(values(text, "NotifyAccess")).toEqual(["main"]);
+      expect(values(text, "WatchdogSec")).toHaveLength(1);
+      expect(values(text, "Restart")).toEqual(["on-failure"]);
+      expect(values(text, "StartLimitBurst")).toHaveLength(1);
+      expect(values(text, "StartLimitIntervalSec")).toHaveLength(1);
+      expect(values(text, "User")).toEqual([user]);
+      expect(values(text, "CapabilityBoundingSet")).toEqual([""]);
+      expect(values(text, "SystemCallFilter")[0]).toBe("@system-service");
+      for (const key of ["ProtectSystem", "ProtectHome", "PrivateTmp", "NoNewPrivileges", "RestrictAddressFamilies", "StateDirectory"]) {
+        expect(values(text, key), key).toHaveLength(1);
+      }
+    }
+  });
+
+  it("the signer config reads the PIN and admin token from the credentials the unit loads", () => {
+    const config = parseSignerConfig(JSON.parse(fs.readFileSync(path.join(UNIT_DIR, "etc/signer.json"), "utf8")), "/etc/vigil");
+    const credentials = values(signerUnit, "LoadCredential").map((v) => v.split(":")[0]);
+    expect(config.hsm.pin).toEqual({ credential: "hsm-pin" });
+    expect(credentials).toContain("hsm-pin");
+    expect(config.admin?.tokenFile).toBe("/run/credentials/vigil-signer.service/admin-token");
+    expect(credentials).toContain("admin-token");
+    expect(config.dataDir).toBe("/var/lib/vigil/signer");
+    expect(values(signerUnit, "StateDirectory")).toEqual(["vigil/signer"]);
+    expect(values(signerUnit, "Environment")).toContain("VIGIL_DATA_DIR=/var/lib/vigil/signer");
+    expect(values(signerUnit, "ExecStart")[0]).toMatch(/ signer start --config \/etc\/vigil\/signer\.json$/);
+    // the default listen addresses are loopback, which the unit's IP allow list permits
+    expect([config.listen.host, ...(config.clients ?? []).map((c) => c.listen?.host)]).toEqual(expect.arrayContaining(["127.0.0.1"]));
+    expect(values(signerUnit, "IPAddressAllow")).toEqual(["localhost"]);
+  });
+
+  it("SoftHSM2 keeps its tokens inside the signer's state directory", () => {
+    const conf = fs.readFileSync(path.join(UNIT_DIR, "etc/softhsm2.conf"), "utf8");
+    expect(/^directories\.tokendir = (.+)$/m.exec(conf)?.[1]).toBe("/var/lib/vigil/signer/softhsm/tokens");
+    expect(values(signerUnit, "Environment")).toContain("SOFTHSM2_CONF=/etc/vigil/softhsm2.conf");
+  });
+
+  it("the watchdog config reads the admin token from the credential its unit loads", () => {
+    const config = parseWatchdogConfig(JSON.parse(fs.readFileSync(path.join(UNIT_DIR, "etc/watchdog.json"), "utf8")), "/etc/vigil");
+    for (const signer of Object.values(config.signers)) {
+      expect(signer.adminTokenFile).toBe("/run/credentials/vigil-watchdog.service/admin-token");
+    }
+    expect(values(watchdogUnit, "LoadCredential")).toEqual(["admin-token:/etc/vigil/credentials/admin-token"]);
+    expect(config.dataDir).toBe("/var/lib/vigil/watchdog");
+    expect(values(watchdogUnit, "StateDirectory")).toEqual(["vigil/watchdog"]);
+    expect(values(watchdogUnit, "ExecStart")[0]).toMatch(/ watchdog start --config \/etc\/vigil\/watchdog\.json$/);
+  });
+
+  it("the shell scripts parse", () => {
+    for (const script of ["install.sh", "vigil-signer-admin"]) {
+      const r = spawnSync("bash", ["-n", path.join(UNIT_DIR, script)], { encoding: "utf8" });
+      expect(r.stderr, script).toBe("");
+      expect(fs.statSync(path.join(UNIT_DIR, script)).mode & 0o111, `${script} is executable`).not.toBe(0);
+    }
+  });
+});

@@ -23,7 +23,8 @@ export { Pkcs11KeyStore, normalizePubkey } from "./pkcs11-keystore.js";
 export type { Pkcs11KeyStoreOptions } from "./pkcs11-keystore.js";
 export { initToken, tokenStatus } from "./hsm-admin.js";
 export type { TokenStatus, InitResult } from "./hsm-admin.js";
-export { discoverKeystores, decryptKeystores, defaultImportWorkers } from "./keystore-import.js";
+export { discoverKeystores, decryptKeystores, decryptKeystoreContents, defaultImportWorkers } from "./keystore-import.js";
+export type { KeystoreContent } from "./keystore-import.js";
 export type { KeystoreSource } from "./keystore-import.js";
 export { WRAPPING_KEY_LABEL } from "./envelope.js";
 

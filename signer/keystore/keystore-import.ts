@@ -72,16 +72,30 @@ export async function decryptKeystores(sources: KeystoreSource[], options: Decry
     return pw;
   };
   // Read everything before starting threads, so a missing file fails in milliseconds, not after an hour of scrypt.
-  const jobs = sources.map((s) => {
+  const contents = sources.map((s): KeystoreContent => {
     let json: string;
     try {
       json = fs.readFileSync(s.file, "utf8");
     } catch (err) {
       throw new InvalidKeystoreError(`cannot read keystore ${s.file}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
     }
-    return { source: s, json, password: readPassword(s.passwordFile) };
+    return { label: s.file, json, password: readPassword(s.passwordFile) };
   });
+  return decryptKeystoreContents(contents, options);
+}
 
+/** A keystore already in memory (e.g. posted to the keymanager API); `label` names it in errors. */
+export interface KeystoreContent {
+  label: string;
+  json: string;
+  password: string;
+}
+
+/**
+ * Decrypts in-memory keystores in worker threads, with the same checks as decryptKeystores: nothing is
+ * written anywhere, so a password handed over an API never touches a file.
+ */
+export async function decryptKeystoreContents(jobs: KeystoreContent[], options: DecryptOptions = {}): Promise<SecretKeyInput[]> {
   const workers = Math.max(1, Math.min(options.workers ?? defaultImportWorkers(), jobs.length));
   const pool = new WorkerPool(workerUrl("decrypt-worker"), workers);
   const progress = new Progress("decrypting keystores", jobs.length, options.progressStream === undefined ? process.stderr : options.progressStream);
@@ -95,13 +109,13 @@ export async function decryptKeystores(sources: KeystoreSource[], options: Decry
         try {
           reply = await pool.run<KeystoreReply>({ kind: "keystore", json: job.json, password: job.password } satisfies WorkerRequest);
         } catch (err) {
-          failure ??= new InvalidKeystoreError(`${job.source.file}: ${err instanceof Error ? err.message : "failed"}`);
+          failure ??= new InvalidKeystoreError(`${job.label}: ${err instanceof Error ? err.message : "failed"}`);
           void pool.close(); // stop the rest: fail fast
           return;
         }
         if (reply.declaredPubkey !== "" && reply.declaredPubkey !== reply.pubkey) {
           reply.secret.fill(0);
-          failure ??= new InvalidKeystoreError(`${job.source.file}: secret key does not match the keystore's pubkey ${reply.declaredPubkey}`);
+          failure ??= new InvalidKeystoreError(`${job.label}: secret key does not match the keystore's pubkey ${reply.declaredPubkey}`);
           void pool.close();
           return;
         }

@@ -4,12 +4,9 @@
  * `keymanager.enabled`; bearer token from `keymanager.tokenFile`. Keys go to the HSM key store first (durable),
  * then into the BLS pool; deletions leave the pool (after in-flight requests finish) before the token.
  */
-import crypto from "node:crypto";
-import fs from "node:fs";
-import path from "node:path";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { ensurePrivateDir, normalizeHex, PRIVATE_FILE_MODE } from "../../../config/index.js";
-import { decryptKeystores, defaultImportWorkers, type SecretKeyInput } from "../../keystore/index.js";
+import { normalizeHex } from "../../../config/index.js";
+import { decryptKeystoreContents, defaultImportWorkers, type SecretKeyInput } from "../../keystore/index.js";
 import type { Interchange } from "../../../slashing-db/index.js";
 import type { SignerContext } from "../context.js";
 import { bearerToken, digestToken, sameToken } from "../tokens.js";
@@ -93,7 +90,7 @@ async function importAll(ctx: SignerContext, keystores: string[], passwords: str
       while (next < keystores.length) {
         const i = next++;
         try {
-          decrypted[i] = await decryptOne(ctx, keystores[i]!, passwords[i]!);
+          decrypted[i] = await decryptOne(keystores[i]!, passwords[i]!);
         } catch (err) {
           statuses[i] = { status: "error", message: (err as Error).message.replace(/^.*?: /, "") };
         }
@@ -127,32 +124,11 @@ async function importAll(ctx: SignerContext, keystores: string[], passwords: str
   return statuses;
 }
 
-/**
- * Decrypts one EIP-2335 keystore with the key store's decryption (worker threads, scrypt off the event loop).
- * That API reads files, so the keystore and its password are written to a private 0700 directory for the few
- * moments it takes — in RAM (/dev/shm) where there is one, else under the data directory — and removed right after.
- */
-async function decryptOne(ctx: SignerContext, json: string, password: string): Promise<SecretKeyInput> {
-  const root = fs.existsSync("/dev/shm") ? "/dev/shm" : path.join(ctx.config.dataDir, ".keymanager-tmp");
-  ensurePrivateDir(root);
-  const dir = fs.mkdtempSync(path.join(root, "vigil-import-")); // 0700
-  const file = path.join(dir, "keystore.json");
-  const passwordFile = path.join(dir, "password.txt");
-  try {
-    fs.writeFileSync(file, json, { mode: PRIVATE_FILE_MODE });
-    fs.writeFileSync(passwordFile, password, { mode: PRIVATE_FILE_MODE });
-    const [key] = await decryptKeystores([{ file, passwordFile }], { workers: 1, progressStream: null });
-    if (!key) throw new Error("keystore could not be decrypted");
-    return key;
-  } finally {
-    // Overwrite the password before unlinking: best effort against the file lingering in free blocks.
-    try {
-      fs.writeFileSync(passwordFile, crypto.randomBytes(Math.max(16, password.length)));
-    } catch {
-      /* already gone */
-    }
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+/** Decrypts one EIP-2335 keystore in a worker thread (scrypt off the event loop), entirely in memory. */
+async function decryptOne(json: string, password: string): Promise<SecretKeyInput> {
+  const [key] = await decryptKeystoreContents([{ label: "keystore", json, password }], { workers: 1, progressStream: null });
+  if (!key) throw new Error("keystore could not be decrypted");
+  return key;
 }
 
 async function deleteAll(ctx: SignerContext, pubkeys: string[]): Promise<{ data: DeleteStatus[]; slashing_protection: string }> {

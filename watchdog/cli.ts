@@ -11,6 +11,7 @@ import { checkPreconditions, describePlan } from "./failover/preconditions.js";
 import type { FailoverRecord } from "./failover/states.js";
 import { observe } from "./monitor.js";
 import { WatchdogStore } from "./state/store.js";
+import { randomUUID } from "node:crypto";
 
 // Operator commands. They work with or without the daemon running: each talks to the watchdog's state
 // database (<dataDir>/watchdog.sqlite) and to the signers' admin APIs directly. A failover run from here
@@ -241,7 +242,7 @@ async function fenceCommand(cfg: WatchdogConfig, clientId: string, signerOpt: st
   try {
     const signer = ctx.signers.get(signerId)!;
     const gen = ctx.store.allocateGeneration([await signer.generation()], "fence", `operator fenced ${clientId} at signer ${signerId}`, { clientId, signer: signerId });
-    await signer.disable(clientId, gen);
+    await signer.disable(clientId, gen, `fence-${randomUUID()}`);
     const view = await signer.client(clientId);
     if (view.enabled) throw new FailoverFailedError("FENCE_NOT_CONFIRMED", `signer ${signerId} still reports ${clientId} enabled`);
     process.stdout.write(`${clientId} fenced at signer ${signerId} (generation ${gen}); ${view.inFlight} request(s) in flight\n`);

@@ -10,6 +10,7 @@ import { Hysteresis } from "./health/hysteresis.js";
 import { observe, type Observation } from "./monitor.js";
 import { probeLiveness, type LivenessProbe } from "./probes/liveness.js";
 import { LeaseLostError } from "./state/store.js";
+import { randomUUID } from "node:crypto";
 
 export interface DaemonOptions extends ContextOptions {
   /** Overrides config.metrics (tests use port 0). */
@@ -150,7 +151,7 @@ export class WatchdogDaemon {
     const signer = this.ctx.signers.get(cfg.stacks[standby].signer)!;
     const gen = store.allocateGeneration([obs.signers[signer.id]?.generation ?? 0], "fence", `standby ${standby} (${s.clientId}) found enabled at signer ${signer.id}; fencing it`, { stack: standby });
     try {
-      await signer.disable(s.clientId, gen);
+      await signer.disable(s.clientId, gen, `standby-fence-${randomUUID()}`);
       alerter.send({
         level: activeEnabled ? "critical" : "warning",
         event: "standby_fenced",

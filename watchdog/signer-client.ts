@@ -67,12 +67,12 @@ export class SignerAdminClient {
   }
 
   /** Fences a client. Throws StaleGenerationError if the signer has seen a newer generation. */
-  async disable(id: string, generation: number): Promise<ClientView> {
-    return this.clientView(await this.call("POST", `/admin/v1/clients/${encodeURIComponent(id)}/disable`, { generation }, generation));
+  async disable(id: string, generation: number, decision: string): Promise<ClientView> {
+    return this.clientView(await this.call("POST", `/admin/v1/clients/${encodeURIComponent(id)}/disable`, { generation, decision }, generation));
   }
 
-  async enable(id: string, generation: number): Promise<ClientView> {
-    return this.clientView(await this.call("POST", `/admin/v1/clients/${encodeURIComponent(id)}/enable`, { generation }, generation));
+  async enable(id: string, generation: number, decision: string): Promise<ClientView> {
+    return this.clientView(await this.call("POST", `/admin/v1/clients/${encodeURIComponent(id)}/enable`, { generation, decision }, generation));
   }
 
   async signatures(after: number, limit = 10_000): Promise<{ signatures: SignatureRecord[]; next: number }> {

@@ -14,11 +14,16 @@ export interface ClientFence {
   changedAtGeneration: number;
 }
 
-export type FenceResult = { ok: true; fence: ClientFence; generation: number } | { ok: false; currentGeneration: number };
+export type FenceResult =
+  | { ok: true; fence: ClientFence; generation: number }
+  /** STALE: older than the signer's generation; GENERATION_TAKEN: the current one belongs to another decision. */
+  | { ok: false; currentGeneration: number; reason: "STALE" | "GENERATION_TAKEN" };
 
 export class FencingStore {
   private readonly db: Database.Database;
   private current: number;
+  /** The decision (e.g. one failover) that holds the current generation, if the caller named one. */
+  private currentDecision: string | null;
   private readonly fences = new Map<string, ClientFence>();
 
   private constructor(
@@ -37,7 +42,12 @@ export class FencingStore {
       CREATE TABLE IF NOT EXISTS clients (
         id TEXT PRIMARY KEY, enabled INTEGER NOT NULL, changed_at_generation INTEGER NOT NULL);
     `);
-    this.current = Number((this.db.prepare("SELECT generation FROM fencing WHERE id = 1").get() as { generation: number }).generation);
+    // Added after the first layout: which decision holds the current generation.
+    const columns = (this.db.prepare("PRAGMA table_info(fencing)").all() as { name: string }[]).map((c) => c.name);
+    if (!columns.includes("decision")) this.db.exec("ALTER TABLE fencing ADD COLUMN decision TEXT");
+    const row = this.db.prepare("SELECT generation, decision FROM fencing WHERE id = 1").get() as { generation: number; decision: string | null };
+    this.current = Number(row.generation);
+    this.currentDecision = row.decision;
     for (const row of this.db.prepare("SELECT id, enabled, changed_at_generation FROM clients").all() as {
       id: string;
       enabled: number;
@@ -66,14 +76,22 @@ export class FencingStore {
   }
 
   /**
-   * Enables or disables a client at `generation`. Below the current generation nothing changes (stale);
-   * equal or above is applied and becomes the signer's generation. Committed to disk before returning.
+   * Enables or disables a client at `generation`. Below the current generation nothing changes (stale).
+   * Above it, the change is applied and `decision` (if named) takes the new generation. At the current
+   * generation the call is an idempotent retry, accepted only from the decision that holds it: two
+   * watchdogs that picked the same number cannot interleave their disable/enable calls.
+   * Committed to disk before returning.
    */
-  apply(clientId: string, enabled: boolean, generation: number): FenceResult {
-    if (generation < this.current) return { ok: false, currentGeneration: this.current };
+  apply(clientId: string, enabled: boolean, generation: number, decision?: string): FenceResult {
+    if (generation < this.current) return { ok: false, currentGeneration: this.current, reason: "STALE" };
+    const held = generation === this.current ? this.currentDecision : null;
+    if (held !== null && decision !== undefined && held !== decision) {
+      return { ok: false, currentGeneration: this.current, reason: "GENERATION_TAKEN" };
+    }
+    const owner = held ?? decision ?? null;
     const fence: ClientFence = { enabled, changedAtGeneration: generation };
     this.db.transaction(() => {
-      this.db.prepare("UPDATE fencing SET generation = ? WHERE id = 1").run(generation);
+      this.db.prepare("UPDATE fencing SET generation = ?, decision = ? WHERE id = 1").run(generation, owner);
       this.db
         .prepare(
           "INSERT INTO clients (id, enabled, changed_at_generation) VALUES (?, ?, ?) " +
@@ -83,6 +101,7 @@ export class FencingStore {
     }).immediate();
     // Only after the commit: the in-memory view never runs ahead of the disk.
     this.current = generation;
+    this.currentDecision = owner;
     this.fences.set(clientId, fence);
     return { ok: true, fence, generation };
   }

@@ -271,3 +271,26 @@ describe("TLS client certificates", () => {
     }
   });
 });
+
+describe("admin API: a generation belongs to one decision", () => {
+  it("only the decision that holds the current generation may retry at it, also after a restart", async () => {
+    const next = (await admin("/fencing")).json().generation + 1;
+    const a = await admin("/clients/standby/disable", { generation: next, decision: "failover-a" });
+    expect(a.status).toBe(200);
+    // A second watchdog that picked the same number: refused, nothing changes.
+    const b = await admin("/clients/standby/enable", { generation: next, decision: "failover-b" });
+    expect(b.status).toBe(409);
+    expect(b.json()).toMatchObject({ code: "STALE_GENERATION", reason: "GENERATION_TAKEN", currentGeneration: next });
+    expect((await admin("/clients/standby")).json().enabled).toBe(false);
+    // The holder's own retry is idempotent.
+    expect((await admin("/clients/standby/disable", { generation: next, decision: "failover-a" })).status).toBe(200);
+    expect((await admin("/clients/standby/disable", { generation: next, decision: "not valid!" })).status).toBe(400);
+
+    await signer.close();
+    ({ signer } = await start(config));
+    expect((await admin("/clients/standby/enable", { generation: next, decision: "failover-b" })).status).toBe(409);
+    // A newer generation is open to any decision.
+    expect((await admin("/clients/standby/enable", { generation: next + 1, decision: "failover-b" })).status).toBe(200);
+    expect((await admin("/clients/standby/disable", { generation: next + 1, decision: "failover-b" })).status).toBe(200);
+  });
+});

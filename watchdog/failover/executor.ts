@@ -159,7 +159,7 @@ export class FailoverExecutor {
     const signer = this.signer(from);
     const gen = rec.generation!;
     await this.pause.at("FENCING");
-    await this.signerCall(() => signer.disable(from.clientId, gen));
+    await this.signerCall(() => signer.disable(from.clientId, gen, decisionOf(rec)));
     const view = await this.signerCall(() => signer.client(from.clientId));
     if (view.enabled) throw new StepAbort("ROLLED_BACK", "FENCE_NOT_CONFIRMED", `signer ${signer.id} still reports ${from.clientId} enabled after disable`);
     await this.pause.at("FENCING:after");
@@ -248,7 +248,7 @@ export class FailoverExecutor {
     if (rec.progress.activationRequestedAt === undefined) {
       rec = this.d.store.recordProgress(rec.id, this.d.lease, "ACTIVATING", { activationRequestedAt: Date.now(), signedBaseline: before.signed });
     }
-    await this.signerCall(() => toSigner.enable(to.clientId, gen));
+    await this.signerCall(() => toSigner.enable(to.clientId, gen, decisionOf(rec)));
     const view = await this.signerCall(() => toSigner.client(to.clientId));
     if (!view.enabled) throw new StepAbort("FAILED", "ACTIVATION_NOT_CONFIRMED", `signer ${toSigner.id} still reports ${to.clientId} disabled after enable`);
     rec = this.d.store.recordProgress(rec.id, this.d.lease, "ACTIVATING", { activatedAt: rec.progress.activatedAt ?? Date.now() }, `${to.clientId} enabled at signer ${toSigner.id}`);
@@ -309,7 +309,7 @@ export class FailoverExecutor {
     const view = await this.signerCall(() => signer.client(from.clientId)); // unreachable: stays FENCING, retried later
     if (gen !== null && !view.enabled && view.changedAtGeneration === gen) {
       try {
-        await this.signerCall(() => signer.enable(from.clientId, gen));
+        await this.signerCall(() => signer.enable(from.clientId, gen, decisionOf(rec)));
         reEnabled = true;
         detail = `${from.clientId} re-enabled (it was disabled by this failover, generation ${gen})`;
       } catch (err) {
@@ -402,3 +402,12 @@ function errorCode(err: unknown): string {
 }
 
 export type { FailoverState, FailoverProgress };
+
+/**
+ * The decision id sent with every fence/activate call of a failover: the signer lets only this failover
+ * retry at its generation, so a second watchdog that picked the same number is refused (409), never mixed in.
+ * Stable across restarts, because a resumed failover keeps its record.
+ */
+function decisionOf(rec: FailoverRecord): string {
+  return `failover-${rec.id}`;
+}

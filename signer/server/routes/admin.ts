@@ -4,6 +4,9 @@ import type { ClientState } from "../auth.js";
 import type { SignerContext } from "../context.js";
 import { bearerToken, digestToken, sameToken } from "../tokens.js";
 
+/** A decision id names who holds a generation (the watchdog sends its failover id). */
+const DECISION = /^[A-Za-z0-9_.:-]{1,128}$/;
+
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 export function clientView(ctx: SignerContext, client: ClientState) {
@@ -57,18 +60,24 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: SignerContext): v
 
     for (const action of ["disable", "enable"] as const) {
       admin.post<{ Params: { id: string }; Body: unknown }>(`/admin/v1/clients/:id/${action}`, async (request, reply) => {
-        const body = request.body as { generation?: unknown } | undefined;
+        const body = request.body as { generation?: unknown; decision?: unknown } | undefined;
         const generation = body?.generation;
         if (typeof generation !== "number" || !Number.isSafeInteger(generation) || generation < 0) {
           return fail(reply, 400, "INVALID_REQUEST", "generation must be a non-negative integer", { field: "generation" });
         }
+        const decision = body?.decision;
+        if (decision !== undefined && (typeof decision !== "string" || !DECISION.test(decision))) {
+          return fail(reply, 400, "INVALID_REQUEST", "decision must be 1 to 128 letters, digits or -_.:", { field: "decision" });
+        }
         const client = ctx.clients.get(request.params.id);
         if (!client) return fail(reply, 404, "UNKNOWN_CLIENT", `no client ${request.params.id}`);
-        const result = ctx.fencing.apply(client.id, action === "enable", generation);
+        const result = ctx.fencing.apply(client.id, action === "enable", generation, decision);
         if (!result.ok) {
-          return fail(reply, 409, "STALE_GENERATION", `generation ${generation} is older than the signer's ${result.currentGeneration}`, {
-            currentGeneration: result.currentGeneration,
-          });
+          const message =
+            result.reason === "STALE"
+              ? `generation ${generation} is older than the signer's ${result.currentGeneration}`
+              : `generation ${generation} is already held by another decision`;
+          return fail(reply, 409, "STALE_GENERATION", message, { currentGeneration: result.currentGeneration, reason: result.reason });
         }
         ctx.logger.warn({ reqId: request.id, client: client.id, generation }, `client ${action}d through the admin API`);
         return clientView(ctx, client);

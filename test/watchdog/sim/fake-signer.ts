@@ -17,6 +17,8 @@ export interface FakeClient {
 
 export class FakeSigner {
   generation = 0;
+  /** The decision holding `generation` (admin-api.md). */
+  decision: string | null = null;
   readonly clients = new Map<string, FakeClient>();
   /** Every admin route destroys the connection. */
   unreachable = false;
@@ -49,13 +51,19 @@ export class FakeSigner {
       return c ? view(c) : fail(reply, 404, "UNKNOWN_CLIENT");
     });
     for (const action of ["disable", "enable"] as const) {
-      app.post<{ Params: { id: string }; Body: { generation: number } }>(`/admin/v1/clients/:id/${action}`, async (req, reply) => {
+      app.post<{ Params: { id: string }; Body: { generation: number; decision?: string } }>(`/admin/v1/clients/:id/${action}`, async (req, reply) => {
         const c = fake!.clients.get(req.params.id);
         if (!c) return fail(reply, 404, "UNKNOWN_CLIENT");
         const g = req.body.generation;
         fake!.calls.push(`${action} ${c.id} ${g}`);
         fake!.onCall(action, c.id, g);
-        if (g < fake!.generation) return fail(reply, 409, "STALE_GENERATION", { currentGeneration: fake!.generation });
+        if (g < fake!.generation) return fail(reply, 409, "STALE_GENERATION", { currentGeneration: fake!.generation, reason: "STALE" });
+        // As the real signer: at the current generation only the decision that holds it may retry.
+        const held = g === fake!.generation ? fake!.decision : null;
+        if (held && req.body.decision && held !== req.body.decision) {
+          return fail(reply, 409, "STALE_GENERATION", { currentGeneration: fake!.generation, reason: "GENERATION_TAKEN" });
+        }
+        fake!.decision = held ?? req.body.decision ?? null;
         fake!.generation = g;
         if (action === "disable" && fake!.ignoreDisable) return view(c);
         c.enabled = action === "enable";

@@ -60,6 +60,33 @@ export function requireWrappingKey(ts: TokenSession): Handle {
   return key;
 }
 
+/**
+ * Every key record on the token (CKO_DATA objects of application "vigil"), in one enumeration: SoftHSM2's
+ * searches are linear scans, so callers enumerate once and keep the handles. `operation` names the step in
+ * the error if the token fails.
+ */
+export function findKeyRecords(pkcs11: Pkcs11, session: Handle, operation = "enumerating key records"): Handle[] {
+  const handles: Handle[] = [];
+  try {
+    pkcs11.C_FindObjectsInit(session, [
+      { type: P.CKA_CLASS, value: P.CKO_DATA },
+      { type: P.CKA_APPLICATION, value: APPLICATION },
+    ]);
+    try {
+      for (;;) {
+        const batch = pkcs11.C_FindObjects(session, 1024);
+        if (batch.length === 0) break;
+        handles.push(...batch);
+      }
+    } finally {
+      pkcs11.C_FindObjectsFinal(session);
+    }
+  } catch (err) {
+    throw hsmError(operation, err);
+  }
+  return handles;
+}
+
 /** Creates the wrapping key unless one exists; never replaces an existing key (that would orphan every record). */
 export function ensureWrappingKey(ts: TokenSession): { created: boolean } {
   if (findWrappingKey(ts)) return { created: false };

@@ -1,9 +1,9 @@
 import crypto from "node:crypto";
 import type { HsmConfig } from "./config.js";
-import { APPLICATION, ensureWrappingKey, findWrappingKey, openRecord, sealSecret, WRAPPING_KEY_LABEL } from "./envelope.js";
+import { ensureWrappingKey, findKeyRecords, findWrappingKey, openRecord, sealSecret, WRAPPING_KEY_LABEL } from "./envelope.js";
 import { HsmError } from "./errors.js";
 import { readPin } from "./pin.js";
-import { hsmError, mechanismNames, P, type Pkcs11Factory, TokenSession } from "./pkcs11-session.js";
+import { mechanismNames, P, type Pkcs11Factory, TokenSession } from "./pkcs11-session.js";
 
 /** Mechanisms the envelope scheme needs. */
 export const REQUIRED_MECHANISMS = ["CKM_AES_KEY_GEN", "CKM_AES_GCM"] as const;
@@ -94,24 +94,7 @@ export function tokenStatus(config: HsmConfig, factory?: Pkcs11Factory): TokenSt
     const info = pkcs11.C_GetInfo();
     const token = ts.tokenInfo();
     const mechanisms = mechanismNames(pkcs11, ts.slot).sort();
-    let keyCount = 0;
-    try {
-      pkcs11.C_FindObjectsInit(session, [
-        { type: P.CKA_CLASS, value: P.CKO_DATA },
-        { type: P.CKA_APPLICATION, value: APPLICATION },
-      ]);
-      try {
-        for (;;) {
-          const batch = pkcs11.C_FindObjects(session, 1024);
-          if (batch.length === 0) break;
-          keyCount += batch.length;
-        }
-      } finally {
-        pkcs11.C_FindObjectsFinal(session);
-      }
-    } catch (err) {
-      throw hsmError("counting key records", err);
-    }
+    const keyCount = findKeyRecords(pkcs11, session, "counting key records").length;
     return {
       module: {
         path: config.module,

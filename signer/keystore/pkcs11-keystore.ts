@@ -6,6 +6,7 @@ import { bytesToHex, EXIT_CODES, hexToBytes, isHexOfLength, VigilError } from ".
 import type { HsmConfig } from "./config.js";
 import {
   APPLICATION,
+  findKeyRecords,
   openRecord,
   openRecordAsync,
   PUBKEY_LENGTH,
@@ -240,26 +241,7 @@ export class Pkcs11KeyStore implements KeyStore {
   }
 
   private findRecordHandles(): Handle[] {
-    const { pkcs11, session } = this.ts;
-    const handles: Handle[] = [];
-    try {
-      pkcs11.C_FindObjectsInit(session, [
-        { type: P.CKA_CLASS, value: P.CKO_DATA },
-        { type: P.CKA_APPLICATION, value: APPLICATION },
-      ]);
-      try {
-        for (;;) {
-          const batch = pkcs11.C_FindObjects(session, 1024);
-          if (batch.length === 0) break;
-          handles.push(...batch);
-        }
-      } finally {
-        pkcs11.C_FindObjectsFinal(session);
-      }
-    } catch (err) {
-      throw hsmError("enumerating key records", err);
-    }
-    return handles;
+    return findKeyRecords(this.ts.pkcs11, this.ts.session);
   }
 
   /**

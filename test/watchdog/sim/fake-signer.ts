@@ -3,17 +3,10 @@
 // requests, a fence that does not stick, a newer generation appearing mid-failover. The scenario tests use
 // the real signer.
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
+import type { ClientView } from "../../../watchdog/index.js";
 
-export interface FakeClient {
-  id: string;
-  enabled: boolean;
-  changedAtGeneration: number;
-  inFlight: number;
-  lastRequestAt: string | null;
-  lastSignedAt: string | null;
-  signed: number;
-  refused: number;
-}
+/** A client as admin-api.md describes it (the watchdog's own type), minus the per-key history the fake does not keep. */
+export type FakeClient = Omit<ClientView, "lastSigned">;
 
 export class FakeSigner {
   generation = 0;

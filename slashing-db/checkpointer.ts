@@ -15,7 +15,7 @@ export class BackgroundCheckpointer {
   private stopping = false;
 
   constructor(
-    private readonly db: Database.Database,
+    db: Database.Database,
     file: string,
     intervalMs = 100,
   ) {

@@ -73,15 +73,17 @@ function stricter(a: bigint | null, b: bigint | null): bigint | null {
 export class HistoryQueries {
   private readonly stmt;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(db: Database.Database) {
     this.stmt = {
       validatorId: db.prepare<[Buffer], { id: bigint }>("SELECT id FROM validators WHERE pubkey = ?"),
       insertValidator: db.prepare<[Buffer]>("INSERT OR IGNORE INTO validators (pubkey) VALUES (?)"),
       blockSnapshot: db.prepare<[{ id: bigint; slot: bigint }], BlockSnapshotRow>(
         `SELECT v.min_block_slot, w.block_slot AS mark_slot,
-                EXISTS (SELECT 1 FROM signed_blocks WHERE validator_id = @id AND slot = @slot) AS has_block,
-                (SELECT signing_root FROM signed_blocks WHERE validator_id = @id AND slot = @slot) AS recorded_root
-         FROM validators v LEFT JOIN low_watermarks w ON w.validator_id = v.id WHERE v.id = @id`,
+                b.slot IS NOT NULL AS has_block, b.signing_root AS recorded_root
+         FROM validators v
+         LEFT JOIN low_watermarks w ON w.validator_id = v.id
+         LEFT JOIN signed_blocks b ON b.validator_id = v.id AND b.slot = @slot
+         WHERE v.id = @id`,
       ),
       // One statement for the whole attestation judgement: one call into SQLite per check instead of five.
       // Surround searches: for an ordinary record (s0 <= t0), "new surrounds it" forces s < t0 < t, a short

@@ -6,3 +6,17 @@ export { defaultDataDir, defaultSlashingDbPath } from "./defaults.js";
 export { workerScriptUrl } from "./workers.js";
 export { notifyReady, notifyStatus, notifyStopping, startWatchdogPinger, SystemdNotifier, systemdNotifier, watchdogIntervalMs, type LivenessCheck, type WatchdogPinger } from "./systemd-notify.js";
 export { runDaemon, type RunDaemonOptions, type RunningDaemon, type DaemonHooks } from "./daemon.js";
+export {
+  HttpGuard,
+  installHttpGuard,
+  RefusalLogThrottle,
+  DEFAULT_HTTP_GUARD,
+  GUARD_REFUSAL_STATUS,
+  HOST_ALLOW_ANY,
+  LOOPBACK_HOST_NAMES,
+  invalidHostAllowlistEntry,
+  invalidOriginEntry,
+  isLoopbackAddress,
+  type GuardRefusal,
+  type HttpGuardSettings,
+} from "./http-guard.js";

@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
+import { invalidHostAllowlistEntry, invalidOriginEntry } from "../config/index.js";
 import { ConfigObject } from "./config-reader.js";
 import { WatchdogConfigError } from "./errors.js";
 
@@ -101,7 +102,8 @@ export interface WatchdogConfig {
   monitor: MonitorConfig;
   failover: FailoverConfig;
   alerts: { webhook?: WebhookConfig };
-  metrics: { enabled: boolean; host: string; port: number };
+  /** hostAllowlist / allowedOrigins: the Host/Origin guard of the listener (config/http-guard.ts). */
+  metrics: { enabled: boolean; host: string; port: number; hostAllowlist: string[]; allowedOrigins: string[] };
   log: { level: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent" };
 }
 
@@ -228,7 +230,13 @@ export function parseWatchdogConfig(value: unknown, baseDir = process.cwd()): Wa
   a.done();
 
   const mt = root.object("metrics", true);
-  const metrics = { enabled: mt.bool("enabled", true), host: mt.string("host", "127.0.0.1"), port: mt.int("port", 9464, 0, 65535) };
+  const metrics = {
+    enabled: mt.bool("enabled", true),
+    host: mt.string("host", "127.0.0.1"),
+    port: mt.int("port", 9464, 0, 65535),
+    hostAllowlist: checkedEntries(mt, "hostAllowlist", invalidHostAllowlistEntry),
+    allowedOrigins: checkedEntries(mt, "allowedOrigins", invalidOriginEntry),
+  };
   mt.done();
 
   const lg = root.object("log", true);
@@ -238,4 +246,13 @@ export function parseWatchdogConfig(value: unknown, baseDir = process.cwd()): Wa
   const dataDir = resolve(root.string("dataDir", process.env.VIGIL_DATA_DIR ?? "data"));
   root.done();
   return { dataDir, chain, validatorIndices, signers, stacks, monitor, failover, alerts: webhook ? { webhook } : {}, metrics, log };
+}
+
+function checkedEntries(o: ConfigObject, key: string, invalid: (entry: string) => string | undefined): string[] {
+  const entries = o.stringArray(key, []);
+  entries.forEach((e, i) => {
+    const problem = invalid(e);
+    if (problem !== undefined) throw new WatchdogConfigError(`${o.field(key)}[${i}]`, problem);
+  });
+  return entries;
 }

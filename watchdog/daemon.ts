@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance } from "fastify";
+import { HttpGuard, installHttpGuard, isLoopbackAddress, RefusalLogThrottle } from "../config/index.js";
 import { otherStack, STACK_NAMES, type StackName, type WatchdogConfig } from "./config.js";
 import { createContext, type ContextOptions, type WatchdogContext } from "./context.js";
 import { StaleGenerationError } from "./errors.js";
@@ -289,6 +290,18 @@ export class WatchdogDaemon {
 
   private async serveMetrics(port: number): Promise<void> {
     const app = Fastify({ logger: false });
+    // Before the routes: no web page may read the daemon's state (DNS rebinding, cross-origin requests).
+    const { host, hostAllowlist, allowedOrigins } = this.ctx.config.metrics;
+    const guard = new HttpGuard({ hostAllowlist, allowedOrigins }, host);
+    if (guard.onlyDefaults && !isLoopbackAddress(host)) {
+      this.ctx.log.warn({ host }, "metrics listener is not on loopback but metrics.hostAllowlist is empty: only loopback Host names and the listen address are accepted");
+    }
+    const throttle = new RefusalLogThrottle();
+    installHttpGuard(app, guard, (refusal) => {
+      this.ctx.metrics.httpRefusals.inc({ code: refusal.code });
+      const log = throttle.note(refusal.code);
+      if (log) this.ctx.log.warn({ code: refusal.code, notLoggedSince: log.suppressed }, refusal.message);
+    });
     const registry = this.ctx.metrics.registry;
     app.get("/metrics", async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
     app.get("/healthz", async () => ({ ok: true, lastObservationAt: this.lastObservation?.at ?? null, reasons: this.lastReasons }));

@@ -22,6 +22,7 @@ export class WatchdogMetrics {
   readonly lastRequestAge = new Gauge({ name: "vigil_watchdog_signer_last_request_age_seconds", help: "Seconds since the signer last saw a request from the client", labelNames: ["client"], registers: [this.registry] });
   readonly clientEnabled = new Gauge({ name: "vigil_watchdog_signer_client_enabled", help: "1 if the client is enabled at its signer", labelNames: ["client"], registers: [this.registry] });
   readonly alerts = new Counter({ name: "vigil_watchdog_alerts_total", help: "Alerts raised", labelNames: ["level", "event"], registers: [this.registry] });
+  readonly httpRefusals = new Counter({ name: "vigil_watchdog_http_refusals_total", help: "Requests to the metrics listener refused by the Host/Origin guard, by code", labelNames: ["code"], registers: [this.registry] });
   readonly webhookFailures = new Counter({ name: "vigil_watchdog_webhook_failures_total", help: "Alerts the webhook did not accept after all retries", registers: [this.registry] });
   readonly activationToSignature = new Gauge({ name: "vigil_watchdog_activation_to_first_signature_seconds", help: "Last failover: seconds from activation to the new client's first signature", registers: [this.registry] });
 

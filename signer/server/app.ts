@@ -6,7 +6,9 @@
  */
 import fs from "node:fs";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import { HttpGuard, installHttpGuard, RefusalLogThrottle } from "../../config/index.js";
 import type { ClientState } from "./auth.js";
+import type { ListenAddress, TlsSettings } from "./config.js";
 import type { SignerContext } from "./context.js";
 import { errorReply } from "./errors.js";
 import { registerAdminRoutes } from "./routes/admin.js";
@@ -17,6 +19,22 @@ import { registerSignRoutes, SIGN_ROUTE } from "./routes/sign.js";
 export type ListenerRole = { kind: "main" } | { kind: "client"; client: ClientState } | { kind: "metrics" };
 
 let requestCounter = 0;
+/** One per process: a hostile page may hit every listener at once, and the log must stay readable. */
+const guardLogThrottle = new RefusalLogThrottle();
+
+/** The address a listener is configured on. */
+export function listenAddressOf(ctx: SignerContext, role: ListenerRole): ListenAddress {
+  if (role.kind === "client") return ctx.config.clients!.find((c) => c.id === role.client.id)!.listen!;
+  if (role.kind === "metrics") return ctx.config.metrics.listen!;
+  return ctx.config.listen;
+}
+
+/** The TLS settings of a listener: the main one's `tls`, a dedicated client listener's `listen.tls`. */
+export function tlsOf(ctx: SignerContext, role: ListenerRole): TlsSettings | undefined {
+  if (role.kind === "main") return ctx.config.tls;
+  if (role.kind === "client") return ctx.config.clients?.find((c) => c.id === role.client.id)?.listenTls;
+  return undefined;
+}
 
 export function buildApp(ctx: SignerContext, role: ListenerRole): FastifyInstance {
   const prefix = role.kind === "client" ? `${role.client.id}-` : role.kind === "metrics" ? "m-" : "";
@@ -29,8 +47,8 @@ export function buildApp(ctx: SignerContext, role: ListenerRole): FastifyInstanc
     keepAliveTimeout: 75_000, // validator clients keep connections open between slots
     return503OnClosing: true,
   };
-  const tls = ctx.config.tls;
-  if (role.kind === "main" && tls) {
+  const tls = tlsOf(ctx, role);
+  if (tls) {
     options.https = {
       cert: fs.readFileSync(tls.cert),
       key: fs.readFileSync(tls.key),
@@ -42,6 +60,19 @@ export function buildApp(ctx: SignerContext, role: ListenerRole): FastifyInstanc
     };
   }
   const app = Fastify(options) as unknown as FastifyInstance;
+
+  // First, before any route: a request from a web page is refused before routing and body parsing.
+  const guard = new HttpGuard(ctx.config.http, listenAddressOf(ctx, role).host, tls !== undefined);
+  installHttpGuard(app, guard, (refusal, request) => {
+    ctx.metrics.httpRefusal(role.kind, refusal.code);
+    const log = guardLogThrottle.note(refusal.code);
+    if (log) {
+      ctx.logger.warn(
+        { reqId: request.id, listener: role.kind === "client" ? `client:${role.client.id}` : role.kind, code: refusal.code, notLoggedSince: log.suppressed },
+        refusal.message,
+      );
+    }
+  });
 
   app.setErrorHandler((err, request, reply) => {
     const r = errorReply(err);

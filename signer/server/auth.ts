@@ -6,8 +6,9 @@
  */
 import type { TLSSocket } from "node:tls";
 import type { Socket } from "node:net";
-import type { ClientConfig } from "./config.js";
-import { normalizeFingerprint } from "./config.js";
+import { SIGN_TYPES } from "../signing/index.js";
+import type { AllowedTypes, ClientConfig } from "./config.js";
+import { DEFAULT_ALLOWED_TYPES, normalizeFingerprint } from "./config.js";
 import { HttpError } from "./errors.js";
 import { bearerToken, digestToken, readTokenFile } from "./tokens.js";
 
@@ -35,10 +36,18 @@ export class ClientState {
     readonly id: string,
     /** undefined = every key. */
     readonly keys: ReadonlySet<string> | undefined,
+    /** undefined = every request type. */
+    readonly types?: ReadonlySet<string>,
   ) {}
 
   mayUse(pubkey: string): boolean {
     return this.keys === undefined || this.keys.has(pubkey);
+  }
+
+  /** Throws 403 TYPE_NOT_ALLOWED unless this client may have `type` signed (unknown types are left to validation). */
+  checkType(type: string): void {
+    if (this.types === undefined || this.types.has(type) || !(SIGN_TYPES as readonly string[]).includes(type)) return;
+    throw new HttpError(403, "TYPE_NOT_ALLOWED", `client ${this.id} may not sign ${type} (see allowedTypes in the signer's config)`);
   }
 
   noteSigned(entry: LastSigned, nowMs: number): void {
@@ -58,14 +67,15 @@ export class ClientRegistry {
   private readonly byFingerprint = new Map<string, ClientState>();
   private readonly bySocket = new WeakMap<Socket, ClientState | null>();
 
-  constructor(configs: ClientConfig[] | undefined) {
+  /** `defaultTypes`: what the implicit client "default" may have signed (config defaultClient.allowedTypes). */
+  constructor(configs: ClientConfig[] | undefined, defaultTypes: AllowedTypes = DEFAULT_ALLOWED_TYPES) {
     this.authenticated = configs !== undefined;
     if (configs === undefined) {
-      this.clients.set(DEFAULT_CLIENT_ID, new ClientState(DEFAULT_CLIENT_ID, undefined));
+      this.clients.set(DEFAULT_CLIENT_ID, new ClientState(DEFAULT_CLIENT_ID, undefined, typeSet(defaultTypes)));
       return;
     }
     for (const c of configs) {
-      const state = new ClientState(c.id, c.keys === "*" ? undefined : new Set(c.keys));
+      const state = new ClientState(c.id, c.keys === "*" ? undefined : new Set(c.keys), typeSet(c.allowedTypes));
       this.clients.set(c.id, state);
       if (c.tokenFile !== undefined) {
         const digest = readTokenFile(c.tokenFile, { what: `client ${c.id}` }).toString("hex");
@@ -113,4 +123,8 @@ export class ClientRegistry {
     this.bySocket.set(socket, found);
     return found ?? undefined;
   }
+}
+
+function typeSet(types: AllowedTypes): ReadonlySet<string> | undefined {
+  return types === "*" ? undefined : new Set(types);
 }

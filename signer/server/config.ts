@@ -4,9 +4,19 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { defaultDataDir, EXIT_CODES, isHexOfLength, normalizeHex, VigilError } from "../../config/index.js";
+import {
+  DEFAULT_HTTP_GUARD,
+  defaultDataDir,
+  EXIT_CODES,
+  invalidHostAllowlistEntry,
+  invalidOriginEntry,
+  isHexOfLength,
+  normalizeHex,
+  VigilError,
+  type HttpGuardSettings,
+} from "../../config/index.js";
 import { parseHsmSection, type HsmConfig } from "../keystore/index.js";
-import { NETWORKS, validateNetworkConfig, type NetworkConfig } from "../signing/index.js";
+import { NETWORKS, SIGN_TYPES, validateNetworkConfig, type NetworkConfig, type SignType } from "../signing/index.js";
 
 export class SignerConfigError extends VigilError {
   constructor(
@@ -22,6 +32,24 @@ export interface ListenAddress {
   port: number;
 }
 
+export interface TlsSettings {
+  cert: string;
+  key: string;
+  ca?: string;
+  requestClientCert: boolean;
+}
+
+/** "*" (every type) or the request types a client may have signed. */
+export type AllowedTypes = "*" | readonly SignType[];
+/**
+ * A client's types when its config says nothing: every duty a validator client performs, but not the two that
+ * no duty needs and whose signature cannot be taken back: VOLUNTARY_EXIT (an exit is final) and DEPOSIT (a deposit
+ * signature for a not-yet-deposited key lets its holder front-run the deposit with their own withdrawal credentials).
+ */
+export const DEFAULT_ALLOWED_TYPES: readonly SignType[] = SIGN_TYPES.filter((t) => t !== "VOLUNTARY_EXIT" && t !== "DEPOSIT");
+/** Epochs a block's slot or an attestation's epochs may be ahead of the wall clock (limits.maxEpochsAhead). */
+export const DEFAULT_MAX_EPOCHS_AHEAD = 2;
+
 export interface ClientConfig {
   /** Stable name used by the admin API, metrics and the audit feed. */
   id: string;
@@ -30,6 +58,10 @@ export interface ClientConfig {
   tlsClientCertSha256?: string;
   /** A listener of its own: for clients that cannot send credentials (Lodestar 1.5.1). */
   listen?: ListenAddress;
+  /** HTTPS on that listener (`listen.tls`; `true` there = the main listener's files). */
+  listenTls?: TlsSettings;
+  /** Request types this client may have signed (default DEFAULT_ALLOWED_TYPES). */
+  allowedTypes: AllowedTypes;
   /** "*" or the lower-case 0x public keys this client may use. */
   keys: "*" | string[];
   /**
@@ -45,7 +77,11 @@ export interface SignerConfig {
   /** If set, the slashing database is pinned to it at start-up; otherwise the first one seen is pinned. */
   genesisValidatorsRoot?: string;
   listen: ListenAddress;
-  tls?: { cert: string; key: string; ca?: string; requestClientCert: boolean };
+  tls?: TlsSettings;
+  /** Host / Origin guard of every listener (config/http-guard.ts). */
+  http: HttpGuardSettings;
+  /** The implicit client "default" (no `clients` configured). */
+  defaultClient: { allowedTypes: AllowedTypes };
   /** Undefined: /metrics on the main listener. With an address: on that listener only. */
   metrics: { enabled: boolean; listen?: ListenAddress };
   dataDir: string;
@@ -54,7 +90,7 @@ export interface SignerConfig {
   clients?: ClientConfig[];
   admin?: { tokenFile: string };
   keymanager: { enabled: boolean; tokenFile: string };
-  limits: { maxQueueDepth: number; bodyLimitBytes: number; blsThreads?: number };
+  limits: { maxQueueDepth: number; bodyLimitBytes: number; blsThreads?: number; maxEpochsAhead: number };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** SoftHSM2 only: SOFTHSM2_CONF for this process (the embedded setup keeps its token under the data dir). */
   softhsmConf?: string;
@@ -66,6 +102,8 @@ const TOP_LEVEL = [
   "genesisValidatorsRoot",
   "listen",
   "tls",
+  "http",
+  "defaultClient",
   "metrics",
   "dataDir",
   "slashingDb",
@@ -79,7 +117,7 @@ const TOP_LEVEL = [
 ];
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export const DEFAULT_LISTEN: ListenAddress = { host: "127.0.0.1", port: 9000 };
-export const DEFAULT_LIMITS = { maxQueueDepth: 16_384, bodyLimitBytes: 1024 * 1024 };
+export const DEFAULT_LIMITS = { maxQueueDepth: 16_384, bodyLimitBytes: 1024 * 1024, maxEpochsAhead: DEFAULT_MAX_EPOCHS_AHEAD };
 const CLIENT_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 
 type Obj = Record<string, unknown>;
@@ -135,13 +173,20 @@ function network(value: unknown): NetworkConfig {
     return known;
   }
   const v = obj(value, "network");
-  onlyKeys(v, ["name", "preset", "genesisForkVersion", "forkVersions"], "network");
+  onlyKeys(v, ["name", "preset", "genesisForkVersion", "forkVersions", "genesisTime", "secondsPerSlot"], "network");
+  // A known name fills in what the object leaves out: {"name": "minimal-devnet", "genesisTime": …}.
+  const known = typeof v.name === "string" ? NETWORKS[v.name] : undefined;
+  const chainClock: { genesisTime?: number; secondsPerSlot?: number } = {};
+  if (v.genesisTime !== undefined) chainClock.genesisTime = int(v.genesisTime, "network.genesisTime", 0, 2 ** 40);
+  if (v.secondsPerSlot !== undefined) chainClock.secondsPerSlot = int(v.secondsPerSlot, "network.secondsPerSlot", 1, 3600);
   try {
     return validateNetworkConfig({
+      ...known,
       name: str(v.name, "network.name"),
-      preset: str(v.preset, "network.preset") as NetworkConfig["preset"],
-      genesisForkVersion: str(v.genesisForkVersion, "network.genesisForkVersion"),
-      forkVersions: obj(v.forkVersions ?? {}, "network.forkVersions") as NetworkConfig["forkVersions"],
+      preset: str(v.preset ?? known?.preset, "network.preset") as NetworkConfig["preset"],
+      genesisForkVersion: str(v.genesisForkVersion ?? known?.genesisForkVersion, "network.genesisForkVersion"),
+      forkVersions: obj(v.forkVersions ?? known?.forkVersions ?? {}, "network.forkVersions") as NetworkConfig["forkVersions"],
+      ...chainClock,
     });
   } catch (err) {
     if (err instanceof SignerConfigError) throw err;
@@ -149,19 +194,51 @@ function network(value: unknown): NetworkConfig {
   }
 }
 
-function clients(value: unknown, resolve: (p: string) => string): ClientConfig[] | undefined {
+function tlsSettings(value: unknown, field: string, resolve: (p: string) => string): TlsSettings {
+  const t = obj(value, field);
+  onlyKeys(t, ["cert", "key", "ca", "requestClientCert"], field);
+  const tls: TlsSettings = {
+    cert: resolve(str(t.cert, `${field}.cert`)),
+    key: resolve(str(t.key, `${field}.key`)),
+    requestClientCert: t.requestClientCert === undefined ? false : bool(t.requestClientCert, `${field}.requestClientCert`),
+  };
+  if (t.ca !== undefined) tls.ca = resolve(str(t.ca, `${field}.ca`));
+  return tls;
+}
+
+function allowedTypes(value: unknown, field: string): AllowedTypes {
+  if (value === "*") return "*";
+  if (!Array.isArray(value)) throw new SignerConfigError(field, `must be "*" or an array of request types`);
+  return value.map((t, i) => {
+    if (!(SIGN_TYPES as readonly unknown[]).includes(t)) throw new SignerConfigError(`${field}[${i}]`, `must be one of ${SIGN_TYPES.join(", ")}`);
+    return t as SignType;
+  });
+}
+
+function stringList(value: unknown, field: string, invalid: (entry: string) => string | undefined): string[] {
+  if (!Array.isArray(value)) throw new SignerConfigError(field, "must be an array of strings");
+  return value.map((e, i) => {
+    const entry = str(e, `${field}[${i}]`);
+    const problem = invalid(entry);
+    if (problem !== undefined) throw new SignerConfigError(`${field}[${i}]`, problem);
+    return entry;
+  });
+}
+
+function clients(value: unknown, resolve: (p: string) => string, mainTls: TlsSettings | undefined): ClientConfig[] | undefined {
   if (value === undefined) return undefined;
   if (!Array.isArray(value)) throw new SignerConfigError("clients", "must be an array");
   const ids = new Set<string>();
   return value.map((item, i) => {
     const field = `clients[${i}]`;
     const v = obj(item, field);
-    onlyKeys(v, ["id", "tokenFile", "tlsClientCertSha256", "listen", "keys", "initiallyEnabled"], field);
+    onlyKeys(v, ["id", "tokenFile", "tlsClientCertSha256", "listen", "keys", "initiallyEnabled", "allowedTypes"], field);
     const id = str(v.id, `${field}.id`);
     if (!CLIENT_ID.test(id)) throw new SignerConfigError(`${field}.id`, "may hold only letters, digits, '_', '.', '-' (1 to 64)");
     if (ids.has(id)) throw new SignerConfigError(`${field}.id`, `"${id}" is used by another client`);
     ids.add(id);
-    const client: ClientConfig = { id, keys: "*", initiallyEnabled: true };
+    const client: ClientConfig = { id, keys: "*", initiallyEnabled: true, allowedTypes: DEFAULT_ALLOWED_TYPES };
+    if (v.allowedTypes !== undefined) client.allowedTypes = allowedTypes(v.allowedTypes, `${field}.allowedTypes`);
     if (v.initiallyEnabled !== undefined) client.initiallyEnabled = bool(v.initiallyEnabled, `${field}.initiallyEnabled`);
     if (v.tokenFile !== undefined) client.tokenFile = resolve(str(v.tokenFile, `${field}.tokenFile`));
     if (v.tlsClientCertSha256 !== undefined) {
@@ -171,7 +248,13 @@ function clients(value: unknown, resolve: (p: string) => string): ClientConfig[]
       }
       client.tlsClientCertSha256 = normalizeFingerprint(fp);
     }
-    if (v.listen !== undefined) client.listen = listen(v.listen, `${field}.listen`);
+    if (v.listen !== undefined) {
+      const { tls: listenTls, ...address } = obj(v.listen, `${field}.listen`);
+      client.listen = listen(address, `${field}.listen`);
+      if (listenTls === true) client.listenTls = mainTls;
+      else if (listenTls !== undefined && listenTls !== false) client.listenTls = tlsSettings(listenTls, `${field}.listen.tls`, resolve);
+      if (listenTls === true && mainTls === undefined) throw new SignerConfigError(`${field}.listen.tls`, "is true but there is no top-level tls to reuse");
+    }
     if (client.tokenFile === undefined && client.tlsClientCertSha256 === undefined && client.listen === undefined) {
       throw new SignerConfigError(field, "needs a way to be recognised: tokenFile, tlsClientCertSha256 or listen");
     }
@@ -219,21 +302,20 @@ export function parseSignerConfig(value: unknown, baseDir: string = process.cwd(
     keymanager: { enabled: false, tokenFile: path.join(dataDir, "keymanager.token") },
     limits: { ...DEFAULT_LIMITS },
     logLevel: "info",
+    http: { hostAllowlist: [...DEFAULT_HTTP_GUARD.hostAllowlist], allowedOrigins: [...DEFAULT_HTTP_GUARD.allowedOrigins] },
+    defaultClient: { allowedTypes: DEFAULT_ALLOWED_TYPES },
   };
 
   if (v.genesisValidatorsRoot !== undefined) {
     if (!isHexOfLength(v.genesisValidatorsRoot, 32)) throw new SignerConfigError("genesisValidatorsRoot", "must be 0x + 64 hex digits");
     config.genesisValidatorsRoot = normalizeHex(v.genesisValidatorsRoot);
   }
-  if (v.tls !== undefined) {
-    const t = obj(v.tls, "tls");
-    onlyKeys(t, ["cert", "key", "ca", "requestClientCert"], "tls");
-    config.tls = {
-      cert: resolve(str(t.cert, "tls.cert")),
-      key: resolve(str(t.key, "tls.key")),
-      requestClientCert: t.requestClientCert === undefined ? false : bool(t.requestClientCert, "tls.requestClientCert"),
-    };
-    if (t.ca !== undefined) config.tls.ca = resolve(str(t.ca, "tls.ca"));
+  if (v.tls !== undefined) config.tls = tlsSettings(v.tls, "tls", resolve);
+  if (v.http !== undefined) {
+    const h = obj(v.http, "http");
+    onlyKeys(h, ["hostAllowlist", "allowedOrigins"], "http");
+    if (h.hostAllowlist !== undefined) config.http.hostAllowlist = stringList(h.hostAllowlist, "http.hostAllowlist", invalidHostAllowlistEntry);
+    if (h.allowedOrigins !== undefined) config.http.allowedOrigins = stringList(h.allowedOrigins, "http.allowedOrigins", invalidOriginEntry);
   }
   if (v.metrics !== undefined) {
     const m = obj(v.metrics, "metrics");
@@ -242,7 +324,13 @@ export function parseSignerConfig(value: unknown, baseDir: string = process.cwd(
     if (m.port !== undefined) config.metrics.listen = listen({ host: m.host ?? DEFAULT_LISTEN.host, port: m.port }, "metrics");
     else if (m.host !== undefined) throw new SignerConfigError("metrics.port", "is required when metrics.host is set");
   }
-  config.clients = clients(v.clients, resolve);
+  config.clients = clients(v.clients, resolve, config.tls);
+  if (v.defaultClient !== undefined) {
+    if (config.clients !== undefined) throw new SignerConfigError("defaultClient", "applies only without clients (set allowedTypes on each client instead)");
+    const d = obj(v.defaultClient, "defaultClient");
+    onlyKeys(d, ["allowedTypes"], "defaultClient");
+    if (d.allowedTypes !== undefined) config.defaultClient.allowedTypes = allowedTypes(d.allowedTypes, "defaultClient.allowedTypes");
+  }
   if (v.admin !== undefined) {
     const a = obj(v.admin, "admin");
     onlyKeys(a, ["tokenFile"], "admin");
@@ -256,7 +344,8 @@ export function parseSignerConfig(value: unknown, baseDir: string = process.cwd(
   }
   if (v.limits !== undefined) {
     const l = obj(v.limits, "limits");
-    onlyKeys(l, ["maxQueueDepth", "bodyLimitBytes", "blsThreads"], "limits");
+    onlyKeys(l, ["maxQueueDepth", "bodyLimitBytes", "blsThreads", "maxEpochsAhead"], "limits");
+    if (l.maxEpochsAhead !== undefined) config.limits.maxEpochsAhead = int(l.maxEpochsAhead, "limits.maxEpochsAhead", 0, 1_000_000);
     if (l.maxQueueDepth !== undefined) config.limits.maxQueueDepth = int(l.maxQueueDepth, "limits.maxQueueDepth", 1, 1_000_000);
     if (l.bodyLimitBytes !== undefined) config.limits.bodyLimitBytes = int(l.bodyLimitBytes, "limits.bodyLimitBytes", 1024, 64 * 1024 * 1024);
     if (l.blsThreads !== undefined) config.limits.blsThreads = int(l.blsThreads, "limits.blsThreads", 1, 1024);

@@ -31,6 +31,7 @@ export class SignerMetrics {
   private readonly requests: client.Counter<"type" | "outcome">;
   private readonly latency: client.Histogram<"type">;
   private readonly refusals: client.Counter<"reason">;
+  private readonly httpRefusals: client.Counter<"listener" | "code">;
   private readonly commitSize: client.Histogram;
   private readonly commitDuration: client.Histogram;
   private readonly requestChildren = new Map<string, client.Counter.Internal>();
@@ -56,6 +57,12 @@ export class SignerMetrics {
       name: "vigil_signer_slashing_refusals_total",
       help: "Requests refused by slashing protection (or for another network), by reason",
       labelNames: ["reason"],
+      registers,
+    });
+    this.httpRefusals = new client.Counter({
+      name: "vigil_signer_http_refusals_total",
+      help: "Requests refused before routing by the Host/Origin guard (web pages), by listener kind and code",
+      labelNames: ["listener", "code"],
       registers,
     });
     this.commitSize = new client.Histogram({
@@ -130,6 +137,10 @@ export class SignerMetrics {
 
   refusal(reason: string): void {
     this.refusals.inc({ reason });
+  }
+
+  httpRefusal(listener: string, code: string): void {
+    this.httpRefusals.inc({ listener, code });
   }
 
   commit(stats: BatchStats): void {

@@ -18,6 +18,7 @@ import type { AuditLog } from "./audit-log.js";
 import type { ClientState } from "./auth.js";
 import { HttpError } from "./errors.js";
 import type { FencingStore } from "./fencing-store.js";
+import type { WallClockGuard } from "./wall-clock-guard.js";
 
 const PUBKEY_PATH = /^0x[0-9a-fA-F]{96}$/;
 
@@ -48,6 +49,8 @@ export interface SigningServiceDeps {
   fencing: FencingStore;
   audit: AuditLog;
   maxQueueDepth: number;
+  /** Refuses blocks and attestations far ahead of the wall clock; undefined where genesis time is unknown. */
+  wallClock?: WallClockGuard;
 }
 
 export class SigningService {
@@ -95,6 +98,7 @@ export class SigningService {
     client.inFlight++;
     try {
       const request = validateSignRequest(body);
+      this.deps.wallClock?.check(request); // before the network pin and the record: a refusal leaves no trace
       const gvr = request.fork_info?.genesis_validators_root;
       if (gvr !== undefined) this.checkNetwork(gvr);
       const { signingRoot, slashing } = computeSigningRoot(request, this.deps.network);

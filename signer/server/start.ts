@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino, type DestinationStream, type Logger } from "pino";
-import { ensurePrivateDir } from "../../config/index.js";
+import { ensurePrivateDir, HOST_ALLOW_ANY, isLoopbackAddress } from "../../config/index.js";
 import { openSlashingDb, type SlashingDbOptions } from "../../slashing-db/index.js";
 import { openKeyStore, type KeyStore } from "../keystore/index.js";
 import { BlsPool, loadConsensus } from "../signing/index.js";
@@ -22,6 +22,7 @@ import { FencingStore } from "./fencing-store.js";
 import { SignerMetrics } from "./metrics.js";
 import { SigningService } from "./signing-service.js";
 import { SlashingWorkerClient } from "./slashing-client.js";
+import { WallClockGuard } from "./wall-clock-guard.js";
 import { readTokenFile } from "./tokens.js";
 
 /** How long close() lets in-flight requests finish before it cuts their connections. */
@@ -83,7 +84,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
 
   try {
     status(`loading the ${config.network.preset} consensus preset`);
-    await loadConsensus(config.network.preset);
+    const consensus = await loadConsensus(config.network.preset);
     const hasher = await useFastSszHasher();
     ensurePrivateDir(config.dataDir);
 
@@ -120,7 +121,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
     cleanups.push(() => openedFencing.close());
     const audit = AuditLog.open(path.join(config.dataDir, "audit"));
     cleanups.push(() => audit.close());
-    clients = new ClientRegistry(config.clients);
+    clients = new ClientRegistry(config.clients, config.defaultClient.allowedTypes);
     const adminToken = config.admin ? readTokenFile(config.admin.tokenFile, { create: true, what: "admin" }) : undefined;
     const keymanagerToken = config.keymanager.enabled ? readTokenFile(config.keymanager.tokenFile, { create: true, what: "keymanager" }) : undefined;
 
@@ -151,7 +152,21 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       fencing: openedFencing,
       audit,
       maxQueueDepth: config.limits.maxQueueDepth,
+      ...(config.network.genesisTime !== undefined
+        ? {
+            wallClock: new WallClockGuard({
+              genesisTime: config.network.genesisTime,
+              secondsPerSlot: config.network.secondsPerSlot ?? (config.network.preset === "minimal" ? 6 : 12),
+              slotsPerEpoch: consensus.slotsPerEpoch,
+              maxEpochsAhead: config.limits.maxEpochsAhead,
+            }),
+          }
+        : {}),
     });
+    if (config.network.genesisTime === undefined) {
+      logger.info({ network: config.network.name }, "network.genesisTime is not known: blocks and attestations far ahead of the wall clock are not refused");
+    }
+    warnAboutHostAllowlist(config, logger);
     const ctx: SignerContext = {
       config,
       logger,
@@ -186,7 +201,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       if (!isLoopback(c.listen.host)) {
         logger.warn({ client: c.id, host: c.listen.host }, "a dedicated client listener is not on loopback: anyone who reaches it signs as that client");
       }
-      clientUrls[c.id] = await listenOn(buildApp(ctx, { kind: "client", client: clients.get(c.id)! }), c.listen, false);
+      clientUrls[c.id] = await listenOn(buildApp(ctx, { kind: "client", client: clients.get(c.id)! }), c.listen, c.listenTls !== undefined);
     }
     const metricsUrl =
       config.metrics.enabled && config.metrics.listen ? await listenOn(buildApp(ctx, { kind: "metrics" }), config.metrics.listen, false) : config.metrics.enabled ? url : undefined;
@@ -256,4 +271,25 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
 
 function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || host.startsWith("127.");
+}
+
+/**
+ * A listener on a non-loopback or wildcard address with only the default Host names: clients that reach it by
+ * another name are refused (by design: a wildcard address names no host). Say so once at start.
+ */
+function warnAboutHostAllowlist(config: SignerConfig, logger: Logger): void {
+  if (config.http.hostAllowlist.includes(HOST_ALLOW_ANY)) {
+    logger.warn('http.hostAllowlist contains "*": any Host is accepted, so a web page can reach this signer by DNS rebinding');
+    return;
+  }
+  if (config.http.hostAllowlist.length > 0) return;
+  const exposed = [config.listen, config.metrics.listen, ...(config.clients ?? []).map((c) => c.listen)].filter(
+    (a): a is ListenAddress => a !== undefined && !isLoopbackAddress(a.host),
+  );
+  for (const a of exposed) {
+    logger.warn(
+      { host: a.host, port: a.port },
+      "a listener is not on loopback but http.hostAllowlist is empty: only localhost, 127.0.0.1, [::1] and the listen address itself are accepted as Host; list the names remote clients use",
+    );
+  }
 }

@@ -20,12 +20,21 @@ export interface NetworkConfig {
    * to; the DENEB and later entries are how the signer recognises "Deneb or later" in fork_info.
    */
   readonly forkVersions: Readonly<Partial<Record<Exclude<ForkName, "PHASE0">, string>>>;
+  /**
+   * Unix seconds of slot 0, where known: the signer then refuses slashable messages implausibly far ahead of the
+   * wall clock (one such record would block every later real one). Unknown for dev chains (each has its own).
+   */
+  readonly genesisTime?: number;
+  /** Slot duration; default 12 (mainnet preset) or 6 (minimal preset). */
+  readonly secondsPerSlot?: number;
 }
 
 export const MAINNET: NetworkConfig = Object.freeze({
   name: "mainnet",
   preset: "mainnet",
   genesisForkVersion: "0x00000000",
+  genesisTime: 1606824023, // 2020-12-01T12:00:23Z
+  secondsPerSlot: 12,
   forkVersions: Object.freeze({
     ALTAIR: "0x01000000",
     BELLATRIX: "0x02000000",

@@ -42,6 +42,7 @@ export function registerSignRoutes(app: FastifyInstance, ctx: SignerContext, lis
     try {
       client = clients.identify(request.headers.authorization, request.raw.socket, listenerClient);
       client.lastRequestAt = Date.now();
+      client.checkType(type); // before anything else: a refused type is never validated, recorded or signed
       const format = replyFormat(request.headers.accept);
       if (format === "none") throw new HttpError(406, "NOT_ACCEPTABLE", "Accept must allow application/json or text/plain");
       const pubkey = service.admit(client, request.params.identifier);

@@ -40,7 +40,7 @@ export function signerCommand(): Command {
     .option("--data-dir <dir>", "data directory for --embedded (default $VIGIL_DATA_DIR or ./data)")
     .addOption(new Option("--network <name>", "network for --embedded").choices(["mainnet", "minimal-devnet"]).default("mainnet"))
     .option("--keys <n>", "keys to generate for --embedded when the token has none", positiveInt, 4)
-    .option("--host <host>", "listen address (overrides the config)")
+    .option("--host <host>", "listen address (overrides the config); requests whose Host is not localhost, 127.0.0.1, [::1] or this address are refused unless listed in http.hostAllowlist")
     .option("--port <port>", "listen port (overrides the config)", port)
     .addOption(new Option("--log-level <level>", "log level (overrides the config)").choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]))
     .action(

@@ -206,8 +206,8 @@ if ((PIN_MISSING)); then
   cat <<'EOF'
 Set the HSM user PIN (read by systemd, handed to the signer as a credential; never in a config file):
   install -m 0600 /dev/null /etc/vigil/credentials/hsm-pin && editor /etc/vigil/credentials/hsm-pin
-With SoftHSM2, create the token as the signer's user first:
-  vigil-signer-admin softhsm2-util --init-token --free --label vigil
+With SoftHSM2, create the token as the signer's user first (user PIN from that file; no PIN on a command line):
+  vigil-signer-admin vigil hsm create-token --so-pin-file /var/lib/vigil/signer/so.pin
 EOF
 fi
 cat <<'EOF'

@@ -1,6 +1,7 @@
 // Token creation goes through PKCS#11 in-process (C_InitToken, then C_InitPIN as the security officer), so no
 // PIN ever reaches a command line or a child's environment, where any local user can read it
 // (/proc/<pid>/cmdline). The first run (`npm start`) and the test helpers both use it.
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -80,6 +81,34 @@ describe("createToken (PKCS#11)", () => {
     } catch (e) {
       expect(String((e as Error).message)).not.toContain(PIN);
     }
+  });
+});
+
+describe("vigil hsm create-token", () => {
+  const CLI_LABEL = `vigil-cli-create-${process.pid}`.slice(0, 32);
+  afterAll(() => deleteToken(CLI_LABEL));
+  const vigil = (args: string[]) => spawnSync(process.execPath, [path.join(ROOT, "bin/vigil.js"), ...args], { encoding: "utf8" });
+
+  it("takes the user PIN from the PIN source, generates the SO PIN into a 0600 file, and refuses a second time", () => {
+    deleteToken(CLI_LABEL);
+    const userPin = pinFile("cli-pin", "cli-user-pin-0a1b2c");
+    const soPinFile = path.join(dir, "cli-so.pin");
+    const hsmFlags = ["--module", SOFTHSM_MODULE, "--token-label", CLI_LABEL, "--pin-file", userPin];
+    const r = vigil(["hsm", "create-token", ...hsmFlags, "--so-pin-file", soPinFile]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`created token "${CLI_LABEL}"; user PIN from PIN file ${userPin}`));
+    expect(fs.statSync(soPinFile).mode & 0o777).toBe(0o600);
+    const soPin = fs.readFileSync(soPinFile, "utf8").trim();
+    expect(soPin).toMatch(/^[0-9a-f]{32}$/);
+    expect(r.stdout + r.stderr).not.toContain(soPin);
+    expect(r.stdout + r.stderr).not.toContain("cli-user-pin-0a1b2c");
+    expect(vigil(["hsm", "status", ...hsmFlags]).status).toBe(0); // the user PIN opens it
+    expect(soLogin(CLI_LABEL, soPin)).toBe("ok");
+
+    const again = vigil(["hsm", "create-token", ...hsmFlags, "--so-pin-file", soPinFile]);
+    expect(again.status).toBe(EXIT_CODES.conflict);
+    expect(again.stderr).toMatch(/^vigil: a token labelled ".*" already exists; .*\[HSM_TOKEN_EXISTS\]\n$/);
+    expect(fs.readFileSync(soPinFile, "utf8").trim()).toBe(soPin); // an existing SO PIN file is read, never replaced
   });
 });
 

@@ -22,8 +22,10 @@ fs.writeFileSync(path.join(trapDir, "softhsm2-util"), `#!/bin/sh\necho "$@" >> "
 const trapPath = `${trapDir}:${process.env.PATH}`;
 
 // Start with core dumps ON (soft limit raised to the hard one), so the signer has to turn them off itself.
-const hardLimit = /^Max core file size\s+\S+\s+(\S+)/m.exec(fs.readFileSync("/proc/self/limits", "utf8"))?.[1];
-const cannotEnable = hardLimit === "0" ? "the hard core-file-size limit here is 0, so core dumps cannot be switched on for the check" : undefined;
+const limits = fs.existsSync("/proc/self/limits") ? fs.readFileSync("/proc/self/limits", "utf8") : "";
+const hardLimit = /^Max core file size\s+\S+\s+(\S+)/m.exec(limits)?.[1];
+const cannotEnable =
+  hardLimit === undefined ? "no /proc/self/limits (not Linux)" : hardLimit === "0" ? "the hard core-file-size limit here is 0, so core dumps cannot be switched on for the check" : undefined;
 if (cannotEnable) console.warn(`SKIPPING core-dump checks: ${cannotEnable}`);
 const withCoreDumpsOn = (argv: string[]) => ["/bin/sh", ["-c", 'ulimit -S -c "$(ulimit -H -c)" && exec "$@"', "sh", ...argv]] as const;
 

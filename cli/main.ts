@@ -1,6 +1,14 @@
 import { Command } from "commander";
 import { slashingCommand } from "../slashing-db/cli.js";
+import { disableCoreDumps } from "../config/index.js";
 import { exitWithError } from "./run.js";
+
+// Before any command reads a PIN or decrypts a key: a core dump would put them on disk.
+try {
+  disableCoreDumps();
+} catch (err) {
+  exitWithError(err);
+}
 
 const program = new Command("vigil")
   .description("Vigil: Ethereum validator operations — remote signer, slashing protection, guarded failover")

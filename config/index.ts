@@ -20,3 +20,4 @@ export {
   type GuardRefusal,
   type HttpGuardSettings,
 } from "./http-guard.js";
+export { coreDumpLimit, disableCoreDumps } from "./core-dumps.js";

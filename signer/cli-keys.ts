@@ -1,3 +1,4 @@
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
@@ -5,7 +6,9 @@ import { action } from "../cli/run.js";
 import { defaultDataDir, defaultSlashingDbPath, ensurePrivateDir, EXIT_CODES, VigilError, writeFilePrivateAtomic } from "../config/index.js";
 import { openSlashingDb } from "../slashing-db/index.js";
 import {
+  createToken,
   decryptKeystores,
+  describePinSource,
   discoverKeystores,
   initToken,
   InvalidKeystoreError,
@@ -13,6 +16,7 @@ import {
   loadHsmConfig,
   normalizePubkey,
   Pkcs11KeyStore,
+  readPin,
   tokenStatus,
   type HsmConfig,
   type SecretKeyInput,
@@ -68,6 +72,36 @@ export function hsmCommand(): Command {
       console.log(r.created ? `created wrapping key on token "${r.tokenLabel}"` : `token "${r.tokenLabel}" already has a wrapping key; left unchanged`);
     }),
   );
+
+  withHsmOptions(
+    cmd
+      .command("create-token")
+      .description("create the token (SoftHSM2, or any module with a free slot): user PIN from the PIN source, SO PIN from --so-pin-file"),
+  )
+    .requiredOption("--so-pin-file <file>", "security officer PIN: read if the file exists (0600), else generated and written there (0600)")
+    .action(
+      action((flags: HsmFlags & { soPinFile: string }) => {
+        const config = hsmConfig(flags);
+        const pin = readPin(config.pin);
+        // Both PINs stay in this process (C_InitToken / C_InitPIN): never on a command line.
+        const existing = fs.existsSync(flags.soPinFile);
+        const soPin = existing ? readPin({ file: flags.soPinFile }) : crypto.randomBytes(16).toString("hex");
+        // A generated SO PIN is on disk before the token exists, so it can never be lost.
+        if (!existing) writeFilePrivateAtomic(flags.soPinFile, soPin + "\n");
+        try {
+          createToken({ module: config.module, label: config.tokenLabel, pin, soPin });
+        } catch (err) {
+          if (!existing) fs.rmSync(flags.soPinFile, { force: true });
+          throw err;
+        }
+        console.log(`created token "${config.tokenLabel}"; user PIN from ${describePinSource(config.pin)}`);
+        console.log(
+          existing
+            ? `SO PIN read from ${flags.soPinFile}`
+            : `SO PIN generated and written to ${flags.soPinFile} (0600): keep a copy offline and delete it from this host`,
+        );
+      }),
+    );
 
   withHsmOptions(cmd.command("status").description("show the token, its mechanisms and how many keys it holds"))
     .option("--json", "machine-readable output (includes every mechanism)", false)

@@ -28,4 +28,6 @@ elif [ ! -f dist/cli/main.js ] || [ -n "$(find cli config signer slashing-db wat
   npm run --silent build >&2
 fi
 
+# Decrypted keys live in the signer's memory: no core dump may ever write them to disk (the CLI checks too).
+ulimit -c 0
 exec node bin/vigil.js signer start --embedded "$@"

@@ -101,10 +101,14 @@ REL_DIR="$R/opt/vigil/releases/$RELEASE"
 STAGE=$(mktemp -d "$R/opt/vigil/releases/.stage.XXXXXX")
 trap 'rm -rf "$STAGE"' EXIT
 # Only what runs: compiled code, dependencies, the launcher, the docs. No sources, tests or dev tools.
-tar -C "$SRC" --exclude=dist/test --exclude='*.map' --exclude=node_modules/.cache -cf - \
-  bin dist node_modules package.json package-lock.json README.md systemd | tar -C "$STAGE" -xf -
-(cd "$STAGE" && npm prune --omit=dev --offline --no-audit --no-fund --ignore-scripts >/dev/null 2>&1) ||
-  say "note: could not drop dev dependencies offline; the release carries them (harmless)"
+tar -C "$SRC" --exclude=dist/test --exclude='*.map' -cf - \
+  bin dist package.json package-lock.json README.md systemd | tar -C "$STAGE" -xf -
+# node_modules by content, even where the checkout's is a symlink: the release must not point into it.
+mkdir "$STAGE/node_modules"
+tar -C "$(cd -P "$SRC/node_modules" && pwd)" --exclude='*.map' --exclude=./.cache -cf - . | tar -C "$STAGE/node_modules" -xf -
+# Dev-only packages go by the lock file's own flags: no npm, no registry, so a cold npm cache cannot make
+# the release keep them. A failure here stops the install rather than ship an unchecked tree.
+node "$SRC/systemd/prune-dev-deps.mjs" "$STAGE" >/dev/null || die "could not reduce node_modules to the production dependencies"
 chown -R 0:0 "$STAGE"
 chmod -R u=rwX,go=rX "$STAGE"
 if [[ -d "$REL_DIR" ]] && diff -rq "$REL_DIR" "$STAGE" >/dev/null 2>&1; then
@@ -202,8 +206,8 @@ if ((PIN_MISSING)); then
   cat <<'EOF'
 Set the HSM user PIN (read by systemd, handed to the signer as a credential; never in a config file):
   install -m 0600 /dev/null /etc/vigil/credentials/hsm-pin && editor /etc/vigil/credentials/hsm-pin
-With SoftHSM2, create the token as the signer's user first:
-  vigil-signer-admin softhsm2-util --init-token --free --label vigil
+With SoftHSM2, create the token as the signer's user first (user PIN from that file; no PIN on a command line):
+  vigil-signer-admin vigil hsm create-token --so-pin-file /var/lib/vigil/signer/so.pin
 EOF
 fi
 cat <<'EOF'

@@ -22,6 +22,8 @@ export type { PinSource } from "./pin.js";
 export { Pkcs11KeyStore, normalizePubkey } from "./pkcs11-keystore.js";
 export type { Pkcs11KeyStoreOptions } from "./pkcs11-keystore.js";
 export { initToken, tokenStatus } from "./hsm-admin.js";
+export { createToken, TokenExistsError } from "./token-create.js";
+export type { CreateTokenOptions } from "./token-create.js";
 export type { TokenStatus, InitResult } from "./hsm-admin.js";
 export { discoverKeystores, decryptKeystores, decryptKeystoreContents, defaultImportWorkers } from "./keystore-import.js";
 export type { KeystoreContent } from "./keystore-import.js";

@@ -58,7 +58,7 @@ export function mapLoginError(err: unknown, tokenLabel: string): Error {
   return hsmError(`login to token ${JSON.stringify(tokenLabel)}`, err);
 }
 
-function acquireModule(modulePath: string, factory: Pkcs11Factory): Pkcs11 {
+export function acquireModule(modulePath: string, factory: Pkcs11Factory): Pkcs11 {
   const existing = modules.get(modulePath);
   if (existing) {
     existing.refs++;
@@ -91,7 +91,7 @@ function acquireModule(modulePath: string, factory: Pkcs11Factory): Pkcs11 {
   return pkcs11;
 }
 
-function releaseModule(modulePath: string): void {
+export function releaseModule(modulePath: string): void {
   const entry = modules.get(modulePath);
   if (!entry) return;
   if (--entry.refs > 0) return;
@@ -190,7 +190,7 @@ export class TokenSession {
   }
 }
 
-function findSlot(pkcs11: Pkcs11, tokenLabel: string): Handle {
+export function findSlot(pkcs11: Pkcs11, tokenLabel: string): Handle {
   let slots: Handle[];
   try {
     slots = pkcs11.C_GetSlotList(true);

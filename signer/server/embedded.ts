@@ -5,15 +5,14 @@
  * - the wrapping key (keystore `initToken`), and N generated keys if the token holds none;
  * - `signer.json`: the config it runs with (edit it and start with --config next time, or keep --embedded);
  * - the slashing database, fencing state, audit feed and admin token, as for any signer.
- * All HSM work goes through the key store's public API; only token creation uses softhsm2-util (PKCS#11 has
- * no portable "create token" call).
+ * All HSM work goes through the key store's public API, token creation included (C_InitToken/C_InitPIN in this
+ * process): no child process ever sees a PIN, on its command line or in its environment.
  */
-import { execFileSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { ensurePrivateDir, EXIT_CODES, VigilError, writeFilePrivateAtomic } from "../../config/index.js";
-import { HsmTokenNotFoundError, initToken, openKeyStore, tokenStatus, type HsmConfig } from "../keystore/index.js";
+import { createToken, HsmTokenNotFoundError, initToken, openKeyStore, tokenStatus, type HsmConfig } from "../keystore/index.js";
 import { loadSignerConfig, type SignerConfig } from "./config.js";
 
 export const EMBEDDED_TOKEN_LABEL = "vigil-embedded";
@@ -59,17 +58,6 @@ export function findSoftHsmModule(): string {
   throw new VigilError("SOFTHSM_MISSING", SOFTHSM_INSTALL_HINT, EXIT_CODES.hsmModule);
 }
 
-function softhsmUtil(conf: string, args: string[]): void {
-  try {
-    execFileSync("softhsm2-util", args, { env: { ...process.env, SOFTHSM2_CONF: conf }, stdio: ["ignore", "ignore", "pipe"] });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new VigilError("SOFTHSM_MISSING", SOFTHSM_INSTALL_HINT, EXIT_CODES.hsmModule);
-    const stderr = String((err as { stderr?: unknown }).stderr ?? "").trim();
-    // softhsm2-util's messages name the token, never the PIN we passed.
-    throw new VigilError("SOFTHSM_INIT_FAILED", `softhsm2-util ${args[0]} failed: ${stderr || (err as Error).message}`, EXIT_CODES.hsmModule);
-  }
-}
-
 /** Creates (first run) or reuses (later runs) the embedded setup under `opts.dataDir`; returns the config to start. */
 export async function setUpEmbedded(opts: EmbeddedOptions): Promise<EmbeddedSetup> {
   const say = opts.say ?? (() => {});
@@ -98,7 +86,7 @@ export async function setUpEmbedded(opts: EmbeddedOptions): Promise<EmbeddedSetu
     const soPin = crypto.randomBytes(16).toString("hex");
     writeFilePrivateAtomic(pinFile, pin + "\n");
     writeFilePrivateAtomic(soPinFile, soPin + "\n");
-    softhsmUtil(conf, ["--init-token", "--free", "--label", EMBEDDED_TOKEN_LABEL, "--pin", pin, "--so-pin", soPin]);
+    createToken({ module, label: EMBEDDED_TOKEN_LABEL, pin, soPin });
     createdToken = true;
     say(`created SoftHSM2 token "${EMBEDDED_TOKEN_LABEL}" in ${tokensDir} (PIN in ${pinFile}, mode 0600)`);
   }

@@ -53,7 +53,7 @@ describe("scenario 2: primary and backup validator clients, the watchdog in char
   let passed = false;
 
   beforeAll(() => {
-    lodestar = ensureLodestar(say);
+    lodestar = ensureLodestar();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "vigil-e2e-failover-"));
     say(`scenario 2 working directory (logs): ${dir}`);
   });

@@ -1,12 +1,13 @@
 // Building blocks of the end-to-end scenarios: Vigil's own processes (`vigil signer start`, `vigil watchdog
 // start`, run exactly as systemd would, with a fake NOTIFY_SOCKET), Lodestar's devnet (run-devnet.sh), a
 // watcher of the beacon chain, and the independent checks on what the signer released.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import readline from "node:readline";
+import { promisify } from "node:util";
 import { PublicKey, SecretKey, Signature, verify } from "@chainsafe/blst";
 import { loadUnixDgram } from "../../config/systemd-notify.js";
 import { openSlashingDb } from "../../slashing-db/index.js";
@@ -18,6 +19,7 @@ import { REPO_ROOT } from "./lodestar.js";
 import type { ClientView, SignatureRecord } from "../../watchdog/index.js";
 
 export const VIGIL = path.join(REPO_ROOT, "bin/vigil.js");
+const execFileAsync = promisify(execFile);
 export const SLOT_SECONDS = Number(process.env.VIGIL_E2E_SLOT ?? 2);
 export const SLOTS_PER_EPOCH = 8; // minimal preset
 export const VALIDATORS = 8;
@@ -158,10 +160,11 @@ export async function tokenWithInteropKeysViaCli(label: string, count: number, d
   const passwordFile = path.join(dir, "keystore-password.txt");
   fs.writeFileSync(passwordFile, "e2e keystore password\n", { mode: 0o600 });
   const hsmFlags = ["--module", SOFTHSM_MODULE, "--token-label", label, "--pin-file", token.pinFile];
-  const vigil = (args: string[]) => execFileSync(process.execPath, [VIGIL, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-  say(vigil(["hsm", "init", ...hsmFlags]).trim());
-  say(vigil(["keys", "import", "--keystores", keystores, "--password-file", passwordFile, ...hsmFlags]).trim());
-  const listed = JSON.parse(vigil(["keys", "list", "--json", ...hsmFlags])) as string[];
+  // Asynchronous: a test worker blocked for long misses vitest's worker RPC deadline (60 s).
+  const vigil = async (args: string[]) => (await execFileAsync(process.execPath, [VIGIL, ...args], { encoding: "utf8" })).stdout;
+  say((await vigil(["hsm", "init", ...hsmFlags])).trim());
+  say((await vigil(["keys", "import", "--keystores", keystores, "--password-file", passwordFile, ...hsmFlags])).trim());
+  const listed = JSON.parse(await vigil(["keys", "list", "--json", ...hsmFlags])) as string[];
   fs.rmSync(keystores, { recursive: true, force: true });
   return { token, hsm: { module: SOFTHSM_MODULE, tokenLabel: label, pin: { file: token.pinFile } }, pubkeys: listed };
 }

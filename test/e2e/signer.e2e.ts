@@ -39,7 +39,7 @@ describe("scenario 1: Lodestar v1.5.1 signs only through Vigil's signer", () => 
   let passed = false;
 
   beforeAll(() => {
-    lodestar = ensureLodestar(say);
+    lodestar = ensureLodestar();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "vigil-e2e-signer-"));
     say(`scenario 1 working directory (logs): ${dir}`);
   });

@@ -10,10 +10,11 @@ export default defineConfig({
   test: {
     root,
     include: ["test/e2e/**/*.e2e.ts"],
+    globalSetup: ["test/e2e/global-setup.ts"], // installs Lodestar in the main process, never in a worker
     pool: "forks",
     fileParallelism: false, // one devnet at a time: they compete for CPU and the slot clock does not wait
     testTimeout: 15 * 60_000,
-    hookTimeout: 10 * 60_000, // the first run installs Lodestar (about two minutes)
+    hookTimeout: 10 * 60_000,
     reporters: ["verbose"],
   },
 });

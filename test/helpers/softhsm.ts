@@ -5,6 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { HsmConfig } from "../../signer/keystore/config.js";
+import { createToken as createTokenViaPkcs11 } from "../../signer/keystore/token-create.js";
 
 export const SOFTHSM_MODULE = process.env.SOFTHSM2_MODULE ?? "/usr/lib/softhsm/libsofthsm2.so";
 
@@ -40,11 +41,14 @@ function softhsmUtil(args: string[]): string {
   return execFileSync("softhsm2-util", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
-/** Creates a fresh token labelled `label` (replacing any left over from an earlier run). */
+/**
+ * Creates a fresh token labelled `label` (replacing any left over from an earlier run), through PKCS#11 in
+ * this process as the signer's own first run does: no PIN on any command line.
+ */
 export function createToken(label: string, pin = "1234-test-pin", soPin = "5678-test-so"): TestToken {
   softhsmConfPath();
   deleteToken(label);
-  softhsmUtil(["--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", soPin]);
+  createTokenViaPkcs11({ module: SOFTHSM_MODULE, label, pin, soPin });
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `vigil-data-${label}-`));
   const pinFile = path.join(dataDir, "pin");
   fs.writeFileSync(pinFile, pin + "\n", { mode: 0o600 });

@@ -25,8 +25,11 @@ describe.skipIf(skip !== undefined)("systemd/install.sh", () => {
     if (!line) throw new Error(`${name} not in ${file}`);
     return Number(line.split(":")[2]);
   };
+  // As on a machine that has never seen the project: an empty npm cache and no registry to ask.
+  const npmCache = fs.mkdtempSync(path.join(os.tmpdir(), "vigil-install-npm-cache-"));
+  const freshMachineEnv = { ...process.env, npm_config_cache: npmCache, npm_config_registry: "http://127.0.0.1:9/", npm_config_offline: "true" };
   const install = () => {
-    const r = spawnSync("bash", [INSTALL, "--root", target], { encoding: "utf8", timeout: 120_000 });
+    const r = spawnSync("bash", [INSTALL, "--root", target], { encoding: "utf8", timeout: 120_000, env: freshMachineEnv });
     if (r.status !== 0) throw new Error(`install.sh exited ${r.status}: ${r.stderr}\n${r.stdout}`);
     return r.stdout;
   };
@@ -37,7 +40,10 @@ describe.skipIf(skip !== undefined)("systemd/install.sh", () => {
     for (const f of ["passwd", "group", "shadow", "gshadow"]) fs.writeFileSync(p(`etc/${f}`), "", { mode: f.includes("shadow") ? 0o600 : 0o644 });
     first = install();
   }, 180_000);
-  afterAll(() => fs.rmSync(target, { recursive: true, force: true }));
+  afterAll(() => {
+    fs.rmSync(target, { recursive: true, force: true });
+    fs.rmSync(npmCache, { recursive: true, force: true });
+  });
 
   it("creates two system users without a login shell, homed in their state directories", () => {
     const passwd = fs.readFileSync(p("etc/passwd"), "utf8");
@@ -70,6 +76,17 @@ describe.skipIf(skip !== undefined)("systemd/install.sh", () => {
     expect(fs.existsSync(path.join(rel, "dist/cli/main.js"))).toBe(true);
     expect(fs.existsSync(path.join(rel, "dist/test"))).toBe(false);
     expect(fs.existsSync(path.join(rel, "node_modules/vitest"))).toBe(false);
+    // The release holds its own copy (never a link into the checkout), with no dev-only package at all …
+    expect(fs.lstatSync(path.join(rel, "node_modules")).isDirectory()).toBe(true);
+    const lock = JSON.parse(fs.readFileSync(path.join(ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, { dev?: boolean }> };
+    const devOnly = Object.entries(lock.packages).filter(([key, e]) => key.startsWith("node_modules/") && e.dev).map(([key]) => key);
+    expect(devOnly.length).toBeGreaterThan(50); // vitest, typescript, @types/node and what they pull in
+    expect(devOnly.filter((key) => fs.existsSync(path.join(rel, key)))).toEqual([]);
+    expect(execFileSync("find", [path.join(rel, "node_modules"), "-xtype", "l"], { encoding: "utf8" }).trim()).toBe(""); // no dangling .bin links
+    // … and every production dependency loads from it (native addons included).
+    const deps = Object.keys((JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string> }).dependencies);
+    const load = `for (const d of ${JSON.stringify(deps)}) await import(d); console.log("loaded")`;
+    expect(execFileSync(process.execPath, ["--input-type=module", "-e", load], { cwd: rel, encoding: "utf8" }).trim()).toBe("loaded");
     const version = execFileSync(process.execPath, [path.join(rel, "bin/vigil.js"), "--version"], { encoding: "utf8" }).trim();
     expect(version).toBe("0.1.0");
   });

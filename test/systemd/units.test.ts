@@ -133,6 +133,11 @@ describe("units, example configs and install layout agree", () => {
     }
   });
 
+  it("no service may dump core (keys, PINs and tokens live in memory), and the signer never swaps", () => {
+    for (const unit of SERVICES) expect(values(unitText(unit), "LimitCORE"), unit).toEqual(["0"]);
+    expect(values(signerUnit, "MemorySwapMax")).toEqual(["0"]);
+  });
+
   it("the signer config reads the PIN and admin token from the credentials the unit loads", () => {
     const config = parseSignerConfig(JSON.parse(fs.readFileSync(path.join(UNIT_DIR, "etc/signer.json"), "utf8")), "/etc/vigil");
     const credentials = values(signerUnit, "LoadCredential").map((v) => v.split(":")[0]);

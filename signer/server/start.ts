@@ -15,6 +15,7 @@ import { buildApp } from "./app.js";
 import { healthReport, type HealthReport } from "./routes/health.js";
 import { useFastSszHasher } from "./hasher.js";
 import { AuditLog } from "./audit-log.js";
+import { DataDirLock } from "./data-dir-lock.js";
 import { ClientRegistry } from "./auth.js";
 import type { ListenAddress, SignerConfig } from "./config.js";
 import type { SignerContext } from "./context.js";
@@ -39,6 +40,8 @@ export interface StartSignerOptions {
    * the signer closes it on close().
    */
   keyStore?: KeyStore;
+  /** The data directory's lock, when the caller took it before touching the directory (--embedded); released on close(). */
+  dataDirLock?: DataDirLock;
 }
 
 export interface RunningSigner {
@@ -82,6 +85,9 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
   };
 
   try {
+    // Before anything in the data directory is opened: a second signer on it stops here (exit code 7).
+    const lock = options.dataDirLock ?? DataDirLock.acquire(config.dataDir);
+    cleanups.push(() => lock.release());
     status(`loading the ${config.network.preset} consensus preset`);
     await loadConsensus(config.network.preset);
     const hasher = await useFastSszHasher();
@@ -241,6 +247,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
           openedFencing.close();
           await audit.close();
           await keyStore.close();
+          lock.release();
           logger.info("signer stopped");
           logger.flush?.();
           status("stopped");

@@ -46,11 +46,13 @@ export function registerSignRoutes(app: FastifyInstance, ctx: SignerContext, lis
       if (format === "none") throw new HttpError(406, "NOT_ACCEPTABLE", "Accept must allow application/json or text/plain");
       const pubkey = service.admit(client, request.params.identifier);
       const signed = await service.sign(client, pubkey, body);
-      // Release and send in one synchronous step (see SigningService.release).
-      const signature = service.release(client, signed);
-      metrics.request(type, "signed", (performance.now() - started) / 1000);
-      if (format === "text") return reply.header("content-type", "text/plain; charset=utf-8").send(signature);
-      return reply.header("content-type", "application/json; charset=utf-8").send(`{"signature":"${signature}"}`);
+      // The last check and the send happen in one synchronous step (see SigningService.release).
+      await service.release(client, signed, (signature) => {
+        metrics.request(type, "signed", (performance.now() - started) / 1000);
+        if (format === "text") void reply.header("content-type", "text/plain; charset=utf-8").send(signature);
+        else void reply.header("content-type", "application/json; charset=utf-8").send(`{"signature":"${signature}"}`);
+      });
+      return reply;
     } catch (err) {
       const r = errorReply(err);
       if (client && (r.status === 412 || r.status === 403)) client.refused++;

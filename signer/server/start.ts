@@ -15,6 +15,7 @@ import { buildApp } from "./app.js";
 import { healthReport, type HealthReport } from "./routes/health.js";
 import { useFastSszHasher } from "./hasher.js";
 import { AuditLog } from "./audit-log.js";
+import { AuthFailureGuard, type AuthThrottleOptions } from "./auth-failures.js";
 import { DataDirLock } from "./data-dir-lock.js";
 import { ClientRegistry } from "./auth.js";
 import type { ListenAddress, SignerConfig } from "./config.js";
@@ -42,6 +43,8 @@ export interface StartSignerOptions {
   keyStore?: KeyStore;
   /** The data directory's lock, when the caller took it before touching the directory (--embedded); released on close(). */
   dataDirLock?: DataDirLock;
+  /** Tunes the failed-authentication throttle (tests); the defaults are in auth-failures.ts. */
+  authThrottle?: AuthThrottleOptions;
 }
 
 export interface RunningSigner {
@@ -170,6 +173,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       fencing: openedFencing,
       audit,
       metrics,
+      authFailures: new AuthFailureGuard(logger, (api, throttled) => metrics.authFailure(api, throttled), options.authThrottle),
       ...(adminToken ? { adminToken } : {}),
       ...(keymanagerToken ? { keymanagerToken } : {}),
       keyChanges: { tail: Promise.resolve() },

@@ -45,6 +45,11 @@ export interface StartSignerOptions {
   dataDirLock?: DataDirLock;
   /** Tunes the failed-authentication throttle (tests); the defaults are in auth-failures.ts. */
   authThrottle?: AuthThrottleOptions;
+  /**
+   * BENCH ONLY (the CLI never sets it): buffer block and attestation audit entries like the others, to measure
+   * what writing them durably before the reply costs.
+   */
+  benchBufferedAudit?: boolean;
 }
 
 export interface RunningSigner {
@@ -159,6 +164,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       pool: startedPool,
       fencing: openedFencing,
       audit,
+      durableAudit: options.benchBufferedAudit !== true,
       maxQueueDepth: config.limits.maxQueueDepth,
     });
     const ctx: SignerContext = {

@@ -76,7 +76,9 @@ export class AuditLog {
   /** Lines not yet given to the file, and the durable appends waiting for them. */
   private pendingLines: string[] = [];
   private pendingWaiters: Waiter[] = [];
-  private writing: Promise<void> | undefined;
+  /** A write loop is running (set and cleared inside it, so no append can fall between its last check and its end). */
+  private writing = false;
+  private idle: Promise<void> = Promise.resolve();
   private flushTimer: NodeJS.Timeout | undefined;
   /** A write failed part-way: the next one starts on a fresh line so the torn one cannot swallow it. */
   private tornTail = false;
@@ -153,7 +155,7 @@ export class AuditLog {
     if (this.fd < 0) return;
     this.pendingWaiters.push({ resolve: () => {}, reject: () => {} }); // one last fdatasync for buffered entries
     this.startWriting();
-    while (this.writing) await this.writing;
+    while (this.writing) await this.idle;
     fs.closeSync(this.fd);
     this.fd = -1;
     // A clean stop gives back the unused part of the block: the next start continues without a gap.
@@ -178,35 +180,45 @@ export class AuditLog {
   private startWriting(): void {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
-    this.writing ??= this.writeLoop().finally(() => (this.writing = undefined));
+    if (this.writing) return; // the running loop takes what was appended before it ends
+    this.writing = true;
+    this.idle = this.writeLoop();
   }
 
-  /** One batch at a time: everything appended while a batch is written and synced goes in the next one. */
+  /**
+   * One batch at a time: everything appended while a batch is written and synced goes in the next one. The
+   * loop's last emptiness check and the clearing of `writing` run in one synchronous step, so an append never
+   * finds `writing` set by a loop that has already decided to stop.
+   */
   private async writeLoop(): Promise<void> {
-    while (this.pendingLines.length > 0 || this.pendingWaiters.length > 0) {
-      const lines = this.pendingLines;
-      const waiters = this.pendingWaiters;
-      this.pendingLines = [];
-      this.pendingWaiters = [];
-      try {
-        const buf = Buffer.from((this.tornTail ? "\n" : "") + lines.join(""), "utf8");
-        let off = 0;
-        while (off < buf.length) {
-          this.tornTail = true;
-          const { bytesWritten } = await write(this.fd, buf, off, buf.length - off);
-          off += bytesWritten;
-          this.bytes += bytesWritten;
+    try {
+      while (this.pendingLines.length > 0 || this.pendingWaiters.length > 0) {
+        const lines = this.pendingLines;
+        const waiters = this.pendingWaiters;
+        this.pendingLines = [];
+        this.pendingWaiters = [];
+        try {
+          const buf = Buffer.from((this.tornTail ? "\n" : "") + lines.join(""), "utf8");
+          let off = 0;
+          while (off < buf.length) {
+            this.tornTail = true;
+            const { bytesWritten } = await write(this.fd, buf, off, buf.length - off);
+            off += bytesWritten;
+            this.bytes += bytesWritten;
+          }
+          this.tornTail = false;
+          if (waiters.length > 0) await fdatasync(this.fd);
+          for (const w of waiters) w.resolve();
+        } catch (err) {
+          // A full or failing disk: the durable appends of this batch fail (their signatures are not sent); the
+          // entries stay in the in-memory feed.
+          const failure = new AuditLogUnavailableError(`cannot write the audit feed ${this.file}: ${(err as Error).message}`);
+          for (const w of waiters) w.reject(failure);
         }
-        this.tornTail = false;
-        if (waiters.length > 0) await fdatasync(this.fd);
-        for (const w of waiters) w.resolve();
-      } catch (err) {
-        // A full or failing disk: the durable appends of this batch fail (their signatures are not sent); the
-        // entries stay in the in-memory feed.
-        const failure = new AuditLogUnavailableError(`cannot write the audit feed ${this.file}: ${(err as Error).message}`);
-        for (const w of waiters) w.reject(failure);
+        if (this.bytes > this.rotateBytes) this.rotate();
       }
-      if (this.bytes > this.rotateBytes) this.rotate();
+    } finally {
+      this.writing = false;
     }
   }
 

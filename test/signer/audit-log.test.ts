@@ -55,6 +55,16 @@ describe("audit log numbering and durability", () => {
     await log.close();
   });
 
+  it("a lone caller's durable appends each resolve without waiting for another append", { timeout: 10_000 }, async () => {
+    const dir = path.join(work, "sequential");
+    const log = AuditLog.open(dir);
+    for (let i = 0; i < 20; i++) {
+      await log.append(entry(2 * i), { durable: true });
+      expect(fileLines(dir)).toHaveLength(i + 1);
+    }
+    await log.close();
+  });
+
   it("a clean stop leaves no gap; a line torn by a crash does not swallow the next entry", async () => {
     const dir = path.join(work, "torn");
     const a = AuditLog.open(dir);

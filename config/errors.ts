@@ -23,6 +23,7 @@ export const EXIT_CODES = {
   refused: 4, // slashing protection (or another safety rule) said no
   notFound: 5, // a file, key or database that was named does not exist
   conflict: 6, // the action would overwrite or contradict existing state
+  dataDirInUse: 7, // another signer holds the data directory's lock
   // HSM / key store
   hsmModule: 10, // PKCS#11 module missing or not a PKCS#11 library
   hsmTokenNotFound: 11,

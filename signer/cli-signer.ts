@@ -4,6 +4,7 @@ import { action } from "../cli/run.js";
 import { defaultDataDir, EXIT_CODES, runDaemon, VigilError } from "../config/index.js";
 import { loadSignerConfig, type SignerConfig } from "./server/config.js";
 import { clientInstructions, setUpEmbedded } from "./server/embedded.js";
+import { DataDirLock } from "./server/data-dir-lock.js";
 import { startSigner } from "./server/start.js";
 
 interface StartFlags {
@@ -49,7 +50,10 @@ export function signerCommand(): Command {
           throw new VigilError("usage", "give either --config FILE or --embedded", EXIT_CODES.usage);
         }
         let config: SignerConfig;
+        let lock: DataDirLock | undefined;
         if (flags.embedded) {
+          // Locked before the first run creates anything in it: two first runs must not both create a token.
+          lock = DataDirLock.acquire(flags.dataDir ?? defaultDataDir());
           const setup = await setUpEmbedded({
             dataDir: flags.dataDir ?? defaultDataDir(),
             network: flags.network,
@@ -65,7 +69,7 @@ export function signerCommand(): Command {
           if (flags.port !== undefined) config.listen.port = flags.port;
         }
         if (flags.logLevel !== undefined) config.logLevel = flags.logLevel;
-        await run(config);
+        await run(config, lock);
       }),
     );
 
@@ -86,11 +90,12 @@ export function signerCommand(): Command {
  * Runs the signer as a daemon (config/daemon.ts): STATUS= progress and READY=1 once keys are loaded and the
  * database is open, WATCHDOG=1 while healthy, SIGTERM → graceful close → exit 0, a second signal exits at once.
  */
-async function run(config: SignerConfig): Promise<void> {
+async function run(config: SignerConfig, dataDirLock?: DataDirLock): Promise<void> {
   await runDaemon({
     name: "signer",
     start: async (hooks) => {
       const signer = await startSigner(config, {
+        ...(dataDirLock ? { dataDirLock } : {}),
         status: (text) => {
           process.stderr.write(`vigil: ${text}\n`);
           hooks.status(text);

@@ -1,13 +1,26 @@
 /**
  * The signatures audit feed: every signature released, numbered in release order. Recent entries are served
- * from memory; all of them go to `<dataDir>/audit/signatures.jsonl` (0600), from which older ones are read and
- * the numbering resumes after a restart. The file is appended asynchronously (the slashing database is the
- * durable record; this is a witness), and rotated to `signatures.jsonl.1` past `rotateBytes`.
+ * from memory; all of them go to `<dataDir>/audit/signatures.jsonl` (0600), rotated to `signatures.jsonl.1`
+ * past `rotateBytes`, from which older ones are read back.
+ *
+ * Two promises survive a crash (SIGKILL, power loss):
+ * - a sequence number is never handed out twice. Numbers are reserved in durable blocks: `seq.reserved` holds
+ *   the highest number that may have been used, replaced atomically (fsync'd) before any number of a new block
+ *   is handed out, and a restart continues above it. A crash leaves a gap, never a repeat, so a reader's
+ *   cursor (`after`) stays valid across restarts; a clean stop hands the unused numbers back (no gap).
+ * - an entry appended with `durable` (blocks and attestations) is written and fdatasync'd before its promise
+ *   resolves; the caller sends the signature only then. Concurrent durable appends share one fdatasync (group
+ *   commit: entries appended while a write is in progress go in the next one). Other entries are written
+ *   within ~20 ms without an fsync of their own, so a crash may lose the last few of them.
  */
 import fs from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
-import { ensurePrivateDir, PRIVATE_FILE_MODE } from "../../config/index.js";
+import { promisify } from "node:util";
+import { ensurePrivateDir, PRIVATE_FILE_MODE, VigilError, writeFilePrivateAtomic } from "../../config/index.js";
+
+const write = promisify(fs.write);
+const fdatasync = promisify(fs.fdatasync);
 
 export interface AuditEntry {
   seq: number;
@@ -26,30 +39,67 @@ export interface AuditLogOptions {
   /** Entries kept in memory (older ones are read back from the file). */
   memoryEntries?: number;
   rotateBytes?: number;
+  /** Sequence numbers reserved per durable reservation (one small atomic, fsync'd write each). */
+  reserveBlock?: number;
+}
+
+/** The feed could not be written or its numbering could not be reserved: no signature may leave without it. */
+export class AuditLogUnavailableError extends VigilError {
+  constructor(message: string) {
+    super("AUDIT_LOG_UNAVAILABLE", message);
+  }
+}
+
+const RESERVED_FILE = "seq.reserved";
+const DEFAULT_RESERVE_BLOCK = 16_384;
+
+interface Waiter {
+  resolve: () => void;
+  reject: (err: Error) => void;
 }
 
 export class AuditLog {
+  private readonly dir: string;
   private readonly file: string;
-  /** Recent entries as their JSON lines: one string each keeps garbage-collection work low at thousands per second. */
+  private readonly reservedFile: string;
+  /** Recent entries as their JSON lines (consecutive seqs from recentFirstSeq): one string each keeps GC work low. */
   private recent: string[] = [];
   private recentFirstSeq = 1;
   private readonly memoryEntries: number;
   private readonly rotateBytes: number;
-  private stream: fs.WriteStream;
+  private readonly reserveBlock: number;
+  private fd: number;
   private bytes: number;
   private lastSeq: number;
-  /** Lines waiting for the next write: one write per ~20 ms instead of one per signature. */
+  /** Every seq up to this one is durably reserved; none above it has been handed out. */
+  private reservedUpTo: number;
+  /** Lines not yet given to the file, and the durable appends waiting for them. */
   private pendingLines: string[] = [];
+  private pendingWaiters: Waiter[] = [];
+  /** A write loop is running (set and cleared inside it, so no append can fall between its last check and its end). */
+  private writing = false;
+  private idle: Promise<void> = Promise.resolve();
   private flushTimer: NodeJS.Timeout | undefined;
+  /** A write failed part-way: the next one starts on a fresh line so the torn one cannot swallow it. */
+  private tornTail = false;
 
   private constructor(dir: string, opts: AuditLogOptions) {
     ensurePrivateDir(dir);
+    this.dir = dir;
     this.file = path.join(dir, "signatures.jsonl");
+    this.reservedFile = path.join(dir, RESERVED_FILE);
     this.memoryEntries = opts.memoryEntries ?? 20_000;
     this.rotateBytes = opts.rotateBytes ?? 256 * 1024 * 1024;
-    this.lastSeq = Math.max(lastSeqIn(this.file), lastSeqIn(this.file + ".1"));
-    this.bytes = fs.existsSync(this.file) ? fs.statSync(this.file).size : 0;
-    this.stream = this.openStream();
+    this.reserveBlock = opts.reserveBlock ?? DEFAULT_RESERVE_BLOCK;
+    removeStaleTempFiles(dir);
+    this.reservedUpTo = readReserved(this.reservedFile);
+    // Above everything that may have been handed out before (the reservation), and above what the files hold
+    // (a directory from before reservations existed).
+    this.lastSeq = Math.max(this.reservedUpTo, lastSeqIn(this.file), lastSeqIn(this.file + ".1"));
+    this.reservedUpTo = this.lastSeq;
+    this.fd = this.openFile();
+    this.bytes = fs.fstatSync(this.fd).size;
+    this.tornTail = this.bytes > 0 && !endsWithNewline(this.fd, this.bytes); // a line cut by a crash
     this.recentFirstSeq = this.lastSeq + 1;
   }
 
@@ -61,7 +111,13 @@ export class AuditLog {
     return this.lastSeq;
   }
 
-  append(entry: Omit<AuditEntry, "seq">): void {
+  /**
+   * Numbers and appends an entry. With `durable`, returns a promise that resolves once the entry is on disk
+   * (rejects with AuditLogUnavailableError if it cannot be written); otherwise the write is buffered.
+   * Throws AuditLogUnavailableError if no sequence number can be reserved.
+   */
+  append(entry: Omit<AuditEntry, "seq">, opts: { durable: boolean }): Promise<void> | undefined {
+    if (this.lastSeq + 1 > this.reservedUpTo) this.reserve();
     const line = JSON.stringify({ seq: ++this.lastSeq, ...entry }) + "\n";
     this.recent.push(line);
     if (this.recent.length > this.memoryEntries * 2) {
@@ -69,16 +125,22 @@ export class AuditLog {
       this.recent = this.recent.slice(drop);
       this.recentFirstSeq += drop;
     }
-    this.bytes += line.length;
     this.pendingLines.push(line);
-    if (this.pendingLines.length >= 512) this.flush();
-    else this.flushTimer ??= setTimeout(() => this.flush(), 20).unref();
+    if (opts.durable) {
+      const done = new Promise<void>((resolve, reject) => this.pendingWaiters.push({ resolve, reject }));
+      this.startWriting();
+      return done;
+    }
+    if (this.pendingLines.length >= 512) this.startWriting();
+    else this.flushTimer ??= setTimeout(() => this.startWriting(), 20).unref();
+    return undefined;
   }
 
   /** Entries with seq > after, oldest first, at most `limit`; `next` is the `after` to ask with next time. */
   async list(after: number, limit: number): Promise<{ signatures: AuditEntry[]; next: number }> {
     let out: AuditEntry[];
-    if (this.recent.length === 0 || after >= this.recentFirstSeq - 1) {
+    // Memory holds every entry from recentFirstSeq on (none yet just after a start: older ones are in the files).
+    if (after >= this.recentFirstSeq - 1) {
       const start = Math.max(0, after - this.recentFirstSeq + 1);
       out = this.recent.slice(start, start + limit).map((line) => JSON.parse(line) as AuditEntry);
     } else {
@@ -88,42 +150,98 @@ export class AuditLog {
     return { signatures: out, next: last === undefined ? Math.max(after, 0) : last.seq };
   }
 
+  /** Writes and syncs everything appended, then closes the file. */
   async close(): Promise<void> {
-    this.flush();
-    await new Promise<void>((resolve) => this.stream.end(resolve));
+    if (this.fd < 0) return;
+    this.pendingWaiters.push({ resolve: () => {}, reject: () => {} }); // one last fdatasync for buffered entries
+    this.startWriting();
+    while (this.writing) await this.idle;
+    fs.closeSync(this.fd);
+    this.fd = -1;
+    // A clean stop gives back the unused part of the block: the next start continues without a gap.
+    try {
+      if (this.reservedUpTo > this.lastSeq) writeFilePrivateAtomic(this.reservedFile, `${this.lastSeq}\n`);
+    } catch {
+      /* the larger reservation stays: a gap, never a repeat */
+    }
   }
 
-  private flush(): void {
+  /** Durably reserves the next block of numbers before any of them is handed out. */
+  private reserve(): void {
+    const upTo = this.lastSeq + this.reserveBlock;
+    try {
+      writeFilePrivateAtomic(this.reservedFile, `${upTo}\n`);
+    } catch (err) {
+      throw new AuditLogUnavailableError(`cannot reserve audit sequence numbers in ${this.reservedFile}: ${(err as Error).message}`);
+    }
+    this.reservedUpTo = upTo;
+  }
+
+  private startWriting(): void {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
-    if (this.pendingLines.length === 0) return;
-    this.stream.write(this.pendingLines.join(""));
-    this.pendingLines = [];
-    if (this.bytes > this.rotateBytes) this.rotate();
+    if (this.writing) return; // the running loop takes what was appended before it ends
+    this.writing = true;
+    this.idle = this.writeLoop();
   }
 
-  private openStream(): fs.WriteStream {
-    const stream = fs.createWriteStream(this.file, { flags: "a", mode: PRIVATE_FILE_MODE });
-    stream.on("error", () => {
-      /* a full disk must not crash the signer; the in-memory feed keeps working */
-    });
-    return stream;
+  /**
+   * One batch at a time: everything appended while a batch is written and synced goes in the next one. The
+   * loop's last emptiness check and the clearing of `writing` run in one synchronous step, so an append never
+   * finds `writing` set by a loop that has already decided to stop.
+   */
+  private async writeLoop(): Promise<void> {
+    try {
+      while (this.pendingLines.length > 0 || this.pendingWaiters.length > 0) {
+        const lines = this.pendingLines;
+        const waiters = this.pendingWaiters;
+        this.pendingLines = [];
+        this.pendingWaiters = [];
+        try {
+          const buf = Buffer.from((this.tornTail ? "\n" : "") + lines.join(""), "utf8");
+          let off = 0;
+          while (off < buf.length) {
+            this.tornTail = true;
+            const { bytesWritten } = await write(this.fd, buf, off, buf.length - off);
+            off += bytesWritten;
+            this.bytes += bytesWritten;
+          }
+          this.tornTail = false;
+          if (waiters.length > 0) await fdatasync(this.fd);
+          for (const w of waiters) w.resolve();
+        } catch (err) {
+          // A full or failing disk: the durable appends of this batch fail (their signatures are not sent); the
+          // entries stay in the in-memory feed.
+          const failure = new AuditLogUnavailableError(`cannot write the audit feed ${this.file}: ${(err as Error).message}`);
+          for (const w of waiters) w.reject(failure);
+        }
+        if (this.bytes > this.rotateBytes) this.rotate();
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  private openFile(): number {
+    const existed = fs.existsSync(this.file);
+    const fd = fs.openSync(this.file, fs.constants.O_CREAT | fs.constants.O_RDWR | fs.constants.O_APPEND, PRIVATE_FILE_MODE);
+    if (!existed) syncDir(this.dir); // the new file's name must survive a crash, or its synced entries would not
+    return fd;
   }
 
   private rotate(): void {
-    const old = this.stream;
-    old.end();
     try {
       fs.renameSync(this.file, this.file + ".1");
+      const fd = this.openFile();
+      fs.closeSync(this.fd);
+      this.fd = fd;
+      this.bytes = 0;
     } catch {
       /* keep appending to the same file */
     }
-    this.bytes = 0;
-    this.stream = this.openStream();
-    this.recentFirstSeq = this.lastSeq + 1;
   }
 
-  /** Older entries than memory holds: scan the rotated file, then the current one. */
+  /** Older entries than memory holds: scan the rotated file, then the current one, then memory. */
   private async readFiles(after: number, limit: number): Promise<AuditEntry[]> {
     const out: AuditEntry[] = [];
     for (const file of [this.file + ".1", this.file]) {
@@ -135,8 +253,9 @@ export class AuditLog {
         try {
           entry = JSON.parse(line) as AuditEntry;
         } catch {
-          continue; // a torn last line after a crash
+          continue; // a line torn by a crash
         }
+        if (typeof entry.seq !== "number") continue;
         if (entry.seq > after && (out.length === 0 || entry.seq > out[out.length - 1]!.seq)) out.push(entry);
         if (out.length >= limit) {
           lines.close();
@@ -144,12 +263,50 @@ export class AuditLog {
         }
       }
     }
-    // Entries written but not yet flushed to the file are in memory.
+    // Entries not yet written to the file are in memory.
     for (let i = 0; i < this.recent.length && out.length < limit; i++) {
       if (this.recentFirstSeq + i > (out[out.length - 1]?.seq ?? after)) out.push(JSON.parse(this.recent[i]!) as AuditEntry);
     }
     return out;
   }
+}
+
+/** The reserved ceiling (0 when no reservation was ever made); a file that is not a number stops the start. */
+function readReserved(file: string): number {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return 0;
+    throw err;
+  }
+  const n = Number(text.trim());
+  if (!/^\d+\s*$/.test(text) || !Number.isSafeInteger(n)) {
+    throw new AuditLogUnavailableError(`${file} does not hold a sequence number; the audit numbering cannot resume safely`);
+  }
+  return n;
+}
+
+/** Temp files of an atomic replacement cut short by a crash. */
+function removeStaleTempFiles(dir: string): void {
+  for (const name of fs.readdirSync(dir)) {
+    if (name.startsWith(`.${RESERVED_FILE}.`) && name.endsWith(".tmp")) fs.rmSync(path.join(dir, name), { force: true });
+  }
+}
+
+function syncDir(dir: string): void {
+  const fd = fs.openSync(dir, "r");
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function endsWithNewline(fd: number, size: number): boolean {
+  const buf = Buffer.alloc(1);
+  fs.readSync(fd, buf, 0, 1, size - 1);
+  return buf[0] === 0x0a;
 }
 
 /** The seq of the last complete line of a file (0 if none). */

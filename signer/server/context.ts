@@ -4,6 +4,7 @@ import type { SlashingDb } from "../../slashing-db/index.js";
 import type { KeyStore } from "../keystore/index.js";
 import type { BlsPool } from "../signing/index.js";
 import type { AuditLog } from "./audit-log.js";
+import type { AuthFailureGuard } from "./auth-failures.js";
 import type { ClientRegistry } from "./auth.js";
 import type { SignerConfig } from "./config.js";
 import type { FencingStore } from "./fencing-store.js";
@@ -24,6 +25,8 @@ export interface SignerContext {
   fencing: FencingStore;
   audit: AuditLog;
   metrics: SignerMetrics;
+  /** Counts, logs (rate-limited) and throttles failed authentications on every API. */
+  authFailures: AuthFailureGuard;
   adminToken?: TokenDigest;
   keymanagerToken?: TokenDigest;
   /** Serialises keymanager imports and deletes (they change the pool, the token and the database together). */

@@ -45,9 +45,23 @@ export class FencingStore {
     // Added after the first layout: which decision holds the current generation.
     const columns = (this.db.prepare("PRAGMA table_info(fencing)").all() as { name: string }[]).map((c) => c.name);
     if (!columns.includes("decision")) this.db.exec("ALTER TABLE fencing ADD COLUMN decision TEXT");
+    this.current = 0;
+    this.currentDecision = null;
+    this.reload();
+  }
+
+  /** The stored generation and its decision. */
+  private stored(): { generation: number; decision: string | null } {
     const row = this.db.prepare("SELECT generation, decision FROM fencing WHERE id = 1").get() as { generation: number; decision: string | null };
-    this.current = Number(row.generation);
+    return { generation: Number(row.generation), decision: row.decision };
+  }
+
+  /** Makes the in-memory copy exactly what is on disk. */
+  private reload(): void {
+    const row = this.stored();
+    this.current = row.generation;
     this.currentDecision = row.decision;
+    this.fences.clear();
     for (const row of this.db.prepare("SELECT id, enabled, changed_at_generation FROM clients").all() as {
       id: string;
       enabled: number;
@@ -83,14 +97,16 @@ export class FencingStore {
    * Committed to disk before returning.
    */
   apply(clientId: string, enabled: boolean, generation: number, decision?: string): FenceResult {
-    if (generation < this.current) return { ok: false, currentGeneration: this.current, reason: "STALE" };
-    const held = generation === this.current ? this.currentDecision : null;
-    if (held !== null && decision !== undefined && held !== decision) {
-      return { ok: false, currentGeneration: this.current, reason: "GENERATION_TAKEN" };
-    }
-    const owner = held ?? decision ?? null;
-    const fence: ClientFence = { enabled, changedAtGeneration: generation };
-    this.db.transaction(() => {
+    // Decided from the stored row inside the write transaction, never from memory: another process (or a copy
+    // of this store that missed a change) can then never move the generation backwards or take over a decision.
+    const result = this.db.transaction((): FenceResult => {
+      const stored = this.stored();
+      if (generation < stored.generation) return { ok: false, currentGeneration: stored.generation, reason: "STALE" };
+      const held = generation === stored.generation ? stored.decision : null;
+      if (held !== null && decision !== undefined && held !== decision) {
+        return { ok: false, currentGeneration: stored.generation, reason: "GENERATION_TAKEN" };
+      }
+      const owner = held ?? decision ?? null;
       this.db.prepare("UPDATE fencing SET generation = ?, decision = ? WHERE id = 1").run(generation, owner);
       this.db
         .prepare(
@@ -98,12 +114,11 @@ export class FencingStore {
             "ON CONFLICT(id) DO UPDATE SET enabled = excluded.enabled, changed_at_generation = excluded.changed_at_generation",
         )
         .run(clientId, enabled ? 1 : 0, generation);
+      return { ok: true, fence: { enabled, changedAtGeneration: generation }, generation };
     }).immediate();
-    // Only after the commit: the in-memory view never runs ahead of the disk.
-    this.current = generation;
-    this.currentDecision = owner;
-    this.fences.set(clientId, fence);
-    return { ok: true, fence, generation };
+    // Only after the commit, and whatever the outcome: the in-memory view follows the disk, never runs ahead of it.
+    this.reload();
+    return result;
   }
 
   close(): void {

@@ -34,6 +34,8 @@ export class SignerMetrics {
   private readonly httpRefusals: client.Counter<"listener" | "code">;
   private readonly commitSize: client.Histogram;
   private readonly commitDuration: client.Histogram;
+  private readonly authFailures: client.Counter<"api">;
+  private readonly authThrottled: client.Counter<"api">;
   private readonly requestChildren = new Map<string, client.Counter.Internal>();
   private readonly latencyChildren = new Map<string, client.Histogram.Internal<"type">>();
 
@@ -75,6 +77,18 @@ export class SignerMetrics {
       name: "vigil_slashing_db_commit_duration_seconds",
       help: "Duration of one slashing-database group commit (including fsync)",
       buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+      registers,
+    });
+    this.authFailures = new client.Counter({
+      name: "vigil_signer_auth_failures_total",
+      help: "Failed authentications (missing or wrong token, unknown client), by API: admin, keymanager, eth2",
+      labelNames: ["api"],
+      registers,
+    });
+    this.authThrottled = new client.Counter({
+      name: "vigil_signer_auth_throttled_total",
+      help: "Failed authentications answered 429 because their address (or all addresses) failed too often, by API",
+      labelNames: ["api"],
       registers,
     });
     new client.Gauge({
@@ -141,6 +155,11 @@ export class SignerMetrics {
 
   httpRefusal(listener: string, code: string): void {
     this.httpRefusals.inc({ listener, code });
+  }
+
+  authFailure(api: string, throttled: boolean): void {
+    this.authFailures.inc({ api });
+    if (throttled) this.authThrottled.inc({ api });
   }
 
   commit(stats: BatchStats): void {

@@ -1,7 +1,9 @@
 /**
  * The sign path: validate → signing root → (slashable) durable check-and-record → BLS pool → release.
- * Release (re-check the client is enabled, audit, reply) is one synchronous step in the route, so a disable
- * answered by the admin API can never be overtaken by a signature already in flight.
+ * Release re-checks that the client is enabled, appends to the audit feed, waits (blocks and attestations) for
+ * that entry to be on disk, re-checks, and sends, the last check and the send in one synchronous step: a
+ * disable answered by the admin API can never be overtaken by a signature already in flight. The request
+ * counts as in flight until it is sent.
  */
 import { bytesToHex, normalizeHex } from "../../config/index.js";
 import type { CheckOutcome, SlashingDb } from "../../slashing-db/index.js";
@@ -14,7 +16,7 @@ import {
   type SignRequest,
   type SlashingFacts,
 } from "../signing/index.js";
-import type { AuditLog } from "./audit-log.js";
+import { AuditLogUnavailableError, type AuditLog } from "./audit-log.js";
 import type { ClientState } from "./auth.js";
 import { HttpError } from "./errors.js";
 import type { FencingStore } from "./fencing-store.js";
@@ -48,6 +50,8 @@ export interface SigningServiceDeps {
   pool: BlsPool;
   fencing: FencingStore;
   audit: AuditLog;
+  /** Blocks and attestations: audit entry on disk before the reply (false only in a benchmark, to measure it). */
+  durableAudit?: boolean;
   maxQueueDepth: number;
   /** Refuses blocks and attestations far ahead of the wall clock; undefined where genesis time is unknown. */
   wallClock?: WallClockGuard;
@@ -96,6 +100,8 @@ export class SigningService {
     this.inFlightTotal++;
     this.inFlightByKey.set(pubkey, (this.inFlightByKey.get(pubkey) ?? 0) + 1);
     client.inFlight++;
+    // On success the request stays in flight until release() has sent (or refused) it.
+    let signed = false;
     try {
       const request = validateSignRequest(body);
       this.deps.wallClock?.check(request); // before the network pin and the record: a refusal leaves no trace
@@ -109,51 +115,78 @@ export class SigningService {
         await this.deps.checker.checkAndRecordAttestation(pubkey, slashing.sourceEpoch, slashing.targetEpoch, rootHex);
       }
       const signature = await this.deps.pool.sign(pubkey, signingRoot);
+      signed = true;
       return { pubkey, request, signingRoot: rootHex, slashing, signature };
     } finally {
-      this.inFlightTotal--;
-      client.inFlight--;
-      const left = (this.inFlightByKey.get(pubkey) ?? 1) - 1;
-      if (left > 0) this.inFlightByKey.set(pubkey, left);
-      else {
-        this.inFlightByKey.delete(pubkey);
-        const waiters = this.keyIdleWaiters.get(pubkey);
-        if (waiters) {
-          this.keyIdleWaiters.delete(pubkey);
-          for (const wake of waiters) wake();
-        }
+      if (!signed) this.settle(client, pubkey);
+    }
+  }
+
+  /** Ends a request's time in flight; wakes a key deletion waiting for it. */
+  private settle(client: ClientState, pubkey: string): void {
+    this.inFlightTotal--;
+    client.inFlight--;
+    const left = (this.inFlightByKey.get(pubkey) ?? 1) - 1;
+    if (left > 0) this.inFlightByKey.set(pubkey, left);
+    else {
+      this.inFlightByKey.delete(pubkey);
+      const waiters = this.keyIdleWaiters.get(pubkey);
+      if (waiters) {
+        this.keyIdleWaiters.delete(pubkey);
+        for (const wake of waiters) wake();
       }
     }
   }
 
   /**
-   * The last gate before a signature leaves: the client must still be enabled. Synchronous by design; call it
-   * immediately before sending. Returns the hex signature, or throws 403 CLIENT_DISABLED (the slashing record
-   * stays: refusing after recording is the safe direction).
+   * The last gate before a signature leaves: the client must still be enabled, before and (blocks and
+   * attestations) after their audit entry is on disk. `send` is called with the hex signature in the same
+   * synchronous step as the last check. Throws 403 CLIENT_DISABLED, or 503 AUDIT_LOG_UNAVAILABLE when the
+   * feed cannot be written (the slashing record stays: refusing after recording is the safe direction; an
+   * entry written for a signature refused here makes the feed over-report, never under-report).
    */
-  release(client: ClientState, signed: Signed): string {
+  async release(client: ClientState, signed: Signed, send: (signature: string) => void): Promise<void> {
+    try {
+      this.checkStillEnabled(client);
+      const signature = bytesToHex(signed.signature);
+      const now = Date.now();
+      const at = new Date(now).toISOString();
+      const request = signed.request;
+      const slot = slotOf(request);
+      const attestation = signed.slashing.kind === "attestation" ? signed.slashing : undefined;
+      const entry = {
+        clientId: client.id,
+        pubkey: signed.pubkey,
+        type: request.type,
+        slot,
+        sourceEpoch: attestation ? attestation.sourceEpoch.toString() : null,
+        targetEpoch: attestation ? attestation.targetEpoch.toString() : null,
+        signingRoot: signed.signingRoot,
+        signature,
+        at,
+      };
+      try {
+        // Slashable types: no signature leaves without its entry on disk. Others are buffered.
+        const onDisk = this.deps.audit.append(entry, { durable: this.deps.durableAudit !== false && (signed.slashing.kind === "block" || signed.slashing.kind === "attestation") });
+        if (onDisk) {
+          await onDisk;
+          this.checkStillEnabled(client);
+        }
+      } catch (err) {
+        if (err instanceof AuditLogUnavailableError) throw new HttpError(503, "AUDIT_LOG_UNAVAILABLE", `signature withheld: ${err.message}`);
+        throw err;
+      }
+      client.noteSigned({ pubkey: signed.pubkey, type: request.type, slot, at }, now);
+      send(signature);
+    } finally {
+      this.settle(client, signed.pubkey);
+    }
+  }
+
+  private checkStillEnabled(client: ClientState): void {
     if (!this.deps.fencing.isEnabled(client.id)) {
       throw new HttpError(403, "CLIENT_DISABLED", `client ${client.id} was disabled while its request was being signed`);
     }
-    const signature = bytesToHex(signed.signature);
-    const now = Date.now();
-    const at = new Date(now).toISOString();
-    const request = signed.request;
-    const slot = slotOf(request);
-    const attestation = signed.slashing.kind === "attestation" ? signed.slashing : undefined;
-    this.deps.audit.append({
-      clientId: client.id,
-      pubkey: signed.pubkey,
-      type: request.type,
-      slot,
-      sourceEpoch: attestation ? attestation.sourceEpoch.toString() : null,
-      targetEpoch: attestation ? attestation.targetEpoch.toString() : null,
-      signingRoot: signed.signingRoot,
-      signature,
-      at,
-    });
-    client.noteSigned({ pubkey: signed.pubkey, type: request.type, slot, at }, now);
-    return signature;
   }
 
   /** One network per signer: the first genesis_validators_root seen (or the configured one) is pinned. */

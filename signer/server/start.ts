@@ -15,6 +15,8 @@ import { buildApp } from "./app.js";
 import { healthReport, type HealthReport } from "./routes/health.js";
 import { useFastSszHasher } from "./hasher.js";
 import { AuditLog } from "./audit-log.js";
+import { AuthFailureGuard, type AuthThrottleOptions } from "./auth-failures.js";
+import { DataDirLock } from "./data-dir-lock.js";
 import { ClientRegistry } from "./auth.js";
 import type { ListenAddress, SignerConfig } from "./config.js";
 import type { SignerContext } from "./context.js";
@@ -40,6 +42,15 @@ export interface StartSignerOptions {
    * the signer closes it on close().
    */
   keyStore?: KeyStore;
+  /** The data directory's lock, when the caller took it before touching the directory (--embedded); released on close(). */
+  dataDirLock?: DataDirLock;
+  /** Tunes the failed-authentication throttle (tests); the defaults are in auth-failures.ts. */
+  authThrottle?: AuthThrottleOptions;
+  /**
+   * BENCH ONLY (the CLI never sets it): buffer block and attestation audit entries like the others, to measure
+   * what writing them durably before the reply costs.
+   */
+  benchBufferedAudit?: boolean;
 }
 
 export interface RunningSigner {
@@ -83,6 +94,9 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
   };
 
   try {
+    // Before anything in the data directory is opened: a second signer on it stops here (exit code 7).
+    const lock = options.dataDirLock ?? DataDirLock.acquire(config.dataDir);
+    cleanups.push(() => lock.release());
     status(`loading the ${config.network.preset} consensus preset`);
     const consensus = await loadConsensus(config.network.preset);
     const hasher = await useFastSszHasher();
@@ -151,6 +165,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       pool: startedPool,
       fencing: openedFencing,
       audit,
+      durableAudit: options.benchBufferedAudit !== true,
       maxQueueDepth: config.limits.maxQueueDepth,
       ...(config.network.genesisTime !== undefined
         ? {
@@ -179,6 +194,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       fencing: openedFencing,
       audit,
       metrics,
+      authFailures: new AuthFailureGuard(logger, (api, throttled) => metrics.authFailure(api, throttled), options.authThrottle),
       ...(adminToken ? { adminToken } : {}),
       ...(keymanagerToken ? { keymanagerToken } : {}),
       keyChanges: { tail: Promise.resolve() },
@@ -256,6 +272,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
           openedFencing.close();
           await audit.close();
           await keyStore.close();
+          lock.release();
           logger.info("signer stopped");
           logger.flush?.();
           status("stopped");

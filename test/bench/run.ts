@@ -4,7 +4,7 @@
  */
 import os from "node:os";
 import { runKeystoreBench } from "./keystore.js";
-import { runSignerBench } from "./signer.js";
+import { runAuditCostBench, runSignerBench } from "./signer.js";
 import { runRawSigningBench } from "./signing.js";
 import { runSlashingDbBench } from "./slashing-db.js";
 import { round } from "./stats.js";
@@ -47,5 +47,10 @@ console.log(`end to end:                   ${round(signer.endToEndPerSecond, 0)}
 console.log(`ratio:                        ${round(signer.ratio, 2)} (target >= 0.8)`);
 console.log(`at ${round(signer.offeredPerSecond, 0)}/s offered (half the ceiling): p50 ${round(signer.p50Ms, 2)} ms, p99 ${round(signer.p99Ms, 2)} ms (target < 25 ms)\n`);
 report.signer = signer;
+
+console.log("## signer: cost of the durable audit feed (block/attestation entries fdatasync'd before the reply), 1,000 keys");
+const audit = await runAuditCostBench({ seconds });
+console.log(`durable: ${audit.durablePerSecond}/s, buffered: ${audit.bufferedPerSecond}/s, cost: ${round(audit.cost * 100, 1)}% of throughput\n`);
+report.auditCost = audit;
 
 console.log(JSON.stringify(report));

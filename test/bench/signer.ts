@@ -139,8 +139,59 @@ export async function runSignerBench(opts: { seconds: number; threads?: number }
   }
 }
 
-// `node dist/test/bench/signer.js [seconds]`: this bench alone.
+export interface AuditCostResult {
+  /** Closed-loop ATTESTATION throughput with block/attestation audit entries fdatasync'd before the reply (the signer as shipped). */
+  durablePerSecond: number;
+  /** The same with those entries buffered like the other types (BENCH ONLY mode). */
+  bufferedPerSecond: number;
+  /** 1 - durable / buffered: the share of throughput the durable audit feed costs. */
+  cost: number;
+}
+
+/**
+ * What writing block and attestation audit entries durably before the reply costs: the same closed-loop load on
+ * a signer as shipped and on one with those entries buffered, alternated (durable, buffered, twice) and the best
+ * of each kept, so that a neighbour's burst on a shared machine does not decide the figure.
+ */
+export async function runAuditCostBench(opts: { seconds: number; keys?: number; threads?: number }): Promise<AuditCostResult> {
+  const keys = opts.keys ?? 1000;
+  const keyStoreSecrets = () => Array.from({ length: keys }, (_, i) => interopSecretKey(i));
+  const best = { durable: 0, buffered: 0 };
+  for (const buffered of [false, true, false, true]) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vigil-bench-audit-"));
+    const config = parseSignerConfig({
+      network: "mainnet",
+      genesisValidatorsRoot: GVR,
+      listen: { host: "127.0.0.1", port: 0 },
+      dataDir: dir,
+      hsm: { module: "/nonexistent/bench-only.so", tokenLabel: "bench", pin: { env: "VIGIL_BENCH_UNUSED_PIN" } },
+      limits: { maxQueueDepth: 65_536, ...(opts.threads ? { blsThreads: opts.threads } : {}) },
+      logLevel: "warn",
+    });
+    const signer = await startSigner(config, {
+      keyStore: new InMemoryBenchKeyStore(keyStoreSecrets()),
+      logDestination: fs.createWriteStream(path.join(dir, "signer.log")),
+      benchBufferedAudit: buffered,
+    });
+    try {
+      const url = new URL(signer.url);
+      const base = { host: url.hostname, port: Number(url.port), pubkeys: signer.publicKeys.slice(), genesisValidatorsRoot: GVR };
+      await runChild({ ...base, mode: "closed", connections: 64, seconds: 120, warmupSeconds: 0, stopAfter: keys, firstEpoch: 10 });
+      const run = await runChild({ ...base, mode: "closed", connections: 128, seconds: opts.seconds, warmupSeconds: 1, firstEpoch: 100 });
+      if (run.errors > 0) throw new Error(`audit cost bench: requests failed: ${JSON.stringify(run.statuses)}`);
+      const rate = run.completed / run.elapsedSeconds;
+      if (buffered) best.buffered = Math.max(best.buffered, rate);
+      else best.durable = Math.max(best.durable, rate);
+    } finally {
+      await signer.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return { durablePerSecond: Math.round(best.durable), bufferedPerSecond: Math.round(best.buffered), cost: round(1 - best.durable / best.buffered, 3) };
+}
+
+// `node dist/test/bench/signer.js [seconds]`: this bench alone; `... [seconds] audit`: the audit feed's cost.
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   const seconds = Number(process.argv[2] ?? process.env.BENCH_SECONDS ?? 5);
-  console.log(JSON.stringify(await runSignerBench({ seconds })));
+  console.log(JSON.stringify(process.argv[3] === "audit" ? await runAuditCostBench({ seconds }) : await runSignerBench({ seconds })));
 }

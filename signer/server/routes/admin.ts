@@ -2,6 +2,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ClientState } from "../auth.js";
 import type { SignerContext } from "../context.js";
+import { throttledBody } from "../auth-failures.js";
 import { bearerToken, digestToken, sameToken } from "../tokens.js";
 
 /** A decision id names who holds a generation (the watchdog sends its failover id). */
@@ -34,10 +35,12 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: SignerContext): v
 
   app.register(async (admin) => {
     admin.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
+      // The right token always passes, first: fencing must get through a flood of wrong ones (auth-failures.ts).
       const presented = bearerToken(request.headers.authorization);
-      if (presented === undefined || !sameToken(digestToken(presented), token)) {
-        return fail(reply, 401, "UNAUTHENTICATED", "admin API: missing or wrong bearer token");
-      }
+      if (presented !== undefined && sameToken(digestToken(presented), token)) return;
+      const verdict = ctx.authFailures.failed("admin", request.socket.remoteAddress, presented === undefined ? "missing bearer token" : "wrong bearer token");
+      if (verdict.throttled) return reply.code(429).header("retry-after", String(verdict.retryAfterSeconds)).send(throttledBody("admin", verdict.retryAfterSeconds));
+      return fail(reply, 401, "UNAUTHENTICATED", "admin API: missing or wrong bearer token");
     });
     admin.setErrorHandler((err, _request, reply) => {
       const status = (err as { statusCode?: number }).statusCode ?? 500;

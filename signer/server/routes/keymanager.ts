@@ -9,6 +9,7 @@ import { normalizeHex } from "../../../config/index.js";
 import { decryptKeystoreContents, defaultImportWorkers, type SecretKeyInput } from "../../keystore/index.js";
 import type { Interchange } from "../../../slashing-db/index.js";
 import type { SignerContext } from "../context.js";
+import { throttledBody } from "../auth-failures.js";
 import { bearerToken, digestToken, sameToken } from "../tokens.js";
 
 type ImportStatus = { status: "imported" | "duplicate" | "error"; message?: string };
@@ -24,9 +25,13 @@ export function registerKeymanagerRoutes(app: FastifyInstance, ctx: SignerContex
 
   app.register(async (km) => {
     km.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
+      // The right token always passes, first; failed attempts are counted, logged and throttled (auth-failures.ts).
       const presented = bearerToken(request.headers.authorization);
-      if (presented === undefined) return fail(reply, 401, "missing bearer token");
-      if (!sameToken(digestToken(presented), token)) return fail(reply, 403, "wrong bearer token");
+      if (presented !== undefined && sameToken(digestToken(presented), token)) return;
+      const reason = presented === undefined ? "missing bearer token" : "wrong bearer token";
+      const verdict = ctx.authFailures.failed("keymanager", request.socket.remoteAddress, reason);
+      if (verdict.throttled) return reply.code(429).header("retry-after", String(verdict.retryAfterSeconds)).send(throttledBody("keymanager", verdict.retryAfterSeconds));
+      return fail(reply, presented === undefined ? 401 : 403, reason);
     });
     km.setErrorHandler((err, _request, reply) => {
       const status = (err as { statusCode?: number }).statusCode ?? 500;

@@ -7,7 +7,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { replyFormat } from "../accept.js";
 import type { ClientState } from "../auth.js";
 import type { SignerContext } from "../context.js";
-import { errorReply, HttpError } from "../errors.js";
+import { throttledBody } from "../auth-failures.js";
+import { errorReply, HttpError, type ErrorReply } from "../errors.js";
 
 export const SIGN_ROUTE = "/api/v1/eth2/sign/:identifier";
 
@@ -19,7 +20,7 @@ export function registerSignRoutes(app: FastifyInstance, ctx: SignerContext, lis
     try {
       client = clients.identify(request.headers.authorization, request.raw.socket, listenerClient);
     } catch (err) {
-      return sendError(reply, err);
+      return sendError(reply, err, request);
     }
     const keys: string[] = [];
     for (const k of service.keys) if (client.mayUse(k)) keys.push(k);
@@ -28,8 +29,19 @@ export function registerSignRoutes(app: FastifyInstance, ctx: SignerContext, lis
 
   app.post<{ Params: { identifier: string } }>(SIGN_ROUTE, (request, reply) => handleSign(request, reply));
 
-  function sendError(reply: FastifyReply, err: unknown): FastifyReply {
-    const r = errorReply(err);
+  /**
+   * A 401 is a failed authentication: counted and logged (rate-limited) by ctx.authFailures, and answered 429
+   * once its address (or everyone) failed too often. A client's right token is checked before and always passes.
+   */
+  function authChecked(r: ErrorReply, request: FastifyRequest): ErrorReply {
+    if (r.status !== 401) return r;
+    const verdict = ctx.authFailures.failed("eth2", request.socket.remoteAddress, String(r.body.message));
+    if (!verdict.throttled) return r;
+    return { status: 429, outcome: "not_allowed", body: throttledBody("eth2", verdict.retryAfterSeconds), retryAfter: verdict.retryAfterSeconds, expected: true };
+  }
+
+  function sendError(reply: FastifyReply, err: unknown, request: FastifyRequest): FastifyReply {
+    const r = authChecked(errorReply(err), request);
     if (r.retryAfter !== undefined) void reply.header("retry-after", String(r.retryAfter));
     return reply.code(r.status).send(r.body);
   }
@@ -47,19 +59,21 @@ export function registerSignRoutes(app: FastifyInstance, ctx: SignerContext, lis
       if (format === "none") throw new HttpError(406, "NOT_ACCEPTABLE", "Accept must allow application/json or text/plain");
       const pubkey = service.admit(client, request.params.identifier);
       const signed = await service.sign(client, pubkey, body);
-      // Release and send in one synchronous step (see SigningService.release).
-      const signature = service.release(client, signed);
-      metrics.request(type, "signed", (performance.now() - started) / 1000);
-      if (format === "text") return reply.header("content-type", "text/plain; charset=utf-8").send(signature);
-      return reply.header("content-type", "application/json; charset=utf-8").send(`{"signature":"${signature}"}`);
+      // The last check and the send happen in one synchronous step (see SigningService.release).
+      await service.release(client, signed, (signature) => {
+        metrics.request(type, "signed", (performance.now() - started) / 1000);
+        if (format === "text") void reply.header("content-type", "text/plain; charset=utf-8").send(signature);
+        else void reply.header("content-type", "application/json; charset=utf-8").send(`{"signature":"${signature}"}`);
+      });
+      return reply;
     } catch (err) {
-      const r = errorReply(err);
+      const r = authChecked(errorReply(err), request);
       if (client && (r.status === 412 || r.status === 403)) client.refused++;
       if (r.status === 412) metrics.refusal(String(r.body.reason ?? r.body.code));
       metrics.request(type, r.outcome, (performance.now() - started) / 1000);
       const fields = { reqId: request.id, client: client?.id, pubkey: request.params.identifier, type, status: r.status, code: r.body.code };
       if (!r.expected) logger.error({ ...fields, err: err instanceof Error ? err.message : String(err) }, "signing request failed");
-      else if (r.status === 412 || r.status === 403 || r.status === 401) logger.warn(fields, String(r.body.message));
+      else if (r.status === 412 || r.status === 403) logger.warn(fields, String(r.body.message));
       else logger.debug(fields, String(r.body.message));
       if (r.retryAfter !== undefined) void reply.header("retry-after", String(r.retryAfter));
       return reply.code(r.status).send(r.body);

@@ -1,0 +1,115 @@
+// One data directory, one signer: a second signer on the same directory exits at once with its own exit code
+// and one line; the lock dies with its holder (SIGKILL included); and the fencing store decides from the
+// stored generation, so neither a second process nor a stale in-memory copy can move it backwards.
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EXIT_CODES } from "../../config/index.js";
+import { FencingStore } from "../../signer/server/fencing-store.js";
+import type { TestToken } from "../helpers/softhsm.js";
+import { tempDir } from "../helpers/tmp.js";
+import { start, testConfig, tokenWithInteropKeys, writePrivate } from "./harness.js";
+
+const work = tempDir("vigil-datadir-lock-");
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dist/cli/main.js");
+let token: TestToken;
+
+beforeAll(async () => {
+  token = await tokenWithInteropKeys("vigil-test-datadir-lock", 2);
+}, 120_000);
+afterAll(() => token?.destroy());
+
+function spawnSigner(configFile: string): { child: ChildProcess; stderr: () => string; ready: Promise<string>; exit: Promise<number | null> } {
+  const child = spawn(process.execPath, [CLI, "signer", "start", "--config", configFile], { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  child.stdout!.resume();
+  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const ready = new Promise<string>((resolve, reject) => {
+    child.stderr!.on("data", (d: Buffer) => {
+      err += d.toString();
+      const m = /ready: \d+ key\(s\) on (\S+)/.exec(err);
+      if (m) resolve(m[1]!);
+    });
+    void exit.then((code) => reject(new Error(`exited ${code}: ${err}`)));
+  });
+  ready.catch(() => {});
+  return { child, stderr: () => err, ready, exit };
+}
+
+describe("the data directory lock", () => {
+  it("a second `vigil signer start` on the same data directory exits 7 with one line; after SIGKILL of the first a new one starts", async () => {
+    const dataDir = path.join(work, "cli");
+    const configFile = writePrivate(
+      path.join(work, "cli.json"),
+      JSON.stringify({
+        network: "minimal-devnet",
+        listen: { host: "127.0.0.1", port: 0 },
+        dataDir,
+        hsm: { module: token.config.module, tokenLabel: token.label, pin: { file: token.pinFile } },
+        logLevel: "warn",
+      }),
+    );
+    const first = spawnSigner(configFile);
+    await first.ready;
+    try {
+      const second = spawnSigner(configFile);
+      expect(await second.exit).toBe(EXIT_CODES.dataDirInUse);
+      const lines = second.stderr().split("\n").filter((l) => l !== "");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toBe(
+        `vigil: data directory ${dataDir} is in use by another signer (pid ${first.child.pid}); stop it first, or give this one its own dataDir [DATA_DIR_IN_USE]`,
+      );
+    } finally {
+      first.child.kill("SIGKILL");
+      await first.exit;
+    }
+    // No stale lock: the kernel released it with the process.
+    const third = spawnSigner(configFile);
+    await third.ready;
+    third.child.kill("SIGTERM");
+    expect(await third.exit).toBe(0);
+  }, 90_000);
+
+  it("in one process too: a second startSigner on the directory is refused; close() releases the lock", async () => {
+    const config = testConfig(token, path.join(work, "inproc"), { logLevel: "warn" });
+    const { signer } = await start(config);
+    try {
+      await expect(start(config)).rejects.toMatchObject({ code: "DATA_DIR_IN_USE", exitCode: 7 });
+    } finally {
+      await signer.close();
+    }
+    const { signer: again } = await start(config);
+    await again.close();
+  }, 60_000);
+});
+
+describe("the fencing store decides from the stored generation", () => {
+  it("two stores on one file: apply(5) through A, then apply(3) through B is STALE and the durable value stays 5", () => {
+    const file = path.join(work, "fencing", "signer-state.sqlite");
+    const a = FencingStore.open(file);
+    const b = FencingStore.open(file); // loaded at generation 0: its memory is stale from here on
+    try {
+      expect(a.apply("primary", false, 5)).toMatchObject({ ok: true, generation: 5 });
+      expect(b.apply("primary", true, 3)).toEqual({ ok: false, currentGeneration: 5, reason: "STALE" });
+      // B's refusal brought its memory up to the disk.
+      expect(b.generation).toBe(5);
+      expect(b.isEnabled("primary")).toBe(false);
+      // The decision-ownership rule too is read from the stored row.
+      expect(a.apply("primary", false, 7, "failover-a")).toMatchObject({ ok: true });
+      expect(b.apply("primary", true, 7, "failover-b")).toEqual({ ok: false, currentGeneration: 7, reason: "GENERATION_TAKEN" });
+    } finally {
+      a.close();
+      b.close();
+    }
+    const reopened = FencingStore.open(file);
+    try {
+      expect(reopened.generation).toBe(7);
+      expect(reopened.fence("primary")).toEqual({ enabled: false, changedAtGeneration: 7 });
+    } finally {
+      reopened.close();
+    }
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+  });
+});

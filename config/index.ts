@@ -6,3 +6,4 @@ export { defaultDataDir, defaultSlashingDbPath } from "./defaults.js";
 export { workerScriptUrl } from "./workers.js";
 export { notifyReady, notifyStatus, notifyStopping, startWatchdogPinger, SystemdNotifier, systemdNotifier, watchdogIntervalMs, type LivenessCheck, type WatchdogPinger } from "./systemd-notify.js";
 export { runDaemon, type RunDaemonOptions, type RunningDaemon, type DaemonHooks } from "./daemon.js";
+export { NonBlockingLogDestination, keepStdioErrorsFromKillingTheProcess, type LogDestinationOptions } from "./log-destination.js";

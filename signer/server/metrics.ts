@@ -24,6 +24,8 @@ export interface SignerGauges {
   generation(): number;
   clientsEnabled(): { id: string; enabled: boolean }[];
   blsThreads(): number;
+  /** Log lines dropped because stdout could not take them (full disk, a reader that stopped reading). */
+  logLinesDropped?(): number;
 }
 
 export class SignerMetrics {
@@ -113,6 +115,17 @@ export class SignerMetrics {
       registers,
       collect() {
         for (const c of gauges.clientsEnabled()) this.set({ client: c.id }, c.enabled ? 1 : 0);
+      },
+    });
+    let droppedReported = 0;
+    new client.Counter({
+      name: "vigil_log_lines_dropped_total",
+      help: "Log lines dropped because the log destination could not take them (full disk, blocked reader)",
+      registers,
+      collect() {
+        const now = gauges.logLinesDropped?.() ?? 0;
+        if (now > droppedReported) this.inc(now - droppedReported);
+        droppedReported = now;
       },
     });
     for (const type of [...SIGN_TYPES, "UNKNOWN"]) {

@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino, type DestinationStream, type Logger } from "pino";
-import { ensurePrivateDir } from "../../config/index.js";
+import { ensurePrivateDir, NonBlockingLogDestination } from "../../config/index.js";
 import { openSlashingDb, type SlashingDbOptions } from "../../slashing-db/index.js";
 import { openKeyStore, type KeyStore } from "../keystore/index.js";
 import { BlsPool, loadConsensus } from "../signing/index.js";
@@ -26,6 +26,8 @@ import { readTokenFile } from "./tokens.js";
 
 /** How long close() lets in-flight requests finish before it cuts their connections. */
 const CLOSE_GRACE_MS = 10_000;
+/** How long close() waits for buffered log lines to reach stdout before it drops them. */
+const LOG_FLUSH_MS = 1_000;
 /** Signatures per message to a BLS worker: small enough that replies stream back while the next batch is signed. */
 const BLS_BATCH = 8;
 
@@ -61,6 +63,8 @@ export interface RunningSigner {
 
 export async function startSigner(config: SignerConfig, options: StartSignerOptions = {}): Promise<RunningSigner> {
   const status = options.status ?? (() => {});
+  // Logging never blocks signing or shutdown: lines that cannot be written now are dropped and counted.
+  const ownLog = options.logDestination ? undefined : new NonBlockingLogDestination({ fd: 1 });
   const logger = pino(
     {
       level: config.logLevel,
@@ -68,7 +72,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       // Defence in depth: credentials never reach a log line even if a header object is logged by mistake.
       redact: { paths: ["req.headers.authorization", "headers.authorization", "authorization", "password", "passwords", "pin"], censor: "[redacted]" },
     },
-    options.logDestination ?? pino.destination({ dest: 1, sync: false }),
+    options.logDestination ?? ownLog!,
   );
   const cleanups: (() => Promise<void> | void)[] = [];
   const unwind = async () => {
@@ -99,6 +103,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       generation: () => fencing?.generation ?? 0,
       clientsEnabled: () => [...(clients?.clients.keys() ?? [])].map((id) => ({ id, enabled: fencing?.isEnabled(id) ?? true })),
       blsThreads: () => pool?.aliveThreads ?? 0,
+      logLinesDropped: () => ownLog?.dropped ?? 0,
     });
 
     status("opening the slashing-protection database");
@@ -242,7 +247,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
           await audit.close();
           await keyStore.close();
           logger.info("signer stopped");
-          logger.flush?.();
+          await ownLog?.close(LOG_FLUSH_MS);
           status("stopped");
         })();
         return closing;

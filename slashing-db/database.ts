@@ -265,13 +265,44 @@ export class SlashingDb {
     }
   }
 
+  /** Why the latest commit failed (disk full, read-only, I/O error), or undefined if it succeeded. */
+  get lastCommitFailure(): SlashingDbUnavailableError | undefined {
+    return this.committer.lastFailure;
+  }
+
   /** Commits every check still queued, then closes the file. */
   close(): void {
     if (this.closed) return;
-    this.committer.drainAndClose();
-    this.closed = true;
+    this.closeConnection();
     void this.checkpointer?.stop(); // its final checkpoint runs on its own connection; nothing waits for it
-    this.db.close();
+  }
+
+  /**
+   * close(), then waits (bounded) for the background checkpointer's last checkpoint and thread exit. Resolves
+   * with what went wrong — a final commit or checkpoint that failed, the latest commit having failed (disk full,
+   * read-only) — or [] when closed cleanly. Every check answered "allowed" is durable either way (in the WAL,
+   * which the next open replays).
+   */
+  async closeAndReport(timeoutMs?: number): Promise<string[]> {
+    if (this.closed) return [];
+    const problems = this.closeConnection();
+    const checkpoint = await this.checkpointer?.stop(timeoutMs);
+    if (checkpoint) problems.push(checkpoint);
+    return problems;
+  }
+
+  private closeConnection(): string[] {
+    const problems: string[] = [];
+    const failed = this.committer.drainAndClose();
+    if (failed > 0) problems.push(`${failed} queued check(s) could not be committed while closing; none was signed`);
+    else if (this.committer.lastFailure) problems.push(`the latest commit failed: ${this.committer.lastFailure.message}`);
+    this.closed = true;
+    try {
+      this.db.close();
+    } catch (err) {
+      problems.push(`closing the database failed: ${(err as Error).message}`);
+    }
+    return problems;
   }
 
   /**

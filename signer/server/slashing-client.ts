@@ -31,6 +31,22 @@ function unwire(e: WireError): Error {
   }
 }
 
+/** Closing waits this long for the worker's last commits, checkpoint and connection close. */
+const CLOSE_TIMEOUT_MS = 15_000;
+/** After "closed", the worker's thread ends by itself within this time, or is terminated. */
+const EXIT_TIMEOUT_MS = 3_000;
+
+/** `p`'s value, or undefined if it has not settled within `ms`. */
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export class SlashingWorkerClient {
   private readonly pending = new Map<number, Pending>();
   private readonly pins = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
@@ -38,7 +54,9 @@ export class SlashingWorkerClient {
   private scheduled = false;
   private nextId = 1;
   private dead: Error | undefined;
-  private closedWaiter: (() => void) | undefined;
+  private closedWaiter: ((problems?: string[]) => void) | undefined;
+  private closeRequested = false;
+  private readonly exited: Promise<true>;
 
   private constructor(
     private readonly worker: Worker,
@@ -47,6 +65,7 @@ export class SlashingWorkerClient {
     worker.on("message", (m: FromDbWorker) => this.onMessage(m));
     worker.on("error", (err) => this.fail(err));
     worker.on("exit", (code) => this.fail(new Error(`slashing-protection worker exited with code ${code}`)));
+    this.exited = new Promise((resolve) => worker.once("exit", () => resolve(true)));
   }
 
   /** Starts the worker on `file` (already created, migrated and pinned by the main thread's connection). */
@@ -91,15 +110,23 @@ export class SlashingWorkerClient {
     });
   }
 
-  /** Commits everything queued, then stops the worker. */
-  async close(): Promise<void> {
-    if (this.dead) return;
+  /**
+   * Commits everything queued, then lets the worker close its connection and end its thread by itself (bounded:
+   * terminate() only if it does not). Resolves with what went wrong while closing, [] when closed cleanly.
+   */
+  async close(timeoutMs = CLOSE_TIMEOUT_MS): Promise<string[]> {
+    if (this.dead) return this.closeRequested ? [] : [this.dead.message];
+    this.closeRequested = true;
     this.flush();
-    const closed = new Promise<void>((resolve) => (this.closedWaiter = resolve));
+    const closed = new Promise<string[] | undefined>((resolve) => (this.closedWaiter = resolve));
     this.post({ kind: "close" });
-    await closed;
-    this.dead = new SlashingDbUnavailableError("DB_CLOSED", "the slashing database is closed");
-    await this.worker.terminate();
+    const problems = (await withTimeout(closed, timeoutMs)) ?? ["the slashing-protection worker stopped or hung before it had closed the database"];
+    this.dead ??= new SlashingDbUnavailableError("DB_CLOSED", "the slashing database is closed");
+    if ((await withTimeout(this.exited, EXIT_TIMEOUT_MS)) === undefined) {
+      problems.push("the slashing-protection worker did not exit after closing; terminated");
+      await this.worker.terminate();
+    }
+    return problems;
   }
 
   private enqueue(check: Check): Promise<CheckOutcome> {
@@ -155,7 +182,7 @@ export class SlashingWorkerClient {
         return;
       }
       case "closed":
-        this.closedWaiter?.();
+        this.closedWaiter?.(m.problems);
         return;
       case "ready":
         return;

@@ -53,4 +53,5 @@ export type FromDbWorker =
   /** `ok`: "id r" (recorded) / "id p" (repeat) lines; `failed`: the refusals and errors. */
   | { kind: "replies"; ok: string; failed: CheckReply[]; commits: BatchStats[] }
   | { kind: "pinned"; requestId: number; error?: WireError }
-  | { kind: "closed" };
+  /** `problems`: what went wrong while closing (empty: closed cleanly). */
+  | { kind: "closed"; problems: string[] };

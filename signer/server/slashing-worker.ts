@@ -10,6 +10,8 @@ import { VigilError } from "../../config/index.js";
 import { decodeChecks, type CheckReply, type DbWorkerData, type ToDbWorker, type FromDbWorker, type WireError } from "./slashing-protocol.js";
 
 const { file } = workerData as DbWorkerData;
+/** How long closing waits for the checkpoint thread's last checkpoint and exit. */
+const CHECKPOINTER_STOP_MS = 5_000;
 const port = parentPort!;
 let commits: BatchStats[] = [];
 let ok = "";
@@ -70,10 +72,15 @@ port.on("message", (message: ToDbWorker) => {
       }
       return;
     case "close":
-      db.close(); // commits everything still queued; their replies are already scheduled
-      setImmediate(() => {
-        if (ok !== "" || failed.length > 0 || commits.length > 0) port.postMessage(takeReplies());
-        port.postMessage({ kind: "closed" } satisfies FromDbWorker);
+      // Commits everything still queued (their replies are scheduled), stops the checkpoint thread by message
+      // and waits for it, closes the connection; then this thread ends by itself: the main thread never has to
+      // terminate() it in the middle of a SQLite call.
+      void db.closeAndReport(CHECKPOINTER_STOP_MS).then((problems) => {
+        setImmediate(() => {
+          if (ok !== "" || failed.length > 0 || commits.length > 0) port.postMessage(takeReplies());
+          port.postMessage({ kind: "closed", problems } satisfies FromDbWorker);
+          port.close();
+        });
       });
       return;
   }

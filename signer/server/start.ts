@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino, type DestinationStream, type Logger } from "pino";
-import { ensurePrivateDir, NonBlockingLogDestination } from "../../config/index.js";
+import { EXIT_CODES, ensurePrivateDir, NonBlockingLogDestination, VigilError } from "../../config/index.js";
 import { openSlashingDb, type SlashingDbOptions } from "../../slashing-db/index.js";
 import { openKeyStore, type KeyStore } from "../keystore/index.js";
 import { BlsPool, loadConsensus } from "../signing/index.js";
@@ -115,7 +115,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
     cleanups.push(() => openedDb.close());
     const checker = await SlashingWorkerClient.start(config.slashingDb, (s) => metrics.commit(s));
     slashingWorker = checker;
-    cleanups.push(() => checker.close());
+    cleanups.push(() => checker.close().then(() => undefined));
 
     const openedFencing = FencingStore.open(
       path.join(config.dataDir, "signer-state.sqlite"),
@@ -241,11 +241,17 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
             clearInterval(reaper);
           }
           await startedPool.close();
-          await checker.close(); // commits anything still queued
-          openedDb.close();
+          // Commits anything still queued; each connection reports whether it closed cleanly.
+          const dbProblems = [...(await checker.close()), ...(await openedDb.closeAndReport())];
           openedFencing.close();
           await audit.close();
           await keyStore.close();
+          if (dbProblems.length > 0) {
+            logger.error({ problems: dbProblems }, "slashing-protection database not closed cleanly");
+            status("stopped; the slashing-protection database was not closed cleanly");
+            await ownLog?.close(LOG_FLUSH_MS);
+            throw new DbNotClosedCleanlyError(dbProblems);
+          }
           logger.info("signer stopped");
           await ownLog?.close(LOG_FLUSH_MS);
           status("stopped");
@@ -256,6 +262,17 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
   } catch (err) {
     await unwind();
     throw err;
+  }
+}
+
+/**
+ * The signer stopped, but its slashing-protection database reported errors while closing (disk full, read-only,
+ * a failed last commit or checkpoint). Every signature released was recorded first; the WAL file next to the
+ * database may hold the latest records: keep it with the database, fix the disk, then start again.
+ */
+export class DbNotClosedCleanlyError extends VigilError {
+  constructor(readonly problems: string[]) {
+    super("DB_NOT_CLOSED_CLEANLY", `stopped, but the slashing-protection database was not closed cleanly: ${problems.join("; ")}`, EXIT_CODES.dbNotClosedCleanly);
   }
 }
 

@@ -34,7 +34,7 @@ export interface SignerProcess {
 }
 
 /** `stdout`: "pipe" leaves a pipe the test never reads (a blocked reader); a number is an open fd to give it. */
-export function spawnSigner(configFile: string, stdout: "pipe" | number): SignerProcess {
+export function spawnSigner(configFile: string, stdout: "pipe" | "ignore" | number): SignerProcess {
   const child = spawn(process.execPath, [CLI, "signer", "start", "--config", configFile], {
     env: process.env,
     stdio: ["ignore", stdout, "pipe"],
@@ -76,8 +76,29 @@ export function mountTmpfs(dir: string, sizeKb: number): string | undefined {
   }
 }
 
-export function remount(dir: string, mode: "ro" | "rw"): void {
-  execFileSync("mount", ["-o", `remount,${mode}`, dir], { stdio: "pipe" });
+/**
+ * Mounts a small ext4 image (loop device, errors=remount-ro) on `dir`; returns why not if it cannot. Unlike
+ * `mount -o remount,ro` (refused while the signer holds files open for writing), ext4's trigger_fs_error turns
+ * the filesystem read-only under the running signer, as a failing disk does.
+ */
+export function mountExt4(dir: string, image: string, sizeMb: number): string | undefined {
+  fs.mkdirSync(dir, { recursive: true });
+  try {
+    fs.writeFileSync(image, "");
+    fs.truncateSync(image, sizeMb * 1024 * 1024);
+    execFileSync("mkfs.ext4", ["-q", "-F", image], { stdio: "pipe" });
+    execFileSync("mount", ["-o", "loop,errors=remount-ro", image, dir], { stdio: "pipe" });
+    fs.chmodSync(dir, 0o700);
+    return undefined;
+  } catch (err) {
+    return `cannot mount an ext4 loop image here (${(err as Error).message.split("\n")[0]})`;
+  }
+}
+
+/** Makes the ext4 filesystem mounted on `dir` read-only now (see mountExt4). */
+export function makeExt4ReadOnly(dir: string): void {
+  const source = execFileSync("findmnt", ["-n", "-o", "SOURCE", dir], { encoding: "utf8" }).trim();
+  fs.writeFileSync(`/sys/fs/ext4/${path.basename(source)}/trigger_fs_error`, "1");
 }
 
 export function unmount(dir: string): void {

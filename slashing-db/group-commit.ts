@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import { SlashingDbUnavailableError } from "./errors.js";
+import { classifyDbFailure, SlashingDbUnavailableError, type DbFailureCause } from "./errors.js";
 
 export interface BatchStats {
   size: number;
@@ -35,6 +35,10 @@ export class GroupCommitter {
     private readonly db: Database.Database,
     private readonly maxBatch: number,
     private readonly onBatch?: (stats: BatchStats) => void,
+    /** Runs before each batch; throwing fails the batch (e.g. the database file is gone). */
+    private readonly beforeBatch?: () => void,
+    /** Names why a batch failed (default: from the SQLite error code). */
+    private readonly diagnose: (err: unknown) => DbFailureCause = classifyDbFailure,
   ) {}
 
   get queueDepth(): number {
@@ -82,6 +86,7 @@ export class GroupCommitter {
     let workDone = started;
     const results: unknown[] = [];
     try {
+      this.beforeBatch?.();
       this.db
         .transaction(() => {
           for (const job of batch) results.push(job.work());
@@ -89,7 +94,11 @@ export class GroupCommitter {
         })
         .immediate();
     } catch (err) {
-      const failure = new SlashingDbUnavailableError("DB_WRITE_FAILED", `slashing database write failed, nothing recorded: ${(err as Error).message}`);
+      const failure = new SlashingDbUnavailableError(
+        "DB_WRITE_FAILED",
+        `slashing database write failed, nothing recorded: ${(err as Error).message}`,
+        this.diagnose(err),
+      );
       this.lastFailure = failure;
       for (const job of batch) job.reject(failure);
       return false;

@@ -5,7 +5,7 @@
  * Protocol: see slashing-client.ts.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { openSlashingDb, SlashingDbInputError, SlashingProtectionError, type BatchStats } from "../../slashing-db/index.js";
+import { classifyDbFailure, openSlashingDb, SlashingDbInputError, SlashingProtectionError, type BatchStats } from "../../slashing-db/index.js";
 import { VigilError } from "../../config/index.js";
 import { decodeChecks, type CheckReply, type DbWorkerData, type ToDbWorker, type FromDbWorker, type WireError } from "./slashing-protocol.js";
 
@@ -26,8 +26,8 @@ const db = openSlashingDb(file, {
 function wire(err: unknown): WireError {
   if (err instanceof SlashingProtectionError) return { kind: "refused", code: err.refusal, message: err.message };
   if (err instanceof SlashingDbInputError) return { kind: "input", code: err.code, field: err.field, message: err.message };
-  if (err instanceof VigilError) return { kind: "unavailable", code: err.code, message: err.message };
-  return { kind: "unavailable", code: "DB_WRITE_FAILED", message: err instanceof Error ? err.message : String(err) };
+  if (err instanceof VigilError) return { kind: "unavailable", code: err.code, message: err.message, failure: classifyDbFailure(err) };
+  return { kind: "unavailable", code: "DB_WRITE_FAILED", message: err instanceof Error ? err.message : String(err), failure: classifyDbFailure(err) };
 }
 
 function takeReplies(): FromDbWorker {
@@ -70,6 +70,12 @@ port.on("message", (message: ToDbWorker) => {
       } catch (err) {
         port.postMessage({ kind: "pinned", requestId: message.requestId, error: wire(err) } satisfies FromDbWorker);
       }
+      return;
+    case "probe":
+      db.probeWrite().then(
+        () => port.postMessage({ kind: "probed", requestId: message.requestId } satisfies FromDbWorker),
+        (err: unknown) => port.postMessage({ kind: "probed", requestId: message.requestId, error: wire(err) } satisfies FromDbWorker),
+      );
       return;
     case "close":
       // Commits everything still queued (their replies are scheduled), stops the checkpoint thread by message

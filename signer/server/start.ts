@@ -97,6 +97,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
     let slashingWorker: SlashingWorkerClient | undefined;
     let fencing: FencingStore | undefined;
     let clients: ClientRegistry | undefined;
+    let healthCtx: SignerContext | undefined;
     const metrics = new SignerMetrics({
       queueDepth: () => ({ total: service?.queueDepth ?? 0, slashingDb: slashingWorker?.queueDepth ?? 0, bls: pool?.queueDepth ?? 0 }),
       keysLoaded: () => service?.keys.size ?? 0,
@@ -104,6 +105,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       clientsEnabled: () => [...(clients?.clients.keys() ?? [])].map((id) => ({ id, enabled: fencing?.isEnabled(id) ?? true })),
       blsThreads: () => pool?.aliveThreads ?? 0,
       logLinesDropped: () => ownLog?.dropped ?? 0,
+      healthChecks: async () => (healthCtx ? (await healthReport(healthCtx)).checks : []),
     });
 
     status("opening the slashing-protection database");
@@ -173,6 +175,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       ...(keymanagerToken ? { keymanagerToken } : {}),
       keyChanges: { tail: Promise.resolve() },
     };
+    healthCtx = ctx;
 
     status("starting listeners");
     const apps: FastifyInstance[] = [];

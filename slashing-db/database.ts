@@ -60,12 +60,17 @@ function diagnoseWriteFailure(err: unknown, file: string): DbFailureCause {
   const scratch = `${file}.write-probe`;
   try {
     fs.writeFileSync(scratch, "x", { mode: 0o600 });
-    fs.rmSync(scratch, { force: true });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "EROFS" || code === "EACCES" || code === "EPERM") return "READ_ONLY";
     if (code === "ENOSPC" || code === "EDQUOT") return "DISK_FULL";
     if (code === "ENOENT") return "FILE_GONE";
+  } finally {
+    try {
+      fs.rmSync(scratch, { force: true });
+    } catch {
+      /* a read-only filesystem cannot have created it */
+    }
   }
   return cause;
 }

@@ -176,6 +176,7 @@ export class SlashingWorkerClient {
     this.post({ kind: "close" });
     const problems = (await withTimeout(closed, timeoutMs)) ?? ["the slashing-protection worker stopped or hung before it had closed the database"];
     this.dead ??= new SlashingDbUnavailableError("DB_CLOSED", "the slashing database is closed");
+    this.settleAll(this.dead); // e.g. a health probe sent while closing: answered DOWN, never left hanging
     if ((await withTimeout(this.exited, EXIT_TIMEOUT_MS)) === undefined) {
       problems.push("the slashing-protection worker did not exit after closing; terminated");
       await this.worker.terminate();
@@ -264,13 +265,17 @@ export class SlashingWorkerClient {
   private fail(err: Error): void {
     if (this.dead) return;
     this.dead = new SlashingDbUnavailableError("DB_WRITE_FAILED", `slashing-protection worker stopped: ${err.message}`, "WORKER_STOPPED");
-    for (const p of this.pending.values()) p.reject(this.dead);
+    this.settleAll(this.dead);
+    this.closedWaiter?.();
+  }
+
+  private settleAll(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
-    for (const p of this.pins.values()) p.reject(this.dead);
+    for (const p of this.pins.values()) p.reject(err);
     this.pins.clear();
-    for (const done of this.probes.values()) done(this.dead);
+    for (const done of this.probes.values()) done(err);
     this.probes.clear();
     this.outbox = [];
-    this.closedWaiter?.();
   }
 }

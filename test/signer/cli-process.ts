@@ -33,15 +33,27 @@ export interface SignerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+const running = new Set<ChildProcess>();
+
+/** SIGKILLs every signer a test started that is still running (a failed assertion must not leave one behind). */
+export function killLeftovers(): void {
+  for (const child of running) child.kill("SIGKILL");
+  running.clear();
+}
+
 /** `stdout`: "pipe" leaves a pipe the test never reads (a blocked reader); a number is an open fd to give it. */
 export function spawnSigner(configFile: string, stdout: "pipe" | "ignore" | number): SignerProcess {
   const child = spawn(process.execPath, [CLI, "signer", "start", "--config", configFile], {
     env: process.env,
     stdio: ["ignore", stdout, "pipe"],
   });
+  running.add(child);
   let err = "";
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once("exit", (code, signal) => resolve({ code, signal })),
+    child.once("exit", (code, signal) => {
+      running.delete(child);
+      resolve({ code, signal });
+    }),
   );
   const ready = new Promise<string>((resolve, reject) => {
     child.stderr!.on("data", (d: Buffer) => {

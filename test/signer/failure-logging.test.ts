@@ -4,10 +4,10 @@
 // SIGTERM ignored — because pino's exit hook retried the failed write forever.)
 import fs from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
-import { metrics, metricValue, mountTmpfs, spawnSigner, stopWithSigterm, unmount, writeSignerConfig, type SignerProcess } from "./cli-process.js";
+import { metrics, metricValue, mountTmpfs, spawnSigner, stopWithSigterm, unmount, writeSignerConfig, type SignerProcess, killLeftovers } from "./cli-process.js";
 import { attestationBody, http, interopPubkey, tokenWithInteropKeys } from "./harness.js";
 
 const KEYS = 2;
@@ -18,6 +18,7 @@ beforeAll(async () => {
   token = await tokenWithInteropKeys("vigil-test-fail-log", KEYS);
 }, 120_000);
 afterAll(() => token?.destroy());
+afterEach(() => killLeftovers());
 
 /** Requests whose (debug) log lines are large: an unknown key with a 16 KiB type string, logged with the reply. */
 async function makeLogNoise(url: string, count: number): Promise<void> {

@@ -4,11 +4,11 @@
 import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../config/index.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
-import { fillDisk, makeExt4ReadOnly, mountExt4, mountTmpfs, spawnSigner, stopWithSigterm, unmount, writeSignerConfig } from "./cli-process.js";
+import { fillDisk, makeExt4ReadOnly, mountExt4, mountTmpfs, spawnSigner, stopWithSigterm, unmount, writeSignerConfig, killLeftovers } from "./cli-process.js";
 import { attestationBody, http, interopPubkey, tokenWithInteropKeys } from "./harness.js";
 
 const KEYS = 2;
@@ -27,6 +27,7 @@ beforeAll(async () => {
   if (!noExt4) unmount(probe);
 }, 120_000);
 afterAll(() => token?.destroy());
+afterEach(() => killLeftovers());
 
 async function sign(url: string, epoch: number): Promise<number> {
   return (await http(`${url}/api/v1/eth2/sign/${interopPubkey(epoch % KEYS)}`, { body: attestationBody(epoch, epoch + 1) })).status;

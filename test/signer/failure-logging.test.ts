@@ -2,8 +2,10 @@
 // always full, on a tiny tmpfs that fills up, and on a pipe nobody reads. It keeps signing, counts the log lines
 // it dropped in /metrics, and exits 0 promptly on SIGTERM. (Before: /dev/full wedged it for good — no reply,
 // SIGTERM ignored — because pino's exit hook retried the failed write forever.)
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -84,4 +86,28 @@ describe("stdout that cannot take the log", () => {
       unmount(mnt);
     }
   }, 60_000);
+});
+
+describe("the watchdog's logger", () => {
+  it("with stdout on /dev/full: logging returns at once, drops are counted, the process exits 0", async () => {
+    const logModule = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dist/watchdog/log.js");
+    const script = `
+      const { createLogger, logLinesDropped } = await import(${JSON.stringify(logModule)});
+      const log = createLogger("info");
+      const started = Date.now();
+      for (let i = 0; i < 2000; i++) log.info({ i }, "a line the full disk cannot take");
+      await new Promise((r) => setTimeout(r, 200));
+      process.stderr.write(JSON.stringify({ dropped: logLinesDropped(), ms: Date.now() - started }) + "\\n");`;
+    const fd = fs.openSync("/dev/full", "w");
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", fd, "pipe"] });
+    fs.closeSync(fd);
+    let err = "";
+    child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    const killer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+    clearTimeout(killer);
+    expect(code, err).toBe(0);
+    const report = JSON.parse(err.trim().split("\n").pop()!) as { dropped: number };
+    expect(report.dropped).toBe(2000);
+  }, 30_000);
 });

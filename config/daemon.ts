@@ -9,6 +9,7 @@
  *   2nd signal → exit at once (128 + signal number). Every acknowledged database write is already committed
  *               (SQLite WAL, synchronous=FULL), so an abrupt exit loses only work that was never answered.
  */
+import { keepStdioErrorsFromKillingTheProcess } from "./log-destination.js";
 import {
   startWatchdogPinger,
   SystemdNotifier,
@@ -63,6 +64,7 @@ const defaultLog: DaemonLog = (level, message) => process.stderr.write(`vigil: $
  */
 export async function runDaemon<T extends RunningDaemon>(options: RunDaemonOptions<T>): Promise<void> {
   const log = options.log ?? defaultLog;
+  keepStdioErrorsFromKillingTheProcess(); // a status line lost to a full disk must not stop the daemon
   const notifier = options.notifier ?? new SystemdNotifier({ log: (level, m) => log(level, `systemd notify: ${m}`), ...options.notifierOptions });
   if (!options.notifier && !options.notifierOptions?.env) unsetNotifyEnvironment();
   const exit = options.exit ?? ((code: number) => process.exit(code));

@@ -35,4 +35,6 @@ export const EXIT_CODES = {
   // watchdog
   failoverRefused: 20,
   failoverFailed: 21,
+  // signer shutdown
+  dbNotClosedCleanly: 30, // stopped on request, but the slashing database reported errors while closing
 } as const;

@@ -21,3 +21,4 @@ export {
   type HttpGuardSettings,
 } from "./http-guard.js";
 export { coreDumpLimit, disableCoreDumps } from "./core-dumps.js";
+export { NonBlockingLogDestination, keepStdioErrorsFromKillingTheProcess, type LogDestinationOptions } from "./log-destination.js";

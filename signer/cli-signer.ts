@@ -44,6 +44,11 @@ export function signerCommand(): Command {
     .option("--host <host>", "listen address (overrides the config); requests whose Host is not localhost, 127.0.0.1, [::1] or this address are refused unless listed in http.hostAllowlist")
     .option("--port <port>", "listen port (overrides the config)", port)
     .addOption(new Option("--log-level <level>", "log level (overrides the config)").choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]))
+    .addHelpText(
+      "after",
+      "\nOn SIGTERM/SIGINT it stops accepting, commits what is in flight, closes everything and exits 0, or 30 if the\n" +
+        "slashing database could not be closed cleanly (disk full, read-only). A second signal exits at once (128+n).",
+    )
     .action(
       action(async (flags: StartFlags) => {
         if ((flags.config === undefined) === !flags.embedded) {

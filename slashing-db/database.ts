@@ -2,7 +2,7 @@ import fs from "node:fs";
 import type Database from "better-sqlite3";
 import { normalizeHex } from "../config/index.js";
 import { parseHexBytes, parsePubkey, parseSigningRoot, parseUint64, toHex } from "./codec.js";
-import { SlashingDbUnavailableError, SlashingProtectionError, InterchangeError } from "./errors.js";
+import { classifyDbFailure, SlashingDbUnavailableError, SlashingProtectionError, InterchangeError, type DbFailureCause } from "./errors.js";
 import { BackgroundCheckpointer } from "./checkpointer.js";
 import { GroupCommitter, type BatchStats } from "./group-commit.js";
 import { HistoryQueries, NO_WATERMARKS, type AttestationSnapshot, type BlockSnapshot, type LowWatermarks } from "./history.js";
@@ -46,6 +46,45 @@ export interface SlashingDbStats {
 }
 
 const GVR_KEY = "genesis_validators_root";
+/** The metadata row the health probe rewrites. */
+const HEALTH_PROBE_KEY = "health_probe";
+
+/**
+ * SQLite reports a write refused by the filesystem (read-only, e.g. ext4 after an error) as a generic I/O error
+ * without the errno; one byte written to a scratch file next to the database tells which. Runs only after a
+ * failed commit.
+ */
+function diagnoseWriteFailure(err: unknown, file: string): DbFailureCause {
+  const cause = classifyDbFailure(err);
+  if (cause !== "IO_ERROR" && cause !== "UNKNOWN") return cause;
+  const scratch = `${file}.write-probe`;
+  try {
+    fs.writeFileSync(scratch, "x", { mode: 0o600 });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EROFS" || code === "EACCES" || code === "EPERM") return "READ_ONLY";
+    if (code === "ENOSPC" || code === "EDQUOT") return "DISK_FULL";
+    if (code === "ENOENT") return "FILE_GONE";
+  } finally {
+    try {
+      fs.rmSync(scratch, { force: true });
+    } catch {
+      /* a read-only filesystem cannot have created it */
+    }
+  }
+  return cause;
+}
+
+/** device:inode of `file` (undefined for ":memory:"-like paths that are not files). */
+function fileIdentity(file: string, mustExist = false): string | undefined {
+  try {
+    const st = fs.statSync(file);
+    return `${st.dev}:${st.ino}`;
+  } catch (err) {
+    if (mustExist) throw err;
+    return undefined;
+  }
+}
 /** What a validator the database has never seen looks like to the rules. */
 const EMPTY_BLOCK_HISTORY: BlockSnapshot = { recordedRoot: undefined, watermarks: NO_WATERMARKS };
 const EMPTY_ATTESTATION_HISTORY: AttestationSnapshot = {
@@ -64,14 +103,23 @@ export class SlashingDb {
   private readonly validatorIds = new Map<string, bigint>(); // hex pubkey -> row id; ids never change
   private pinnedRoot: string | null;
   private closed = false;
+  /** The file this connection opened: a record written after it was deleted or replaced would vanish on restart. */
+  private readonly fileIdentity: string | undefined;
 
   constructor(
     readonly path: string,
     opts: SlashingDbOptions = {},
   ) {
     this.db = openSqliteFile(path);
+    this.fileIdentity = fileIdentity(path);
     this.history = new HistoryQueries(this.db);
-    this.committer = new GroupCommitter(this.db, opts.maxBatch ?? 1024, opts.onCommit);
+    this.committer = new GroupCommitter(
+      this.db,
+      opts.maxBatch ?? 1024,
+      opts.onCommit,
+      () => this.assertFileStillThere(),
+      (err) => diagnoseWriteFailure(err, path),
+    );
     this.checkpointer = opts.checkpointInBackground ? new BackgroundCheckpointer(this.db, path) : null;
     this.pinnedRoot = this.readPinnedRoot();
     if (opts.genesisValidatorsRoot !== undefined) {
@@ -265,13 +313,55 @@ export class SlashingDb {
     }
   }
 
+  /**
+   * A real write transaction through the group commit (one metadata row, replaced in place, so the file does not
+   * grow): resolves only if a check could be recorded durably now; rejects with the failure otherwise.
+   */
+  async probeWrite(): Promise<void> {
+    this.assertOpen();
+    await this.committer.submit(() => {
+      this.db.prepare("INSERT INTO metadata (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(HEALTH_PROBE_KEY, String(Date.now()));
+    });
+  }
+
+  /** Why the latest commit failed (disk full, read-only, I/O error), or undefined if it succeeded. */
+  get lastCommitFailure(): SlashingDbUnavailableError | undefined {
+    return this.committer.lastFailure;
+  }
+
   /** Commits every check still queued, then closes the file. */
   close(): void {
     if (this.closed) return;
-    this.committer.drainAndClose();
-    this.closed = true;
+    this.closeConnection();
     void this.checkpointer?.stop(); // its final checkpoint runs on its own connection; nothing waits for it
-    this.db.close();
+  }
+
+  /**
+   * close(), then waits (bounded) for the background checkpointer's last checkpoint and thread exit. Resolves
+   * with what went wrong — a final commit or checkpoint that failed, the latest commit having failed (disk full,
+   * read-only) — or [] when closed cleanly. Every check answered "allowed" is durable either way (in the WAL,
+   * which the next open replays).
+   */
+  async closeAndReport(timeoutMs?: number): Promise<string[]> {
+    if (this.closed) return [];
+    const problems = this.closeConnection();
+    const checkpoint = await this.checkpointer?.stop(timeoutMs);
+    if (checkpoint) problems.push(checkpoint);
+    return problems;
+  }
+
+  private closeConnection(): string[] {
+    const problems: string[] = [];
+    const failed = this.committer.drainAndClose();
+    if (failed > 0) problems.push(`${failed} queued check(s) could not be committed while closing; none was signed`);
+    else if (this.committer.lastFailure) problems.push(`the latest commit failed: ${this.committer.lastFailure.message}`);
+    this.closed = true;
+    try {
+      this.db.close();
+    } catch (err) {
+      problems.push(`closing the database failed: ${(err as Error).message}`);
+    }
+    return problems;
   }
 
   /**
@@ -298,6 +388,24 @@ export class SlashingDb {
       throw err;
     }
     return settle(verdict);
+  }
+
+  /** Fails the batch (nothing recorded, nobody signs) if the database file was deleted or replaced since open. */
+  private assertFileStillThere(): void {
+    if (this.fileIdentity === undefined) return;
+    let now: string | undefined;
+    try {
+      now = fileIdentity(this.path, true);
+    } catch {
+      now = undefined;
+    }
+    if (now !== this.fileIdentity) {
+      throw new SlashingDbUnavailableError(
+        "DB_WRITE_FAILED",
+        `the slashing database file ${this.path} was deleted or replaced while open; refusing to record into a file that is gone`,
+        "FILE_GONE",
+      );
+    }
   }
 
   private assertOpen(): void {

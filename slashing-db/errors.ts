@@ -38,9 +38,36 @@ export class SlashingDbInputError extends VigilError {
  * complete, so the caller must not sign: fail closed.
  */
 export class SlashingDbUnavailableError extends VigilError {
-  constructor(code: "DB_CLOSED" | "DB_WRITE_FAILED" | "DB_SCHEMA_TOO_NEW" | "DB_OPEN_FAILED", message: string) {
+  /** Why, as a stable label for health checks, HTTP bodies and metrics. */
+  readonly failure: DbFailureCause;
+  constructor(code: "DB_CLOSED" | "DB_WRITE_FAILED" | "DB_SCHEMA_TOO_NEW" | "DB_OPEN_FAILED", message: string, failure?: DbFailureCause) {
     super(code, message, EXIT_CODES.failed);
+    this.failure = failure ?? (code === "DB_CLOSED" ? "CLOSED" : "UNKNOWN");
   }
+}
+
+/** Why the database could not record a check. */
+export type DbFailureCause =
+  | "DISK_FULL" // SQLITE_FULL / ENOSPC
+  | "READ_ONLY" // the file or its filesystem became read-only
+  | "FILE_GONE" // the database file was deleted or replaced under the running process
+  | "IO_ERROR" // any other I/O error from the disk
+  | "LOCKED" // another process held the write lock past the busy timeout
+  | "CLOSED"
+  | "WORKER_STOPPED" // the signer's slashing-protection thread is gone
+  | "UNKNOWN";
+
+/** Classifies a SQLite (better-sqlite3) or file-system error. */
+export function classifyDbFailure(err: unknown): DbFailureCause {
+  if (err instanceof SlashingDbUnavailableError) return err.failure;
+  const code = String((err as { code?: unknown } | undefined)?.code ?? "");
+  const message = err instanceof Error ? err.message : String(err);
+  if (code === "SQLITE_FULL" || code === "ENOSPC" || /disk is full|no space left/i.test(message)) return "DISK_FULL";
+  if (code.startsWith("SQLITE_READONLY") || code === "EROFS" || /read-?only/i.test(message)) return "READ_ONLY";
+  if (code === "ENOENT") return "FILE_GONE";
+  if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) return "LOCKED";
+  if (code.startsWith("SQLITE_IOERR") || code === "EIO" || code.startsWith("SQLITE_CANTOPEN")) return "IO_ERROR";
+  return "UNKNOWN";
 }
 
 /** An EIP-3076 interchange could not be imported; `field` is the JSON path of the offending value. */

@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import { SlashingDbUnavailableError } from "./errors.js";
+import { classifyDbFailure, SlashingDbUnavailableError, type DbFailureCause } from "./errors.js";
 
 export interface BatchStats {
   size: number;
@@ -28,11 +28,17 @@ export class GroupCommitter {
   private pending: Job<unknown>[] = [];
   private scheduled = false;
   private closed = false;
+  /** Why the latest commit attempt failed; undefined once one succeeds (for health and shutdown reports). */
+  lastFailure: SlashingDbUnavailableError | undefined;
 
   constructor(
     private readonly db: Database.Database,
     private readonly maxBatch: number,
     private readonly onBatch?: (stats: BatchStats) => void,
+    /** Runs before each batch; throwing fails the batch (e.g. the database file is gone). */
+    private readonly beforeBatch?: () => void,
+    /** Names why a batch failed (default: from the SQLite error code). */
+    private readonly diagnose: (err: unknown) => DbFailureCause = classifyDbFailure,
   ) {}
 
   get queueDepth(): number {
@@ -50,10 +56,18 @@ export class GroupCommitter {
     });
   }
 
-  /** Commits everything still queued, then refuses new work. Used on shutdown so no caller is left hanging. */
-  drainAndClose(): void {
-    while (this.pending.length > 0) this.commitBatch();
+  /**
+   * Commits everything still queued, then refuses new work. Used on shutdown so no caller is left hanging.
+   * Returns how many queued checks failed (their callers were rejected: nobody signs them).
+   */
+  drainAndClose(): number {
+    let failed = 0;
+    while (this.pending.length > 0) {
+      const size = Math.min(this.pending.length, this.maxBatch);
+      if (!this.commitBatch()) failed += size;
+    }
     this.closed = true;
+    return failed;
   }
 
   private flush(): void {
@@ -65,13 +79,14 @@ export class GroupCommitter {
     }
   }
 
-  private commitBatch(): void {
+  private commitBatch(): boolean {
     const batch = this.pending.splice(0, this.maxBatch);
-    if (batch.length === 0) return;
+    if (batch.length === 0) return true;
     const started = performance.now();
     let workDone = started;
     const results: unknown[] = [];
     try {
+      this.beforeBatch?.();
       this.db
         .transaction(() => {
           for (const job of batch) results.push(job.work());
@@ -79,12 +94,19 @@ export class GroupCommitter {
         })
         .immediate();
     } catch (err) {
-      const failure = new SlashingDbUnavailableError("DB_WRITE_FAILED", `slashing database write failed, nothing recorded: ${(err as Error).message}`);
+      const failure = new SlashingDbUnavailableError(
+        "DB_WRITE_FAILED",
+        `slashing database write failed, nothing recorded: ${(err as Error).message}`,
+        this.diagnose(err),
+      );
+      this.lastFailure = failure;
       for (const job of batch) job.reject(failure);
-      return;
+      return false;
     }
+    this.lastFailure = undefined;
     const finished = performance.now();
     this.onBatch?.({ size: batch.length, durationMs: finished - started, commitMs: finished - workDone });
     batch.forEach((job, i) => job.resolve(results[i]));
+    return true;
   }
 }

@@ -1,10 +1,22 @@
 import { pino, type Logger } from "pino";
+import { NonBlockingLogDestination } from "../config/index.js";
 
-/** The watchdog's logger: JSON lines on stdout. Authorization headers and tokens are redacted by path. */
+/** The process's stdout log destination, created on first use (one per process, whatever the loggers). */
+let stdoutDestination: NonBlockingLogDestination | undefined;
+
+/**
+ * The watchdog's logger: JSON lines on stdout. Authorization headers and tokens are redacted by path.
+ * Writing never blocks the daemon: a full disk or a stalled reader drops lines (vigil_log_lines_dropped_total).
+ */
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
   return pino(
     { name: "vigil-watchdog", level, redact: { paths: ["token", "*.token", "headers.authorization", "*.headers.authorization"], censor: "[redacted]" } },
-    destination ?? process.stdout,
+    destination ?? (stdoutDestination ??= new NonBlockingLogDestination({ fd: 1 })),
   );
+}
+
+/** Log lines this process dropped on stdout. */
+export function logLinesDropped(): number {
+  return stdoutDestination?.dropped ?? 0;
 }
 export type { Logger };

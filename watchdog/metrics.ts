@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { STACK_NAMES, type StackName } from "./config.js";
 import { FAILOVER_STATES, type FailoverState } from "./failover/states.js";
+import { logLinesDropped } from "./log.js";
 
 /** The watchdog's Prometheus metrics, on a registry of its own (served at /metrics by the daemon). */
 export class WatchdogMetrics {
@@ -25,6 +26,18 @@ export class WatchdogMetrics {
   readonly httpRefusals = new Counter({ name: "vigil_watchdog_http_refusals_total", help: "Requests to the metrics listener refused by the Host/Origin guard, by code", labelNames: ["code"], registers: [this.registry] });
   readonly webhookFailures = new Counter({ name: "vigil_watchdog_webhook_failures_total", help: "Alerts the webhook did not accept after all retries", registers: [this.registry] });
   readonly activationToSignature = new Gauge({ name: "vigil_watchdog_activation_to_first_signature_seconds", help: "Last failover: seconds from activation to the new client's first signature", registers: [this.registry] });
+
+  private droppedReported = 0;
+  readonly logLinesDropped = new Counter({
+    name: "vigil_log_lines_dropped_total",
+    help: "Log lines dropped because stdout could not take them (full disk, blocked reader)",
+    registers: [this.registry],
+    collect: () => {
+      const now = logLinesDropped();
+      if (now > this.droppedReported) this.logLinesDropped.inc(now - this.droppedReported);
+      this.droppedReported = now;
+    },
+  });
 
   setFailoverState(state: FailoverState | "IDLE"): void {
     for (const s of [...FAILOVER_STATES, "IDLE"]) this.failoverState.set({ state: s }, s === state ? 1 : 0);

@@ -1,5 +1,5 @@
 // Public surface of the key store. Other parts import only from here.
-export type { KeyStore, LoadedKeys, LoadOptions, SignerHandle, KeyInfo, SecretKeyInput, ImportResult, DeleteResult } from "./types.js";
+export type { KeyStore, KeyStoreHealth, LoadedKeys, LoadOptions, SignerHandle, KeyInfo, SecretKeyInput, ImportResult, DeleteResult } from "./types.js";
 export {
   HsmModuleError,
   HsmTokenNotFoundError,

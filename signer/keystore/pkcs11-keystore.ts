@@ -29,7 +29,12 @@ import type {
   LoadOptions,
   SecretKeyInput,
   SignerHandle,
+  KeyStoreHealth,
 } from "./types.js";
+
+/** PKCS#11 session states of a logged-in user (pkcs11js does not export the CKS_* constants). */
+const CKS_RO_USER_FUNCTIONS = 1;
+const CKS_RW_USER_FUNCTIONS = 3;
 
 export interface Pkcs11KeyStoreOptions {
   /** Test hook: a fake PKCS#11 binding. */
@@ -173,6 +178,28 @@ export class Pkcs11KeyStore implements KeyStore {
     } catch (err) {
       throw hsmError("reading a key record", err);
     }
+  }
+
+  /**
+   * C_GetSessionInfo (the session is valid and logged in) and C_GetTokenInfo (the token is still there: SoftHSM2
+   * answers CKR_GENERAL_ERROR once its token files are gone, while list() would quietly return no keys).
+   */
+  async health(): Promise<KeyStoreHealth> {
+    const { pkcs11, session, slot } = this.ts;
+    try {
+      const info = pkcs11.C_GetSessionInfo(session);
+      if (info.state !== CKS_RO_USER_FUNCTIONS && info.state !== CKS_RW_USER_FUNCTIONS) {
+        return { up: false, cause: "NOT_LOGGED_IN", message: "the HSM session is no longer logged in" };
+      }
+    } catch (err) {
+      return { up: false, cause: "SESSION_INVALID", message: `the HSM session is no longer valid: ${(err as Error).message}` };
+    }
+    try {
+      pkcs11.C_GetTokenInfo(slot);
+    } catch (err) {
+      return { up: false, cause: "TOKEN_GONE", message: `the token does not answer: ${(err as Error).message}` };
+    }
+    return { up: true };
   }
 
   async list(): Promise<KeyInfo[]> {

@@ -53,6 +53,13 @@ export interface DeleteResult {
   deleted: string[];
 }
 
+/** KeyStore.health(): `cause` is a stable label (TOKEN_GONE, SESSION_INVALID, NOT_LOGGED_IN). */
+export interface KeyStoreHealth {
+  up: boolean;
+  cause?: "TOKEN_GONE" | "SESSION_INVALID" | "NOT_LOGGED_IN";
+  message?: string;
+}
+
 /**
  * A place validator keys live. Only the PKCS#11 envelope backend exists today; others (e.g. a remote
  * KMS) implement the same surface.
@@ -61,6 +68,11 @@ export interface KeyStore {
   load(options?: LoadOptions): Promise<LoadedKeys>;
   /** Public keys stored, without decrypting anything. */
   list(): Promise<KeyInfo[]>;
+  /**
+   * Cheap check (no enumeration) that the store still answers: the token is present and the session logged in.
+   * Keys already loaded keep signing without it; imports, deletes and the next start need it.
+   */
+  health?(): Promise<KeyStoreHealth>;
   /** Stores keys. Idempotent per key; a different secret under an existing pubkey is a KeyConflictError and nothing is written. */
   importKeys(keys: SecretKeyInput[]): Promise<ImportResult>;
   /** Generates and stores `count` fresh keys, returning their pubkeys. */

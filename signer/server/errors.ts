@@ -65,10 +65,11 @@ export function errorReply(err: unknown): ErrorReply {
     return { status: 503, outcome: "overloaded", body: { code: err.code, message: err.message }, retryAfter: RETRY_AFTER_SECONDS, expected: true };
   }
   if (err instanceof SlashingDbUnavailableError) {
-    return { status: 503, outcome: "overloaded", body: { code: err.code, message: err.message }, retryAfter: RETRY_AFTER_SECONDS, expected: false };
+    // Not overload: the database cannot record (disk full, read-only, file gone). `cause` says which.
+    return { status: 503, outcome: "db_unavailable", body: { code: err.code, message: err.message, cause: err.failure }, retryAfter: RETRY_AFTER_SECONDS, expected: false };
   }
   if (err instanceof VigilError && (err.code === "POOL_CLOSED" || err.code === "BLS_POOL_DOWN" || err.code === "BLS_WORKER_DIED")) {
-    return { status: 503, outcome: "overloaded", body: { code: err.code, message: err.message }, retryAfter: RETRY_AFTER_SECONDS, expected: false };
+    return { status: 503, outcome: "bls_unavailable", body: { code: err.code, message: err.message }, retryAfter: RETRY_AFTER_SECONDS, expected: false };
   }
   const fastify = fastifyClientError(err);
   if (fastify) return fastify;

@@ -13,7 +13,9 @@ export const OUTCOMES = [
   "unknown_key", // 404
   "refused", // 412 slashing protection or another network
   "not_allowed", // 401/403: unauthenticated, key outside the client's list, client disabled
-  "overloaded", // 503 queue full or database unavailable
+  "overloaded", // 503 queue full
+  "db_unavailable", // 503 the slashing database could not record the check (cause: vigil_signer_slashing_db_unavailable_total)
+  "bls_unavailable", // 503 no BLS worker could sign
   "error", // 500
 ] as const;
 export type Outcome = (typeof OUTCOMES)[number];
@@ -24,6 +26,10 @@ export interface SignerGauges {
   generation(): number;
   clientsEnabled(): { id: string; enabled: boolean }[];
   blsThreads(): number;
+  /** Log lines dropped because stdout could not take them (full disk, a reader that stopped reading). */
+  logLinesDropped?(): number;
+  /** The /healthcheck checks, for one gauge each. */
+  healthChecks?(): Promise<{ id: string; status: "UP" | "DOWN" }[]>;
 }
 
 export class SignerMetrics {
@@ -32,6 +38,7 @@ export class SignerMetrics {
   private readonly latency: client.Histogram<"type">;
   private readonly refusals: client.Counter<"reason">;
   private readonly httpRefusals: client.Counter<"listener" | "code">;
+  private readonly dbUnavailable: client.Counter<"cause">;
   private readonly commitSize: client.Histogram;
   private readonly commitDuration: client.Histogram;
   private readonly authFailures: client.Counter<"api">;
@@ -136,6 +143,32 @@ export class SignerMetrics {
         for (const c of gauges.clientsEnabled()) this.set({ client: c.id }, c.enabled ? 1 : 0);
       },
     });
+    this.dbUnavailable = new client.Counter({
+      name: "vigil_signer_slashing_db_unavailable_total",
+      help: "Signing requests refused (503) because the slashing database could not record them, by cause",
+      labelNames: ["cause"],
+      registers,
+    });
+    new client.Gauge({
+      name: "vigil_signer_health_check_up",
+      help: "1 if the /healthcheck check is UP, 0 if DOWN (its cause is in the /healthcheck body)",
+      labelNames: ["check"],
+      registers,
+      async collect() {
+        for (const c of (await gauges.healthChecks?.()) ?? []) this.set({ check: c.id }, c.status === "UP" ? 1 : 0);
+      },
+    });
+    let droppedReported = 0;
+    new client.Counter({
+      name: "vigil_log_lines_dropped_total",
+      help: "Log lines dropped because the log destination could not take them (full disk, blocked reader)",
+      registers,
+      collect() {
+        const now = gauges.logLinesDropped?.() ?? 0;
+        if (now > droppedReported) this.inc(now - droppedReported);
+        droppedReported = now;
+      },
+    });
     for (const type of [...SIGN_TYPES, "UNKNOWN"]) {
       this.latencyChildren.set(type, this.latency.labels({ type }));
       for (const outcome of OUTCOMES) this.requestChildren.set(`${type}|${outcome}`, this.requests.labels({ type, outcome }));
@@ -147,6 +180,11 @@ export class SignerMetrics {
     const t = this.latencyChildren.has(type) ? type : "UNKNOWN";
     this.requestChildren.get(`${t}|${outcome}`)!.inc();
     this.latencyChildren.get(t)!.observe(seconds);
+  }
+
+  /** A sign request refused because the slashing database failed; `cause` e.g. DISK_FULL, READ_ONLY. */
+  dbFailure(cause: string): void {
+    this.dbUnavailable.inc({ cause });
   }
 
   refusal(reason: string): void {

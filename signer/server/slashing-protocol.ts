@@ -1,6 +1,6 @@
 /** Messages between the signer's main thread and its slashing-protection worker (slashing-worker.ts). */
 import type { CheckOutcome } from "../../slashing-db/index.js";
-import type { BatchStats } from "../../slashing-db/index.js";
+import type { BatchStats, DbFailureCause } from "../../slashing-db/index.js";
 
 export interface DbWorkerData {
   file: string;
@@ -19,7 +19,7 @@ export interface Check {
 export type WireError =
   | { kind: "refused"; code: string; message: string }
   | { kind: "input"; code: string; field: string; message: string }
-  | { kind: "unavailable"; code: string; message: string };
+  | { kind: "unavailable"; code: string; message: string; failure?: DbFailureCause };
 
 export type CheckReply = { id: number; outcome: CheckOutcome; error?: undefined } | { id: number; outcome?: undefined; error: WireError };
 
@@ -46,11 +46,18 @@ export function decodeChecks(text: string): Check[] {
   return out;
 }
 
-export type ToDbWorker = { kind: "checks"; checks: string } | { kind: "pin"; requestId: number; root: string } | { kind: "close" };
+export type ToDbWorker =
+  | { kind: "checks"; checks: string }
+  | { kind: "pin"; requestId: number; root: string }
+  /** A write probe for the health check (see SlashingDb.probeWrite). */
+  | { kind: "probe"; requestId: number }
+  | { kind: "close" };
 
 export type FromDbWorker =
   | { kind: "ready"; genesisValidatorsRoot: string | null }
   /** `ok`: "id r" (recorded) / "id p" (repeat) lines; `failed`: the refusals and errors. */
   | { kind: "replies"; ok: string; failed: CheckReply[]; commits: BatchStats[] }
   | { kind: "pinned"; requestId: number; error?: WireError }
-  | { kind: "closed" };
+  | { kind: "probed"; requestId: number; error?: WireError }
+  /** `problems`: what went wrong while closing (empty: closed cleanly). */
+  | { kind: "closed"; problems: string[] };

@@ -5,11 +5,13 @@
  * Protocol: see slashing-client.ts.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { openSlashingDb, SlashingDbInputError, SlashingProtectionError, type BatchStats } from "../../slashing-db/index.js";
+import { classifyDbFailure, openSlashingDb, SlashingDbInputError, SlashingProtectionError, type BatchStats } from "../../slashing-db/index.js";
 import { VigilError } from "../../config/index.js";
 import { decodeChecks, type CheckReply, type DbWorkerData, type ToDbWorker, type FromDbWorker, type WireError } from "./slashing-protocol.js";
 
 const { file } = workerData as DbWorkerData;
+/** How long closing waits for the checkpoint thread's last checkpoint and exit. */
+const CHECKPOINTER_STOP_MS = 5_000;
 const port = parentPort!;
 let commits: BatchStats[] = [];
 let ok = "";
@@ -24,8 +26,8 @@ const db = openSlashingDb(file, {
 function wire(err: unknown): WireError {
   if (err instanceof SlashingProtectionError) return { kind: "refused", code: err.refusal, message: err.message };
   if (err instanceof SlashingDbInputError) return { kind: "input", code: err.code, field: err.field, message: err.message };
-  if (err instanceof VigilError) return { kind: "unavailable", code: err.code, message: err.message };
-  return { kind: "unavailable", code: "DB_WRITE_FAILED", message: err instanceof Error ? err.message : String(err) };
+  if (err instanceof VigilError) return { kind: "unavailable", code: err.code, message: err.message, failure: classifyDbFailure(err) };
+  return { kind: "unavailable", code: "DB_WRITE_FAILED", message: err instanceof Error ? err.message : String(err), failure: classifyDbFailure(err) };
 }
 
 function takeReplies(): FromDbWorker {
@@ -69,11 +71,22 @@ port.on("message", (message: ToDbWorker) => {
         port.postMessage({ kind: "pinned", requestId: message.requestId, error: wire(err) } satisfies FromDbWorker);
       }
       return;
+    case "probe":
+      db.probeWrite().then(
+        () => port.postMessage({ kind: "probed", requestId: message.requestId } satisfies FromDbWorker),
+        (err: unknown) => port.postMessage({ kind: "probed", requestId: message.requestId, error: wire(err) } satisfies FromDbWorker),
+      );
+      return;
     case "close":
-      db.close(); // commits everything still queued; their replies are already scheduled
-      setImmediate(() => {
-        if (ok !== "" || failed.length > 0 || commits.length > 0) port.postMessage(takeReplies());
-        port.postMessage({ kind: "closed" } satisfies FromDbWorker);
+      // Commits everything still queued (their replies are scheduled), stops the checkpoint thread by message
+      // and waits for it, closes the connection; then this thread ends by itself: the main thread never has to
+      // terminate() it in the middle of a SQLite call.
+      void db.closeAndReport(CHECKPOINTER_STOP_MS).then((problems) => {
+        setImmediate(() => {
+          if (ok !== "" || failed.length > 0 || commits.length > 0) port.postMessage(takeReplies());
+          port.postMessage({ kind: "closed", problems } satisfies FromDbWorker);
+          port.close();
+        });
       });
       return;
   }

@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino, type DestinationStream, type Logger } from "pino";
-import { ensurePrivateDir, HOST_ALLOW_ANY, isLoopbackAddress } from "../../config/index.js";
+import { EXIT_CODES, ensurePrivateDir, HOST_ALLOW_ANY, isLoopbackAddress, NonBlockingLogDestination, VigilError } from "../../config/index.js";
 import { openSlashingDb, type SlashingDbOptions } from "../../slashing-db/index.js";
 import { openKeyStore, type KeyStore } from "../keystore/index.js";
 import { BlsPool, loadConsensus } from "../signing/index.js";
@@ -29,6 +29,8 @@ import { readTokenFile } from "./tokens.js";
 
 /** How long close() lets in-flight requests finish before it cuts their connections. */
 const CLOSE_GRACE_MS = 10_000;
+/** How long close() waits for buffered log lines to reach stdout before it drops them. */
+const LOG_FLUSH_MS = 1_000;
 /** Signatures per message to a BLS worker: small enough that replies stream back while the next batch is signed. */
 const BLS_BATCH = 8;
 
@@ -73,6 +75,8 @@ export interface RunningSigner {
 
 export async function startSigner(config: SignerConfig, options: StartSignerOptions = {}): Promise<RunningSigner> {
   const status = options.status ?? (() => {});
+  // Logging never blocks signing or shutdown: lines that cannot be written now are dropped and counted.
+  const ownLog = options.logDestination ? undefined : new NonBlockingLogDestination({ fd: 1 });
   const logger = pino(
     {
       level: config.logLevel,
@@ -80,7 +84,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       // Defence in depth: credentials never reach a log line even if a header object is logged by mistake.
       redact: { paths: ["req.headers.authorization", "headers.authorization", "authorization", "password", "passwords", "pin"], censor: "[redacted]" },
     },
-    options.logDestination ?? pino.destination({ dest: 1, sync: false }),
+    options.logDestination ?? ownLog!,
   );
   const cleanups: (() => Promise<void> | void)[] = [];
   const unwind = async () => {
@@ -108,12 +112,15 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
     let slashingWorker: SlashingWorkerClient | undefined;
     let fencing: FencingStore | undefined;
     let clients: ClientRegistry | undefined;
+    let healthCtx: SignerContext | undefined;
     const metrics = new SignerMetrics({
       queueDepth: () => ({ total: service?.queueDepth ?? 0, slashingDb: slashingWorker?.queueDepth ?? 0, bls: pool?.queueDepth ?? 0 }),
       keysLoaded: () => service?.keys.size ?? 0,
       generation: () => fencing?.generation ?? 0,
       clientsEnabled: () => [...(clients?.clients.keys() ?? [])].map((id) => ({ id, enabled: fencing?.isEnabled(id) ?? true })),
       blsThreads: () => pool?.aliveThreads ?? 0,
+      logLinesDropped: () => ownLog?.dropped ?? 0,
+      healthChecks: async () => (healthCtx ? (await healthReport(healthCtx)).checks : []),
     });
 
     status("opening the slashing-protection database");
@@ -125,7 +132,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
     cleanups.push(() => openedDb.close());
     const checker = await SlashingWorkerClient.start(config.slashingDb, (s) => metrics.commit(s));
     slashingWorker = checker;
-    cleanups.push(() => checker.close());
+    cleanups.push(() => checker.close().then(() => undefined));
 
     const openedFencing = FencingStore.open(
       path.join(config.dataDir, "signer-state.sqlite"),
@@ -199,6 +206,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       ...(keymanagerToken ? { keymanagerToken } : {}),
       keyChanges: { tail: Promise.resolve() },
     };
+    healthCtx = ctx;
 
     status("starting listeners");
     const apps: FastifyInstance[] = [];
@@ -267,14 +275,20 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
             clearInterval(reaper);
           }
           await startedPool.close();
-          await checker.close(); // commits anything still queued
-          openedDb.close();
+          // Commits anything still queued; each connection reports whether it closed cleanly.
+          const dbProblems = [...(await checker.close()), ...(await openedDb.closeAndReport())];
           openedFencing.close();
           await audit.close();
           await keyStore.close();
           lock.release();
+          if (dbProblems.length > 0) {
+            logger.error({ problems: dbProblems }, "slashing-protection database not closed cleanly");
+            status("stopped; the slashing-protection database was not closed cleanly");
+            await ownLog?.close(LOG_FLUSH_MS);
+            throw new DbNotClosedCleanlyError(dbProblems);
+          }
           logger.info("signer stopped");
-          logger.flush?.();
+          await ownLog?.close(LOG_FLUSH_MS);
           status("stopped");
         })();
         return closing;
@@ -283,6 +297,17 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
   } catch (err) {
     await unwind();
     throw err;
+  }
+}
+
+/**
+ * The signer stopped, but its slashing-protection database reported errors while closing (disk full, read-only,
+ * a failed last commit or checkpoint). Every signature released was recorded first; the WAL file next to the
+ * database may hold the latest records: keep it with the database, fix the disk, then start again.
+ */
+export class DbNotClosedCleanlyError extends VigilError {
+  constructor(readonly problems: string[]) {
+    super("DB_NOT_CLOSED_CLEANLY", `stopped, but the slashing-protection database was not closed cleanly: ${problems.join("; ")}`, EXIT_CODES.dbNotClosedCleanly);
   }
 }
 

@@ -45,6 +45,7 @@ describe("health and keys", () => {
       checks: [
         { id: "slashing-protection-db", status: "UP" },
         { id: "key-store", status: "UP" },
+        { id: "bls-workers", status: "UP" },
       ],
       outcome: "UP",
     });

@@ -13,18 +13,35 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: SignerContext): 
   });
 }
 
+/** One check; `cause` (a stable UPPER_SNAKE label) says why it is DOWN. No paths or messages: this is public. */
+export interface HealthCheck {
+  id: "slashing-protection-db" | "key-store" | "bls-workers";
+  status: Status;
+  cause?: string;
+}
+
 export interface HealthReport {
   status: Status;
-  checks: { id: string; status: Status }[];
+  checks: HealthCheck[];
   outcome: Status;
 }
 
+/**
+ * The outcome is DOWN (503) exactly when a slashable message (block, attestation) could not be signed now:
+ * - slashing-protection-db: a real write probe through the signing connection's group commit (at most one a
+ *   second; a commit's own result counts as one), the worker thread alive, the file still the one opened, and
+ *   the main connection answering. Causes: DISK_FULL, READ_ONLY, FILE_GONE, IO_ERROR, LOCKED, WORKER_STOPPED,
+ *   CLOSED, UNKNOWN, MAIN_CONNECTION_FAILED.
+ * - bls-workers: at least one BLS worker thread holds the keys. Cause: NO_WORKER_ALIVE.
+ * - key-store: the token is present and the session logged in (two PKCS#11 calls, no enumeration). Keys already
+ *   loaded keep signing without it, so a DOWN key store does not make the outcome DOWN: it means imports,
+ *   deletes and the next start will fail. Causes: TOKEN_GONE, SESSION_INVALID, NOT_LOGGED_IN.
+ */
 export async function healthReport(ctx: SignerContext): Promise<HealthReport> {
-  const checks = [
-    { id: "slashing-protection-db", status: (ctx.db.isHealthy() && ctx.slashingWorker.alive ? "UP" : "DOWN") as Status },
-    { id: "key-store", status: (await keyStoreUp(ctx)) ? ("UP" as Status) : ("DOWN" as Status) },
-  ];
-  const outcome: Status = checks.every((c) => c.status === "UP") ? "UP" : "DOWN";
+  const [db, keyStore] = await Promise.all([slashingDbCheck(ctx), keyStoreCheck(ctx)]);
+  const bls: HealthCheck = ctx.pool.aliveThreads > 0 ? { id: "bls-workers", status: "UP" } : { id: "bls-workers", status: "DOWN", cause: "NO_WORKER_ALIVE" };
+  const checks = [db, keyStore, bls];
+  const outcome: Status = db.status === "UP" && bls.status === "UP" ? "UP" : "DOWN";
   return { status: outcome, checks, outcome };
 }
 
@@ -35,13 +52,23 @@ export function registerMetricsRoute(app: FastifyInstance, ctx: SignerContext): 
   });
 }
 
-/** The token answers (its key list is readable) and at least one BLS worker holds the keys. */
-async function keyStoreUp(ctx: SignerContext): Promise<boolean> {
-  if (ctx.pool.aliveThreads === 0) return false;
+async function slashingDbCheck(ctx: SignerContext): Promise<HealthCheck> {
+  const write = await ctx.slashingWorker.writeHealth();
+  if (!write.up) return { id: "slashing-protection-db", status: "DOWN", cause: write.cause ?? "UNKNOWN" };
+  if (!ctx.db.isHealthy()) return { id: "slashing-protection-db", status: "DOWN", cause: "MAIN_CONNECTION_FAILED" };
+  return { id: "slashing-protection-db", status: "UP" };
+}
+
+async function keyStoreCheck(ctx: SignerContext): Promise<HealthCheck> {
+  if (ctx.keyStore.health) {
+    const h = await ctx.keyStore.health().catch(() => ({ up: false, cause: "SESSION_INVALID" as const }));
+    return h.up ? { id: "key-store", status: "UP" } : { id: "key-store", status: "DOWN", cause: h.cause ?? "SESSION_INVALID" };
+  }
+  // A store without a cheap probe: its key list must be readable.
   try {
     await ctx.keyStore.list();
-    return true;
+    return { id: "key-store", status: "UP" };
   } catch {
-    return false;
+    return { id: "key-store", status: "DOWN", cause: "UNREADABLE" };
   }
 }

@@ -18,6 +18,7 @@ import path from "node:path";
 import readline from "node:readline";
 import { promisify } from "node:util";
 import { ensurePrivateDir, PRIVATE_FILE_MODE, VigilError, writeFilePrivateAtomic } from "../../config/index.js";
+import { classifyDbFailure, type DbFailureCause } from "../../slashing-db/index.js";
 
 const write = promisify(fs.write);
 const fdatasync = promisify(fs.fdatasync);
@@ -43,11 +44,22 @@ export interface AuditLogOptions {
   reserveBlock?: number;
 }
 
-/** The feed could not be written or its numbering could not be reserved: no signature may leave without it. */
+/**
+ * The feed could not be written or its numbering could not be reserved: no signature may leave without it.
+ * `failure` says why, in the same vocabulary as the slashing database's failures (DISK_FULL, READ_ONLY, …).
+ */
 export class AuditLogUnavailableError extends VigilError {
-  constructor(message: string) {
+  readonly failure: DbFailureCause;
+  constructor(message: string, failure: DbFailureCause = "UNKNOWN") {
     super("AUDIT_LOG_UNAVAILABLE", message);
+    this.failure = failure;
   }
+}
+
+/** Whether the last durable write (an fdatasync'd batch, or a reservation) succeeded, and if not why. */
+export interface AuditLogHealth {
+  up: boolean;
+  cause?: DbFailureCause;
 }
 
 const RESERVED_FILE = "seq.reserved";
@@ -82,6 +94,8 @@ export class AuditLog {
   private flushTimer: NodeJS.Timeout | undefined;
   /** A write failed part-way: the next one starts on a fresh line so the torn one cannot swallow it. */
   private tornTail = false;
+  /** The result of the last durable write (a reservation's failure counts); only a synced batch clears a failure. */
+  private lastDurable: AuditLogHealth = { up: true };
 
   private constructor(dir: string, opts: AuditLogOptions) {
     ensurePrivateDir(dir);
@@ -109,6 +123,14 @@ export class AuditLog {
 
   get lastSequence(): number {
     return this.lastSeq;
+  }
+
+  /**
+   * DOWN (with the cause) while the last durable write failed: a block or attestation would be withheld now.
+   * Up again after the next durable write that succeeds.
+   */
+  health(): AuditLogHealth {
+    return this.lastDurable;
   }
 
   /**
@@ -172,7 +194,9 @@ export class AuditLog {
     try {
       writeFilePrivateAtomic(this.reservedFile, `${upTo}\n`);
     } catch (err) {
-      throw new AuditLogUnavailableError(`cannot reserve audit sequence numbers in ${this.reservedFile}: ${(err as Error).message}`);
+      const cause = classifyDbFailure(err);
+      this.lastDurable = { up: false, cause };
+      throw new AuditLogUnavailableError(`cannot reserve audit sequence numbers in ${this.reservedFile}: ${(err as Error).message}`, cause);
     }
     this.reservedUpTo = upTo;
   }
@@ -207,12 +231,17 @@ export class AuditLog {
             this.bytes += bytesWritten;
           }
           this.tornTail = false;
-          if (waiters.length > 0) await fdatasync(this.fd);
+          if (waiters.length > 0) {
+            await fdatasync(this.fd);
+            this.lastDurable = { up: true };
+          }
           for (const w of waiters) w.resolve();
         } catch (err) {
           // A full or failing disk: the durable appends of this batch fail (their signatures are not sent); the
-          // entries stay in the in-memory feed.
-          const failure = new AuditLogUnavailableError(`cannot write the audit feed ${this.file}: ${(err as Error).message}`);
+          // entries stay in the in-memory feed. Classified as the database's failures are (ENOSPC → DISK_FULL).
+          const cause = classifyDbFailure(err);
+          if (waiters.length > 0) this.lastDurable = { up: false, cause };
+          const failure = new AuditLogUnavailableError(`cannot write the audit feed ${this.file}: ${(err as Error).message}`, cause);
           for (const w of waiters) w.reject(failure);
         }
         if (this.bytes > this.rotateBytes) this.rotate();

@@ -5,6 +5,7 @@
 import { VigilError } from "../../config/index.js";
 import { SlashingDbInputError, SlashingDbUnavailableError, SlashingProtectionError } from "../../slashing-db/index.js";
 import { InvalidSignRequestError, QueueFullError, SigningRootMismatchError, UnknownForkVersionError, UnknownPubkeyError } from "../signing/index.js";
+import { AuditLogUnavailableError } from "./audit-log.js";
 import type { Outcome } from "./metrics.js";
 
 /** An error raised by the HTTP layer itself, with its status. */
@@ -67,6 +68,10 @@ export function errorReply(err: unknown): ErrorReply {
   if (err instanceof SlashingDbUnavailableError) {
     // Not overload: the database cannot record (disk full, read-only, file gone). `cause` says which.
     return { status: 503, outcome: "db_unavailable", body: { code: err.code, message: err.message, cause: err.failure }, retryAfter: RETRY_AFTER_SECONDS, expected: false };
+  }
+  if (err instanceof AuditLogUnavailableError) {
+    // Not overload: the audit feed could not be written durably, so the signature was withheld. Same causes.
+    return { status: 503, outcome: "audit_unavailable", body: { code: err.code, message: err.message, cause: err.failure }, retryAfter: RETRY_AFTER_SECONDS, expected: false };
   }
   if (err instanceof VigilError && (err.code === "POOL_CLOSED" || err.code === "BLS_POOL_DOWN" || err.code === "BLS_WORKER_DIED")) {
     return { status: 503, outcome: "bls_unavailable", body: { code: err.code, message: err.message }, retryAfter: RETRY_AFTER_SECONDS, expected: false };

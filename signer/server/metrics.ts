@@ -15,6 +15,7 @@ export const OUTCOMES = [
   "not_allowed", // 401/403: unauthenticated, key outside the client's list, client disabled
   "overloaded", // 503 queue full
   "db_unavailable", // 503 the slashing database could not record the check (cause: vigil_signer_slashing_db_unavailable_total)
+  "audit_unavailable", // 503 the audit feed could not be written durably, signature withheld (cause: vigil_signer_audit_log_unavailable_total)
   "bls_unavailable", // 503 no BLS worker could sign
   "error", // 500
 ] as const;
@@ -39,6 +40,7 @@ export class SignerMetrics {
   private readonly refusals: client.Counter<"reason">;
   private readonly httpRefusals: client.Counter<"listener" | "code">;
   private readonly dbUnavailable: client.Counter<"cause">;
+  private readonly auditUnavailable: client.Counter<"cause">;
   private readonly commitSize: client.Histogram;
   private readonly commitDuration: client.Histogram;
   private readonly authFailures: client.Counter<"api">;
@@ -149,6 +151,12 @@ export class SignerMetrics {
       labelNames: ["cause"],
       registers,
     });
+    this.auditUnavailable = new client.Counter({
+      name: "vigil_signer_audit_log_unavailable_total",
+      help: "Signatures withheld (503) because their audit entry could not be written durably, by cause",
+      labelNames: ["cause"],
+      registers,
+    });
     new client.Gauge({
       name: "vigil_signer_health_check_up",
       help: "1 if the /healthcheck check is UP, 0 if DOWN (its cause is in the /healthcheck body)",
@@ -185,6 +193,11 @@ export class SignerMetrics {
   /** A sign request refused because the slashing database failed; `cause` e.g. DISK_FULL, READ_ONLY. */
   dbFailure(cause: string): void {
     this.dbUnavailable.inc({ cause });
+  }
+
+  /** A signature withheld because its audit entry could not be written; `cause` as for the database. */
+  auditFailure(cause: string): void {
+    this.auditUnavailable.inc({ cause });
   }
 
   refusal(reason: string): void {

@@ -141,8 +141,8 @@ export class SigningService {
   /**
    * The last gate before a signature leaves: the client must still be enabled, before and (blocks and
    * attestations) after their audit entry is on disk. `send` is called with the hex signature in the same
-   * synchronous step as the last check. Throws 403 CLIENT_DISABLED, or 503 AUDIT_LOG_UNAVAILABLE when the
-   * feed cannot be written (the slashing record stays: refusing after recording is the safe direction; an
+   * synchronous step as the last check. Throws 403 CLIENT_DISABLED, or AuditLogUnavailableError (503
+   * AUDIT_LOG_UNAVAILABLE with a `cause`) when the feed cannot be written (the slashing record stays: refusing after recording is the safe direction; an
    * entry written for a signature refused here makes the feed over-report, never under-report).
    */
   async release(client: ClientState, signed: Signed, send: (signature: string) => void): Promise<void> {
@@ -173,7 +173,8 @@ export class SigningService {
           this.checkStillEnabled(client);
         }
       } catch (err) {
-        if (err instanceof AuditLogUnavailableError) throw new HttpError(503, "AUDIT_LOG_UNAVAILABLE", `signature withheld: ${err.message}`);
+        // 503 AUDIT_LOG_UNAVAILABLE with the cause (errors.ts), counted as audit_unavailable, not as overload.
+        if (err instanceof AuditLogUnavailableError) throw new AuditLogUnavailableError(`signature withheld: ${err.message}`, err.failure);
         throw err;
       }
       client.noteSigned({ pubkey: signed.pubkey, type: request.type, slot, at }, now);

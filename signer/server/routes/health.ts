@@ -15,7 +15,7 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: SignerContext): 
 
 /** One check; `cause` (a stable UPPER_SNAKE label) says why it is DOWN. No paths or messages: this is public. */
 export interface HealthCheck {
-  id: "slashing-protection-db" | "key-store" | "bls-workers";
+  id: "slashing-protection-db" | "audit-log" | "key-store" | "bls-workers";
   status: Status;
   cause?: string;
 }
@@ -32,6 +32,10 @@ export interface HealthReport {
  *   second; a commit's own result counts as one), the worker thread alive, the file still the one opened, and
  *   the main connection answering. Causes: DISK_FULL, READ_ONLY, FILE_GONE, IO_ERROR, LOCKED, WORKER_STOPPED,
  *   CLOSED, UNKNOWN, MAIN_CONNECTION_FAILED.
+ * - audit-log: the last durable write of the audit feed (a block's or attestation's entry, fdatasync'd before its
+ *   signature is sent; a sequence-number reservation) succeeded. While it failed, those signatures are withheld.
+ *   No probe of its own: it is UP again after the next durable write that succeeds. Causes as for the database
+ *   (same classifier): DISK_FULL, READ_ONLY, FILE_GONE, IO_ERROR, UNKNOWN.
  * - bls-workers: at least one BLS worker thread holds the keys. Cause: NO_WORKER_ALIVE.
  * - key-store: the token is present and the session logged in (two PKCS#11 calls, no enumeration). Keys already
  *   loaded keep signing without it, so a DOWN key store does not make the outcome DOWN: it means imports,
@@ -40,8 +44,10 @@ export interface HealthReport {
 export async function healthReport(ctx: SignerContext): Promise<HealthReport> {
   const [db, keyStore] = await Promise.all([slashingDbCheck(ctx), keyStoreCheck(ctx)]);
   const bls: HealthCheck = ctx.pool.aliveThreads > 0 ? { id: "bls-workers", status: "UP" } : { id: "bls-workers", status: "DOWN", cause: "NO_WORKER_ALIVE" };
-  const checks = [db, keyStore, bls];
-  const outcome: Status = db.status === "UP" && bls.status === "UP" ? "UP" : "DOWN";
+  const auditHealth = ctx.audit.health();
+  const audit: HealthCheck = auditHealth.up ? { id: "audit-log", status: "UP" } : { id: "audit-log", status: "DOWN", cause: auditHealth.cause ?? "UNKNOWN" };
+  const checks = [db, audit, keyStore, bls];
+  const outcome: Status = db.status === "UP" && audit.status === "UP" && bls.status === "UP" ? "UP" : "DOWN";
   return { status: outcome, checks, outcome };
 }
 

@@ -71,6 +71,7 @@ export function registerSignRoutes(app: FastifyInstance, ctx: SignerContext, lis
       if (client && (r.status === 412 || r.status === 403)) client.refused++;
       if (r.status === 412) metrics.refusal(String(r.body.reason ?? r.body.code));
       if (r.outcome === "db_unavailable") metrics.dbFailure(String(r.body.cause));
+      if (r.outcome === "audit_unavailable") metrics.auditFailure(String(r.body.cause));
       metrics.request(type, r.outcome, (performance.now() - started) / 1000);
       const fields = { reqId: request.id, client: client?.id, pubkey: request.params.identifier, type, status: r.status, code: r.body.code };
       if (!r.expected) logger.error({ ...fields, err: err instanceof Error ? err.message : String(err) }, "signing request failed");

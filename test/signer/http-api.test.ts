@@ -37,13 +37,14 @@ describe("health and keys", () => {
     expect(res.text).toBe("OK");
   });
 
-  it("GET /healthcheck reports the slashing database and the key store", async () => {
+  it("GET /healthcheck reports the slashing database, the audit feed, the key store and the BLS workers", async () => {
     const res = await http(`${signer.url}/healthcheck`);
     expect(res.status).toBe(200);
     expect(res.json()).toEqual({
       status: "UP",
       checks: [
         { id: "slashing-protection-db", status: "UP" },
+        { id: "audit-log", status: "UP" },
         { id: "key-store", status: "UP" },
         { id: "bls-workers", status: "UP" },
       ],

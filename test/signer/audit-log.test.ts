@@ -4,8 +4,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { AuditLog } from "../../signer/server/audit-log.js";
+import { AuditLog, AuditLogUnavailableError } from "../../signer/server/audit-log.js";
 import { tempDir } from "../helpers/tmp.js";
+import { fillDisk, mountTmpfs, unmount } from "./cli-process.js";
 
 const work = tempDir("vigil-audit-log-");
 const entry = (n: number) => ({
@@ -82,5 +83,34 @@ describe("audit log numbering and durability", () => {
     await c.close();
     expect(fs.statSync(path.join(dir, "signatures.jsonl")).mode & 0o777).toBe(0o600);
     expect(fs.statSync(path.join(dir, "seq.reserved")).mode & 0o777).toBe(0o600);
+  });
+
+  it("a durable write that fails names its cause (the database's classifier) and turns health DOWN until one succeeds", async (ctx) => {
+    const mnt = path.join(work, "full");
+    const why = mountTmpfs(mnt, 256);
+    if (why) {
+      console.log(`skipped: ${why}`);
+      ctx.skip();
+      return;
+    }
+    try {
+      const dir = path.join(mnt, "audit");
+      const a = AuditLog.open(dir, { reserveBlock: 100 });
+      await a.append(entry(0), { durable: true });
+      expect(a.health()).toEqual({ up: true });
+      const filler = fillDisk(mnt);
+      // The file's last page may still take a few lines; then the write fails with ENOSPC.
+      let failure: unknown;
+      for (let n = 1; n < 200 && failure === undefined; n++) await a.append(entry(n), { durable: true })!.catch((err: unknown) => (failure = err));
+      expect(failure).toBeInstanceOf(AuditLogUnavailableError);
+      expect(failure).toMatchObject({ code: "AUDIT_LOG_UNAVAILABLE", failure: "DISK_FULL" });
+      expect(a.health()).toEqual({ up: false, cause: "DISK_FULL" });
+      fs.rmSync(filler);
+      await a.append(entry(500), { durable: true });
+      expect(a.health()).toEqual({ up: true });
+      await a.close();
+    } finally {
+      unmount(mnt);
+    }
   });
 });

@@ -33,6 +33,8 @@ export class SignerMetrics {
   private readonly refusals: client.Counter<"reason">;
   private readonly commitSize: client.Histogram;
   private readonly commitDuration: client.Histogram;
+  private readonly connectionsShed: client.Counter<"listener" | "reason">;
+  private readonly requestsShed: client.Counter<"reason">;
   private readonly requestChildren = new Map<string, client.Counter.Internal>();
   private readonly latencyChildren = new Map<string, client.Histogram.Internal<"type">>();
 
@@ -55,6 +57,18 @@ export class SignerMetrics {
     this.refusals = new client.Counter({
       name: "vigil_signer_slashing_refusals_total",
       help: "Requests refused by slashing protection (or for another network), by reason",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.connectionsShed = new client.Counter({
+      name: "vigil_signer_connections_shed_total",
+      help: "Connections closed for a listener's connection budget: evicted (the one longest without a complete request) or refused (all busy)",
+      labelNames: ["listener", "reason"],
+      registers,
+    });
+    this.requestsShed = new client.Counter({
+      name: "vigil_signer_requests_shed_total",
+      help: "Signing requests shed under load, by reason: expected_wait (503, would wait over limits.maxWaitMs), queue_full (503, limits.maxQueueDepth), client_gone (connection closed before its signature; skipped)",
       labelNames: ["reason"],
       registers,
     });
@@ -130,6 +144,14 @@ export class SignerMetrics {
 
   refusal(reason: string): void {
     this.refusals.inc({ reason });
+  }
+
+  connectionShed(listener: string, reason: string): void {
+    this.connectionsShed.inc({ listener, reason });
+  }
+
+  requestShed(reason: "expected_wait" | "queue_full" | "client_gone"): void {
+    this.requestsShed.inc({ reason });
   }
 
   commit(stats: BatchStats): void {

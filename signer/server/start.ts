@@ -151,6 +151,8 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       fencing: openedFencing,
       audit,
       maxQueueDepth: config.limits.maxQueueDepth,
+      maxWaitMs: config.limits.maxWaitMs,
+      onShed: (reason) => metrics.requestShed(reason),
     });
     const ctx: SignerContext = {
       config,

@@ -62,8 +62,10 @@ function sign(keyIds: Uint32Array, rootsBuffer: ArrayBuffer): { signatures: Arra
 port.on("message", (message: ToWorker) => {
   switch (message.kind) {
     case "sign": {
+      const started = performance.now();
       const { signatures, failed } = sign(message.keyIds, message.roots);
-      send({ kind: "signed", batchId: message.batchId, signatures, failed }, [signatures]);
+      // The signing time lets the pool estimate its capacity (admission control in the HTTP layer).
+      send({ kind: "signed", batchId: message.batchId, signatures, failed, elapsedMs: performance.now() - started }, [signatures]);
       return;
     }
     case "addKeys":

@@ -45,7 +45,8 @@ export function registerSignRoutes(app: FastifyInstance, ctx: SignerContext, lis
       const format = replyFormat(request.headers.accept);
       if (format === "none") throw new HttpError(406, "NOT_ACCEPTABLE", "Accept must allow application/json or text/plain");
       const pubkey = service.admit(client, request.params.identifier);
-      const signed = await service.sign(client, pubkey, body);
+      const socket = request.raw.socket;
+      const signed = await service.sign(client, pubkey, body, () => socket.destroyed);
       // Release and send in one synchronous step (see SigningService.release).
       const signature = service.release(client, signed);
       metrics.request(type, "signed", (performance.now() - started) / 1000);

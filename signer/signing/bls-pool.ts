@@ -56,8 +56,6 @@ interface WorkerSlot {
   alive: boolean;
   /** Signatures sent to this worker and not answered yet: the load-balancing measure. */
   inFlight: number;
-  /** Batches sent to this worker and not answered yet. */
-  batchesInFlight: number;
   readonly batches: Map<number, PendingSign[]>;
   readonly controls: Map<number, ControlRequest>;
 }
@@ -67,11 +65,12 @@ interface WorkerSlot {
  * it points at the tsc output in dist/: run `npx tsc -p tsconfig.json` first (the npm test script does).
  */
 /**
- * Batches a worker may hold unanswered: enough to keep it busy while replies travel back through a busy event loop;
- * the rest of the backlog waits
- * on this thread, where it can still be dropped.
+ * Work a worker may hold unanswered: enough to keep it busy while its replies wait for a busy event loop (an
+ * overloaded loop turn can take tens of ms), at least 4 batches; the rest of the backlog waits on this thread, where
+ * a request can still be dropped.
  */
-const MAX_BATCHES_PER_WORKER = 4;
+const WORKER_BUFFER_MS = 50;
+const MIN_BATCHES_PER_WORKER = 4;
 
 export function defaultWorkerUrl(): URL {
   const here = import.meta.url;
@@ -274,7 +273,7 @@ export class BlsPool {
   }
 
   /**
-   * Sends queued requests to the workers, at most MAX_BATCHES_PER_WORKER batches ahead of each (all of them when
+   * Sends queued requests to the workers, at most about WORKER_BUFFER_MS of signing ahead of each (all of them when
    * `all`): the backlog stays here, where a request whose client has gone can still be dropped unsigned, instead
    * of in the workers' message queues, where it could not.
    */
@@ -290,9 +289,10 @@ export class BlsPool {
     const work = this.pending;
     let next = 0;
     const chunkSize = Math.max(1, Math.min(this.maxBatchSize, Math.ceil(work.length / live.length)));
+    const perWorker = Math.max(MIN_BATCHES_PER_WORKER * this.maxBatchSize, this.signatureMs ? Math.ceil(WORKER_BUFFER_MS / this.signatureMs) : 0);
     while (next < work.length) {
       const slot = live.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
-      if (!all && slot.batchesInFlight >= MAX_BATCHES_PER_WORKER) break;
+      if (!all && slot.inFlight >= perWorker) break;
       const batch: PendingSign[] = [];
       while (next < work.length && batch.length < chunkSize) {
         const item = work[next++]!;
@@ -315,7 +315,6 @@ export class BlsPool {
     });
     slot.batches.set(batchId, batch);
     slot.inFlight += batch.length;
-    slot.batchesInFlight++;
     this.stats.batches++;
     this.stats.signatures += batch.length;
     const message: ToWorker = { kind: "sign", batchId, keyIds, roots };
@@ -335,7 +334,6 @@ export class BlsPool {
         if (!batch) return;
         slot.batches.delete(message.batchId);
         slot.inFlight -= batch.length;
-        slot.batchesInFlight--;
         const perSignature = message.elapsedMs / batch.length;
         this.signatureMs = this.signatureMs === undefined ? perSignature : this.signatureMs + 0.05 * (perSignature - this.signatureMs);
         const signatures = new Uint8Array(message.signatures);
@@ -370,7 +368,6 @@ export class BlsPool {
     for (const batch of slot.batches.values()) for (const item of batch) item.reject(failure);
     slot.batches.clear();
     slot.inFlight = 0;
-    slot.batchesInFlight = 0;
     for (const request of slot.controls.values()) request.reject(failure);
     slot.controls.clear();
     this.onWorkerFailure?.(failure);
@@ -410,7 +407,7 @@ function startWorker(url: URL, preset: PresetName): Promise<WorkerSlot> {
     const onMessage = (message: FromWorker) => {
       if (message.kind !== "ready") return;
       cleanup();
-      resolve({ worker, alive: true, inFlight: 0, batchesInFlight: 0, batches: new Map(), controls: new Map() });
+      resolve({ worker, alive: true, inFlight: 0, batches: new Map(), controls: new Map() });
     };
     const cleanup = () => {
       worker.off("error", fail);

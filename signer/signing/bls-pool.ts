@@ -33,6 +33,8 @@ export interface BlsPoolOptions {
   maxBatchSize?: number;
   /** Compiled worker script; default: bls-worker.js next to this file, or in dist/ when running from source. */
   workerUrl?: URL;
+  /** Nice value for the worker threads (e.g. 5: the main thread's HTTP work goes first on a saturated CPU). */
+  niceness?: number;
   /** Called when a worker dies unexpectedly (its keys cannot be restored: the pool runs on with the others). */
   onWorkerFailure?: (error: Error) => void;
 }
@@ -113,7 +115,7 @@ export class BlsPool {
       if (url.protocol === "file:" && !fs.existsSync(fileURLToPath(url))) {
         throw new VigilError("BLS_WORKER_MISSING", `BLS worker script ${fileURLToPath(url)} not found: run \`npx tsc -p tsconfig.json\` first`);
       }
-      const started = await Promise.allSettled(Array.from({ length: threads }, () => startWorker(url, options.preset)));
+      const started = await Promise.allSettled(Array.from({ length: threads }, () => startWorker(url, options.preset, options.niceness)));
       const slots = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
       const failed = started.find((r) => r.status === "rejected");
       if (failed) {
@@ -394,8 +396,8 @@ export class BlsPool {
 }
 
 /** Starts one worker and waits for its "ready" (which it sends only after asserting blst-native). */
-function startWorker(url: URL, preset: PresetName): Promise<WorkerSlot> {
-  const init: WorkerInit = { preset };
+function startWorker(url: URL, preset: PresetName, niceness: number | undefined): Promise<WorkerSlot> {
+  const init: WorkerInit = { preset, ...(niceness !== undefined ? { niceness } : {}) };
   const worker = new Worker(url, { workerData: init, env: { ...process.env, LODESTAR_PRESET: preset } });
   return new Promise<WorkerSlot>((resolve, reject) => {
     const fail = (error: Error) => {

@@ -8,6 +8,8 @@ export const SIGNATURE_BYTES = 96;
 export interface WorkerInit {
   /** Pinned in the worker before anything else, so any @lodestar import there sees the same preset. */
   preset: "mainnet" | "minimal";
+  /** Nice value of the worker thread (higher: lower priority than the main thread), if set. */
+  niceness?: number;
 }
 
 export type ToWorker =

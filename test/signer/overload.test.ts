@@ -143,6 +143,19 @@ describe("admission by expected wait", () => {
     }
   }, 60_000);
 
+  it.runIf(process.platform === "linux")("BLS workers run below the main thread's priority (nice +5), so shedding stays prompt", async () => {
+    const niceOf = () =>
+      fs.readdirSync("/proc/self/task").map((t) => Number(fs.readFileSync(`/proc/self/task/${t}/stat`, "utf8").split(") ")[1]!.split(" ")[16]));
+    const base = Math.min(...niceOf());
+    const before = niceOf().filter((n) => n === base + 5).length;
+    const { signer } = await start(testConfig(token, path.join(work, "nice"), { logLevel: "warn", limits: { blsThreads: 2 } }));
+    try {
+      expect(niceOf().filter((n) => n === base + 5).length - before).toBe(2);
+    } finally {
+      await signer.close();
+    }
+  });
+
   it("requests whose client closed the connection while queued are not signed", async () => {
     const config = testConfig(token, path.join(work, "gone"), { genesisValidatorsRoot: GVR, logLevel: "warn", limits: { blsThreads: 1, maxWaitMs: 60_000, maxConnections: 4096 } });
     const { signer } = await start(config);

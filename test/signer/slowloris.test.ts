@@ -107,6 +107,30 @@ function trickler(kind: Trickle): { closed: Promise<number> } {
 }
 
 describe("slowloris flood with a lowered fd limit", () => {
+  it("a validator client's idle keep-alive connection outlives the header timeout (only idleTimeoutMs closes it)", async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const sign = (epoch: number) =>
+      new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
+        const body = JSON.stringify(randaoBody(epoch));
+        const req = http.request(
+          { host: url.hostname, port: url.port, method: "POST", path: `/api/v1/eth2/sign/${interopPubkey(0)}`, agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+          (res) => {
+            res.resume();
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
+          },
+        );
+        req.on("error", reject);
+        req.end(body);
+      });
+    try {
+      expect(await sign(1)).toEqual({ status: 200, reused: false });
+      await new Promise((r) => setTimeout(r, LIMITS.headersTimeoutMs + 700));
+      expect(await sign(2)).toEqual({ status: 200, reused: true });
+    } finally {
+      agent.destroy();
+    }
+  });
+
   it(
     "more trickling connections than file descriptors: the validator client still signs, tricklers are closed, the signer stays up",
     async () => {

@@ -10,6 +10,7 @@ import { HttpGuard, installHttpGuard, RefusalLogThrottle } from "../../config/in
 import type { ClientState } from "./auth.js";
 import type { ListenAddress, TlsSettings } from "./config.js";
 import type { SignerContext } from "./context.js";
+import { guardConnections } from "./connection-guard.js";
 import { errorReply } from "./errors.js";
 import { registerAdminRoutes } from "./routes/admin.js";
 import { registerHealthRoutes, registerMetricsRoute } from "./routes/health.js";
@@ -38,18 +39,32 @@ export function tlsOf(ctx: SignerContext, role: ListenerRole): TlsSettings | und
 
 export function buildApp(ctx: SignerContext, role: ListenerRole): FastifyInstance {
   const prefix = role.kind === "client" ? `${role.client.id}-` : role.kind === "metrics" ? "m-" : "";
-  const options: FastifyServerOptions & { https?: object } = {
+  const limits = ctx.config.limits;
+  // Slowloris: every phase of a connection has a deadline (Node checks the header and request ones every
+  // connectionsCheckingInterval, 30 s by default: far too coarse for these), and connection-guard.ts bounds how many
+  // connections a listener holds meanwhile.
+  const timeouts = {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+  };
+  const options: FastifyServerOptions & { https?: object; http?: object } = {
     // No fastify logger: it would build a child logger per request. Our own lines carry the request id.
     logger: false,
     requestIdHeader: false, // our ids, never the client's
     genReqId: () => `${prefix}${(++requestCounter).toString(36)}`,
     bodyLimit: ctx.config.limits.bodyLimitBytes,
-    keepAliveTimeout: 75_000, // validator clients keep connections open between slots
+    keepAliveTimeout: limits.idleTimeoutMs,
+    connectionTimeout: limits.idleTimeoutMs, // no traffic at all for this long: closed
+    requestTimeout: limits.requestTimeoutMs, // fastify sets it on the server after creating it
+    http: timeouts,
     return503OnClosing: true,
   };
   const tls = tlsOf(ctx, role);
   if (tls) {
     options.https = {
+      ...timeouts,
+      handshakeTimeout: limits.headersTimeoutMs,
       cert: fs.readFileSync(tls.cert),
       key: fs.readFileSync(tls.key),
       ...(tls.ca ? { ca: fs.readFileSync(tls.ca) } : {}),
@@ -60,6 +75,7 @@ export function buildApp(ctx: SignerContext, role: ListenerRole): FastifyInstanc
     };
   }
   const app = Fastify(options) as unknown as FastifyInstance;
+  guardConnections(app, limits.maxConnections, (reason) => ctx.metrics.connectionShed(role.kind, reason));
 
   // First, before any route: a request from a web page is refused before routing and body parsing.
   const guard = new HttpGuard(ctx.config.http, listenAddressOf(ctx, role).host, tls !== undefined);

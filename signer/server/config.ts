@@ -90,7 +90,23 @@ export interface SignerConfig {
   clients?: ClientConfig[];
   admin?: { tokenFile: string };
   keymanager: { enabled: boolean; tokenFile: string };
-  limits: { maxQueueDepth: number; bodyLimitBytes: number; blsThreads?: number; maxEpochsAhead: number };
+  limits: {
+    maxQueueDepth: number;
+    bodyLimitBytes: number;
+    blsThreads?: number;
+    /** A request whose expected wait for a signature exceeds this is refused at once with 503 (admission.ts). */
+    maxWaitMs: number;
+    /** Connections per listener; over it the one longest without a complete request is closed (connection-guard.ts). */
+    maxConnections: number;
+    /** Time to receive a request's headers (and a TLS handshake). */
+    headersTimeoutMs: number;
+    /** Time to receive a whole request, headers and body. */
+    requestTimeoutMs: number;
+    /** A connection with no traffic for this long is closed (also the keep-alive time between requests). */
+    idleTimeoutMs: number;
+    /** Blocks and attestations this many epochs ahead of the wall clock are refused (wall-clock-guard.ts). */
+    maxEpochsAhead: number;
+  };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** SoftHSM2 only: SOFTHSM2_CONF for this process (the embedded setup keeps its token under the data dir). */
   softhsmConf?: string;
@@ -117,7 +133,16 @@ const TOP_LEVEL = [
 ];
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export const DEFAULT_LISTEN: ListenAddress = { host: "127.0.0.1", port: 9000 };
-export const DEFAULT_LIMITS = { maxQueueDepth: 16_384, bodyLimitBytes: 1024 * 1024, maxEpochsAhead: DEFAULT_MAX_EPOCHS_AHEAD };
+export const DEFAULT_LIMITS = {
+  maxQueueDepth: 16_384,
+  bodyLimitBytes: 1024 * 1024,
+  maxWaitMs: 1000,
+  maxConnections: 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  idleTimeoutMs: 75_000, // validator clients keep connections open between slots
+  maxEpochsAhead: DEFAULT_MAX_EPOCHS_AHEAD,
+};
 const CLIENT_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 
 type Obj = Record<string, unknown>;
@@ -344,11 +369,19 @@ export function parseSignerConfig(value: unknown, baseDir: string = process.cwd(
   }
   if (v.limits !== undefined) {
     const l = obj(v.limits, "limits");
-    onlyKeys(l, ["maxQueueDepth", "bodyLimitBytes", "blsThreads", "maxEpochsAhead"], "limits");
+    onlyKeys(l, ["maxQueueDepth", "bodyLimitBytes", "blsThreads", "maxWaitMs", "maxConnections", "headersTimeoutMs", "requestTimeoutMs", "idleTimeoutMs", "maxEpochsAhead"], "limits");
     if (l.maxEpochsAhead !== undefined) config.limits.maxEpochsAhead = int(l.maxEpochsAhead, "limits.maxEpochsAhead", 0, 1_000_000);
     if (l.maxQueueDepth !== undefined) config.limits.maxQueueDepth = int(l.maxQueueDepth, "limits.maxQueueDepth", 1, 1_000_000);
     if (l.bodyLimitBytes !== undefined) config.limits.bodyLimitBytes = int(l.bodyLimitBytes, "limits.bodyLimitBytes", 1024, 64 * 1024 * 1024);
     if (l.blsThreads !== undefined) config.limits.blsThreads = int(l.blsThreads, "limits.blsThreads", 1, 1024);
+    if (l.maxWaitMs !== undefined) config.limits.maxWaitMs = int(l.maxWaitMs, "limits.maxWaitMs", 10, 60_000);
+    if (l.maxConnections !== undefined) config.limits.maxConnections = int(l.maxConnections, "limits.maxConnections", 4, 1_000_000);
+    if (l.headersTimeoutMs !== undefined) config.limits.headersTimeoutMs = int(l.headersTimeoutMs, "limits.headersTimeoutMs", 100, 600_000);
+    if (l.requestTimeoutMs !== undefined) config.limits.requestTimeoutMs = int(l.requestTimeoutMs, "limits.requestTimeoutMs", 100, 600_000);
+    if (l.idleTimeoutMs !== undefined) config.limits.idleTimeoutMs = int(l.idleTimeoutMs, "limits.idleTimeoutMs", 100, 3_600_000);
+    if (config.limits.requestTimeoutMs < config.limits.headersTimeoutMs) {
+      throw new SignerConfigError("limits.requestTimeoutMs", "must be at least limits.headersTimeoutMs (the headers are part of the request)");
+    }
   }
   if (v.logLevel !== undefined) {
     if (!(LOG_LEVELS as readonly unknown[]).includes(v.logLevel)) throw new SignerConfigError("logLevel", `must be one of ${LOG_LEVELS.join(", ")}`);

@@ -4,7 +4,7 @@
  */
 import { VigilError } from "../../config/index.js";
 import { SlashingDbInputError, SlashingDbUnavailableError, SlashingProtectionError } from "../../slashing-db/index.js";
-import { InvalidSignRequestError, QueueFullError, SigningRootMismatchError, UnknownForkVersionError, UnknownPubkeyError } from "../signing/index.js";
+import { ClientGoneError, InvalidSignRequestError, QueueFullError, SigningRootMismatchError, UnknownForkVersionError, UnknownPubkeyError } from "../signing/index.js";
 import { AuditLogUnavailableError } from "./audit-log.js";
 import type { Outcome } from "./metrics.js";
 
@@ -15,6 +15,8 @@ export class HttpError extends VigilError {
     code: string,
     message: string,
     readonly extra: Record<string, unknown> = {},
+    /** For 503: seconds for Retry-After (default RETRY_AFTER_SECONDS). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(code, message);
   }
@@ -46,7 +48,7 @@ export function errorReply(err: unknown): ErrorReply {
               : err.status < 500
                 ? "invalid"
                 : "error";
-    return { status: err.status, outcome, body: { code: err.code, message: err.message, ...err.extra }, expected: err.status < 500 || err.status === 503, ...(err.status === 503 ? { retryAfter: RETRY_AFTER_SECONDS } : {}) };
+    return { status: err.status, outcome, body: { code: err.code, message: err.message, ...err.extra }, expected: err.status < 500 || err.status === 503, ...(err.status === 503 ? { retryAfter: err.retryAfterSeconds ?? RETRY_AFTER_SECONDS } : {}) };
   }
   if (err instanceof InvalidSignRequestError) {
     return { status: 400, outcome: "invalid", body: { code: err.code, message: err.message, field: err.field }, expected: true };
@@ -63,6 +65,10 @@ export function errorReply(err: unknown): ErrorReply {
     return { status: 412, outcome: "refused", body: { code: err.code, reason: err.refusal, message: err.message }, expected: true };
   }
   if (err instanceof QueueFullError) {
+    return { status: 503, outcome: "overloaded", body: { code: err.code, message: err.message }, retryAfter: RETRY_AFTER_SECONDS, expected: true };
+  }
+  if (err instanceof ClientGoneError) {
+    // Nobody reads this reply (the connection is closed); counted as shed load.
     return { status: 503, outcome: "overloaded", body: { code: err.code, message: err.message }, retryAfter: RETRY_AFTER_SECONDS, expected: true };
   }
   if (err instanceof SlashingDbUnavailableError) {

@@ -45,6 +45,8 @@ export class SignerMetrics {
   private readonly commitDuration: client.Histogram;
   private readonly authFailures: client.Counter<"api">;
   private readonly authThrottled: client.Counter<"api">;
+  private readonly connectionsShed: client.Counter<"listener" | "reason">;
+  private readonly requestsShed: client.Counter<"reason">;
   private readonly requestChildren = new Map<string, client.Counter.Internal>();
   private readonly latencyChildren = new Map<string, client.Histogram.Internal<"type">>();
 
@@ -74,6 +76,18 @@ export class SignerMetrics {
       name: "vigil_signer_http_refusals_total",
       help: "Requests refused before routing by the Host/Origin guard (web pages), by listener kind and code",
       labelNames: ["listener", "code"],
+      registers,
+    });
+    this.connectionsShed = new client.Counter({
+      name: "vigil_signer_connections_shed_total",
+      help: "Connections closed for a listener's connection budget: evicted (the one longest without a complete request) or refused (all busy)",
+      labelNames: ["listener", "reason"],
+      registers,
+    });
+    this.requestsShed = new client.Counter({
+      name: "vigil_signer_requests_shed_total",
+      help: "Signing requests shed under load, by reason: expected_wait (503, would wait over limits.maxWaitMs), queue_full (503, limits.maxQueueDepth), client_gone (connection closed before its signature; skipped)",
+      labelNames: ["reason"],
       registers,
     });
     this.commitSize = new client.Histogram({
@@ -211,6 +225,14 @@ export class SignerMetrics {
   authFailure(api: string, throttled: boolean): void {
     this.authFailures.inc({ api });
     if (throttled) this.authThrottled.inc({ api });
+  }
+
+  connectionShed(listener: string, reason: string): void {
+    this.connectionsShed.inc({ listener, reason });
+  }
+
+  requestShed(reason: "expected_wait" | "queue_full" | "client_gone"): void {
+    this.requestsShed.inc({ reason });
   }
 
   commit(stats: BatchStats): void {

@@ -9,6 +9,7 @@ import { bytesToHex, normalizeHex } from "../../config/index.js";
 import type { CheckOutcome, SlashingDb } from "../../slashing-db/index.js";
 import { SlashingProtectionError } from "../../slashing-db/index.js";
 import {
+  ClientGoneError,
   computeSigningRoot,
   validateSignRequest,
   type BlsPool,
@@ -16,6 +17,7 @@ import {
   type SignRequest,
   type SlashingFacts,
 } from "../signing/index.js";
+import { AdmissionControl, type ShedReason } from "./admission.js";
 import { AuditLogUnavailableError, type AuditLog } from "./audit-log.js";
 import type { ClientState } from "./auth.js";
 import { HttpError } from "./errors.js";
@@ -55,6 +57,10 @@ export interface SigningServiceDeps {
   maxQueueDepth: number;
   /** Refuses blocks and attestations far ahead of the wall clock; undefined where genesis time is unknown. */
   wallClock?: WallClockGuard;
+  /** A request expected to wait longer than this for its signature is refused with 503 (admission.ts). */
+  maxWaitMs: number;
+  /** Counts shed requests by reason (metrics). */
+  onShed?: (reason: ShedReason | "client_gone") => void;
 }
 
 export class SigningService {
@@ -65,10 +71,17 @@ export class SigningService {
   private readonly inFlightByKey = new Map<string, number>();
   private readonly keyIdleWaiters = new Map<string, (() => void)[]>();
   private pinnedRoot: string | null;
+  readonly admission: AdmissionControl;
 
   constructor(private readonly deps: SigningServiceDeps) {
     this.keys = new Set(deps.pool.publicKeys);
     this.pinnedRoot = deps.db.genesisValidatorsRoot;
+    this.admission = new AdmissionControl({
+      maxWaitMs: deps.maxWaitMs,
+      maxQueueDepth: deps.maxQueueDepth,
+      capacityHint: () => deps.pool.capacityPerMs,
+      ...(deps.onShed ? { onShed: deps.onShed } : {}),
+    });
   }
 
   get queueDepth(): number {
@@ -86,17 +99,19 @@ export class SigningService {
     if (!client.mayUse(pubkey)) throw new HttpError(403, "KEY_NOT_ALLOWED", `client ${client.id} may not use key ${pubkey}`);
     if (!this.keys.has(pubkey)) throw new HttpError(404, "UNKNOWN_PUBKEY", `no key loaded for public key ${pubkey}`);
     if (!this.deps.fencing.isEnabled(client.id)) throw new HttpError(403, "CLIENT_DISABLED", `client ${client.id} is disabled`);
-    if (this.inFlightTotal >= this.deps.maxQueueDepth) {
-      throw new HttpError(503, "QUEUE_FULL", `signing queue is full (${this.deps.maxQueueDepth} requests waiting)`);
-    }
+    // Last: only a request that would otherwise be signed is refused for load (and counted as shed).
+    this.admission.check(this.inFlightTotal);
     return pubkey;
   }
 
   /**
    * Signs an admitted request. Resolves once the slashing record (if any) is on disk and the signature is
-   * made; the caller then calls `release` in the same synchronous step as its reply.
+   * made; the caller then calls `release` in the same synchronous step as its reply. `clientGone` says whether the
+   * client has closed its connection: then nothing is recorded (if not yet) and nothing signed (ClientGoneError).
+   * Call it right after `admit`, in the same synchronous step.
    */
-  async sign(client: ClientState, pubkey: string, body: unknown): Promise<Signed> {
+  async sign(client: ClientState, pubkey: string, body: unknown, clientGone: () => boolean = () => false): Promise<Signed> {
+    const ticket = this.admission.ticket(this.inFlightTotal);
     this.inFlightTotal++;
     this.inFlightByKey.set(pubkey, (this.inFlightByKey.get(pubkey) ?? 0) + 1);
     client.inFlight++;
@@ -109,12 +124,17 @@ export class SigningService {
       if (gvr !== undefined) this.checkNetwork(gvr);
       const { signingRoot, slashing } = computeSigningRoot(request, this.deps.network);
       const rootHex = bytesToHex(signingRoot);
+      if (clientGone()) throw this.shedGone();
       if (slashing.kind === "block") {
         await this.deps.checker.checkAndRecordBlock(pubkey, slashing.slot, rootHex);
       } else if (slashing.kind === "attestation") {
         await this.deps.checker.checkAndRecordAttestation(pubkey, slashing.sourceEpoch, slashing.targetEpoch, rootHex);
       }
-      const signature = await this.deps.pool.sign(pubkey, signingRoot);
+      // Skipping after the record is the safe direction: the record only ever refuses more.
+      const signature = await this.deps.pool.sign(pubkey, signingRoot, clientGone).catch((err: unknown) => {
+        throw err instanceof ClientGoneError ? this.shedGone() : err;
+      });
+      this.admission.signed(ticket);
       signed = true;
       return { pubkey, request, signingRoot: rootHex, slashing, signature };
     } finally {
@@ -188,6 +208,11 @@ export class SigningService {
     if (!this.deps.fencing.isEnabled(client.id)) {
       throw new HttpError(403, "CLIENT_DISABLED", `client ${client.id} was disabled while its request was being signed`);
     }
+  }
+
+  private shedGone(): ClientGoneError {
+    this.deps.onShed?.("client_gone");
+    return new ClientGoneError();
   }
 
   /** One network per signer: the first genesis_validators_root seen (or the configured one) is pinned. */

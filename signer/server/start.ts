@@ -33,6 +33,11 @@ const CLOSE_GRACE_MS = 10_000;
 const LOG_FLUSH_MS = 1_000;
 /** Signatures per message to a BLS worker: small enough that replies stream back while the next batch is signed. */
 const BLS_BATCH = 8;
+/**
+ * BLS workers run a little below the main thread, so that under overload the main thread still accepts, sheds (503)
+ * and answers promptly instead of queueing requests in socket buffers behind signing.
+ */
+const BLS_NICENESS = 5;
 
 export interface StartSignerOptions {
   /** Progress and readiness lines ("loading keys", "ready: …", "stopping"); e.g. for systemd sd_notify STATUS=. */
@@ -159,6 +164,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       // The service admits at most maxQueueDepth requests; the pool never needs to refuse one of them.
       maxQueueDepth: config.limits.maxQueueDepth + 1024,
       maxBatchSize: BLS_BATCH,
+      niceness: BLS_NICENESS,
       onWorkerFailure: (err) => logger.error({ err: err.message }, "a BLS worker thread died; signing continues on the others"),
     }); // zeroes `secrets`
     pool = startedPool;
@@ -184,6 +190,8 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
             }),
           }
         : {}),
+      maxWaitMs: config.limits.maxWaitMs,
+      onShed: (reason) => metrics.requestShed(reason),
     });
     if (config.network.genesisTime === undefined) {
       logger.info({ network: config.network.name }, "network.genesisTime is not known: blocks and attestations far ahead of the wall clock are not refused");

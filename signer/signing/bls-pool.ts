@@ -20,7 +20,7 @@ import {
   type WorkerInit,
 } from "./bls-protocol.js";
 import type { PresetName } from "./consensus.js";
-import { QueueFullError, UnknownPubkeyError } from "./errors.js";
+import { ClientGoneError, QueueFullError, UnknownPubkeyError } from "./errors.js";
 
 export interface BlsPoolOptions {
   /** Pinned in every worker (the same preset as the process). */
@@ -33,6 +33,8 @@ export interface BlsPoolOptions {
   maxBatchSize?: number;
   /** Compiled worker script; default: bls-worker.js next to this file, or in dist/ when running from source. */
   workerUrl?: URL;
+  /** Nice value for the worker threads (e.g. 5: the main thread's HTTP work goes first on a saturated CPU). */
+  niceness?: number;
   /** Called when a worker dies unexpectedly (its keys cannot be restored: the pool runs on with the others). */
   onWorkerFailure?: (error: Error) => void;
 }
@@ -40,6 +42,8 @@ export interface BlsPoolOptions {
 interface PendingSign {
   keyId: number;
   root: Uint8Array;
+  /** True once nobody waits for this signature (the client left): it is dropped instead of signed. */
+  cancelled: (() => boolean) | undefined;
   resolve: (signature: Uint8Array) => void;
   reject: (error: Error) => void;
 }
@@ -62,6 +66,14 @@ interface WorkerSlot {
  * The compiled worker script. Workers cannot run TypeScript, so when this module runs from source (vitest)
  * it points at the tsc output in dist/: run `npx tsc -p tsconfig.json` first (the npm test script does).
  */
+/**
+ * Work a worker may hold unanswered: enough to keep it busy while its replies wait for a busy event loop (an
+ * overloaded loop turn can take tens of ms), at least 4 batches; the rest of the backlog waits on this thread, where
+ * a request can still be dropped.
+ */
+const WORKER_BUFFER_MS = 50;
+const MIN_BATCHES_PER_WORKER = 4;
+
 export function defaultWorkerUrl(): URL {
   const here = import.meta.url;
   return here.endsWith(".ts") ? new URL("../../dist/signer/signing/bls-worker.js", here) : new URL("./bls-worker.js", here);
@@ -76,6 +88,8 @@ export class BlsPool {
   private readonly keyIdOfPubkey = new Map<string, number>();
   private readonly onWorkerFailure: ((error: Error) => void) | undefined;
   private pending: PendingSign[] = [];
+  /** EWMA of one signature's time in a worker (ms), from the workers' own timings. */
+  private signatureMs: number | undefined;
   private flushScheduled = false;
   private depth = 0;
   private nextKeyId = 1;
@@ -101,7 +115,7 @@ export class BlsPool {
       if (url.protocol === "file:" && !fs.existsSync(fileURLToPath(url))) {
         throw new VigilError("BLS_WORKER_MISSING", `BLS worker script ${fileURLToPath(url)} not found: run \`npx tsc -p tsconfig.json\` first`);
       }
-      const started = await Promise.allSettled(Array.from({ length: threads }, () => startWorker(url, options.preset)));
+      const started = await Promise.allSettled(Array.from({ length: threads }, () => startWorker(url, options.preset, options.niceness)));
       const slots = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
       const failed = started.find((r) => r.status === "rejected");
       if (failed) {
@@ -131,6 +145,15 @@ export class BlsPool {
     return this.keyIdOfPubkey.has(normalizeHex(pubkey));
   }
 
+  /**
+   * Signatures per millisecond the live workers can make, from their measured signing time; undefined before the
+   * first batch. An upper bound on the whole sign path's rate.
+   */
+  get capacityPerMs(): number | undefined {
+    const alive = this.aliveThreads;
+    return this.signatureMs === undefined || alive === 0 ? undefined : alive / this.signatureMs;
+  }
+
   /** sign() calls accepted and not yet answered (queued + being signed). */
   get queueDepth(): number {
     return this.depth;
@@ -143,8 +166,10 @@ export class BlsPool {
   /**
    * Signs a 32-byte signing root with the key of `pubkey`; resolves to the 96-byte compressed signature.
    * Rejects with UnknownPubkeyError, QueueFullError (answer 503) or a VigilError if the pool is closed/broken.
+   * `cancelled` is asked when the request leaves the queue for a worker: if it answers true the request is dropped
+   * unsigned (ClientGoneError).
    */
-  sign(pubkey: string, signingRoot: Uint8Array): Promise<Uint8Array> {
+  sign(pubkey: string, signingRoot: Uint8Array, cancelled?: () => boolean): Promise<Uint8Array> {
     if (this.closed) return Promise.reject(new VigilError("POOL_CLOSED", "the BLS signing pool is closed"));
     const keyId = this.keyIdOfPubkey.get(normalizeHex(pubkey));
     if (keyId === undefined) return Promise.reject(new UnknownPubkeyError(pubkey));
@@ -160,6 +185,7 @@ export class BlsPool {
       this.pending.push({
         keyId,
         root: signingRoot.slice(), // the caller may reuse its buffer before the batch goes out
+        cancelled,
         resolve: (sig) => (done(), resolve(sig)),
         reject: (err) => (done(), reject(err)),
       });
@@ -214,7 +240,7 @@ export class BlsPool {
 
   /** Unloads keys from every worker. Requests already accepted for them are still signed. Unknown keys are ignored. */
   async removeKeys(pubkeys: string[]): Promise<void> {
-    this.flush(); // requests accepted before the removal go out first; workers handle messages in order
+    this.flush(true); // requests accepted before the removal go out first; workers handle messages in order
     const ids: number[] = [];
     for (const pubkey of pubkeys) {
       const normalized = normalizeHex(pubkey);
@@ -230,7 +256,7 @@ export class BlsPool {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.flush();
+    this.flush(true);
     if (this.depth > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     await Promise.all(
       this.slots.map(async (slot) => {
@@ -248,23 +274,36 @@ export class BlsPool {
     setImmediate(() => this.flush());
   }
 
-  private flush(): void {
+  /**
+   * Sends queued requests to the workers, at most about WORKER_BUFFER_MS of signing ahead of each (all of them when
+   * `all`): the backlog stays here, where a request whose client has gone can still be dropped unsigned, instead
+   * of in the workers' message queues, where it could not.
+   */
+  private flush(all = false): void {
     this.flushScheduled = false;
-    const work = this.pending;
-    if (work.length === 0) return;
-    this.pending = [];
+    if (this.pending.length === 0) return;
     const live = this.slots.filter((s) => s.alive); // never throw here: this runs from setImmediate
     if (live.length === 0) {
       const error = new VigilError("BLS_POOL_DOWN", "no BLS worker thread is running");
-      for (const item of work) item.reject(error);
+      for (const item of this.pending.splice(0)) item.reject(error);
       return;
     }
-    const chunkSize = Math.min(this.maxBatchSize, Math.ceil(work.length / live.length));
-    for (let start = 0; start < work.length; start += chunkSize) {
-      const batch = work.slice(start, start + chunkSize);
+    const work = this.pending;
+    let next = 0;
+    const chunkSize = Math.max(1, Math.min(this.maxBatchSize, Math.ceil(work.length / live.length)));
+    const perWorker = Math.max(MIN_BATCHES_PER_WORKER * this.maxBatchSize, this.signatureMs ? Math.ceil(WORKER_BUFFER_MS / this.signatureMs) : 0);
+    while (next < work.length) {
       const slot = live.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
-      this.sendBatch(slot, batch);
+      if (!all && slot.inFlight >= perWorker) break;
+      const batch: PendingSign[] = [];
+      while (next < work.length && batch.length < chunkSize) {
+        const item = work[next++]!;
+        if (item.cancelled?.()) item.reject(new ClientGoneError());
+        else batch.push(item);
+      }
+      if (batch.length > 0) this.sendBatch(slot, batch);
     }
+    this.pending = next === work.length ? [] : work.slice(next);
   }
 
   private sendBatch(slot: WorkerSlot, batch: PendingSign[]): void {
@@ -297,12 +336,15 @@ export class BlsPool {
         if (!batch) return;
         slot.batches.delete(message.batchId);
         slot.inFlight -= batch.length;
+        const perSignature = message.elapsedMs / batch.length;
+        this.signatureMs = this.signatureMs === undefined ? perSignature : this.signatureMs + 0.05 * (perSignature - this.signatureMs);
         const signatures = new Uint8Array(message.signatures);
         batch.forEach((item, i) => {
           const failure = message.failed[i];
           if (failure) item.reject(new VigilError("SIGN_FAILED", `BLS worker could not sign: ${failure}`));
           else item.resolve(signatures.slice(i * SIGNATURE_BYTES, (i + 1) * SIGNATURE_BYTES));
         });
+        if (this.pending.length > 0) this.flush(this.closed);
         return;
       }
       case "keysAdded":
@@ -331,6 +373,7 @@ export class BlsPool {
     for (const request of slot.controls.values()) request.reject(failure);
     slot.controls.clear();
     this.onWorkerFailure?.(failure);
+    this.flush(); // what waited for this worker goes to the others (or fails if none is left)
   }
 
   private liveSlots(): WorkerSlot[] {
@@ -353,8 +396,8 @@ export class BlsPool {
 }
 
 /** Starts one worker and waits for its "ready" (which it sends only after asserting blst-native). */
-function startWorker(url: URL, preset: PresetName): Promise<WorkerSlot> {
-  const init: WorkerInit = { preset };
+function startWorker(url: URL, preset: PresetName, niceness: number | undefined): Promise<WorkerSlot> {
+  const init: WorkerInit = { preset, ...(niceness !== undefined ? { niceness } : {}) };
   const worker = new Worker(url, { workerData: init, env: { ...process.env, LODESTAR_PRESET: preset } });
   return new Promise<WorkerSlot>((resolve, reject) => {
     const fail = (error: Error) => {

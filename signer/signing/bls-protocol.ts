@@ -8,6 +8,8 @@ export const SIGNATURE_BYTES = 96;
 export interface WorkerInit {
   /** Pinned in the worker before anything else, so any @lodestar import there sees the same preset. */
   preset: "mainnet" | "minimal";
+  /** Nice value of the worker thread (higher: lower priority than the main thread), if set. */
+  niceness?: number;
 }
 
 export type ToWorker =
@@ -22,7 +24,7 @@ export type FromWorker =
   | { kind: "keysAdded"; requestId: number; pubkeys: string[] }
   | { kind: "keysRemoved"; requestId: number }
   /** Signature i at bytes [96 i, 96 i + 96); failed[i] is a message when item i could not be signed. */
-  | { kind: "signed"; batchId: number; signatures: ArrayBuffer; failed: (string | null)[] }
+  | { kind: "signed"; batchId: number; signatures: ArrayBuffer; failed: (string | null)[]; elapsedMs: number }
   | { kind: "failed"; requestId: number; message: string };
 
 /** Start-up refuses any BLS backend but the native blst one (herumi/wasm is slower and not what we audited). */

@@ -2,6 +2,7 @@
  * BLS signing worker thread: holds secret keys (blst, native memory) and signs batches of signing roots.
  * Loaded by BlsPool from the compiled dist/ file. Never logs or returns key material.
  */
+import os from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import { pinPreset } from "./consensus.js";
 import { assertBlstNative, SECRET_KEY_BYTES, SIGNATURE_BYTES, SIGNING_ROOT_BYTES } from "./bls-protocol.js";
@@ -9,6 +10,16 @@ import type { FromWorker, ToWorker, WorkerInit } from "./bls-protocol.js";
 
 const init = workerData as WorkerInit;
 pinPreset(init.preset);
+
+// Signing yields the CPU to the main thread (on Linux a thread's nice value is its own): when the machine is
+// saturated, accepting, shedding and answering requests stay prompt, and the workers sign with what is left.
+if (init.niceness !== undefined) {
+  try {
+    os.setPriority(0, init.niceness);
+  } catch {
+    /* not permitted (e.g. a seccomp filter): run at the process's priority */
+  }
+}
 
 // Imported after the preset is pinned (nothing in @chainsafe/bls reads it, but keep the order obvious).
 const { default: bls } = await import("@chainsafe/bls");
@@ -62,8 +73,10 @@ function sign(keyIds: Uint32Array, rootsBuffer: ArrayBuffer): { signatures: Arra
 port.on("message", (message: ToWorker) => {
   switch (message.kind) {
     case "sign": {
+      const started = performance.now();
       const { signatures, failed } = sign(message.keyIds, message.roots);
-      send({ kind: "signed", batchId: message.batchId, signatures, failed }, [signatures]);
+      // The signing time lets the pool estimate its capacity (admission control in the HTTP layer).
+      send({ kind: "signed", batchId: message.batchId, signatures, failed, elapsedMs: performance.now() - started }, [signatures]);
       return;
     }
     case "addKeys":

@@ -43,6 +43,13 @@ export class QueueFullError extends VigilError {
   }
 }
 
+/** The client's connection closed before its request was signed: nobody would receive the signature, so none is made. */
+export class ClientGoneError extends VigilError {
+  constructor() {
+    super("CLIENT_GONE", "the client closed its connection before the request was signed", EXIT_CODES.failed);
+  }
+}
+
 export class UnknownPubkeyError extends VigilError {
   constructor(readonly pubkey: string) {
     super("UNKNOWN_PUBKEY", `no key loaded for public key ${pubkey}`, EXIT_CODES.notFound);

@@ -17,6 +17,7 @@ export { computeSigningRoot, parseUint64, type SigningRootResult, type SlashingF
 export { computeDomain, voluntaryExitForkVersion } from "./domains.js";
 export { BlsPool, defaultWorkerUrl, type BlsPoolOptions } from "./bls-pool.js";
 export {
+  ClientGoneError,
   InvalidSignRequestError,
   QueueFullError,
   SigningRootMismatchError,

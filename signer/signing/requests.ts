@@ -151,6 +151,7 @@ export function fieldOfSchemaError(error: ErrorObject): string {
  * first field at fault. Cross-field rules a schema cannot say are checked here too.
  */
 export function validateSignRequest(body: unknown): SignRequest {
+  rejectUnsafeNumbers(body, "");
   const validate = validator();
   if (!validate(body)) {
     const error = validate.errors?.[0];
@@ -166,6 +167,27 @@ export function validateSignRequest(body: unknown): SignRequest {
     throw new InvalidSignRequestError("signing_root", "signing_root and signingRoot are both present and differ");
   }
   return request;
+}
+
+/**
+ * uint64 fields may come as JSON numbers (ajv coerces them to decimal strings), but JSON.parse has already rounded
+ * any integer above 2^53-1 (9007199254740993 arrives as ...992): signing that would sign a value the client never
+ * sent. So every number in the body must be a safe integer; anything else is refused naming its path. Every literal
+ * >= 2^53 parses to a non-safe value, so no rounded value gets through. Strings are exact and unaffected.
+ */
+function rejectUnsafeNumbers(value: unknown, path: string): void {
+  if (typeof value === "number") {
+    if (!Number.isSafeInteger(value)) {
+      throw new InvalidSignRequestError(path, "a JSON number here must be a whole number from 0 to 2^53-1; send uint64 values as decimal strings");
+    }
+    return;
+  }
+  if (typeof value !== "object" || value === null) return;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) rejectUnsafeNumbers(value[i], path ? `${path}.${i}` : String(i));
+    return;
+  }
+  for (const key of Object.keys(value)) rejectUnsafeNumbers((value as Record<string, unknown>)[key], path ? `${path}.${key}` : key);
 }
 
 /** The client's signing root, whichever of the two accepted names carried it. */

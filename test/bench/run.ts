@@ -45,7 +45,14 @@ const signer = await runSignerBench({ seconds });
 console.log(`ceiling (raw pool, same run): ${round(signer.ceilingPerSecond, 0)} signatures/s`);
 console.log(`end to end:                   ${round(signer.endToEndPerSecond, 0)} signatures/s`);
 console.log(`ratio:                        ${round(signer.ratio, 2)} (target >= 0.8)`);
-console.log(`at ${round(signer.offeredPerSecond, 0)}/s offered (half the ceiling): p50 ${round(signer.p50Ms, 2)} ms, p99 ${round(signer.p99Ms, 2)} ms (target < 25 ms)\n`);
+console.log(`at ${round(signer.offeredPerSecond, 0)}/s offered (half the ceiling): p50 ${round(signer.p50Ms, 2)} ms, p99 ${round(signer.p99Ms, 2)} ms (target < 25 ms)`);
+const o = signer.overload;
+console.log(
+  `overload, ${o.offeredPerSecond}/s offered (2x end to end), clients give up after ${o.clientTimeoutMs} ms (limits.maxWaitMs ${o.maxWaitMs}): ` +
+    `goodput ${o.goodputPerSecond}/s = ${o.goodputRatio} of the maximum (target >= 0.90), ${o.shedPerSecond}/s shed with 503, ` +
+    `p99 of the 503s ${o.shedP99Ms} ms (target < 50 ms), p99 signed ${o.signedP99Ms} ms, ${o.timedOut} timed out, ${o.lagged} found no free connection ` +
+    `(${o.connections} connections): targets ${o.targetsMet ? "met" : "NOT met"}\n`,
+);
 report.signer = signer;
 
 console.log("## signer: cost of the durable audit feed (block/attestation entries fdatasync'd before the reply), 1,000 keys");

@@ -5,7 +5,9 @@
  * each one is a durable slashing-database record.
  *
  * Modes: "closed" (N connections as fast as replies come back: throughput) or "open" (requests started at a
- * fixed rate whatever the replies, on as many connections as needed: latency at an offered load).
+ * fixed rate whatever the replies, on as many connections as needed: latency at an offered load). With
+ * `timeoutMs` a client gives up on a request after that long, as a validator client does: it closes the
+ * connection (the signer should then not sign it) and opens a new one.
  * Parent → child: a LoadJob message; child → parent: a LoadResult. VIGIL_BENCH_TIMELINE=1 prints the worst latency
  * per 250 ms window to stderr (to tell a steady tail from a few stalls).
  */
@@ -23,6 +25,8 @@ export interface LoadJob {
   warmupSeconds: number;
   /** Stop after this many requests (closed mode), e.g. one pass over the keys to warm up. */
   stopAfter?: number;
+  /** Open mode: give up on a request after this long (close its connection, open another). */
+  timeoutMs?: number;
   /** First target epoch to use (each run must start above the previous run's). */
   firstEpoch: number;
   genesisValidatorsRoot: string;
@@ -37,6 +41,10 @@ export interface LoadResult {
   latenciesMs: number[];
   /** Requests that were due but found no free connection (open mode). */
   lagged: number;
+  /** Sorted latencies (ms) of the 503 replies in the measured window. */
+  shedLatenciesMs: number[];
+  /** Requests given up after timeoutMs in the measured window. */
+  timedOut: number;
   /** CPU time this generator used (user + system), to see what it took from the machine. */
   cpuMs: number;
 }
@@ -55,6 +63,8 @@ function requestBytes(job: LoadJob, pubkey: string, epoch: number): Buffer {
 
 class Connection {
   busy = false;
+  /** Given up on (timed out): never reused. */
+  dead = false;
   private buffer = Buffer.alloc(0);
   private onReply: ((status: number) => void) | undefined;
   constructor(readonly socket: net.Socket) {
@@ -103,6 +113,8 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   };
   const statuses: Record<string, number> = {};
   const latencies: number[] = [];
+  const shedLatencies: number[] = [];
+  let timedOut = 0;
   let completed = 0;
   let errors = 0;
   let lagged = 0;
@@ -111,10 +123,34 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const measureFrom = start + job.warmupSeconds * 1000;
   const end = measureFrom + job.seconds * 1000;
 
+  // Open mode: idle connections (a stack: O(1) per request even with thousands of connections).
+  const free: Connection[] = [...conns];
+  let inUse = 0;
+
   const fire = (conn: Connection, onDone: () => void): void => {
     const sent = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    if (job.timeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        // The client gives up: closes the connection, and a fresh one takes its place.
+        if (sent >= measureFrom && sent <= end) timedOut++;
+        conn.dead = true;
+        conn.socket.destroy();
+        void connect(job).then(
+          (fresh) => {
+            conns.push(fresh);
+            free.push(fresh);
+          },
+          () => {},
+        );
+        onDone();
+      }, job.timeoutMs);
+    }
     conn.send(next(), (status) => {
+      clearTimeout(timer);
+      if (conn.dead) return;
       const now = performance.now();
+      if (status === 503 && sent >= measureFrom && now <= end) shedLatencies.push(now - sent);
       if (sent >= measureFrom && now <= end) {
         statuses[status] = (statuses[status] ?? 0) + 1;
         if (status === 200) {
@@ -145,7 +181,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
         const now = performance.now();
         if (now >= end) {
           const wait = setInterval(() => {
-            if (conns.every((c) => !c.busy)) {
+            if (inUse === 0) {
               clearInterval(wait);
               resolve();
             }
@@ -154,13 +190,17 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
         }
         const due = Math.floor(((now - start) / 1000) * rate) - sentCount;
         for (let i = 0; i < due; i++) {
-          const conn = conns.find((c) => !c.busy);
+          const conn = free.pop();
           sentCount++;
           if (!conn) {
-            lagged++;
+            if (now >= measureFrom) lagged++;
             continue;
           }
-          fire(conn, () => {});
+          inUse++;
+          fire(conn, () => {
+            inUse--;
+            if (!conn.dead) free.push(conn);
+          });
         }
         setTimeout(tick, 1); // not setImmediate: a busy loop would steal a core from the signer
       };
@@ -169,13 +209,24 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   }
   for (const c of conns) c.socket.destroy();
   latencies.sort((a, b) => a - b);
+  shedLatencies.sort((a, b) => a - b);
   if (process.env.VIGIL_BENCH_TIMELINE) {
     const worst = new Map<number, number>();
     for (const [t, l] of timeline) worst.set(Math.floor(t / 250), Math.max(worst.get(Math.floor(t / 250)) ?? 0, l));
     process.stderr.write(`worst latency per 250 ms: ${[...worst.values()].join(" ")}\n`);
   }
   const cpu = process.cpuUsage(cpu0);
-  return { completed, errors, statuses, elapsedSeconds: job.seconds, latenciesMs: latencies, lagged, cpuMs: (cpu.user + cpu.system) / 1000 };
+  return {
+    completed,
+    errors,
+    statuses,
+    elapsedSeconds: job.seconds,
+    latenciesMs: latencies,
+    lagged,
+    shedLatenciesMs: shedLatencies,
+    timedOut,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+  };
 }
 
 // As a child process: one job in, one result out.

@@ -58,7 +58,8 @@ export function registerSignRoutes(app: FastifyInstance, ctx: SignerContext, lis
       const format = replyFormat(request.headers.accept);
       if (format === "none") throw new HttpError(406, "NOT_ACCEPTABLE", "Accept must allow application/json or text/plain");
       const pubkey = service.admit(client, request.params.identifier);
-      const signed = await service.sign(client, pubkey, body);
+      const socket = request.raw.socket;
+      const signed = await service.sign(client, pubkey, body, () => socket.destroyed);
       // The last check and the send happen in one synchronous step (see SigningService.release).
       await service.release(client, signed, (signature) => {
         metrics.request(type, "signed", (performance.now() - started) / 1000);

@@ -82,7 +82,7 @@ async function burst(base: string, requests: { path: string; body: unknown }[]):
         socket.on("close", done);
         const text = JSON.stringify(requests[i]!.body);
         socket.write(
-          `POST ${requests[i]!.path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+          `POST ${requests[i]!.path} HTTP/1.1\r\nhost: ${url.host}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
         );
       }),
   );

@@ -83,7 +83,7 @@ type Trickle = "headers" | "body" | "silent";
 function trickler(kind: Trickle): { closed: Promise<number> } {
   const opened = performance.now();
   const socket = net.connect(Number(url.port), url.hostname);
-  const head = `POST /api/v1/eth2/sign/${interopPubkey(0)} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n`;
+  const head = `POST /api/v1/eth2/sign/${interopPubkey(0)} HTTP/1.1\r\nhost: ${url.host}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n`;
   let pending = kind === "headers" ? head : kind === "body" ? "{" + " ".repeat(998) + "}" : "";
   let timer: NodeJS.Timeout | undefined;
   socket.on("connect", () => {

@@ -11,7 +11,7 @@ import { EXIT_CODES, ensurePrivateDir, HOST_ALLOW_ANY, isLoopbackAddress, NonBlo
 import { openSlashingDb, type SlashingDbOptions } from "../../slashing-db/index.js";
 import { openKeyStore, type KeyStore } from "../keystore/index.js";
 import { BlsPool, loadConsensus } from "../signing/index.js";
-import { buildApp } from "./app.js";
+import { buildApp, healthDepsOf } from "./app.js";
 import { healthReport, type HealthReport } from "./routes/health.js";
 import { useFastSszHasher } from "./hasher.js";
 import { AuditLog } from "./audit-log.js";
@@ -21,6 +21,7 @@ import { ClientRegistry } from "./auth.js";
 import type { ListenAddress, SignerConfig } from "./config.js";
 import type { SignerContext } from "./context.js";
 import { FencingStore } from "./fencing-store.js";
+import { KeyManager } from "./key-manager.js";
 import { SignerMetrics } from "./metrics.js";
 import { SigningService } from "./signing-service.js";
 import { SlashingWorkerClient } from "./slashing-client.js";
@@ -125,7 +126,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       clientsEnabled: () => [...(clients?.clients.keys() ?? [])].map((id) => ({ id, enabled: fencing?.isEnabled(id) ?? true })),
       blsThreads: () => pool?.aliveThreads ?? 0,
       logLinesDropped: () => ownLog?.dropped ?? 0,
-      healthChecks: async () => (healthCtx ? (await healthReport(healthCtx)).checks : []),
+      healthChecks: async () => (healthCtx ? (await healthReport(healthDepsOf(healthCtx))).checks : []),
     });
 
     status("opening the slashing-protection database");
@@ -212,7 +213,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       authFailures: new AuthFailureGuard(logger, (api, throttled) => metrics.authFailure(api, throttled), options.authThrottle),
       ...(adminToken ? { adminToken } : {}),
       ...(keymanagerToken ? { keymanagerToken } : {}),
-      keyChanges: { tail: Promise.resolve() },
+      keyManager: new KeyManager({ service, pool: startedPool, keyStore, db: openedDb, logger, genesisValidatorsRoot: config.genesisValidatorsRoot }),
     };
     healthCtx = ctx;
 
@@ -253,7 +254,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       publicKeys,
       logger,
       healthy: () => openedDb.isHealthy() && checker.alive && startedPool.aliveThreads > 0,
-      health: () => healthReport(ctx),
+      health: () => healthReport(healthDepsOf(ctx)),
       stats() {
         let signed = 0;
         let refused = 0;

@@ -1,0 +1,74 @@
+/**
+ * The standard keymanager API (ethereum/keymanager-APIs) for local keystores: GET/POST/DELETE /eth/v1/keystores.
+ * Off unless `keymanager.enabled`; bearer token from `keymanager.tokenFile`. This file is HTTP only: the body's
+ * shape, authentication and the replies; the KeyManager (../key-manager.ts) imports and deletes.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Logger } from "pino";
+import { normalizeHex } from "../../../config/index.js";
+import { throttledBody, type AuthFailureGuard } from "../auth-failures.js";
+import { SlashingProtectionImportError, type KeyManager } from "../key-manager.js";
+import { bearerToken, digestToken, sameToken, type TokenDigest } from "../tokens.js";
+
+export interface KeymanagerRouteDeps {
+  keyManager: KeyManager;
+  /** The keymanager API's token; undefined when the API is off. */
+  token: TokenDigest | undefined;
+  authFailures: AuthFailureGuard;
+  logger: Logger;
+}
+
+function fail(reply: FastifyReply, status: number, message: string): FastifyReply {
+  return reply.code(status).send({ message });
+}
+
+export function registerKeymanagerRoutes(app: FastifyInstance, deps: KeymanagerRouteDeps): void {
+  const { keyManager, token, authFailures, logger } = deps;
+  if (token === undefined) return;
+
+  app.register(async (km) => {
+    km.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
+      // The right token always passes, first; failed attempts are counted, logged and throttled (auth-failures.ts).
+      const presented = bearerToken(request.headers.authorization);
+      if (presented !== undefined && sameToken(digestToken(presented), token)) return;
+      const reason = presented === undefined ? "missing bearer token" : "wrong bearer token";
+      const verdict = authFailures.failed("keymanager", request.socket.remoteAddress, reason);
+      if (verdict.throttled) return reply.code(429).header("retry-after", String(verdict.retryAfterSeconds)).send(throttledBody("keymanager", verdict.retryAfterSeconds));
+      return fail(reply, presented === undefined ? 401 : 403, reason);
+    });
+    km.setErrorHandler((err, _request, reply) => {
+      const status = (err as { statusCode?: number }).statusCode ?? 500;
+      if (status >= 500) logger.error({ err: err.message }, "keymanager API error");
+      return fail(reply, status, status >= 500 ? "internal error" : err.message);
+    });
+
+    km.get("/eth/v1/keystores", async () => ({
+      data: keyManager.list().map((pubkey) => ({ validating_pubkey: pubkey, derivation_path: "", readonly: false })),
+    }));
+
+    km.post("/eth/v1/keystores", async (request, reply) => {
+      const body = request.body as { keystores?: unknown; passwords?: unknown; slashing_protection?: unknown } | undefined;
+      const keystores = body?.keystores;
+      const passwords = body?.passwords;
+      if (!Array.isArray(keystores) || !keystores.every((k) => typeof k === "string")) return fail(reply, 400, "keystores must be an array of JSON strings");
+      if (!Array.isArray(passwords) || !passwords.every((p) => typeof p === "string")) return fail(reply, 400, "passwords must be an array of strings");
+      if (passwords.length !== keystores.length) return fail(reply, 400, "passwords must have one entry per keystore");
+      const slashing = body?.slashing_protection;
+      if (slashing !== undefined && typeof slashing !== "string") return fail(reply, 400, "slashing_protection must be a JSON string");
+      try {
+        return { data: await keyManager.importKeys(keystores as string[], passwords as string[], slashing) };
+      } catch (err) {
+        if (err instanceof SlashingProtectionImportError) return fail(reply, 400, err.message);
+        throw err;
+      }
+    });
+
+    km.delete("/eth/v1/keystores", async (request, reply) => {
+      const pubkeys = (request.body as { pubkeys?: unknown } | undefined)?.pubkeys;
+      if (!Array.isArray(pubkeys) || !pubkeys.every((p) => typeof p === "string" && /^0x[0-9a-fA-F]{96}$/.test(p))) {
+        return fail(reply, 400, "pubkeys must be an array of 0x-prefixed 48-byte public keys");
+      }
+      return keyManager.deleteKeys((pubkeys as string[]).map(normalizeHex));
+    });
+  });
+}

@@ -91,7 +91,7 @@ export class ClientRegistry {
   }
 
   /**
-   * The client of a request, or throws 401. `listenerClient` is the client whose dedicated listener the
+   * The client of a request, or throws UnauthenticatedError. `listenerClient` is the client whose dedicated listener the
    * request arrived on (undefined on the main listener).
    */
   identify(authorization: string | undefined, socket: Socket, listenerClient: ClientState | undefined): ClientState {

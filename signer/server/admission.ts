@@ -2,7 +2,7 @@
  * Admission by expected wait. A fixed queue depth says nothing about time: at twice the sustainable rate the old
  * 16,384 limit was reached only after requests were seconds old, so clients timed out while the signer kept signing
  * for them. Here a new request's wait is estimated as (requests ahead) ÷ (the rate the sign path drains them), and
- * a request that would wait longer than `maxWaitMs` is refused at once with 503 + Retry-After, before anything is
+ * a request that would wait longer than `maxWaitMs` is refused at once (OverloadedError: 503 + Retry-After), before anything is
  * recorded or signed. The fixed depth stays as a hard backstop.
  *
  * The drain rate is measured, not configured:
@@ -14,7 +14,8 @@
  *   guess;
  * - with neither (nothing signed yet), nothing is refused but by the backstop.
  */
-import { HttpError } from "./errors.js";
+import { QueueFullError } from "../signing/index.js";
+import { OverloadedError } from "./service-errors.js";
 
 /** Requests ahead at admission for a completion to count as a capacity sample. */
 const MIN_BACKLOG = 32;
@@ -61,25 +62,19 @@ export class AdmissionControl {
     return rate === undefined || queued === 0 ? 0 : queued / rate;
   }
 
-  /** Throws 503 (OVERLOADED, or QUEUE_FULL at the backstop) when a request with `queued` ahead cannot be served in time. */
+  /** Throws OverloadedError (or QueueFullError at the backstop) when a request with `queued` ahead cannot be served in time. */
   check(queued: number): void {
     const { maxQueueDepth, maxWaitMs } = this.options;
     if (queued >= maxQueueDepth) {
       this.options.onShed?.("queue_full");
-      throw new HttpError(503, "QUEUE_FULL", `signing queue is full (${maxQueueDepth} requests waiting)`, {}, 1);
+      throw new QueueFullError(maxQueueDepth);
     }
     const wait = this.expectedWaitMs(queued);
     if (wait > maxWaitMs) {
       this.options.onShed?.("expected_wait");
       // Retry once the excess has drained (at least a second: Retry-After counts whole seconds).
       const retryAfter = Math.min(60, Math.max(1, Math.ceil((wait - maxWaitMs) / 1000)));
-      throw new HttpError(
-        503,
-        "OVERLOADED",
-        `the signer is overloaded: this request would wait about ${Math.round(wait)} ms for its signature (limit ${maxWaitMs} ms)`,
-        { expectedWaitMs: Math.round(wait), maxWaitMs },
-        retryAfter,
-      );
+      throw new OverloadedError(Math.round(wait), maxWaitMs, retryAfter);
     }
   }
 

@@ -13,7 +13,7 @@ import type { SignerContext } from "./context.js";
 import { guardConnections } from "./connection-guard.js";
 import { errorReply } from "./errors.js";
 import { registerAdminRoutes } from "./routes/admin.js";
-import { registerHealthRoutes, registerMetricsRoute } from "./routes/health.js";
+import { registerHealthRoutes, registerMetricsRoute, type HealthDeps } from "./routes/health.js";
 import { registerKeymanagerRoutes } from "./routes/keymanager.js";
 import { registerSignRoutes, SIGN_ROUTE } from "./routes/sign.js";
 
@@ -102,16 +102,30 @@ export function buildApp(ctx: SignerContext, role: ListenerRole): FastifyInstanc
     return reply.code(r.status).send(r.body);
   });
 
+  // Each route gets only what it uses.
+  const { config, logger, metrics, authFailures } = ctx;
   if (role.kind === "metrics") {
-    registerMetricsRoute(app, ctx);
+    registerMetricsRoute(app, { metrics });
     return app;
   }
-  registerHealthRoutes(app, ctx);
-  registerSignRoutes(app, ctx, role.kind === "client" ? role.client : undefined);
+  registerHealthRoutes(app, healthDepsOf(ctx));
+  registerSignRoutes(app, { service: ctx.service, clients: ctx.clients, metrics, logger, authFailures }, role.kind === "client" ? role.client : undefined);
   if (role.kind === "main") {
-    if (ctx.config.metrics.enabled && ctx.config.metrics.listen === undefined) registerMetricsRoute(app, ctx);
-    registerAdminRoutes(app, ctx);
-    registerKeymanagerRoutes(app, ctx);
+    if (config.metrics.enabled && config.metrics.listen === undefined) registerMetricsRoute(app, { metrics });
+    registerAdminRoutes(app, {
+      ...(ctx.adminToken ? { adminToken: ctx.adminToken } : {}),
+      fencing: ctx.fencing,
+      clients: ctx.clients,
+      audit: ctx.audit,
+      authFailures,
+      logger,
+    });
+    registerKeymanagerRoutes(app, { keyManager: ctx.keyManager, token: config.keymanager.enabled ? ctx.keymanagerToken : undefined, authFailures, logger });
   }
   return app;
+}
+
+/** What GET /healthcheck (and the metrics' health gauges) probe. */
+export function healthDepsOf(ctx: SignerContext): HealthDeps {
+  return { db: ctx.db, slashingWorker: ctx.slashingWorker, pool: ctx.pool, audit: ctx.audit, keyStore: ctx.keyStore };
 }

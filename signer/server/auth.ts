@@ -9,7 +9,7 @@ import type { Socket } from "node:net";
 import { SIGN_TYPES } from "../signing/index.js";
 import type { AllowedTypes, ClientConfig } from "./config.js";
 import { DEFAULT_ALLOWED_TYPES, normalizeFingerprint } from "./config.js";
-import { HttpError } from "./errors.js";
+import { SharedClientTokenError, TypeNotAllowedError, UnauthenticatedError } from "./service-errors.js";
 import { bearerToken, digestToken, readTokenFile } from "./tokens.js";
 
 export const DEFAULT_CLIENT_ID = "default";
@@ -44,10 +44,10 @@ export class ClientState {
     return this.keys === undefined || this.keys.has(pubkey);
   }
 
-  /** Throws 403 TYPE_NOT_ALLOWED unless this client may have `type` signed (unknown types are left to validation). */
+  /** Throws TypeNotAllowedError unless this client may have `type` signed (unknown types are left to validation). */
   checkType(type: string): void {
     if (this.types === undefined || this.types.has(type) || !(SIGN_TYPES as readonly string[]).includes(type)) return;
-    throw new HttpError(403, "TYPE_NOT_ALLOWED", `client ${this.id} may not sign ${type} (see allowedTypes in the signer's config)`);
+    throw new TypeNotAllowedError(this.id, type);
   }
 
   noteSigned(entry: LastSigned, nowMs: number): void {
@@ -79,7 +79,7 @@ export class ClientRegistry {
       this.clients.set(c.id, state);
       if (c.tokenFile !== undefined) {
         const digest = readTokenFile(c.tokenFile, { what: `client ${c.id}` }).toString("hex");
-        if (this.byToken.has(digest)) throw new HttpError(500, "INVALID_CONFIG", `client ${c.id} shares its token with another client`);
+        if (this.byToken.has(digest)) throw new SharedClientTokenError(c.id);
         this.byToken.set(digest, state);
       }
       if (c.tlsClientCertSha256 !== undefined) this.byFingerprint.set(normalizeFingerprint(c.tlsClientCertSha256), state);
@@ -91,7 +91,7 @@ export class ClientRegistry {
   }
 
   /**
-   * The client of a request, or throws 401. `listenerClient` is the client whose dedicated listener the
+   * The client of a request, or throws UnauthenticatedError. `listenerClient` is the client whose dedicated listener the
    * request arrived on (undefined on the main listener).
    */
   identify(authorization: string | undefined, socket: Socket, listenerClient: ClientState | undefined): ClientState {
@@ -100,13 +100,13 @@ export class ClientRegistry {
     if (token !== undefined) {
       const byToken = this.byToken.get(digestToken(token).toString("hex"));
       if (byToken) return byToken;
-      throw new HttpError(401, "UNAUTHENTICATED", "the bearer token matches no configured client");
+      throw new UnauthenticatedError("the bearer token matches no configured client");
     }
-    if (authorization !== undefined) throw new HttpError(401, "UNAUTHENTICATED", "unsupported Authorization header (use Bearer)");
+    if (authorization !== undefined) throw new UnauthenticatedError("unsupported Authorization header (use Bearer)");
     const byCert = this.byCertificate(socket);
     if (byCert) return byCert;
     if (listenerClient) return listenerClient;
-    throw new HttpError(401, "UNAUTHENTICATED", "this request matches no configured client (send a bearer token or a client certificate)");
+    throw new UnauthenticatedError("this request matches no configured client (send a bearer token or a client certificate)");
   }
 
   /** Certificates are per connection: look once, remember for the connection's life. */

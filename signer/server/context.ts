@@ -1,4 +1,7 @@
-/** Everything the routes share: one instance per running signer. */
+/**
+ * Everything buildApp (app.ts) composes the listeners from: one instance per running signer. Routes never see it
+ * whole: each is handed only what it uses (SignRouteDeps, AdminRouteDeps, KeymanagerRouteDeps, HealthDeps).
+ */
 import type { Logger } from "pino";
 import type { SlashingDb } from "../../slashing-db/index.js";
 import type { KeyStore } from "../keystore/index.js";
@@ -8,6 +11,7 @@ import type { AuthFailureGuard } from "./auth-failures.js";
 import type { ClientRegistry } from "./auth.js";
 import type { SignerConfig } from "./config.js";
 import type { FencingStore } from "./fencing-store.js";
+import type { KeyManager } from "./key-manager.js";
 import type { SignerMetrics } from "./metrics.js";
 import type { SigningService } from "./signing-service.js";
 import type { SlashingWorkerClient } from "./slashing-client.js";
@@ -29,6 +33,6 @@ export interface SignerContext {
   authFailures: AuthFailureGuard;
   adminToken?: TokenDigest;
   keymanagerToken?: TokenDigest;
-  /** Serialises keymanager imports and deletes (they change the pool, the token and the database together). */
-  keyChanges: { tail: Promise<unknown> };
+  /** Key imports and deletes (keymanager API). */
+  keyManager: KeyManager;
 }

@@ -6,9 +6,18 @@ import { VigilError } from "../../config/index.js";
 import { SlashingDbInputError, SlashingDbUnavailableError, SlashingProtectionError } from "../../slashing-db/index.js";
 import { ClientGoneError, InvalidSignRequestError, QueueFullError, SigningRootMismatchError, UnknownForkVersionError, UnknownPubkeyError } from "../signing/index.js";
 import { AuditLogUnavailableError } from "./audit-log.js";
+import {
+  ClientDisabledError,
+  InvalidPubkeyIdentifierError,
+  KeyNotAllowedError,
+  OverloadedError,
+  TooFarAheadError,
+  TypeNotAllowedError,
+  UnauthenticatedError,
+} from "./service-errors.js";
 import type { Outcome } from "./metrics.js";
 
-/** An error raised by the HTTP layer itself, with its status. */
+/** An error raised by the HTTP layer itself (a route), with its status. Domain errors are mapped in REPLY_RULES. */
 export class HttpError extends VigilError {
   constructor(
     readonly status: number,
@@ -34,57 +43,103 @@ export interface ErrorReply {
 
 export const RETRY_AFTER_SECONDS = 1;
 
+/** How one kind of domain error is answered. `body` defaults to `{ code, message }`. */
+interface ReplyRule<E extends Error> {
+  match: (err: unknown) => err is E;
+  status: number;
+  outcome: Outcome;
+  /** Expected (a refusal, a bad request) rather than a fault worth an error log line. */
+  expected: boolean;
+  /** Seconds for Retry-After; every 503 has one. */
+  retryAfter?: (err: E) => number;
+  body?: (err: E) => Record<string, unknown>;
+}
+
+/** A rule for one error class (checked against that class's fields), stored beside the others. */
+function rule<E extends VigilError>(cls: abstract new (...args: never[]) => E, r: Omit<ReplyRule<E>, "match">): ReplyRule<VigilError> {
+  return { ...r, match: (err: unknown): err is E => err instanceof cls } as unknown as ReplyRule<VigilError>;
+}
+const retryDefault = (): number => RETRY_AFTER_SECONDS;
+const withField = (err: VigilError & { field: string }) => ({ code: err.code, message: err.message, field: err.field });
+const withCause = (err: VigilError & { failure: string }) => ({ code: err.code, message: err.message, cause: err.failure });
+
+/**
+ * THE table: every domain error the signer answers over HTTP, with its status, outcome (metrics) and Retry-After.
+ * First match wins. Nothing outside the HTTP layer knows a status number.
+ */
+const REPLY_RULES: readonly ReplyRule<VigilError>[] = [
+  // 400: the request is malformed.
+  rule(InvalidSignRequestError, { status: 400, outcome: "invalid", expected: true, body: withField }),
+  rule(InvalidPubkeyIdentifierError, { status: 400, outcome: "invalid", expected: true, body: withField }),
+  rule(SlashingDbInputError, { status: 400, outcome: "invalid", expected: true, body: withField }),
+  rule(SigningRootMismatchError, { status: 400, outcome: "invalid", expected: true, body: (e) => ({ code: e.code, message: e.message, field: "signingRoot" }) }),
+  rule(UnknownForkVersionError, {
+    status: 400,
+    outcome: "invalid",
+    expected: true,
+    body: (e) => ({ code: e.code, message: e.message, field: "fork_info.fork.current_version" }),
+  }),
+  // 401 / 403: who is asking, and what they may do.
+  rule(UnauthenticatedError, { status: 401, outcome: "not_allowed", expected: true }),
+  rule(KeyNotAllowedError, { status: 403, outcome: "not_allowed", expected: true }),
+  rule(TypeNotAllowedError, { status: 403, outcome: "not_allowed", expected: true }),
+  rule(ClientDisabledError, { status: 403, outcome: "not_allowed", expected: true }),
+  // 404
+  rule(UnknownPubkeyError, { status: 404, outcome: "unknown_key", expected: true }),
+  // 412: well-formed, but unsafe to sign. `reason` feeds the refusal metric.
+  rule(SlashingProtectionError, { status: 412, outcome: "refused", expected: true, body: (e) => ({ code: e.code, reason: e.refusal, message: e.message }) }),
+  rule(TooFarAheadError, { status: 412, outcome: "refused", expected: true, body: (e) => ({ code: e.code, message: e.message, reason: e.code }) }),
+  // 503, load: retry later.
+  rule(QueueFullError, { status: 503, outcome: "overloaded", expected: true, retryAfter: retryDefault }),
+  rule(OverloadedError, {
+    status: 503,
+    outcome: "overloaded",
+    expected: true,
+    retryAfter: (e) => e.retryAfterSeconds,
+    body: (e) => ({ code: e.code, message: e.message, expectedWaitMs: e.expectedWaitMs, maxWaitMs: e.maxWaitMs }),
+  }),
+  // Nobody reads this reply (the connection is closed); counted as shed load.
+  rule(ClientGoneError, { status: 503, outcome: "overloaded", expected: true, retryAfter: retryDefault }),
+  // 503, faults: not overload. `cause` says which (disk full, read-only, file gone...).
+  rule(SlashingDbUnavailableError, { status: 503, outcome: "db_unavailable", expected: false, retryAfter: retryDefault, body: withCause }),
+  // The audit feed could not be written durably, so the signature was withheld. Same causes.
+  rule(AuditLogUnavailableError, { status: 503, outcome: "audit_unavailable", expected: false, retryAfter: retryDefault, body: withCause }),
+  {
+    match: (err): err is VigilError => err instanceof VigilError && (err.code === "POOL_CLOSED" || err.code === "BLS_POOL_DOWN" || err.code === "BLS_WORKER_DIED"),
+    status: 503,
+    outcome: "bls_unavailable",
+    expected: false,
+    retryAfter: retryDefault,
+  },
+];
+
 export function errorReply(err: unknown): ErrorReply {
-  if (err instanceof HttpError) {
-    const outcome: Outcome =
-      err.status === 401 || err.status === 403
-        ? "not_allowed"
-        : err.status === 404
-          ? "unknown_key"
-          : err.status === 412
-            ? "refused"
-            : err.status === 503
-              ? "overloaded"
-              : err.status < 500
-                ? "invalid"
-                : "error";
-    return { status: err.status, outcome, body: { code: err.code, message: err.message, ...err.extra }, expected: err.status < 500 || err.status === 503, ...(err.status === 503 ? { retryAfter: err.retryAfterSeconds ?? RETRY_AFTER_SECONDS } : {}) };
-  }
-  if (err instanceof InvalidSignRequestError) {
-    return { status: 400, outcome: "invalid", body: { code: err.code, message: err.message, field: err.field }, expected: true };
-  }
-  if (err instanceof SlashingDbInputError) {
-    return { status: 400, outcome: "invalid", body: { code: err.code, message: err.message, field: err.field }, expected: true };
-  }
-  if (err instanceof SigningRootMismatchError || err instanceof UnknownForkVersionError) {
-    const field = err instanceof SigningRootMismatchError ? "signingRoot" : "fork_info.fork.current_version";
-    return { status: 400, outcome: "invalid", body: { code: err.code, message: err.message, field }, expected: true };
-  }
-  if (err instanceof UnknownPubkeyError) return { status: 404, outcome: "unknown_key", body: { code: err.code, message: err.message }, expected: true };
-  if (err instanceof SlashingProtectionError) {
-    return { status: 412, outcome: "refused", body: { code: err.code, reason: err.refusal, message: err.message }, expected: true };
-  }
-  if (err instanceof QueueFullError) {
-    return { status: 503, outcome: "overloaded", body: { code: err.code, message: err.message }, retryAfter: RETRY_AFTER_SECONDS, expected: true };
-  }
-  if (err instanceof ClientGoneError) {
-    // Nobody reads this reply (the connection is closed); counted as shed load.
-    return { status: 503, outcome: "overloaded", body: { code: err.code, message: err.message }, retryAfter: RETRY_AFTER_SECONDS, expected: true };
-  }
-  if (err instanceof SlashingDbUnavailableError) {
-    // Not overload: the database cannot record (disk full, read-only, file gone). `cause` says which.
-    return { status: 503, outcome: "db_unavailable", body: { code: err.code, message: err.message, cause: err.failure }, retryAfter: RETRY_AFTER_SECONDS, expected: false };
-  }
-  if (err instanceof AuditLogUnavailableError) {
-    // Not overload: the audit feed could not be written durably, so the signature was withheld. Same causes.
-    return { status: 503, outcome: "audit_unavailable", body: { code: err.code, message: err.message, cause: err.failure }, retryAfter: RETRY_AFTER_SECONDS, expected: false };
-  }
-  if (err instanceof VigilError && (err.code === "POOL_CLOSED" || err.code === "BLS_POOL_DOWN" || err.code === "BLS_WORKER_DIED")) {
-    return { status: 503, outcome: "bls_unavailable", body: { code: err.code, message: err.message }, retryAfter: RETRY_AFTER_SECONDS, expected: false };
+  if (err instanceof HttpError) return httpErrorReply(err);
+  for (const r of REPLY_RULES) {
+    if (!r.match(err)) continue;
+    const body = r.body ? r.body(err) : { code: err.code, message: err.message };
+    return { status: r.status, outcome: r.outcome, body, expected: r.expected, ...(r.retryAfter ? { retryAfter: r.retryAfter(err) } : {}) };
   }
   const fastify = fastifyClientError(err);
   if (fastify) return fastify;
   return { status: 500, outcome: "error", body: { code: "INTERNAL", message: "internal error (see the signer's log)" }, expected: false };
+}
+
+/** The HTTP layer's own errors (e.g. 406 NOT_ACCEPTABLE) carry their status. */
+function httpErrorReply(err: HttpError): ErrorReply {
+  const outcome: Outcome =
+    err.status === 401 || err.status === 403
+      ? "not_allowed"
+      : err.status === 404
+        ? "unknown_key"
+        : err.status === 412
+          ? "refused"
+          : err.status === 503
+            ? "overloaded"
+            : err.status < 500
+              ? "invalid"
+              : "error";
+  return { status: err.status, outcome, body: { code: err.code, message: err.message, ...err.extra }, expected: err.status < 500 || err.status === 503, ...(err.status === 503 ? { retryAfter: err.retryAfterSeconds ?? RETRY_AFTER_SECONDS } : {}) };
 }
 
 /** fastify's own errors on malformed input (body too large, bad JSON, bad content type) are the client's fault. */

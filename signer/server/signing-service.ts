@@ -11,6 +11,7 @@ import { SlashingProtectionError } from "../../slashing-db/index.js";
 import {
   ClientGoneError,
   computeSigningRoot,
+  UnknownPubkeyError,
   validateSignRequest,
   type BlsPool,
   type NetworkConfig,
@@ -20,8 +21,8 @@ import {
 import { AdmissionControl, type ShedReason } from "./admission.js";
 import { AuditLogUnavailableError, type AuditLog } from "./audit-log.js";
 import type { ClientState } from "./auth.js";
-import { HttpError } from "./errors.js";
 import type { FencingStore } from "./fencing-store.js";
+import { ClientDisabledError, InvalidPubkeyIdentifierError, KeyNotAllowedError } from "./service-errors.js";
 import type { WallClockGuard } from "./wall-clock-guard.js";
 
 const PUBKEY_PATH = /^0x[0-9a-fA-F]{96}$/;
@@ -57,7 +58,7 @@ export interface SigningServiceDeps {
   maxQueueDepth: number;
   /** Refuses blocks and attestations far ahead of the wall clock; undefined where genesis time is unknown. */
   wallClock?: WallClockGuard;
-  /** A request expected to wait longer than this for its signature is refused with 503 (admission.ts). */
+  /** A request expected to wait longer than this for its signature is refused as OVERLOADED (admission.ts). */
   maxWaitMs: number;
   /** Counts shed requests by reason (metrics). */
   onShed?: (reason: ShedReason | "client_gone") => void;
@@ -92,13 +93,13 @@ export class SigningService {
     return this.pinnedRoot;
   }
 
-  /** Admission: everything that can be refused without touching the body. Throws HttpError. */
+  /** Admission: everything that can be refused without touching the body. Throws a domain error (service-errors.ts, ../signing/errors.ts). */
   admit(client: ClientState, pubkeyParam: string): string {
-    if (!PUBKEY_PATH.test(pubkeyParam)) throw new HttpError(400, "INVALID_REQUEST", "identifier must be a 0x-prefixed 48-byte public key", { field: "identifier" });
+    if (!PUBKEY_PATH.test(pubkeyParam)) throw new InvalidPubkeyIdentifierError();
     const pubkey = normalizeHex(pubkeyParam);
-    if (!client.mayUse(pubkey)) throw new HttpError(403, "KEY_NOT_ALLOWED", `client ${client.id} may not use key ${pubkey}`);
-    if (!this.keys.has(pubkey)) throw new HttpError(404, "UNKNOWN_PUBKEY", `no key loaded for public key ${pubkey}`);
-    if (!this.deps.fencing.isEnabled(client.id)) throw new HttpError(403, "CLIENT_DISABLED", `client ${client.id} is disabled`);
+    if (!client.mayUse(pubkey)) throw new KeyNotAllowedError(client.id, pubkey);
+    if (!this.keys.has(pubkey)) throw new UnknownPubkeyError(pubkey);
+    if (!this.deps.fencing.isEnabled(client.id)) throw new ClientDisabledError(client.id);
     // Last: only a request that would otherwise be signed is refused for load (and counted as shed).
     this.admission.check(this.inFlightTotal);
     return pubkey;
@@ -161,8 +162,8 @@ export class SigningService {
   /**
    * The last gate before a signature leaves: the client must still be enabled, before and (blocks and
    * attestations) after their audit entry is on disk. `send` is called with the hex signature in the same
-   * synchronous step as the last check. Throws 403 CLIENT_DISABLED, or AuditLogUnavailableError (503
-   * AUDIT_LOG_UNAVAILABLE with a `cause`) when the feed cannot be written (the slashing record stays: refusing after recording is the safe direction; an
+   * synchronous step as the last check. Throws ClientDisabledError, or AuditLogUnavailableError (with a
+   * `cause`) when the feed cannot be written (the slashing record stays: refusing after recording is the safe direction; an
    * entry written for a signature refused here makes the feed over-report, never under-report).
    */
   async release(client: ClientState, signed: Signed, send: (signature: string) => void): Promise<void> {
@@ -193,7 +194,7 @@ export class SigningService {
           this.checkStillEnabled(client);
         }
       } catch (err) {
-        // 503 AUDIT_LOG_UNAVAILABLE with the cause (errors.ts), counted as audit_unavailable, not as overload.
+        // AUDIT_LOG_UNAVAILABLE with the cause: counted as audit_unavailable, not as overload (errors.ts).
         if (err instanceof AuditLogUnavailableError) throw new AuditLogUnavailableError(`signature withheld: ${err.message}`, err.failure);
         throw err;
       }
@@ -206,7 +207,7 @@ export class SigningService {
 
   private checkStillEnabled(client: ClientState): void {
     if (!this.deps.fencing.isEnabled(client.id)) {
-      throw new HttpError(403, "CLIENT_DISABLED", `client ${client.id} was disabled while its request was being signed`);
+      throw new ClientDisabledError(client.id, true);
     }
   }
 

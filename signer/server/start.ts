@@ -8,10 +8,10 @@ import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino, type DestinationStream, type Logger } from "pino";
 import { EXIT_CODES, ensurePrivateDir, HOST_ALLOW_ANY, isLoopbackAddress, NonBlockingLogDestination, VigilError } from "../../config/index.js";
-import { openSlashingDb, type SlashingDbOptions } from "../../slashing-db/index.js";
+import { openSlashingDb, type SlashingDb, type SlashingDbOptions } from "../../slashing-db/index.js";
 import { openKeyStore, type KeyStore } from "../keystore/index.js";
 import { BlsPool, loadConsensus } from "../signing/index.js";
-import { buildApp } from "./app.js";
+import { buildApp, healthDepsOf } from "./app.js";
 import { healthReport, type HealthReport } from "./routes/health.js";
 import { useFastSszHasher } from "./hasher.js";
 import { AuditLog } from "./audit-log.js";
@@ -21,11 +21,12 @@ import { ClientRegistry } from "./auth.js";
 import type { ListenAddress, SignerConfig } from "./config.js";
 import type { SignerContext } from "./context.js";
 import { FencingStore } from "./fencing-store.js";
+import { KeyManager } from "./key-manager.js";
 import { SignerMetrics } from "./metrics.js";
 import { SigningService } from "./signing-service.js";
 import { SlashingWorkerClient } from "./slashing-client.js";
 import { WallClockGuard } from "./wall-clock-guard.js";
-import { readTokenFile } from "./tokens.js";
+import { readTokenFile, type TokenDigest } from "./tokens.js";
 
 /** How long close() lets in-flight requests finish before it cuts their connections. */
 const CLOSE_GRACE_MS = 10_000;
@@ -78,30 +79,52 @@ export interface RunningSigner {
   close(): Promise<void>;
 }
 
+/** Undo steps of a start in progress, run in reverse when a later step fails. */
+type Cleanups = (() => Promise<void> | void)[];
+
+/** Objects the metrics read live, bound as each step creates them (nothing is scraped before the listeners start). */
+interface LiveRefs {
+  service?: SigningService;
+  pool?: BlsPool;
+  slashingWorker?: SlashingWorkerClient;
+  fencing?: FencingStore;
+  clients?: ClientRegistry;
+  healthCtx?: SignerContext;
+}
+
+/** The signer's own state on disk and what identifies its callers. */
+interface OpenedState {
+  db: SlashingDb;
+  checker: SlashingWorkerClient;
+  fencing: FencingStore;
+  audit: AuditLog;
+  clients: ClientRegistry;
+  adminToken: TokenDigest | undefined;
+  keymanagerToken: TokenDigest | undefined;
+}
+
+interface LoadedKeys {
+  keyStore: KeyStore;
+  pool: BlsPool;
+}
+
+interface Listeners {
+  apps: FastifyInstance[];
+  url: string;
+  clientUrls: Record<string, string>;
+  metricsUrl: string | undefined;
+}
+
+/**
+ * The steps, in this order: the data directory's lock before anything in it is touched; the preset (everything
+ * computes with it); the state on disk (slashing database first: nothing may sign without it); keys (slowest,
+ * and the pool needs the HSM); the signing service over all of it; listeners last, so no request arrives before
+ * everything it needs is open. A failing step undoes the earlier ones in reverse.
+ */
 export async function startSigner(config: SignerConfig, options: StartSignerOptions = {}): Promise<RunningSigner> {
   const status = options.status ?? (() => {});
-  // Logging never blocks signing or shutdown: lines that cannot be written now are dropped and counted.
-  const ownLog = options.logDestination ? undefined : new NonBlockingLogDestination({ fd: 1 });
-  const logger = pino(
-    {
-      level: config.logLevel,
-      base: { name: "vigil-signer" },
-      // Defence in depth: credentials never reach a log line even if a header object is logged by mistake.
-      redact: { paths: ["req.headers.authorization", "headers.authorization", "authorization", "password", "passwords", "pin"], censor: "[redacted]" },
-    },
-    options.logDestination ?? ownLog!,
-  );
-  const cleanups: (() => Promise<void> | void)[] = [];
-  const unwind = async () => {
-    for (const c of cleanups.reverse()) {
-      try {
-        await c();
-      } catch {
-        /* best effort while failing */
-      }
-    }
-  };
-
+  const { logger, ownLog } = createLogger(config, options);
+  const cleanups: Cleanups = [];
   try {
     // Before anything in the data directory is opened: a second signer on it stops here (exit code 7).
     const lock = options.dataDirLock ?? DataDirLock.acquire(config.dataDir);
@@ -112,135 +135,37 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
     ensurePrivateDir(config.dataDir);
 
     // Metrics read live objects through these late-bound references.
-    let service: SigningService | undefined;
-    let pool: BlsPool | undefined;
-    let slashingWorker: SlashingWorkerClient | undefined;
-    let fencing: FencingStore | undefined;
-    let clients: ClientRegistry | undefined;
-    let healthCtx: SignerContext | undefined;
-    const metrics = new SignerMetrics({
-      queueDepth: () => ({ total: service?.queueDepth ?? 0, slashingDb: slashingWorker?.queueDepth ?? 0, bls: pool?.queueDepth ?? 0 }),
-      keysLoaded: () => service?.keys.size ?? 0,
-      generation: () => fencing?.generation ?? 0,
-      clientsEnabled: () => [...(clients?.clients.keys() ?? [])].map((id) => ({ id, enabled: fencing?.isEnabled(id) ?? true })),
-      blsThreads: () => pool?.aliveThreads ?? 0,
-      logLinesDropped: () => ownLog?.dropped ?? 0,
-      healthChecks: async () => (healthCtx ? (await healthReport(healthCtx)).checks : []),
-    });
-
-    status("opening the slashing-protection database");
-    // Two connections to one file: this thread's pins the network (creating and migrating the file) and serves
-    // imports, exports and health; the worker's runs every check-and-record (its group commits and fsyncs
-    // never block this thread) with WAL checkpoints on a thread of their own (checkpointInBackground).
-    const dbOptions: SlashingDbOptions = config.genesisValidatorsRoot ? { genesisValidatorsRoot: config.genesisValidatorsRoot } : {};
-    const openedDb = openSlashingDb(config.slashingDb, dbOptions);
-    cleanups.push(() => openedDb.close());
-    const checker = await SlashingWorkerClient.start(config.slashingDb, (s) => metrics.commit(s));
-    slashingWorker = checker;
-    cleanups.push(() => checker.close().then(() => undefined));
-
-    const openedFencing = FencingStore.open(
-      path.join(config.dataDir, "signer-state.sqlite"),
-      new Map((config.clients ?? []).map((c) => [c.id, c.initiallyEnabled])),
-    );
-    fencing = openedFencing;
-    cleanups.push(() => openedFencing.close());
-    const audit = AuditLog.open(path.join(config.dataDir, "audit"));
-    cleanups.push(() => audit.close());
-    clients = new ClientRegistry(config.clients, config.defaultClient.allowedTypes);
-    const adminToken = config.admin ? readTokenFile(config.admin.tokenFile, { create: true, what: "admin" }) : undefined;
-    const keymanagerToken = config.keymanager.enabled ? readTokenFile(config.keymanager.tokenFile, { create: true, what: "keymanager" }) : undefined;
-
-    status("loading keys from the key store");
-    // SoftHSM2 reads SOFTHSM2_CONF when its module is first initialised in this process.
-    if (config.softhsmConf !== undefined && options.keyStore === undefined) process.env.SOFTHSM2_CONF = config.softhsmConf;
-    const keyStore = options.keyStore ?? openKeyStore(config.hsm);
-    cleanups.push(() => keyStore.close());
-    const loaded = await keyStore.load();
-    const secrets = [...loaded.exportForWorkers().values()];
-    const startedPool = await BlsPool.start(secrets, {
-      preset: config.network.preset,
-      threads: config.limits.blsThreads,
-      // The service admits at most maxQueueDepth requests; the pool never needs to refuse one of them.
-      maxQueueDepth: config.limits.maxQueueDepth + 1024,
-      maxBatchSize: BLS_BATCH,
-      niceness: BLS_NICENESS,
-      onWorkerFailure: (err) => logger.error({ err: err.message }, "a BLS worker thread died; signing continues on the others"),
-    }); // zeroes `secrets`
-    pool = startedPool;
-    cleanups.push(() => startedPool.close());
-
-    service = new SigningService({
-      network: config.network,
-      db: openedDb,
-      checker,
-      onPinFailure: (err) => logger.error({ err: err.message }, "could not pass the network pin to the slashing-protection worker; its checks fail closed"),
-      pool: startedPool,
-      fencing: openedFencing,
-      audit,
-      durableAudit: options.benchBufferedAudit !== true,
-      maxQueueDepth: config.limits.maxQueueDepth,
-      ...(config.network.genesisTime !== undefined
-        ? {
-            wallClock: new WallClockGuard({
-              genesisTime: config.network.genesisTime,
-              secondsPerSlot: config.network.secondsPerSlot ?? (config.network.preset === "minimal" ? 6 : 12),
-              slotsPerEpoch: consensus.slotsPerEpoch,
-              maxEpochsAhead: config.limits.maxEpochsAhead,
-            }),
-          }
-        : {}),
-      maxWaitMs: config.limits.maxWaitMs,
-      onShed: (reason) => metrics.requestShed(reason),
-    });
-    if (config.network.genesisTime === undefined) {
-      logger.info({ network: config.network.name }, "network.genesisTime is not known: blocks and attestations far ahead of the wall clock are not refused");
-    }
+    const live: LiveRefs = {};
+    const metrics = createMetrics(live, ownLog);
+    const state = await openState(config, metrics, live, cleanups, status);
+    const keys = await loadKeys(config, options, logger, live, cleanups, status);
+    const service = buildService(config, options, consensus, state, keys.pool, metrics, logger);
+    live.service = service;
     warnAboutHostAllowlist(config, logger);
     const ctx: SignerContext = {
       config,
       logger,
-      db: openedDb,
-      slashingWorker: checker,
-      pool: startedPool,
-      keyStore,
+      db: state.db,
+      slashingWorker: state.checker,
+      pool: keys.pool,
+      keyStore: keys.keyStore,
       service,
-      clients,
-      fencing: openedFencing,
-      audit,
+      clients: state.clients,
+      fencing: state.fencing,
+      audit: state.audit,
       metrics,
       authFailures: new AuthFailureGuard(logger, (api, throttled) => metrics.authFailure(api, throttled), options.authThrottle),
-      ...(adminToken ? { adminToken } : {}),
-      ...(keymanagerToken ? { keymanagerToken } : {}),
-      keyChanges: { tail: Promise.resolve() },
+      ...(state.adminToken ? { adminToken: state.adminToken } : {}),
+      ...(state.keymanagerToken ? { keymanagerToken: state.keymanagerToken } : {}),
+      keyManager: new KeyManager({ service, pool: keys.pool, keyStore: keys.keyStore, db: state.db, logger, genesisValidatorsRoot: config.genesisValidatorsRoot }),
     };
-    healthCtx = ctx;
+    live.healthCtx = ctx;
 
-    status("starting listeners");
-    const apps: FastifyInstance[] = [];
-    cleanups.push(() => Promise.all(apps.map((a) => a.close())).then(() => undefined));
-    const listenOn = async (app: FastifyInstance, addr: ListenAddress, https: boolean): Promise<string> => {
-      apps.push(app);
-      await app.listen({ host: addr.host, port: addr.port });
-      const bound = app.server.address() as AddressInfo;
-      const host = bound.family === "IPv6" ? `[${bound.address}]` : bound.address;
-      return `${https ? "https" : "http"}://${host}:${bound.port}`;
-    };
-    const url = await listenOn(buildApp(ctx, { kind: "main" }), config.listen, config.tls !== undefined);
-    const clientUrls: Record<string, string> = {};
-    for (const c of config.clients ?? []) {
-      if (!c.listen) continue;
-      if (!isLoopback(c.listen.host)) {
-        logger.warn({ client: c.id, host: c.listen.host }, "a dedicated client listener is not on loopback: anyone who reaches it signs as that client");
-      }
-      clientUrls[c.id] = await listenOn(buildApp(ctx, { kind: "client", client: clients.get(c.id)! }), c.listen, c.listenTls !== undefined);
-    }
-    const metricsUrl =
-      config.metrics.enabled && config.metrics.listen ? await listenOn(buildApp(ctx, { kind: "metrics" }), config.metrics.listen, false) : config.metrics.enabled ? url : undefined;
-
-    const publicKeys = startedPool.publicKeys;
+    const listeners = await startListeners(ctx, cleanups, status);
+    const { url, clientUrls, metricsUrl } = listeners;
+    const publicKeys = keys.pool.publicKeys;
     logger.info(
-      { url, clientUrls, metricsUrl, keys: publicKeys.length, network: config.network.name, genesisValidatorsRoot: openedDb.genesisValidatorsRoot, sszHasher: hasher },
+      { url, clientUrls, metricsUrl, keys: publicKeys.length, network: config.network.name, genesisValidatorsRoot: state.db.genesisValidatorsRoot, sszHasher: hasher },
       "signer ready",
     );
     status(`ready: ${publicKeys.length} key(s) on ${url}`);
@@ -252,8 +177,8 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       clientUrls,
       publicKeys,
       logger,
-      healthy: () => openedDb.isHealthy() && checker.alive && startedPool.aliveThreads > 0,
-      health: () => healthReport(ctx),
+      healthy: () => state.db.isHealthy() && state.checker.alive && keys.pool.aliveThreads > 0,
+      health: () => healthReport(healthDepsOf(ctx)),
       stats() {
         let signed = 0;
         let refused = 0;
@@ -264,48 +189,227 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
         return { keys: ctx.service.keys.size, signed, refused, inFlight: ctx.service.queueDepth };
       },
       close() {
-        closing ??= (async () => {
-          status("stopping: finishing in-flight requests");
-          logger.info("signer stopping");
-          // fastify.close() stops accepting and waits for in-flight requests, which await their commit and signature.
-          // It closes the keep-alive connections idle at that moment only: close each one as it becomes idle, and
-          // after the grace period every connection (a client holding a request open must not block shutdown).
-          const started = Date.now();
-          const reaper = setInterval(() => {
-            for (const a of apps) {
-              if (Date.now() - started > CLOSE_GRACE_MS) a.server.closeAllConnections();
-              else a.server.closeIdleConnections();
-            }
-          }, 25);
-          try {
-            await Promise.all(apps.map((a) => a.close()));
-          } finally {
-            clearInterval(reaper);
-          }
-          await startedPool.close();
-          // Commits anything still queued; each connection reports whether it closed cleanly.
-          const dbProblems = [...(await checker.close()), ...(await openedDb.closeAndReport())];
-          openedFencing.close();
-          await audit.close();
-          await keyStore.close();
-          lock.release();
-          if (dbProblems.length > 0) {
-            logger.error({ problems: dbProblems }, "slashing-protection database not closed cleanly");
-            status("stopped; the slashing-protection database was not closed cleanly");
-            await ownLog?.close(LOG_FLUSH_MS);
-            throw new DbNotClosedCleanlyError(dbProblems);
-          }
-          logger.info("signer stopped");
-          await ownLog?.close(LOG_FLUSH_MS);
-          status("stopped");
-        })();
+        closing ??= closeSigner({ listeners, state, keys, lock, logger, ownLog, status });
         return closing;
       },
     };
   } catch (err) {
-    await unwind();
+    await unwind(cleanups);
     throw err;
   }
+}
+
+async function unwind(cleanups: Cleanups): Promise<void> {
+  for (const c of cleanups.reverse()) {
+    try {
+      await c();
+    } catch {
+      /* best effort while failing */
+    }
+  }
+}
+
+function createLogger(config: SignerConfig, options: StartSignerOptions): { logger: Logger; ownLog: NonBlockingLogDestination | undefined } {
+  // Logging never blocks signing or shutdown: lines that cannot be written now are dropped and counted.
+  const ownLog = options.logDestination ? undefined : new NonBlockingLogDestination({ fd: 1 });
+  const logger = pino(
+    {
+      level: config.logLevel,
+      base: { name: "vigil-signer" },
+      // Defence in depth: credentials never reach a log line even if a header object is logged by mistake.
+      redact: { paths: ["req.headers.authorization", "headers.authorization", "authorization", "password", "passwords", "pin"], censor: "[redacted]" },
+    },
+    options.logDestination ?? ownLog!,
+  );
+  return { logger, ownLog };
+}
+
+function createMetrics(live: LiveRefs, ownLog: NonBlockingLogDestination | undefined): SignerMetrics {
+  return new SignerMetrics({
+    queueDepth: () => ({ total: live.service?.queueDepth ?? 0, slashingDb: live.slashingWorker?.queueDepth ?? 0, bls: live.pool?.queueDepth ?? 0 }),
+    keysLoaded: () => live.service?.keys.size ?? 0,
+    generation: () => live.fencing?.generation ?? 0,
+    clientsEnabled: () => [...(live.clients?.clients.keys() ?? [])].map((id) => ({ id, enabled: live.fencing?.isEnabled(id) ?? true })),
+    blsThreads: () => live.pool?.aliveThreads ?? 0,
+    logLinesDropped: () => ownLog?.dropped ?? 0,
+    healthChecks: async () => (live.healthCtx ? (await healthReport(healthDepsOf(live.healthCtx))).checks : []),
+  });
+}
+
+/** The slashing database (both connections), the fencing state, the audit feed, the clients and the API tokens. */
+async function openState(config: SignerConfig, metrics: SignerMetrics, live: LiveRefs, cleanups: Cleanups, status: (text: string) => void): Promise<OpenedState> {
+  status("opening the slashing-protection database");
+  // Two connections to one file: this thread's pins the network (creating and migrating the file) and serves
+  // imports, exports and health; the worker's runs every check-and-record (its group commits and fsyncs
+  // never block this thread) with WAL checkpoints on a thread of their own (checkpointInBackground).
+  const dbOptions: SlashingDbOptions = config.genesisValidatorsRoot ? { genesisValidatorsRoot: config.genesisValidatorsRoot } : {};
+  const openedDb = openSlashingDb(config.slashingDb, dbOptions);
+  cleanups.push(() => openedDb.close());
+  const checker = await SlashingWorkerClient.start(config.slashingDb, (s) => metrics.commit(s));
+  live.slashingWorker = checker;
+  cleanups.push(() => checker.close().then(() => undefined));
+
+  const openedFencing = FencingStore.open(
+    path.join(config.dataDir, "signer-state.sqlite"),
+    new Map((config.clients ?? []).map((c) => [c.id, c.initiallyEnabled])),
+  );
+  live.fencing = openedFencing;
+  cleanups.push(() => openedFencing.close());
+  const audit = AuditLog.open(path.join(config.dataDir, "audit"));
+  cleanups.push(() => audit.close());
+  const clients = new ClientRegistry(config.clients, config.defaultClient.allowedTypes);
+  live.clients = clients;
+  const adminToken = config.admin ? readTokenFile(config.admin.tokenFile, { create: true, what: "admin" }) : undefined;
+  const keymanagerToken = config.keymanager.enabled ? readTokenFile(config.keymanager.tokenFile, { create: true, what: "keymanager" }) : undefined;
+  return { db: openedDb, checker, fencing: openedFencing, audit, clients, adminToken, keymanagerToken };
+}
+
+/** The key store (HSM) and the BLS pool holding its keys. */
+async function loadKeys(
+  config: SignerConfig,
+  options: StartSignerOptions,
+  logger: Logger,
+  live: LiveRefs,
+  cleanups: Cleanups,
+  status: (text: string) => void,
+): Promise<LoadedKeys> {
+  status("loading keys from the key store");
+  // SoftHSM2 reads SOFTHSM2_CONF when its module is first initialised in this process.
+  if (config.softhsmConf !== undefined && options.keyStore === undefined) process.env.SOFTHSM2_CONF = config.softhsmConf;
+  const keyStore = options.keyStore ?? openKeyStore(config.hsm);
+  cleanups.push(() => keyStore.close());
+  const loaded = await keyStore.load();
+  const secrets = [...loaded.exportForWorkers().values()];
+  const startedPool = await BlsPool.start(secrets, {
+    preset: config.network.preset,
+    threads: config.limits.blsThreads,
+    // The service admits at most maxQueueDepth requests; the pool never needs to refuse one of them.
+    maxQueueDepth: config.limits.maxQueueDepth + 1024,
+    maxBatchSize: BLS_BATCH,
+    niceness: BLS_NICENESS,
+    onWorkerFailure: (err) => logger.error({ err: err.message }, "a BLS worker thread died; signing continues on the others"),
+  }); // zeroes `secrets`
+  live.pool = startedPool;
+  cleanups.push(() => startedPool.close());
+  return { keyStore, pool: startedPool };
+}
+
+/** The sign path over the opened state and the pool (nothing to undo: it holds no resource of its own). */
+function buildService(
+  config: SignerConfig,
+  options: StartSignerOptions,
+  consensus: { slotsPerEpoch: number },
+  state: OpenedState,
+  startedPool: BlsPool,
+  metrics: SignerMetrics,
+  logger: Logger,
+): SigningService {
+  const { db: openedDb, checker, fencing: openedFencing, audit } = state;
+  const service = new SigningService({
+    network: config.network,
+    db: openedDb,
+    checker,
+    onPinFailure: (err) => logger.error({ err: err.message }, "could not pass the network pin to the slashing-protection worker; its checks fail closed"),
+    pool: startedPool,
+    fencing: openedFencing,
+    audit,
+    durableAudit: options.benchBufferedAudit !== true,
+    maxQueueDepth: config.limits.maxQueueDepth,
+    ...(config.network.genesisTime !== undefined
+      ? {
+          wallClock: new WallClockGuard({
+            genesisTime: config.network.genesisTime,
+            secondsPerSlot: config.network.secondsPerSlot ?? (config.network.preset === "minimal" ? 6 : 12),
+            slotsPerEpoch: consensus.slotsPerEpoch,
+            maxEpochsAhead: config.limits.maxEpochsAhead,
+          }),
+        }
+      : {}),
+    maxWaitMs: config.limits.maxWaitMs,
+    onShed: (reason) => metrics.requestShed(reason),
+  });
+  if (config.network.genesisTime === undefined) {
+    logger.info({ network: config.network.name }, "network.genesisTime is not known: blocks and attestations far ahead of the wall clock are not refused");
+  }
+  return service;
+}
+
+/** The main listener, one per client with a dedicated address, and the metrics listener if it has its own. */
+async function startListeners(ctx: SignerContext, cleanups: Cleanups, status: (text: string) => void): Promise<Listeners> {
+  const { config, logger } = ctx;
+  status("starting listeners");
+  const apps: FastifyInstance[] = [];
+  cleanups.push(() => Promise.all(apps.map((a) => a.close())).then(() => undefined));
+  const listenOn = async (app: FastifyInstance, addr: ListenAddress, https: boolean): Promise<string> => {
+    apps.push(app);
+    await app.listen({ host: addr.host, port: addr.port });
+    const bound = app.server.address() as AddressInfo;
+    const host = bound.family === "IPv6" ? `[${bound.address}]` : bound.address;
+    return `${https ? "https" : "http"}://${host}:${bound.port}`;
+  };
+  const url = await listenOn(buildApp(ctx, { kind: "main" }), config.listen, config.tls !== undefined);
+  const clientUrls: Record<string, string> = {};
+  for (const c of config.clients ?? []) {
+    if (!c.listen) continue;
+    if (!isLoopback(c.listen.host)) {
+      logger.warn({ client: c.id, host: c.listen.host }, "a dedicated client listener is not on loopback: anyone who reaches it signs as that client");
+    }
+    clientUrls[c.id] = await listenOn(buildApp(ctx, { kind: "client", client: ctx.clients.get(c.id)! }), c.listen, c.listenTls !== undefined);
+  }
+  const metricsUrl =
+    config.metrics.enabled && config.metrics.listen ? await listenOn(buildApp(ctx, { kind: "metrics" }), config.metrics.listen, false) : config.metrics.enabled ? url : undefined;
+  return { apps, url, clientUrls, metricsUrl };
+}
+
+/**
+ * The close sequence, the start's in reverse: stop accepting and finish in-flight requests (they await their
+ * commit and signature), then the pool, the database (committing what is queued; reports whether it closed
+ * cleanly), the fencing state, the audit feed, the HSM session, and last the data directory's lock.
+ */
+async function closeSigner(s: {
+  listeners: Listeners;
+  state: OpenedState;
+  keys: LoadedKeys;
+  lock: DataDirLock;
+  logger: Logger;
+  ownLog: NonBlockingLogDestination | undefined;
+  status: (text: string) => void;
+}): Promise<void> {
+  const { listeners, state, keys, lock, logger, ownLog, status } = s;
+  const { apps } = listeners;
+  status("stopping: finishing in-flight requests");
+  logger.info("signer stopping");
+  // fastify.close() stops accepting and waits for in-flight requests, which await their commit and signature.
+  // It closes the keep-alive connections idle at that moment only: close each one as it becomes idle, and
+  // after the grace period every connection (a client holding a request open must not block shutdown).
+  const started = Date.now();
+  const reaper = setInterval(() => {
+    for (const a of apps) {
+      if (Date.now() - started > CLOSE_GRACE_MS) a.server.closeAllConnections();
+      else a.server.closeIdleConnections();
+    }
+  }, 25);
+  try {
+    await Promise.all(apps.map((a) => a.close()));
+  } finally {
+    clearInterval(reaper);
+  }
+  await keys.pool.close();
+  // Commits anything still queued; each connection reports whether it closed cleanly.
+  const dbProblems = [...(await state.checker.close()), ...(await state.db.closeAndReport())];
+  state.fencing.close();
+  await state.audit.close();
+  await keys.keyStore.close();
+  lock.release();
+  if (dbProblems.length > 0) {
+    logger.error({ problems: dbProblems }, "slashing-protection database not closed cleanly");
+    status("stopped; the slashing-protection database was not closed cleanly");
+    await ownLog?.close(LOG_FLUSH_MS);
+    throw new DbNotClosedCleanlyError(dbProblems);
+  }
+  logger.info("signer stopped");
+  await ownLog?.close(LOG_FLUSH_MS);
+  status("stopped");
 }
 
 /**

@@ -9,7 +9,7 @@
  * no wall clock to compare with and the guard is off.
  */
 import type { SignRequest } from "../signing/index.js";
-import { HttpError } from "./errors.js";
+import { TooFarAheadError } from "./service-errors.js";
 
 export interface WallClockSettings {
   genesisTime: number;
@@ -45,14 +45,14 @@ export class WallClockGuard {
     return BigInt(slot) / this.slotsPerEpoch;
   }
 
-  /** Throws 412 SLOT_TOO_FAR_AHEAD / EPOCH_TOO_FAR_AHEAD; other types pass. Call on a validated request. */
+  /** Throws TooFarAheadError (SLOT_TOO_FAR_AHEAD / EPOCH_TOO_FAR_AHEAD); other types pass. Call on a validated request. */
   check(request: SignRequest): void {
     if (request.type === "ATTESTATION") {
       const { source, target } = request.attestation;
       const latest = this.currentEpoch() + this.margin;
       for (const [what, epoch] of [["target", target.epoch], ["source", source.epoch]] as const) {
         if (BigInt(epoch) > latest) {
-          throw tooFarAhead("EPOCH_TOO_FAR_AHEAD", `attestation ${what} epoch ${epoch} is beyond epoch ${latest} (the wall clock's epoch + limits.maxEpochsAhead)`);
+          throw new TooFarAheadError("EPOCH_TOO_FAR_AHEAD", BigInt(epoch), latest, `attestation ${what} epoch ${epoch} is beyond epoch ${latest} (the wall clock's epoch + limits.maxEpochsAhead)`);
         }
       }
       return;
@@ -62,7 +62,7 @@ export class WallClockGuard {
       const latestEpoch = this.currentEpoch() + this.margin;
       if (slot / this.slotsPerEpoch > latestEpoch) {
         const latestSlot = (latestEpoch + 1n) * this.slotsPerEpoch - 1n;
-        throw tooFarAhead("SLOT_TOO_FAR_AHEAD", `block slot ${slot} is beyond slot ${latestSlot} (the end of the wall clock's epoch + limits.maxEpochsAhead)`);
+        throw new TooFarAheadError("SLOT_TOO_FAR_AHEAD", slot, latestSlot, `block slot ${slot} is beyond slot ${latestSlot} (the end of the wall clock's epoch + limits.maxEpochsAhead)`);
       }
     }
   }
@@ -72,9 +72,4 @@ function blockSlot(request: SignRequest & { type: "BLOCK" | "BLOCK_V2" }): strin
   if (request.type === "BLOCK") return request.block.slot;
   const b = request.beacon_block;
   return "block" in b ? b.block.slot : b.block_header.slot;
-}
-
-/** 412 like every slashing-protection refusal: well-formed, but unsafe to sign. `reason` feeds the refusal metric. */
-function tooFarAhead(code: string, message: string): HttpError {
-  return new HttpError(412, code, message, { reason: code });
 }

@@ -27,7 +27,7 @@ export interface BlsPoolOptions {
   preset: PresetName;
   /** Worker threads; default: one per core (os.availableParallelism()). */
   threads?: number;
-  /** sign() calls accepted and not yet answered; beyond it sign() rejects with QueueFullError (HTTP 503). */
+  /** sign() calls accepted and not yet answered; beyond it sign() rejects with QueueFullError. */
   maxQueueDepth?: number;
   /** Largest batch one postMessage carries. */
   maxBatchSize?: number;
@@ -165,7 +165,7 @@ export class BlsPool {
 
   /**
    * Signs a 32-byte signing root with the key of `pubkey`; resolves to the 96-byte compressed signature.
-   * Rejects with UnknownPubkeyError, QueueFullError (answer 503) or a VigilError if the pool is closed/broken.
+   * Rejects with UnknownPubkeyError, QueueFullError (retry later) or a VigilError if the pool is closed/broken.
    * `cancelled` is asked when the request leaves the queue for a worker: if it answers true the request is dropped
    * unsigned (ClientGoneError).
    */

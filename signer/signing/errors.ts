@@ -1,8 +1,8 @@
 import { EXIT_CODES, VigilError } from "../../config/index.js";
 
 /**
- * Errors of the signing core. Codes are stable: the HTTP layer maps them to status codes
- * (INVALID_REQUEST / SIGNING_ROOT_MISMATCH -> 400, UNKNOWN_PUBKEY -> 404, QUEUE_FULL -> 503, ...).
+ * Errors of the signing core. Codes are stable; the HTTP layer maps each class to its status in one table
+ * (signer/server/errors.ts).
  */
 
 /** The request body is malformed. `field` is the dotted path of the offending field ("" = the body). */
@@ -36,7 +36,7 @@ export class UnknownForkVersionError extends VigilError {
   }
 }
 
-/** The signing queue is at its limit: the caller should answer 503 and let the client retry. */
+/** The signing queue is at its limit: the client should retry later. */
 export class QueueFullError extends VigilError {
   constructor(readonly maxQueueDepth: number) {
     super("QUEUE_FULL", `signing queue is full (${maxQueueDepth} requests waiting)`, EXIT_CODES.failed);

@@ -1,6 +1,7 @@
 // The expected-wait estimator of admission.ts, on a fake clock: what it refuses, and which measurements it trusts.
 import { describe, expect, it } from "vitest";
 import { AdmissionControl } from "../../signer/server/admission.js";
+import { errorReply } from "../../signer/server/errors.js";
 
 function control(hint: number | undefined, maxWaitMs = 1000) {
   let now = 0;
@@ -13,7 +14,9 @@ const refusal = (f: () => void) => {
   try {
     f();
   } catch (e) {
-    return e as { status: number; code: string; retryAfterSeconds?: number };
+    // As the HTTP layer answers it: statuses and Retry-After are mapped there (errors.ts), not by admission.
+    const r = errorReply(e);
+    return { status: r.status, code: String(r.body.code), retryAfterSeconds: r.retryAfter };
   }
   return undefined;
 };

@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { SlashingDb } from "../../slashing-db/index.js";
 import type { AuditLog } from "../../signer/server/audit-log.js";
 import { ClientState } from "../../signer/server/auth.js";
+import { errorReply } from "../../signer/server/errors.js";
 import { FencingStore } from "../../signer/server/fencing-store.js";
 import { SigningService, type SlashingChecker } from "../../signer/server/signing-service.js";
 import { loadConsensus, MINIMAL_DEVNET, type BlsPool } from "../../signer/signing/index.js";
@@ -64,7 +65,9 @@ describe("release with a durable audit entry", () => {
     await new Promise((r) => setImmediate(r));
     expect(fencing.apply("primary", false, 1).ok).toBe(true); // the admin API answers "disabled" here
     syncs[0]!();
-    await expect(releasing).rejects.toMatchObject({ status: 403, code: "CLIENT_DISABLED" });
+    const refusal = await releasing.then(() => undefined, (err: unknown) => err);
+    expect(refusal).toMatchObject({ code: "CLIENT_DISABLED", clientId: "primary", duringSigning: true });
+    expect(errorReply(refusal)).toMatchObject({ status: 403, body: { code: "CLIENT_DISABLED" } });
     expect(sent).toEqual([]);
     expect(client.inFlight).toBe(0);
     expect(client.signed).toBe(0);

@@ -1,16 +1,29 @@
 /** The admin API of signer/docs/admin-api.md (fencing, client views, signatures feed). Bearer admin token. */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { ClientState } from "../auth.js";
-import type { SignerContext } from "../context.js";
-import { throttledBody } from "../auth-failures.js";
-import { bearerToken, digestToken, sameToken } from "../tokens.js";
+import type { Logger } from "pino";
+import type { AuditLog } from "../audit-log.js";
+import type { ClientRegistry, ClientState } from "../auth.js";
+import { throttledBody, type AuthFailureGuard } from "../auth-failures.js";
+import type { FencingStore } from "../fencing-store.js";
+import { bearerToken, digestToken, sameToken, type TokenDigest } from "../tokens.js";
+
+/** What the admin API reads and changes. */
+export interface AdminRouteDeps {
+  /** The admin API's token; undefined when the API is off. */
+  adminToken?: TokenDigest;
+  fencing: FencingStore;
+  clients: ClientRegistry;
+  audit: AuditLog;
+  authFailures: AuthFailureGuard;
+  logger: Logger;
+}
 
 /** A decision id names who holds a generation (the watchdog sends its failover id). */
 const DECISION = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
-export function clientView(ctx: SignerContext, client: ClientState) {
+export function clientView(ctx: Pick<AdminRouteDeps, "fencing">, client: ClientState) {
   const fence = ctx.fencing.fence(client.id);
   return {
     id: client.id,
@@ -29,7 +42,7 @@ function fail(reply: FastifyReply, status: number, code: string, message: string
   return reply.code(status).send({ code, message, ...extra });
 }
 
-export function registerAdminRoutes(app: FastifyInstance, ctx: SignerContext): void {
+export function registerAdminRoutes(app: FastifyInstance, ctx: AdminRouteDeps): void {
   const token = ctx.adminToken;
   if (token === undefined) return;
 

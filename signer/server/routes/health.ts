@@ -1,10 +1,24 @@
 /** GET /upcheck, GET /healthcheck (Web3Signer's shape) and GET /metrics. Unauthenticated: they reveal no keys. */
 import type { FastifyInstance } from "fastify";
-import type { SignerContext } from "../context.js";
+import type { SlashingDb } from "../../../slashing-db/index.js";
+import type { KeyStore } from "../../keystore/index.js";
+import type { BlsPool } from "../../signing/index.js";
+import type { AuditLog } from "../audit-log.js";
+import type { SignerMetrics } from "../metrics.js";
+import type { SlashingWorkerClient } from "../slashing-client.js";
 
 type Status = "UP" | "DOWN";
 
-export function registerHealthRoutes(app: FastifyInstance, ctx: SignerContext): void {
+/** What the health checks probe. */
+export interface HealthDeps {
+  db: SlashingDb;
+  slashingWorker: SlashingWorkerClient;
+  pool: BlsPool;
+  audit: AuditLog;
+  keyStore: KeyStore;
+}
+
+export function registerHealthRoutes(app: FastifyInstance, ctx: HealthDeps): void {
   app.get("/upcheck", async (_request, reply) => reply.header("content-type", "text/plain; charset=utf-8").send("OK"));
 
   app.get("/healthcheck", async (_request, reply) => {
@@ -41,7 +55,7 @@ export interface HealthReport {
  *   loaded keep signing without it, so a DOWN key store does not make the outcome DOWN: it means imports,
  *   deletes and the next start will fail. Causes: TOKEN_GONE, SESSION_INVALID, NOT_LOGGED_IN.
  */
-export async function healthReport(ctx: SignerContext): Promise<HealthReport> {
+export async function healthReport(ctx: HealthDeps): Promise<HealthReport> {
   const [db, keyStore] = await Promise.all([slashingDbCheck(ctx), keyStoreCheck(ctx)]);
   const bls: HealthCheck = ctx.pool.aliveThreads > 0 ? { id: "bls-workers", status: "UP" } : { id: "bls-workers", status: "DOWN", cause: "NO_WORKER_ALIVE" };
   const auditHealth = ctx.audit.health();
@@ -51,21 +65,21 @@ export async function healthReport(ctx: SignerContext): Promise<HealthReport> {
   return { status: outcome, checks, outcome };
 }
 
-export function registerMetricsRoute(app: FastifyInstance, ctx: SignerContext): void {
+export function registerMetricsRoute(app: FastifyInstance, ctx: { metrics: SignerMetrics }): void {
   app.get("/metrics", async (_request, reply) => {
     const { contentType, body } = await ctx.metrics.text();
     return reply.header("content-type", contentType).send(body);
   });
 }
 
-async function slashingDbCheck(ctx: SignerContext): Promise<HealthCheck> {
+async function slashingDbCheck(ctx: HealthDeps): Promise<HealthCheck> {
   const write = await ctx.slashingWorker.writeHealth();
   if (!write.up) return { id: "slashing-protection-db", status: "DOWN", cause: write.cause ?? "UNKNOWN" };
   if (!ctx.db.isHealthy()) return { id: "slashing-protection-db", status: "DOWN", cause: "MAIN_CONNECTION_FAILED" };
   return { id: "slashing-protection-db", status: "UP" };
 }
 
-async function keyStoreCheck(ctx: SignerContext): Promise<HealthCheck> {
+async function keyStoreCheck(ctx: HealthDeps): Promise<HealthCheck> {
   if (ctx.keyStore.health) {
     const h = await ctx.keyStore.health().catch(() => ({ up: false, cause: "SESSION_INVALID" as const }));
     return h.up ? { id: "key-store", status: "UP" } : { id: "key-store", status: "DOWN", cause: h.cause ?? "SESSION_INVALID" };

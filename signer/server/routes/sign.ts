@@ -5,15 +5,25 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { replyFormat } from "../accept.js";
-import type { ClientState } from "../auth.js";
-import type { SignerContext } from "../context.js";
-import { throttledBody } from "../auth-failures.js";
+import type { Logger } from "pino";
+import type { ClientRegistry, ClientState } from "../auth.js";
+import { throttledBody, type AuthFailureGuard } from "../auth-failures.js";
 import { errorReply, HttpError, type ErrorReply } from "../errors.js";
+import type { SignerMetrics } from "../metrics.js";
+import type { SigningService } from "../signing-service.js";
 
 export const SIGN_ROUTE = "/api/v1/eth2/sign/:identifier";
 
-export function registerSignRoutes(app: FastifyInstance, ctx: SignerContext, listenerClient: ClientState | undefined): void {
-  const { service, clients, metrics, logger } = ctx;
+export interface SignRouteDeps {
+  service: SigningService;
+  clients: ClientRegistry;
+  metrics: SignerMetrics;
+  logger: Logger;
+  authFailures: AuthFailureGuard;
+}
+
+export function registerSignRoutes(app: FastifyInstance, deps: SignRouteDeps, listenerClient: ClientState | undefined): void {
+  const { service, clients, metrics, logger, authFailures } = deps;
 
   app.get("/api/v1/eth2/publicKeys", async (request, reply) => {
     let client: ClientState;
@@ -30,12 +40,12 @@ export function registerSignRoutes(app: FastifyInstance, ctx: SignerContext, lis
   app.post<{ Params: { identifier: string } }>(SIGN_ROUTE, (request, reply) => handleSign(request, reply));
 
   /**
-   * A 401 is a failed authentication: counted and logged (rate-limited) by ctx.authFailures, and answered 429
+   * A 401 is a failed authentication: counted and logged (rate-limited) by authFailures, and answered 429
    * once its address (or everyone) failed too often. A client's right token is checked before and always passes.
    */
   function authChecked(r: ErrorReply, request: FastifyRequest): ErrorReply {
     if (r.status !== 401) return r;
-    const verdict = ctx.authFailures.failed("eth2", request.socket.remoteAddress, String(r.body.message));
+    const verdict = authFailures.failed("eth2", request.socket.remoteAddress, String(r.body.message));
     if (!verdict.throttled) return r;
     return { status: 429, outcome: "not_allowed", body: throttledBody("eth2", verdict.retryAfterSeconds), retryAfter: verdict.retryAfterSeconds, expected: true };
   }

@@ -1,0 +1,176 @@
+/**
+ * Key import and deletion at run time (what the keymanager API asks for), without HTTP. Keys go to the HSM key
+ * store first (durable), then into the BLS pool, then become signable; EIP-3076 slashing protection is imported
+ * before any key of the request can sign. Deletions leave the service (after in-flight requests finish) and the
+ * pool before the token, and return the history the next signer must import. Changes run one at a time: each
+ * touches the pool, the token and the database together.
+ */
+import type { Logger } from "pino";
+import { normalizeHex, VigilError } from "../../config/index.js";
+import type { Interchange, SlashingDb } from "../../slashing-db/index.js";
+import { decryptKeystoreContents, defaultImportWorkers, type KeyStore, type SecretKeyInput } from "../keystore/index.js";
+import type { BlsPool } from "../signing/index.js";
+import type { SigningService } from "./signing-service.js";
+
+export type ImportStatus = { status: "imported" | "duplicate" | "error"; message?: string };
+export type DeleteStatus = { status: "deleted" | "not_active" | "not_found" | "error"; message?: string };
+
+/** The slashing protection sent with an import could not be imported: no key of that request was imported. */
+export class SlashingProtectionImportError extends VigilError {
+  constructor(readonly detail: string) {
+    super("INVALID_SLASHING_PROTECTION", `slashing_protection: ${detail}`);
+  }
+}
+
+export interface KeyManagerDeps {
+  service: SigningService;
+  pool: BlsPool;
+  keyStore: KeyStore;
+  /** The main thread's connection: interchange imports and exports. */
+  db: SlashingDb;
+  logger: Logger;
+  /** The configured network, for the empty interchange of a database that was never pinned. */
+  genesisValidatorsRoot: string | undefined;
+}
+
+export class KeyManager {
+  /** Key changes run one at a time. */
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly deps: KeyManagerDeps) {}
+
+  /** The keys that may be signed with, sorted. */
+  list(): string[] {
+    return [...this.deps.service.keys].sort();
+  }
+
+  /**
+   * Imports `slashingProtection` (if any: throws SlashingProtectionImportError and imports no key when it fails),
+   * then each EIP-2335 keystore with its password. One status per keystore, in order.
+   */
+  importKeys(keystores: string[], passwords: string[], slashingProtection: string | undefined): Promise<ImportStatus[]> {
+    return this.serialised(async () => {
+      if (slashingProtection !== undefined) {
+        try {
+          // Before any key can sign: its history must already be in the database.
+          const s = this.deps.db.importInterchange(slashingProtection);
+          this.deps.service.syncPin(); // an import into an unpinned database pins it
+          this.deps.logger.info({ validators: s.validators }, "keymanager: imported slashing protection");
+        } catch (err) {
+          throw new SlashingProtectionImportError((err as Error).message);
+        }
+      }
+      return this.importAll(keystores, passwords);
+    });
+  }
+
+  /** Deletes keys (lower-case 0x); returns one status per key and the interchange of their history. */
+  deleteKeys(pubkeys: string[]): Promise<{ data: DeleteStatus[]; slashing_protection: string }> {
+    return this.serialised(() => this.deleteAll(pubkeys));
+  }
+
+  private serialised<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(work, work);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async importAll(keystores: string[], passwords: string[]): Promise<ImportStatus[]> {
+    const { service, pool, keyStore, logger } = this.deps;
+    const statuses: ImportStatus[] = new Array(keystores.length);
+    const concurrency = Math.max(1, Math.min(defaultImportWorkers(), keystores.length));
+    let next = 0;
+    const decrypted: (SecretKeyInput | undefined)[] = new Array(keystores.length);
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < keystores.length) {
+          const i = next++;
+          try {
+            decrypted[i] = await decryptOne(keystores[i]!, passwords[i]!);
+          } catch (err) {
+            statuses[i] = { status: "error", message: (err as Error).message.replace(/^.*?: /, "") };
+          }
+        }
+      }),
+    );
+    // Storing and loading run in request order so duplicates inside one request are reported as such.
+    for (let i = 0; i < keystores.length; i++) {
+      const key = decrypted[i];
+      if (!key) continue;
+      const pubkey = normalizeHex(key.pubkey);
+      if (service.keys.has(pubkey)) {
+        key.secretKey.fill(0);
+        statuses[i] = { status: "duplicate" };
+        continue;
+      }
+      const forPool = Uint8Array.from(key.secretKey);
+      try {
+        await keyStore.importKeys([key]); // zeroes key.secretKey
+        await pool.addKeys([forPool]); // zeroes forPool
+        service.addKeys([pubkey]);
+        statuses[i] = { status: "imported" };
+        logger.info({ pubkey }, "keymanager: key imported");
+      } catch (err) {
+        statuses[i] = { status: "error", message: (err as Error).message };
+      } finally {
+        key.secretKey.fill(0);
+        forPool.fill(0);
+      }
+    }
+    return statuses;
+  }
+
+  private async deleteAll(pubkeys: string[]): Promise<{ data: DeleteStatus[]; slashing_protection: string }> {
+    const { service, pool, keyStore, logger } = this.deps;
+    const statuses: DeleteStatus[] = [];
+    const active = pubkeys.filter((p) => service.keys.has(p));
+    // No new request is admitted for these keys from here; those already admitted finish (and are recorded) first.
+    await service.retireKeys(active);
+    await pool.removeKeys(active);
+    const storeFailures = new Map<string, string>();
+    const onToken = new Set((await keyStore.list()).map((k) => k.pubkey));
+    const toDelete = [...new Set(active)].filter((p) => onToken.has(p));
+    if (toDelete.length > 0) {
+      try {
+        await keyStore.delete(toDelete);
+      } catch (err) {
+        for (const p of toDelete) storeFailures.set(p, (err as Error).message);
+      }
+    }
+    const interchange = this.exportHistory(pubkeys);
+    const withHistory = new Set(
+      interchange.data.filter((r) => r.signed_blocks.length + r.signed_attestations.length > 0).map((r) => normalizeHex(r.pubkey)),
+    );
+    for (const p of pubkeys) {
+      if (active.includes(p)) {
+        const failure = storeFailures.get(p);
+        statuses.push(failure ? { status: "error", message: `removed from the signer but not from the key store: ${failure}` } : { status: "deleted" });
+      } else if (withHistory.has(p)) statuses.push({ status: "not_active" });
+      else statuses.push({ status: "not_found" });
+    }
+    for (const p of active) if (!storeFailures.has(p)) logger.info({ pubkey: p }, "keymanager: key deleted");
+    // The history of every key that was (or had been) active here: what the next signer must import.
+    const exported = { ...interchange, data: interchange.data.filter((r) => active.includes(normalizeHex(r.pubkey)) || withHistory.has(normalizeHex(r.pubkey))) };
+    return { data: statuses, slashing_protection: JSON.stringify(exported) };
+  }
+
+  private exportHistory(pubkeys: string[]) {
+    const { db } = this.deps;
+    const root = db.genesisValidatorsRoot;
+    if (root === null) {
+      // Nothing was ever signed: an empty interchange for the configured network (or an unknown one).
+      return {
+        metadata: { interchange_format_version: "5", genesis_validators_root: this.deps.genesisValidatorsRoot ?? "0x" + "00".repeat(32) },
+        data: [] as Interchange["data"],
+      };
+    }
+    return db.exportInterchange({ pubkeys });
+  }
+}
+
+/** Decrypts one EIP-2335 keystore in a worker thread (scrypt off the event loop), entirely in memory. */
+async function decryptOne(json: string, password: string): Promise<SecretKeyInput> {
+  const [key] = await decryptKeystoreContents([{ label: "keystore", json, password }], { workers: 1, progressStream: null });
+  if (!key) throw new Error("keystore could not be decrypted");
+  return key;
+}

@@ -8,7 +8,7 @@ import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino, type DestinationStream, type Logger } from "pino";
 import { EXIT_CODES, ensurePrivateDir, HOST_ALLOW_ANY, isLoopbackAddress, NonBlockingLogDestination, VigilError } from "../../config/index.js";
-import { openSlashingDb, type SlashingDbOptions } from "../../slashing-db/index.js";
+import { ThreadedSlashingProtection } from "../../slashing-db/index.js";
 import { openKeyStore, type KeyStore } from "../keystore/index.js";
 import { BlsPool, loadConsensus } from "../signing/index.js";
 import { buildApp } from "./app.js";
@@ -23,7 +23,6 @@ import type { SignerContext } from "./context.js";
 import { FencingStore } from "./fencing-store.js";
 import { SignerMetrics } from "./metrics.js";
 import { SigningService } from "./signing-service.js";
-import { SlashingWorkerClient } from "./slashing-client.js";
 import { WallClockGuard } from "./wall-clock-guard.js";
 import { readTokenFile } from "./tokens.js";
 
@@ -114,12 +113,12 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
     // Metrics read live objects through these late-bound references.
     let service: SigningService | undefined;
     let pool: BlsPool | undefined;
-    let slashingWorker: SlashingWorkerClient | undefined;
+    let slashing: ThreadedSlashingProtection | undefined;
     let fencing: FencingStore | undefined;
     let clients: ClientRegistry | undefined;
     let healthCtx: SignerContext | undefined;
     const metrics = new SignerMetrics({
-      queueDepth: () => ({ total: service?.queueDepth ?? 0, slashingDb: slashingWorker?.queueDepth ?? 0, bls: pool?.queueDepth ?? 0 }),
+      queueDepth: () => ({ total: service?.queueDepth ?? 0, slashingDb: slashing?.queueDepth ?? 0, bls: pool?.queueDepth ?? 0 }),
       keysLoaded: () => service?.keys.size ?? 0,
       generation: () => fencing?.generation ?? 0,
       clientsEnabled: () => [...(clients?.clients.keys() ?? [])].map((id) => ({ id, enabled: fencing?.isEnabled(id) ?? true })),
@@ -129,15 +128,14 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
     });
 
     status("opening the slashing-protection database");
-    // Two connections to one file: this thread's pins the network (creating and migrating the file) and serves
-    // imports, exports and health; the worker's runs every check-and-record (its group commits and fsyncs
-    // never block this thread) with WAL checkpoints on a thread of their own (checkpointInBackground).
-    const dbOptions: SlashingDbOptions = config.genesisValidatorsRoot ? { genesisValidatorsRoot: config.genesisValidatorsRoot } : {};
-    const openedDb = openSlashingDb(config.slashingDb, dbOptions);
-    cleanups.push(() => openedDb.close());
-    const checker = await SlashingWorkerClient.start(config.slashingDb, (s) => metrics.commit(s));
-    slashingWorker = checker;
-    cleanups.push(() => checker.close().then(() => undefined));
+    // Check-and-record runs on a thread of its own (its group commits and fsyncs never block this one).
+    const protection = await ThreadedSlashingProtection.open(config.slashingDb, {
+      ...(config.genesisValidatorsRoot ? { genesisValidatorsRoot: config.genesisValidatorsRoot } : {}),
+      onCommit: (s) => metrics.commit(s),
+      onPinFailure: (err) => logger.error({ err: err.message }, "could not pass the network pin to the slashing-protection worker; its checks fail closed"),
+    });
+    slashing = protection;
+    cleanups.push(() => protection.close().then(() => undefined));
 
     const openedFencing = FencingStore.open(
       path.join(config.dataDir, "signer-state.sqlite"),
@@ -172,9 +170,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
 
     service = new SigningService({
       network: config.network,
-      db: openedDb,
-      checker,
-      onPinFailure: (err) => logger.error({ err: err.message }, "could not pass the network pin to the slashing-protection worker; its checks fail closed"),
+      slashing: protection,
       pool: startedPool,
       fencing: openedFencing,
       audit,
@@ -200,8 +196,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
     const ctx: SignerContext = {
       config,
       logger,
-      db: openedDb,
-      slashingWorker: checker,
+      slashing: protection,
       pool: startedPool,
       keyStore,
       service,
@@ -240,7 +235,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
 
     const publicKeys = startedPool.publicKeys;
     logger.info(
-      { url, clientUrls, metricsUrl, keys: publicKeys.length, network: config.network.name, genesisValidatorsRoot: openedDb.genesisValidatorsRoot, sszHasher: hasher },
+      { url, clientUrls, metricsUrl, keys: publicKeys.length, network: config.network.name, genesisValidatorsRoot: protection.genesisValidatorsRoot, sszHasher: hasher },
       "signer ready",
     );
     status(`ready: ${publicKeys.length} key(s) on ${url}`);
@@ -252,7 +247,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       clientUrls,
       publicKeys,
       logger,
-      healthy: () => openedDb.isHealthy() && checker.alive && startedPool.aliveThreads > 0,
+      healthy: () => protection.isAlive() && startedPool.aliveThreads > 0,
       health: () => healthReport(ctx),
       stats() {
         let signed = 0;
@@ -284,7 +279,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
           }
           await startedPool.close();
           // Commits anything still queued; each connection reports whether it closed cleanly.
-          const dbProblems = [...(await checker.close()), ...(await openedDb.closeAndReport())];
+          const dbProblems = await protection.close();
           openedFencing.close();
           await audit.close();
           await keyStore.close();

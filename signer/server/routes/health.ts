@@ -59,9 +59,8 @@ export function registerMetricsRoute(app: FastifyInstance, ctx: SignerContext): 
 }
 
 async function slashingDbCheck(ctx: SignerContext): Promise<HealthCheck> {
-  const write = await ctx.slashingWorker.writeHealth();
-  if (!write.up) return { id: "slashing-protection-db", status: "DOWN", cause: write.cause ?? "UNKNOWN" };
-  if (!ctx.db.isHealthy()) return { id: "slashing-protection-db", status: "DOWN", cause: "MAIN_CONNECTION_FAILED" };
+  const health = await ctx.slashing.health();
+  if (!health.up) return { id: "slashing-protection-db", status: "DOWN", cause: health.cause ?? "UNKNOWN" };
   return { id: "slashing-protection-db", status: "UP" };
 }
 

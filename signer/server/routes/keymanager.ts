@@ -56,8 +56,7 @@ export function registerKeymanagerRoutes(app: FastifyInstance, ctx: SignerContex
         if (slashing !== undefined) {
           try {
             // Before any key can sign: its history must already be in the database.
-            const s = ctx.db.importInterchange(slashing);
-            ctx.service.syncPin(); // an import into an unpinned database pins it
+            const s = await ctx.slashing.importInterchange(slashing); // an import into an unpinned database pins it
             ctx.logger.info({ validators: s.validators }, "keymanager: imported slashing protection");
           } catch (err) {
             return fail(reply, 400, `slashing_protection: ${(err as Error).message}`);
@@ -152,7 +151,7 @@ async function deleteAll(ctx: SignerContext, pubkeys: string[]): Promise<{ data:
       for (const p of toDelete) storeFailures.set(p, (err as Error).message);
     }
   }
-  const interchange = exportHistory(ctx, pubkeys);
+  const interchange = await exportHistory(ctx, pubkeys);
   const withHistory = new Set(
     interchange.data.filter((r) => r.signed_blocks.length + r.signed_attestations.length > 0).map((r) => normalizeHex(r.pubkey)),
   );
@@ -169,8 +168,8 @@ async function deleteAll(ctx: SignerContext, pubkeys: string[]): Promise<{ data:
   return { data: statuses, slashing_protection: JSON.stringify(exported) };
 }
 
-function exportHistory(ctx: SignerContext, pubkeys: string[]) {
-  const root = ctx.db.genesisValidatorsRoot;
+async function exportHistory(ctx: SignerContext, pubkeys: string[]): Promise<Interchange> {
+  const root = ctx.slashing.genesisValidatorsRoot;
   if (root === null) {
     // Nothing was ever signed: an empty interchange for the configured network (or an unknown one).
     return {
@@ -178,5 +177,5 @@ function exportHistory(ctx: SignerContext, pubkeys: string[]) {
       data: [] as Interchange["data"],
     };
   }
-  return ctx.db.exportInterchange({ pubkeys });
+  return ctx.slashing.exportInterchange({ pubkeys });
 }

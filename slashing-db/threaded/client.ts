@@ -1,43 +1,36 @@
 /**
- * The main thread's side of the slashing-protection worker: checkAndRecord* with the same contract as
- * SlashingDb (resolves only once recorded durably; rejects with the same error classes), batched into one
- * message per event-loop turn. If the worker dies every pending and later check fails closed (503).
+ * SlashingProtection on one SQLite file through two connections. The worker thread's runs every check-and-record,
+ * batched into one message per event-loop turn (its group commits and fsyncs never block the caller's thread), with
+ * WAL checkpoints on a thread of their own; the caller's thread's creates and migrates the file, pins the network
+ * and serves imports, exports and liveness. Checks resolve only once recorded durably and reject with the
+ * database's own error classes. If the worker dies every pending and later check fails closed.
  */
 import { Worker } from "node:worker_threads";
-import { workerScriptUrl } from "../../config/index.js";
-import {
-  SlashingDbInputError,
-  SlashingDbUnavailableError,
-  SlashingProtectionError,
-  type BatchStats,
-  type CheckOutcome,
-  type DbFailureCause,
-  type RefusalCode,
-} from "../../slashing-db/index.js";
-import { encodeChecks, type Check, type FromDbWorker, type ToDbWorker, type WireError } from "./slashing-protocol.js";
+import { bytesToHex, hexToBytes, workerScriptUrl } from "../../config/index.js";
+import { parseUint64 } from "../codec.js";
+import { openSlashingDb, type CheckOutcome, type SlashingDb } from "../database.js";
+import { errorFromWire, SlashingDbInputError, SlashingDbUnavailableError, SlashingProtectionError } from "../errors.js";
+import type { BatchStats } from "../group-commit.js";
+import type { Interchange } from "../interchange/export.js";
+import type { ImportSummary } from "../interchange/import.js";
+import type { ProtectionHealth, SlashableCheck, SlashingProtection } from "../protection.js";
+import { encodeChecks, type FromDbWorker, type NumberedCheck, type ToDbWorker } from "./protocol.js";
+
+export interface ThreadedSlashingProtectionOptions {
+  /** Pins the network at open (refused if the file is pinned to another). */
+  genesisValidatorsRoot?: string;
+  /** Called with each group commit's stats (metrics). */
+  onCommit?: (s: BatchStats) => void;
+  /** The worker's connection could not take a pin: its checks fail closed; this reports why. */
+  onPinFailure?: (err: Error) => void;
+}
 
 interface Pending {
   resolve: (outcome: CheckOutcome) => void;
   reject: (err: Error) => void;
 }
 
-function unwire(e: WireError): Error {
-  switch (e.kind) {
-    case "refused":
-      return new SlashingProtectionError(e.code as RefusalCode, e.message);
-    case "input":
-      return new SlashingDbInputError(e.field, e.message.startsWith(`${e.field}: `) ? e.message.slice(e.field.length + 2) : e.message);
-    default:
-      return new SlashingDbUnavailableError(e.code === "DB_CLOSED" ? "DB_CLOSED" : "DB_WRITE_FAILED", e.message, e.failure);
-  }
-}
-
-/** Whether a check could be recorded now, and if not why. */
-export interface DbWriteHealth {
-  up: boolean;
-  cause?: DbFailureCause;
-  message?: string;
-}
+type DbWriteHealth = ProtectionHealth;
 
 /** A commit's or probe's result stands for this long before the health check probes again. */
 const HEALTH_MAX_AGE_MS = 1_000;
@@ -68,10 +61,10 @@ function healthOf(err: Error): DbWriteHealth {
   return { up: false, cause: err instanceof SlashingDbUnavailableError ? err.failure : "UNKNOWN", message: err.message };
 }
 
-export class SlashingWorkerClient {
+export class ThreadedSlashingProtection implements SlashingProtection {
   private readonly pending = new Map<number, Pending>();
   private readonly pins = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
-  private outbox: Check[] = [];
+  private outbox: NumberedCheck[] = [];
   private scheduled = false;
   private nextId = 1;
   private dead: Error | undefined;
@@ -83,29 +76,39 @@ export class SlashingWorkerClient {
   private lastCommitAt = 0;
   private probing: Promise<DbWriteHealth> | undefined;
   private readonly exited: Promise<true>;
+  /** The pin the worker's connection has been told of: the one copy on this thread (the file holds the other). */
+  private pinnedRoot: string | null;
 
   private constructor(
+    /** This thread's connection: pins, imports, exports, liveness. */
+    private readonly main: SlashingDb,
     private readonly worker: Worker,
-    private readonly onCommit: (s: BatchStats) => void,
+    private readonly opts: ThreadedSlashingProtectionOptions,
   ) {
+    this.pinnedRoot = main.genesisValidatorsRoot;
     worker.on("message", (m: FromDbWorker) => this.onMessage(m));
     worker.on("error", (err) => this.fail(err));
     worker.on("exit", (code) => this.fail(new Error(`slashing-protection worker exited with code ${code}`)));
     this.exited = new Promise((resolve) => worker.once("exit", () => resolve(true)));
   }
 
-  /** Starts the worker on `file` (already created, migrated and pinned by the main thread's connection). */
-  static start(file: string, onCommit: (s: BatchStats) => void): Promise<SlashingWorkerClient> {
-    const worker = new Worker(workerScriptUrl(import.meta.url, "slashing-worker.js"), { workerData: { file } });
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(new SlashingDbUnavailableError("DB_OPEN_FAILED", `slashing-protection worker failed to start: ${err.message}`));
-      worker.once("error", onError);
-      worker.once("message", (m: FromDbWorker) => {
-        worker.off("error", onError);
-        if (m.kind !== "ready") return reject(new SlashingDbUnavailableError("DB_OPEN_FAILED", "slashing-protection worker sent no ready message"));
-        resolve(new SlashingWorkerClient(worker, onCommit));
-      });
-    });
+  /**
+   * Opens `file` on this thread (creating, migrating and pinning it), then starts the worker on it. Resolves once
+   * the worker's connection is open too.
+   */
+  static async open(file: string, opts: ThreadedSlashingProtectionOptions = {}): Promise<ThreadedSlashingProtection> {
+    const main = openSlashingDb(file, opts.genesisValidatorsRoot !== undefined ? { genesisValidatorsRoot: opts.genesisValidatorsRoot } : {});
+    try {
+      const worker = await startWorker(file);
+      return new ThreadedSlashingProtection(main, worker, opts);
+    } catch (err) {
+      main.close();
+      throw err;
+    }
+  }
+
+  get genesisValidatorsRoot(): string | null {
+    return this.pinnedRoot;
   }
 
   /** Checks sent and not yet answered. */
@@ -113,16 +116,62 @@ export class SlashingWorkerClient {
     return this.pending.size;
   }
 
-  get alive(): boolean {
-    return this.dead === undefined;
+  isAlive(): boolean {
+    return this.dead === undefined && this.main.isHealthy();
   }
 
-  checkAndRecordBlock(pubkey: string, slot: bigint, root: string): Promise<CheckOutcome> {
-    return this.enqueue({ id: 0, pubkey, block: true, slot, root });
+  checkAndRecord(check: SlashableCheck): Promise<CheckOutcome> {
+    try {
+      checkInput(check);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.enqueue({ ...check, id: 0 });
   }
 
-  checkAndRecordAttestation(pubkey: string, source: bigint, target: bigint, root: string): Promise<CheckOutcome> {
-    return this.enqueue({ id: 0, pubkey, block: false, source, target, root });
+  /**
+   * The first root pins the file (durably, through this thread's connection) and is passed on to the worker's;
+   * checks queued after this call are ordered after the pin. Another root is refused.
+   */
+  async pin(genesisValidatorsRoot: Uint8Array): Promise<void> {
+    const root = bytesToHex(genesisValidatorsRoot);
+    if (this.pinnedRoot === root) return;
+    if (this.pinnedRoot === null) {
+      this.main.pinGenesisValidatorsRoot(root); // durable before anything is signed for this network
+      this.adoptPin();
+      if (this.pinnedRoot === root) return;
+    }
+    throw new SlashingProtectionError(
+      "GENESIS_VALIDATORS_ROOT_MISMATCH",
+      `this signer serves the network with genesis_validators_root ${this.pinnedRoot}, not ${root}`,
+    );
+  }
+
+  /** Imports through this thread's connection; an import into an unpinned file pins it, and the worker learns of it. */
+  async importInterchange(interchange: object | string): Promise<ImportSummary> {
+    const summary = this.main.importInterchange(interchange);
+    this.adoptPin();
+    return summary;
+  }
+
+  async exportInterchange(opts: { pubkeys?: string[] } = {}): Promise<Interchange> {
+    return this.main.exportInterchange(opts);
+  }
+
+  /** Takes a pin made through this thread's connection and passes it to the worker's. */
+  private adoptPin(): void {
+    const root = this.main.genesisValidatorsRoot;
+    if (root === null || root === this.pinnedRoot) return;
+    this.pinnedRoot = root;
+    this.tellWorkerOfPin(root).catch((err: Error) => this.opts.onPinFailure?.(err));
+  }
+
+  /** Write health of the checking connection first (it is what signing needs), then this thread's. */
+  async health(): Promise<ProtectionHealth> {
+    const write = await this.writeHealth();
+    if (!write.up) return write;
+    if (!this.main.isHealthy()) return { up: false, cause: "MAIN_CONNECTION_FAILED" };
+    return write;
   }
 
   /**
@@ -130,7 +179,7 @@ export class SlashingWorkerClient {
    * since says no; otherwise the latest commit's (or probe's) result while under a second old; otherwise one
    * write probe through the worker's group commit (concurrent callers share it).
    */
-  writeHealth(): Promise<DbWriteHealth> {
+  private writeHealth(): Promise<DbWriteHealth> {
     if (this.dead) return Promise.resolve(healthOf(this.dead));
     const failed = this.lastCheckFailure;
     if (failed && failed.at >= this.lastCommitAt && Date.now() - failed.at < FAILURE_HOLD_MS) return Promise.resolve(failed.value);
@@ -153,14 +202,14 @@ export class SlashingWorkerClient {
     this.writeHealthNow = { at: Date.now(), value };
   }
 
-  /** Tells the worker's connection the network is pinned (the main connection pinned it first, durably). */
-  pin(root: string): Promise<void> {
+  /** Tells the worker's connection the network is pinned (this thread's connection pinned it first, durably). */
+  private tellWorkerOfPin(root: string): Promise<void> {
     if (this.dead) return Promise.reject(this.dead);
     const requestId = this.nextId++;
     this.flush(); // checks queued before the pin keep their order
     return new Promise((resolve, reject) => {
       this.pins.set(requestId, { resolve, reject });
-      this.post({ kind: "pin", requestId, root });
+      this.post({ kind: "pin", requestId, root: hexToBytes(root) });
     });
   }
 
@@ -169,6 +218,12 @@ export class SlashingWorkerClient {
    * terminate() only if it does not). Resolves with what went wrong while closing, [] when closed cleanly.
    */
   async close(timeoutMs = CLOSE_TIMEOUT_MS): Promise<string[]> {
+    // The worker's connection first (it holds the queued checks), then this thread's; each reports.
+    const problems = await this.closeWorker(timeoutMs);
+    return [...problems, ...(await this.main.closeAndReport())];
+  }
+
+  private async closeWorker(timeoutMs: number): Promise<string[]> {
     if (this.dead) return this.closeRequested ? [] : [this.dead.message];
     this.closeRequested = true;
     this.flush();
@@ -184,7 +239,7 @@ export class SlashingWorkerClient {
     return problems;
   }
 
-  private enqueue(check: Check): Promise<CheckOutcome> {
+  private enqueue(check: NumberedCheck): Promise<CheckOutcome> {
     if (this.dead) return Promise.reject(this.dead);
     check.id = this.nextId++;
     return new Promise<CheckOutcome>((resolve, reject) => {
@@ -202,7 +257,8 @@ export class SlashingWorkerClient {
     if (this.outbox.length === 0) return;
     const checks = this.outbox;
     this.outbox = [];
-    this.post({ kind: "checks", checks: encodeChecks(checks) });
+    const buffer = encodeChecks(checks);
+    this.worker.postMessage({ kind: "checks", checks: buffer } satisfies ToDbWorker, [buffer]);
   }
 
   private post(message: ToDbWorker): void {
@@ -212,7 +268,7 @@ export class SlashingWorkerClient {
   private onMessage(m: FromDbWorker): void {
     switch (m.kind) {
       case "replies":
-        for (const s of m.commits) this.onCommit(s);
+        for (const s of m.commits) this.opts.onCommit?.(s);
         if (m.commits.length > 0) {
           this.lastCommitAt = Date.now();
           this.noteHealth({ up: true });
@@ -220,7 +276,7 @@ export class SlashingWorkerClient {
         // A failed commit in the same message wins: fail closed.
         for (const r of m.failed) {
           if (r.error?.kind !== "unavailable") continue;
-          const value = healthOf(unwire(r.error));
+          const value = healthOf(errorFromWire(r.error));
           this.lastCheckFailure = { at: Date.now(), value };
           this.noteHealth(value);
         }
@@ -237,20 +293,20 @@ export class SlashingWorkerClient {
           const p = this.pending.get(r.id);
           if (!p) continue;
           this.pending.delete(r.id);
-          p.reject(r.error ? unwire(r.error) : new SlashingDbUnavailableError("DB_WRITE_FAILED", "malformed reply from the slashing-protection worker"));
+          p.reject(r.error ? errorFromWire(r.error) : new SlashingDbUnavailableError("DB_WRITE_FAILED", "malformed reply from the slashing-protection worker"));
         }
         return;
       case "pinned": {
         const p = this.pins.get(m.requestId);
         this.pins.delete(m.requestId);
-        if (m.error) p?.reject(unwire(m.error));
+        if (m.error) p?.reject(errorFromWire(m.error));
         else p?.resolve();
         return;
       }
       case "probed": {
         const done = this.probes.get(m.requestId);
         this.probes.delete(m.requestId);
-        done?.(m.error ? unwire(m.error) : undefined);
+        done?.(m.error ? errorFromWire(m.error) : undefined);
         return;
       }
       case "closed":
@@ -279,3 +335,36 @@ export class SlashingWorkerClient {
     this.outbox = [];
   }
 }
+
+function startWorker(file: string): Promise<Worker> {
+  const worker = new Worker(workerScriptUrl(import.meta.url, "worker.js"), { workerData: { file } });
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(new SlashingDbUnavailableError("DB_OPEN_FAILED", `slashing-protection worker failed to start: ${err.message}`));
+    worker.once("error", onError);
+    worker.once("message", (m: FromDbWorker) => {
+      worker.off("error", onError);
+      if (m.kind !== "ready") return reject(new SlashingDbUnavailableError("DB_OPEN_FAILED", "slashing-protection worker sent no ready message"));
+      resolve(worker);
+    });
+  });
+}
+
+/**
+ * What the database would refuse as input, refused before it is packed into a fixed-size record (which would
+ * otherwise truncate a long key or wrap a huge slot): the same error class and message the database gives.
+ */
+function checkInput(check: SlashableCheck): void {
+  if (!(check.pubkey instanceof Uint8Array) || check.pubkey.byteLength !== 48) throw lengthError("pubkey", 48, check.pubkey);
+  if (!(check.signingRoot instanceof Uint8Array) || check.signingRoot.byteLength !== 32) throw lengthError("signingRoot", 32, check.signingRoot);
+  if (check.kind === "block") parseUint64(check.slot, "slot");
+  else {
+    parseUint64(check.sourceEpoch, "sourceEpoch");
+    parseUint64(check.targetEpoch, "targetEpoch");
+  }
+}
+
+function lengthError(field: string, length: number, value: unknown): SlashingDbInputError {
+  const got = value instanceof Uint8Array ? `${value.byteLength}` : typeof value;
+  return new SlashingDbInputError(field, `expected ${length} bytes, got ${got}`);
+}
+

@@ -30,8 +30,6 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
-type DbWriteHealth = ProtectionHealth;
-
 /** A commit's or probe's result stands for this long before the health check probes again. */
 const HEALTH_MAX_AGE_MS = 1_000;
 
@@ -57,7 +55,7 @@ async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined>
   }
 }
 
-function healthOf(err: Error): DbWriteHealth {
+function healthOf(err: Error): ProtectionHealth {
   return { up: false, cause: err instanceof SlashingDbUnavailableError ? err.failure : "UNKNOWN", message: err.message };
 }
 
@@ -71,10 +69,10 @@ export class ThreadedSlashingProtection implements SlashingProtection {
   private closedWaiter: ((problems?: string[]) => void) | undefined;
   private closeRequested = false;
   private readonly probes = new Map<number, (err?: Error) => void>();
-  private writeHealthNow: { at: number; value: DbWriteHealth } | undefined;
-  private lastCheckFailure: { at: number; value: DbWriteHealth } | undefined;
+  private writeHealthNow: { at: number; value: ProtectionHealth } | undefined;
+  private lastCheckFailure: { at: number; value: ProtectionHealth } | undefined;
   private lastCommitAt = 0;
-  private probing: Promise<DbWriteHealth> | undefined;
+  private probing: Promise<ProtectionHealth> | undefined;
   private readonly exited: Promise<true>;
   /** The pin the worker's connection has been told of: the one copy on this thread (the file holds the other). */
   private pinnedRoot: string | null;
@@ -179,13 +177,13 @@ export class ThreadedSlashingProtection implements SlashingProtection {
    * since says no; otherwise the latest commit's (or probe's) result while under a second old; otherwise one
    * write probe through the worker's group commit (concurrent callers share it).
    */
-  private writeHealth(): Promise<DbWriteHealth> {
+  private writeHealth(): Promise<ProtectionHealth> {
     if (this.dead) return Promise.resolve(healthOf(this.dead));
     const failed = this.lastCheckFailure;
     if (failed && failed.at >= this.lastCommitAt && Date.now() - failed.at < FAILURE_HOLD_MS) return Promise.resolve(failed.value);
     const known = this.writeHealthNow;
     if (known && Date.now() - known.at < HEALTH_MAX_AGE_MS) return Promise.resolve(known.value);
-    this.probing ??= new Promise<DbWriteHealth>((resolve) => {
+    this.probing ??= new Promise<ProtectionHealth>((resolve) => {
       const requestId = this.nextId++;
       this.probes.set(requestId, (err) => resolve(err ? healthOf(err) : { up: true }));
       this.post({ kind: "probe", requestId });
@@ -198,7 +196,7 @@ export class ThreadedSlashingProtection implements SlashingProtection {
     return this.probing;
   }
 
-  private noteHealth(value: DbWriteHealth): void {
+  private noteHealth(value: ProtectionHealth): void {
     this.writeHealthNow = { at: Date.now(), value };
   }
 

@@ -43,6 +43,13 @@ export function parseHexBytes(value: unknown, length: number, field: string): Bu
   return Buffer.from(value.slice(2), "hex");
 }
 
+/** Bytes that arrived as bytes (a worker message, a driver row): only their length is checked. No copy. */
+export function checkBytes(value: Uint8Array, length: number, field: string): Buffer {
+  if (!(value instanceof Uint8Array)) throw new SlashingDbInputError(field, `expected bytes, got ${describe(value)}`);
+  if (value.byteLength !== length) throw new SlashingDbInputError(field, `expected ${length} bytes, got ${value.byteLength}`);
+  return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+}
+
 export function toHex(bytes: Uint8Array): string {
   return "0x" + Buffer.from(bytes).toString("hex");
 }

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import type Database from "better-sqlite3";
 import { normalizeHex } from "../config/index.js";
-import { parseHexBytes, parsePubkey, parseSigningRoot, parseUint64, toHex } from "./codec.js";
+import { checkBytes, parseHexBytes, parsePubkey, parseSigningRoot, parseUint64, toHex } from "./codec.js";
 import { classifyDbFailure, SlashingDbUnavailableError, SlashingProtectionError, InterchangeError, type DbFailureCause } from "./errors.js";
 import { BackgroundCheckpointer } from "./checkpointer.js";
 import { GroupCommitter, type BatchStats } from "./group-commit.js";
@@ -13,6 +13,7 @@ import { pruneHistory, type PruneOptions, type PruneSummary } from "./prune.js";
 import { judgeAttestation, judgeBlock, type Verdict } from "./rules.js";
 import { SCHEMA_VERSION } from "./schema.js";
 import { openSqliteFile } from "./sqlite-file.js";
+import type { SlashableCheck } from "./protection.js";
 
 export interface SlashingDbOptions {
   /**
@@ -163,9 +164,18 @@ export class SlashingDb {
 
   /** Refuses a block unless it is safe under the complete strategy; resolves only once recorded durably. */
   async checkAndRecordBlock(pubkey: string, slot: bigint | number | string, signingRoot?: string): Promise<CheckOutcome> {
-    const key = parsePubkey(pubkey);
-    const slotValue = parseUint64(slot, "slot");
-    const root = parseSigningRoot(signingRoot, "signingRoot");
+    return this.recordBlock(parsePubkey(pubkey), parseUint64(slot, "slot"), parseSigningRoot(signingRoot, "signingRoot"));
+  }
+
+  /** checkAndRecordBlock / checkAndRecordAttestation for a check whose key and root are already bytes (no hex). */
+  async checkAndRecord(check: SlashableCheck): Promise<CheckOutcome> {
+    const key = checkBytes(check.pubkey, 48, "pubkey");
+    const root = checkBytes(check.signingRoot, 32, "signingRoot");
+    if (check.kind === "block") return this.recordBlock(key, parseUint64(check.slot, "slot"), root);
+    return this.recordAttestation(key, parseUint64(check.sourceEpoch, "sourceEpoch"), parseUint64(check.targetEpoch, "targetEpoch"), root);
+  }
+
+  private async recordBlock(key: Buffer, slotValue: bigint, root: Buffer | null): Promise<CheckOutcome> {
     this.assertUsable();
     return this.commit(() => {
       const id = this.validatorId(key, true)!;
@@ -182,10 +192,15 @@ export class SlashingDb {
     targetEpoch: bigint | number | string,
     signingRoot?: string,
   ): Promise<CheckOutcome> {
-    const key = parsePubkey(pubkey);
-    const source = parseUint64(sourceEpoch, "sourceEpoch");
-    const target = parseUint64(targetEpoch, "targetEpoch");
-    const root = parseSigningRoot(signingRoot, "signingRoot");
+    return this.recordAttestation(
+      parsePubkey(pubkey),
+      parseUint64(sourceEpoch, "sourceEpoch"),
+      parseUint64(targetEpoch, "targetEpoch"),
+      parseSigningRoot(signingRoot, "signingRoot"),
+    );
+  }
+
+  private async recordAttestation(key: Buffer, source: bigint, target: bigint, root: Buffer | null): Promise<CheckOutcome> {
     this.assertUsable();
     return this.commit(() => {
       const id = this.validatorId(key, true)!;

@@ -21,15 +21,32 @@ export class SlashingProtectionError extends VigilError {
   ) {
     super(refusal, message, EXIT_CODES.refused);
   }
+
+  toWire(): WireError {
+    return { kind: "refused", refusal: this.refusal, message: this.message };
+  }
+
+  static fromWire(w: Extract<WireError, { kind: "refused" }>): SlashingProtectionError {
+    return new SlashingProtectionError(w.refusal, w.message);
+  }
 }
 
 /** An argument to the database was malformed (bad pubkey, slot, epoch or root). Nothing was recorded. */
 export class SlashingDbInputError extends VigilError {
   constructor(
     readonly field: string,
-    message: string,
+    /** What is wrong with it, without the field's name. */
+    readonly reason: string,
   ) {
-    super("INVALID_INPUT", `${field}: ${message}`, EXIT_CODES.invalidInput);
+    super("INVALID_INPUT", `${field}: ${reason}`, EXIT_CODES.invalidInput);
+  }
+
+  toWire(): WireError {
+    return { kind: "input", field: this.field, reason: this.reason };
+  }
+
+  static fromWire(w: Extract<WireError, { kind: "input" }>): SlashingDbInputError {
+    return new SlashingDbInputError(w.field, w.reason);
   }
 }
 
@@ -40,10 +57,46 @@ export class SlashingDbInputError extends VigilError {
 export class SlashingDbUnavailableError extends VigilError {
   /** Why, as a stable label for health checks, HTTP bodies and metrics. */
   readonly failure: DbFailureCause;
-  constructor(code: "DB_CLOSED" | "DB_WRITE_FAILED" | "DB_SCHEMA_TOO_NEW" | "DB_OPEN_FAILED", message: string, failure?: DbFailureCause) {
+  constructor(
+    override readonly code: UnavailableCode,
+    message: string,
+    failure?: DbFailureCause,
+  ) {
     super(code, message, EXIT_CODES.failed);
     this.failure = failure ?? (code === "DB_CLOSED" ? "CLOSED" : "UNKNOWN");
   }
+
+  toWire(): WireError {
+    return { kind: "unavailable", code: this.code, message: this.message, failure: this.failure };
+  }
+
+  static fromWire(w: Extract<WireError, { kind: "unavailable" }>): SlashingDbUnavailableError {
+    return new SlashingDbUnavailableError(w.code, w.message, w.failure);
+  }
+}
+
+export type UnavailableCode = "DB_CLOSED" | "DB_WRITE_FAILED" | "DB_SCHEMA_TOO_NEW" | "DB_OPEN_FAILED";
+
+/**
+ * A slashing-database error as plain data, for a boundary a class instance cannot cross (a worker thread's
+ * messages; later a network). Each error class writes and reads its own kind.
+ */
+export type WireError =
+  | { kind: "refused"; refusal: RefusalCode; message: string }
+  | { kind: "input"; field: string; reason: string }
+  | { kind: "unavailable"; code: UnavailableCode; message: string; failure: DbFailureCause };
+
+/** Any error met while checking, as wire data: anything unexpected fails closed as DB_WRITE_FAILED. */
+export function errorToWire(err: unknown): WireError {
+  if (err instanceof SlashingProtectionError || err instanceof SlashingDbInputError || err instanceof SlashingDbUnavailableError) return err.toWire();
+  const message = err instanceof Error ? err.message : String(err);
+  return new SlashingDbUnavailableError("DB_WRITE_FAILED", message, classifyDbFailure(err)).toWire();
+}
+
+export function errorFromWire(w: WireError): SlashingProtectionError | SlashingDbInputError | SlashingDbUnavailableError {
+  if (w.kind === "refused") return SlashingProtectionError.fromWire(w);
+  if (w.kind === "input") return SlashingDbInputError.fromWire(w);
+  return SlashingDbUnavailableError.fromWire(w);
 }
 
 /** Why the database could not record a check. */

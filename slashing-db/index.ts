@@ -2,7 +2,9 @@
 export { openSlashingDb, SlashingDb } from "./database.js";
 export type { SlashingDbOptions, SlashingDbStats, CheckOutcome } from "./database.js";
 export { SlashingProtectionError, SlashingDbInputError, SlashingDbUnavailableError, InterchangeError, classifyDbFailure } from "./errors.js";
-export type { RefusalCode, DbFailureCause } from "./errors.js";
+export type { RefusalCode, DbFailureCause, UnavailableCode, WireError } from "./errors.js";
+export type { SlashingProtection, SlashableCheck, ProtectionHealth } from "./protection.js";
+export { ThreadedSlashingProtection, type ThreadedSlashingProtectionOptions } from "./threaded/client.js";
 export type { Verdict } from "./rules.js";
 export type { BatchStats } from "./group-commit.js";
 export type { ImportSummary } from "./interchange/import.js";

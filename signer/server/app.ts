@@ -127,5 +127,5 @@ export function buildApp(ctx: SignerContext, role: ListenerRole): FastifyInstanc
 
 /** What GET /healthcheck (and the metrics' health gauges) probe. */
 export function healthDepsOf(ctx: SignerContext): HealthDeps {
-  return { db: ctx.db, slashingWorker: ctx.slashingWorker, pool: ctx.pool, audit: ctx.audit, keyStore: ctx.keyStore };
+  return { slashing: ctx.slashing, pool: ctx.pool, audit: ctx.audit, keyStore: ctx.keyStore };
 }

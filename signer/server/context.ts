@@ -3,7 +3,7 @@
  * whole: each is handed only what it uses (SignRouteDeps, AdminRouteDeps, KeymanagerRouteDeps, HealthDeps).
  */
 import type { Logger } from "pino";
-import type { SlashingDb } from "../../slashing-db/index.js";
+import type { SlashingProtection } from "../../slashing-db/index.js";
 import type { KeyStore } from "../keystore/index.js";
 import type { BlsPool } from "../signing/index.js";
 import type { AuditLog } from "./audit-log.js";
@@ -14,14 +14,13 @@ import type { FencingStore } from "./fencing-store.js";
 import type { KeyManager } from "./key-manager.js";
 import type { SignerMetrics } from "./metrics.js";
 import type { SigningService } from "./signing-service.js";
-import type { SlashingWorkerClient } from "./slashing-client.js";
 import type { TokenDigest } from "./tokens.js";
 
 export interface SignerContext {
   config: SignerConfig;
   logger: Logger;
-  db: SlashingDb;
-  slashingWorker: SlashingWorkerClient;
+  /** The slashing-protection database: checks, the network pin, imports, exports, health. */
+  slashing: SlashingProtection;
   pool: BlsPool;
   keyStore: KeyStore;
   service: SigningService;

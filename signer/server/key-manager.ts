@@ -7,7 +7,7 @@
  */
 import type { Logger } from "pino";
 import { normalizeHex, VigilError } from "../../config/index.js";
-import type { Interchange, SlashingDb } from "../../slashing-db/index.js";
+import type { Interchange, SlashingProtection } from "../../slashing-db/index.js";
 import { decryptKeystoreContents, defaultImportWorkers, type KeyStore, type SecretKeyInput } from "../keystore/index.js";
 import type { BlsPool } from "../signing/index.js";
 import type { SigningService } from "./signing-service.js";
@@ -26,8 +26,8 @@ export interface KeyManagerDeps {
   service: SigningService;
   pool: BlsPool;
   keyStore: KeyStore;
-  /** The main thread's connection: interchange imports and exports. */
-  db: SlashingDb;
+  /** Interchange imports and exports (an import into an unpinned database pins it). */
+  slashing: SlashingProtection;
   logger: Logger;
   /** The configured network, for the empty interchange of a database that was never pinned. */
   genesisValidatorsRoot: string | undefined;
@@ -53,8 +53,7 @@ export class KeyManager {
       if (slashingProtection !== undefined) {
         try {
           // Before any key can sign: its history must already be in the database.
-          const s = this.deps.db.importInterchange(slashingProtection);
-          this.deps.service.syncPin(); // an import into an unpinned database pins it
+          const s = await this.deps.slashing.importInterchange(slashingProtection); // an import into an unpinned database pins it
           this.deps.logger.info({ validators: s.validators }, "keymanager: imported slashing protection");
         } catch (err) {
           throw new SlashingProtectionImportError((err as Error).message);
@@ -137,7 +136,7 @@ export class KeyManager {
         for (const p of toDelete) storeFailures.set(p, (err as Error).message);
       }
     }
-    const interchange = this.exportHistory(pubkeys);
+    const interchange = await this.exportHistory(pubkeys);
     const withHistory = new Set(
       interchange.data.filter((r) => r.signed_blocks.length + r.signed_attestations.length > 0).map((r) => normalizeHex(r.pubkey)),
     );
@@ -154,9 +153,9 @@ export class KeyManager {
     return { data: statuses, slashing_protection: JSON.stringify(exported) };
   }
 
-  private exportHistory(pubkeys: string[]) {
-    const { db } = this.deps;
-    const root = db.genesisValidatorsRoot;
+  private async exportHistory(pubkeys: string[]): Promise<Interchange> {
+    const { slashing } = this.deps;
+    const root = slashing.genesisValidatorsRoot;
     if (root === null) {
       // Nothing was ever signed: an empty interchange for the configured network (or an unknown one).
       return {
@@ -164,7 +163,7 @@ export class KeyManager {
         data: [] as Interchange["data"],
       };
     }
-    return db.exportInterchange({ pubkeys });
+    return slashing.exportInterchange({ pubkeys });
   }
 }
 

@@ -5,9 +5,8 @@
  * disable answered by the admin API can never be overtaken by a signature already in flight. The request
  * counts as in flight until it is sent.
  */
-import { bytesToHex, normalizeHex } from "../../config/index.js";
-import type { CheckOutcome, SlashingDb } from "../../slashing-db/index.js";
-import { SlashingProtectionError } from "../../slashing-db/index.js";
+import { bytesToHex, hexToBytes, normalizeHex } from "../../config/index.js";
+import type { SlashingProtection } from "../../slashing-db/index.js";
 import {
   ClientGoneError,
   computeSigningRoot,
@@ -31,25 +30,15 @@ const PUBKEY_PATH = /^0x[0-9a-fA-F]{96}$/;
 export interface Signed {
   pubkey: string;
   request: SignRequest;
-  signingRoot: string;
+  signingRoot: Uint8Array;
   slashing: SlashingFacts;
   signature: Uint8Array;
 }
 
-/** Durable check-and-record (SlashingDb's contract); the signer runs it in a worker thread (slashing-client.ts). */
-export interface SlashingChecker {
-  checkAndRecordBlock(pubkey: string, slot: bigint, signingRoot: string): Promise<CheckOutcome>;
-  checkAndRecordAttestation(pubkey: string, source: bigint, target: bigint, signingRoot: string): Promise<CheckOutcome>;
-  /** Learns that the database was pinned (by `db`, the main thread's connection). */
-  pin(root: string): Promise<void>;
-}
-
 export interface SigningServiceDeps {
   network: NetworkConfig;
-  /** The main thread's connection: pins the network, imports and exports. */
-  db: SlashingDb;
-  checker: SlashingChecker;
-  onPinFailure: (err: Error) => void;
+  /** Durable check-and-record, and the owner of the network pin. */
+  slashing: Pick<SlashingProtection, "checkAndRecord" | "pin" | "genesisValidatorsRoot">;
   pool: BlsPool;
   fencing: FencingStore;
   audit: AuditLog;
@@ -71,12 +60,10 @@ export class SigningService {
   /** Requests in flight per key, so a key deletion can wait for them before exporting its history. */
   private readonly inFlightByKey = new Map<string, number>();
   private readonly keyIdleWaiters = new Map<string, (() => void)[]>();
-  private pinnedRoot: string | null;
   readonly admission: AdmissionControl;
 
   constructor(private readonly deps: SigningServiceDeps) {
     this.keys = new Set(deps.pool.publicKeys);
-    this.pinnedRoot = deps.db.genesisValidatorsRoot;
     this.admission = new AdmissionControl({
       maxWaitMs: deps.maxWaitMs,
       maxQueueDepth: deps.maxQueueDepth,
@@ -90,7 +77,7 @@ export class SigningService {
   }
 
   get genesisValidatorsRoot(): string | null {
-    return this.pinnedRoot;
+    return this.deps.slashing.genesisValidatorsRoot;
   }
 
   /** Admission: everything that can be refused without touching the body. Throws a domain error (service-errors.ts, ../signing/errors.ts). */
@@ -122,14 +109,16 @@ export class SigningService {
       const request = validateSignRequest(body);
       this.deps.wallClock?.check(request); // before the network pin and the record: a refusal leaves no trace
       const gvr = request.fork_info?.genesis_validators_root;
-      if (gvr !== undefined) this.checkNetwork(gvr);
+      // One network per signer: the first genesis_validators_root seen (or the configured one) is pinned, durably
+      // before anything is signed for it; another is refused (GENESIS_VALIDATORS_ROOT_MISMATCH).
+      if (gvr !== undefined) await this.deps.slashing.pin(hexToBytes(gvr));
       const { signingRoot, slashing } = computeSigningRoot(request, this.deps.network);
-      const rootHex = bytesToHex(signingRoot);
       if (clientGone()) throw this.shedGone();
       if (slashing.kind === "block") {
-        await this.deps.checker.checkAndRecordBlock(pubkey, slashing.slot, rootHex);
+        await this.deps.slashing.checkAndRecord({ kind: "block", pubkey: hexToBytes(pubkey), slot: slashing.slot, signingRoot });
       } else if (slashing.kind === "attestation") {
-        await this.deps.checker.checkAndRecordAttestation(pubkey, slashing.sourceEpoch, slashing.targetEpoch, rootHex);
+        const { sourceEpoch, targetEpoch } = slashing;
+        await this.deps.slashing.checkAndRecord({ kind: "attestation", pubkey: hexToBytes(pubkey), sourceEpoch, targetEpoch, signingRoot });
       }
       // Skipping after the record is the safe direction: the record only ever refuses more.
       const signature = await this.deps.pool.sign(pubkey, signingRoot, clientGone).catch((err: unknown) => {
@@ -137,7 +126,7 @@ export class SigningService {
       });
       this.admission.signed(ticket);
       signed = true;
-      return { pubkey, request, signingRoot: rootHex, slashing, signature };
+      return { pubkey, request, signingRoot, slashing, signature };
     } finally {
       if (!signed) this.settle(client, pubkey);
     }
@@ -182,7 +171,7 @@ export class SigningService {
         slot,
         sourceEpoch: attestation ? attestation.sourceEpoch.toString() : null,
         targetEpoch: attestation ? attestation.targetEpoch.toString() : null,
-        signingRoot: signed.signingRoot,
+        signingRoot: bytesToHex(signed.signingRoot), // hex from here on: the audit feed is JSON text
         signature,
         at,
       };
@@ -214,32 +203,6 @@ export class SigningService {
   private shedGone(): ClientGoneError {
     this.deps.onShed?.("client_gone");
     return new ClientGoneError();
-  }
-
-  /** One network per signer: the first genesis_validators_root seen (or the configured one) is pinned. */
-  private checkNetwork(gvr: string): void {
-    const root = gvr.toLowerCase();
-    if (this.pinnedRoot === root) return;
-    if (this.pinnedRoot === null) {
-      this.deps.db.pinGenesisValidatorsRoot(root); // durable before anything is signed for this network
-      this.syncPin();
-      if (this.pinnedRoot === root) return;
-    }
-    throw new SlashingProtectionError(
-      "GENESIS_VALIDATORS_ROOT_MISMATCH",
-      `this signer serves the network with genesis_validators_root ${this.pinnedRoot}, not ${root}`,
-    );
-  }
-
-  /**
-   * Picks up a pin made through the main connection (first request, or an interchange import) and passes it to
-   * the checking connection; checks sent after this call are ordered after the pin.
-   */
-  syncPin(): void {
-    const root = this.deps.db.genesisValidatorsRoot;
-    if (root === null || root === this.pinnedRoot) return;
-    this.pinnedRoot = root;
-    this.deps.checker.pin(root).catch((err: Error) => this.deps.onPinFailure(err));
   }
 
   /** Makes keys signable (after the pool has them). */

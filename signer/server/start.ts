@@ -8,7 +8,7 @@ import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino, type DestinationStream, type Logger } from "pino";
 import { EXIT_CODES, ensurePrivateDir, HOST_ALLOW_ANY, isLoopbackAddress, NonBlockingLogDestination, VigilError } from "../../config/index.js";
-import { openSlashingDb, type SlashingDb, type SlashingDbOptions } from "../../slashing-db/index.js";
+import { ThreadedSlashingProtection } from "../../slashing-db/index.js";
 import { openKeyStore, type KeyStore } from "../keystore/index.js";
 import { BlsPool, loadConsensus } from "../signing/index.js";
 import { buildApp, healthDepsOf } from "./app.js";
@@ -24,7 +24,6 @@ import { FencingStore } from "./fencing-store.js";
 import { KeyManager } from "./key-manager.js";
 import { SignerMetrics } from "./metrics.js";
 import { SigningService } from "./signing-service.js";
-import { SlashingWorkerClient } from "./slashing-client.js";
 import { WallClockGuard } from "./wall-clock-guard.js";
 import { readTokenFile, type TokenDigest } from "./tokens.js";
 
@@ -86,7 +85,7 @@ type Cleanups = (() => Promise<void> | void)[];
 interface LiveRefs {
   service?: SigningService;
   pool?: BlsPool;
-  slashingWorker?: SlashingWorkerClient;
+  slashing?: ThreadedSlashingProtection;
   fencing?: FencingStore;
   clients?: ClientRegistry;
   healthCtx?: SignerContext;
@@ -94,8 +93,7 @@ interface LiveRefs {
 
 /** The signer's own state on disk and what identifies its callers. */
 interface OpenedState {
-  db: SlashingDb;
-  checker: SlashingWorkerClient;
+  slashing: ThreadedSlashingProtection;
   fencing: FencingStore;
   audit: AuditLog;
   clients: ClientRegistry;
@@ -137,7 +135,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
     // Metrics read live objects through these late-bound references.
     const live: LiveRefs = {};
     const metrics = createMetrics(live, ownLog);
-    const state = await openState(config, metrics, live, cleanups, status);
+    const state = await openState(config, metrics, logger, live, cleanups, status);
     const keys = await loadKeys(config, options, logger, live, cleanups, status);
     const service = buildService(config, options, consensus, state, keys.pool, metrics, logger);
     live.service = service;
@@ -145,8 +143,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
     const ctx: SignerContext = {
       config,
       logger,
-      db: state.db,
-      slashingWorker: state.checker,
+      slashing: state.slashing,
       pool: keys.pool,
       keyStore: keys.keyStore,
       service,
@@ -157,7 +154,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       authFailures: new AuthFailureGuard(logger, (api, throttled) => metrics.authFailure(api, throttled), options.authThrottle),
       ...(state.adminToken ? { adminToken: state.adminToken } : {}),
       ...(state.keymanagerToken ? { keymanagerToken: state.keymanagerToken } : {}),
-      keyManager: new KeyManager({ service, pool: keys.pool, keyStore: keys.keyStore, db: state.db, logger, genesisValidatorsRoot: config.genesisValidatorsRoot }),
+      keyManager: new KeyManager({ service, pool: keys.pool, keyStore: keys.keyStore, slashing: state.slashing, logger, genesisValidatorsRoot: config.genesisValidatorsRoot }),
     };
     live.healthCtx = ctx;
 
@@ -165,7 +162,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
     const { url, clientUrls, metricsUrl } = listeners;
     const publicKeys = keys.pool.publicKeys;
     logger.info(
-      { url, clientUrls, metricsUrl, keys: publicKeys.length, network: config.network.name, genesisValidatorsRoot: state.db.genesisValidatorsRoot, sszHasher: hasher },
+      { url, clientUrls, metricsUrl, keys: publicKeys.length, network: config.network.name, genesisValidatorsRoot: state.slashing.genesisValidatorsRoot, sszHasher: hasher },
       "signer ready",
     );
     status(`ready: ${publicKeys.length} key(s) on ${url}`);
@@ -177,7 +174,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       clientUrls,
       publicKeys,
       logger,
-      healthy: () => state.db.isHealthy() && state.checker.alive && keys.pool.aliveThreads > 0,
+      healthy: () => state.slashing.isAlive() && keys.pool.aliveThreads > 0,
       health: () => healthReport(healthDepsOf(ctx)),
       stats() {
         let signed = 0;
@@ -226,7 +223,7 @@ function createLogger(config: SignerConfig, options: StartSignerOptions): { logg
 
 function createMetrics(live: LiveRefs, ownLog: NonBlockingLogDestination | undefined): SignerMetrics {
   return new SignerMetrics({
-    queueDepth: () => ({ total: live.service?.queueDepth ?? 0, slashingDb: live.slashingWorker?.queueDepth ?? 0, bls: live.pool?.queueDepth ?? 0 }),
+    queueDepth: () => ({ total: live.service?.queueDepth ?? 0, slashingDb: live.slashing?.queueDepth ?? 0, bls: live.pool?.queueDepth ?? 0 }),
     keysLoaded: () => live.service?.keys.size ?? 0,
     generation: () => live.fencing?.generation ?? 0,
     clientsEnabled: () => [...(live.clients?.clients.keys() ?? [])].map((id) => ({ id, enabled: live.fencing?.isEnabled(id) ?? true })),
@@ -237,17 +234,23 @@ function createMetrics(live: LiveRefs, ownLog: NonBlockingLogDestination | undef
 }
 
 /** The slashing database (both connections), the fencing state, the audit feed, the clients and the API tokens. */
-async function openState(config: SignerConfig, metrics: SignerMetrics, live: LiveRefs, cleanups: Cleanups, status: (text: string) => void): Promise<OpenedState> {
+async function openState(
+  config: SignerConfig,
+  metrics: SignerMetrics,
+  logger: Logger,
+  live: LiveRefs,
+  cleanups: Cleanups,
+  status: (text: string) => void,
+): Promise<OpenedState> {
   status("opening the slashing-protection database");
-  // Two connections to one file: this thread's pins the network (creating and migrating the file) and serves
-  // imports, exports and health; the worker's runs every check-and-record (its group commits and fsyncs
-  // never block this thread) with WAL checkpoints on a thread of their own (checkpointInBackground).
-  const dbOptions: SlashingDbOptions = config.genesisValidatorsRoot ? { genesisValidatorsRoot: config.genesisValidatorsRoot } : {};
-  const openedDb = openSlashingDb(config.slashingDb, dbOptions);
-  cleanups.push(() => openedDb.close());
-  const checker = await SlashingWorkerClient.start(config.slashingDb, (s) => metrics.commit(s));
-  live.slashingWorker = checker;
-  cleanups.push(() => checker.close().then(() => undefined));
+  // Check-and-record runs on a thread of its own (its group commits and fsyncs never block this one).
+  const slashing = await ThreadedSlashingProtection.open(config.slashingDb, {
+    ...(config.genesisValidatorsRoot ? { genesisValidatorsRoot: config.genesisValidatorsRoot } : {}),
+    onCommit: (s) => metrics.commit(s),
+    onPinFailure: (err) => logger.error({ err: err.message }, "could not pass the network pin to the slashing-protection worker; its checks fail closed"),
+  });
+  live.slashing = slashing;
+  cleanups.push(() => slashing.close().then(() => undefined));
 
   const openedFencing = FencingStore.open(
     path.join(config.dataDir, "signer-state.sqlite"),
@@ -261,7 +264,7 @@ async function openState(config: SignerConfig, metrics: SignerMetrics, live: Liv
   live.clients = clients;
   const adminToken = config.admin ? readTokenFile(config.admin.tokenFile, { create: true, what: "admin" }) : undefined;
   const keymanagerToken = config.keymanager.enabled ? readTokenFile(config.keymanager.tokenFile, { create: true, what: "keymanager" }) : undefined;
-  return { db: openedDb, checker, fencing: openedFencing, audit, clients, adminToken, keymanagerToken };
+  return { slashing, fencing: openedFencing, audit, clients, adminToken, keymanagerToken };
 }
 
 /** The key store (HSM) and the BLS pool holding its keys. */
@@ -304,12 +307,10 @@ function buildService(
   metrics: SignerMetrics,
   logger: Logger,
 ): SigningService {
-  const { db: openedDb, checker, fencing: openedFencing, audit } = state;
+  const { slashing, fencing: openedFencing, audit } = state;
   const service = new SigningService({
     network: config.network,
-    db: openedDb,
-    checker,
-    onPinFailure: (err) => logger.error({ err: err.message }, "could not pass the network pin to the slashing-protection worker; its checks fail closed"),
+    slashing,
     pool: startedPool,
     fencing: openedFencing,
     audit,
@@ -396,7 +397,7 @@ async function closeSigner(s: {
   }
   await keys.pool.close();
   // Commits anything still queued; each connection reports whether it closed cleanly.
-  const dbProblems = [...(await state.checker.close()), ...(await state.db.closeAndReport())];
+  const dbProblems = await state.slashing.close();
   state.fencing.close();
   await state.audit.close();
   await keys.keyStore.close();

@@ -5,12 +5,12 @@
 // store is real (SQLite file) and the signing root is computed for real.
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { SlashingDb } from "../../slashing-db/index.js";
+import type { SlashingProtection } from "../../slashing-db/index.js";
 import type { AuditLog } from "../../signer/server/audit-log.js";
 import { ClientState } from "../../signer/server/auth.js";
 import { errorReply } from "../../signer/server/errors.js";
 import { FencingStore } from "../../signer/server/fencing-store.js";
-import { SigningService, type SlashingChecker } from "../../signer/server/signing-service.js";
+import { SigningService } from "../../signer/server/signing-service.js";
 import { loadConsensus, MINIMAL_DEVNET, type BlsPool } from "../../signer/signing/index.js";
 import { tempDir } from "../helpers/tmp.js";
 import { attestationBody, GVR, randaoBody } from "./harness.js";
@@ -28,10 +28,9 @@ function setUp(name: string) {
       return opts.durable ? new Promise<void>((resolve) => syncs.push(resolve)) : undefined;
     },
   } as unknown as AuditLog;
-  const checker: SlashingChecker = { checkAndRecordBlock: async () => "recorded", checkAndRecordAttestation: async () => "recorded", pin: async () => {} };
+  const slashing = { checkAndRecord: async () => "recorded", pin: async () => {}, genesisValidatorsRoot: GVR } as unknown as SlashingProtection;
   const pool = { publicKeys: [PK], sign: async () => new Uint8Array(96).fill(7) } as unknown as BlsPool;
-  const db = { genesisValidatorsRoot: GVR } as unknown as SlashingDb;
-  const service = new SigningService({ network: MINIMAL_DEVNET, db, checker, onPinFailure: () => {}, pool, fencing, audit, maxQueueDepth: 10 });
+  const service = new SigningService({ network: MINIMAL_DEVNET, slashing, pool, fencing, audit, maxQueueDepth: 10 });
   return { fencing, service, syncs, durable, client: new ClientState("primary", undefined) };
 }
 

@@ -1,18 +1,16 @@
 /** GET /upcheck, GET /healthcheck (Web3Signer's shape) and GET /metrics. Unauthenticated: they reveal no keys. */
 import type { FastifyInstance } from "fastify";
-import type { SlashingDb } from "../../../slashing-db/index.js";
+import type { SlashingProtection } from "../../../slashing-db/index.js";
 import type { KeyStore } from "../../keystore/index.js";
 import type { BlsPool } from "../../signing/index.js";
 import type { AuditLog } from "../audit-log.js";
 import type { SignerMetrics } from "../metrics.js";
-import type { SlashingWorkerClient } from "../slashing-client.js";
 
 type Status = "UP" | "DOWN";
 
 /** What the health checks probe. */
 export interface HealthDeps {
-  db: SlashingDb;
-  slashingWorker: SlashingWorkerClient;
+  slashing: SlashingProtection;
   pool: BlsPool;
   audit: AuditLog;
   keyStore: KeyStore;
@@ -73,9 +71,8 @@ export function registerMetricsRoute(app: FastifyInstance, ctx: { metrics: Signe
 }
 
 async function slashingDbCheck(ctx: HealthDeps): Promise<HealthCheck> {
-  const write = await ctx.slashingWorker.writeHealth();
-  if (!write.up) return { id: "slashing-protection-db", status: "DOWN", cause: write.cause ?? "UNKNOWN" };
-  if (!ctx.db.isHealthy()) return { id: "slashing-protection-db", status: "DOWN", cause: "MAIN_CONNECTION_FAILED" };
+  const health = await ctx.slashing.health();
+  if (!health.up) return { id: "slashing-protection-db", status: "DOWN", cause: health.cause ?? "UNKNOWN" };
   return { id: "slashing-protection-db", status: "UP" };
 }
 

@@ -1,13 +1,15 @@
 /**
- * Worker thread hosting the signer's slashing-protection connection. better-sqlite3 is synchronous, so a group
- * commit (and its fsync) run on the main thread would stall HTTP parsing and replies for its whole duration; here
- * it overlaps with them. The database's own group commit batches whatever arrives while it is busy.
- * Protocol: see slashing-client.ts.
+ * Worker thread hosting ThreadedSlashingProtection's checking connection. better-sqlite3 is synchronous, so a
+ * group commit (and its fsync) run on the caller's thread would stall HTTP parsing and replies for its whole
+ * duration; here it overlaps with them. The database's own group commit batches whatever arrives while it is busy.
+ * Protocol: see protocol.ts.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { classifyDbFailure, openSlashingDb, SlashingDbInputError, SlashingProtectionError, type BatchStats } from "../../slashing-db/index.js";
-import { VigilError } from "../../config/index.js";
-import { decodeChecks, type CheckReply, type DbWorkerData, type ToDbWorker, type FromDbWorker, type WireError } from "./slashing-protocol.js";
+import { openSlashingDb } from "../database.js";
+import { errorToWire } from "../errors.js";
+import type { BatchStats } from "../group-commit.js";
+import { toHex } from "../codec.js";
+import { decodeChecks, type CheckReply, type DbWorkerData, type ToDbWorker, type FromDbWorker } from "./protocol.js";
 
 const { file } = workerData as DbWorkerData;
 /** How long closing waits for the checkpoint thread's last checkpoint and exit. */
@@ -22,13 +24,6 @@ const db = openSlashingDb(file, {
   checkpointInBackground: true, // WAL checkpoints on yet another thread: never in the commit path
   onCommit: (s) => commits.push(s),
 });
-
-function wire(err: unknown): WireError {
-  if (err instanceof SlashingProtectionError) return { kind: "refused", code: err.refusal, message: err.message };
-  if (err instanceof SlashingDbInputError) return { kind: "input", code: err.code, field: err.field, message: err.message };
-  if (err instanceof VigilError) return { kind: "unavailable", code: err.code, message: err.message, failure: classifyDbFailure(err) };
-  return { kind: "unavailable", code: "DB_WRITE_FAILED", message: err instanceof Error ? err.message : String(err), failure: classifyDbFailure(err) };
-}
 
 function takeReplies(): FromDbWorker {
   const message: FromDbWorker = { kind: "replies", ok, failed, commits };
@@ -54,27 +49,24 @@ port.on("message", (message: ToDbWorker) => {
   switch (message.kind) {
     case "checks":
       for (const c of decodeChecks(message.checks)) {
-        const done = c.block
-          ? db.checkAndRecordBlock(c.pubkey, c.slot!, c.root)
-          : db.checkAndRecordAttestation(c.pubkey, c.source!, c.target!, c.root);
-        done.then(
+        db.checkAndRecord(c).then(
           (outcome) => reply({ id: c.id, outcome }),
-          (err: unknown) => reply({ id: c.id, error: wire(err) }),
+          (err: unknown) => reply({ id: c.id, error: errorToWire(err) }),
         );
       }
       return;
     case "pin":
       try {
-        db.pinGenesisValidatorsRoot(message.root);
+        db.pinGenesisValidatorsRoot(toHex(message.root));
         port.postMessage({ kind: "pinned", requestId: message.requestId } satisfies FromDbWorker);
       } catch (err) {
-        port.postMessage({ kind: "pinned", requestId: message.requestId, error: wire(err) } satisfies FromDbWorker);
+        port.postMessage({ kind: "pinned", requestId: message.requestId, error: errorToWire(err) } satisfies FromDbWorker);
       }
       return;
     case "probe":
       db.probeWrite().then(
         () => port.postMessage({ kind: "probed", requestId: message.requestId } satisfies FromDbWorker),
-        (err: unknown) => port.postMessage({ kind: "probed", requestId: message.requestId, error: wire(err) } satisfies FromDbWorker),
+        (err: unknown) => port.postMessage({ kind: "probed", requestId: message.requestId, error: errorToWire(err) } satisfies FromDbWorker),
       );
       return;
     case "close":
@@ -92,4 +84,4 @@ port.on("message", (message: ToDbWorker) => {
   }
 });
 
-port.postMessage({ kind: "ready", genesisValidatorsRoot: db.genesisValidatorsRoot } satisfies FromDbWorker);
+port.postMessage({ kind: "ready" } satisfies FromDbWorker);

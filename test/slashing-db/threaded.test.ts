@@ -1,0 +1,129 @@
+/**
+ * ThreadedSlashingProtection, the SlashingProtection a signer uses: checks with byte keys and roots through its
+ * worker thread with the database's answers and error classes; the network pin owned by it (first root pins,
+ * another is refused, an import pins and the worker learns of it); input that the fixed-size wire records
+ * could not carry refused before it is sent; and each error class's wire form read back as the same error.
+ */
+import { describe, expect, it } from "vitest";
+import {
+  SlashingDbInputError,
+  SlashingDbUnavailableError,
+  SlashingProtectionError,
+  ThreadedSlashingProtection,
+  openSlashingDb,
+} from "../../slashing-db/index.js";
+import { errorFromWire } from "../../slashing-db/errors.js";
+import { freshDbPath, tempDir } from "../helpers/tmp.js";
+
+const GVR = "0x" + "33".repeat(32);
+const OTHER = "0x" + "44".repeat(32);
+const PK = "0x" + "ab".repeat(48);
+const dir = tempDir();
+const bytes = (hex: string) => Uint8Array.from(Buffer.from(hex.slice(2), "hex"));
+const root = (n: number) => new Uint8Array(32).fill(n);
+
+describe("ThreadedSlashingProtection", () => {
+  it("checks bytes through the worker with the database's answers and refusals; closes cleanly", async () => {
+    const file = freshDbPath(dir);
+    const commits: number[] = [];
+    const p = await ThreadedSlashingProtection.open(file, { genesisValidatorsRoot: GVR, onCommit: (s) => commits.push(s.size) });
+    try {
+      expect(p.genesisValidatorsRoot).toBe(GVR);
+      const block = { kind: "block", pubkey: bytes(PK), slot: 10n, signingRoot: root(1) } as const;
+      expect(await p.checkAndRecord(block)).toBe("recorded");
+      expect(await p.checkAndRecord(block)).toBe("repeat");
+      const double = await p.checkAndRecord({ ...block, signingRoot: root(2) }).catch((e: unknown) => e);
+      expect(double).toBeInstanceOf(SlashingProtectionError);
+      expect((double as SlashingProtectionError).refusal).toBe("DOUBLE_BLOCK_PROPOSAL");
+      const att = { kind: "attestation", pubkey: bytes(PK), sourceEpoch: 1n, targetEpoch: 4n, signingRoot: root(3) } as const;
+      expect(await p.checkAndRecord(att)).toBe("recorded");
+      const doubleVote = await p.checkAndRecord({ ...att, signingRoot: root(4) }).catch((e: unknown) => e);
+      expect((doubleVote as SlashingProtectionError).refusal).toBe("DOUBLE_VOTE");
+      expect(await p.checkAndRecord({ ...att, sourceEpoch: 4n, targetEpoch: 5n })).toBe("recorded");
+      expect(commits.length).toBeGreaterThan(0);
+      expect(await p.health()).toEqual({ up: true });
+      expect(p.isAlive()).toBe(true);
+    } finally {
+      expect(await p.close()).toEqual([]);
+    }
+    const db = openSlashingDb(file);
+    try {
+      expect(db.judgeBlock(PK, 10, "0x" + "01".repeat(32)).kind).toBe("repeat");
+    } finally {
+      db.close();
+    }
+  });
+
+  it("input a wire record could not carry is refused before it is sent: wrong lengths, values past 2^63-1", async () => {
+    const p = await ThreadedSlashingProtection.open(freshDbPath(dir), { genesisValidatorsRoot: GVR });
+    try {
+      const bad = [
+        { kind: "block", pubkey: new Uint8Array(47), slot: 1n, signingRoot: root(1) },
+        { kind: "block", pubkey: new Uint8Array(49), slot: 1n, signingRoot: root(1) },
+        { kind: "block", pubkey: bytes(PK), slot: 1n, signingRoot: new Uint8Array(31) },
+        { kind: "block", pubkey: bytes(PK), slot: 1n << 63n, signingRoot: root(1) },
+        { kind: "attestation", pubkey: bytes(PK), sourceEpoch: -1n, targetEpoch: 2n, signingRoot: root(1) },
+      ] as const;
+      for (const check of bad) await expect(p.checkAndRecord(check)).rejects.toBeInstanceOf(SlashingDbInputError);
+      expect(await p.checkAndRecord({ kind: "block", pubkey: bytes(PK), slot: (1n << 63n) - 1n, signingRoot: root(1) })).toBe("recorded");
+    } finally {
+      expect(await p.close()).toEqual([]);
+    }
+  });
+
+  it("owns the pin: the first root pins durably, another is refused; an import pins and the worker checks under it", async () => {
+    const file = freshDbPath(dir);
+    const p = await ThreadedSlashingProtection.open(file);
+    try {
+      expect(p.genesisValidatorsRoot).toBeNull();
+      const unpinned = await p.checkAndRecord({ kind: "block", pubkey: bytes(PK), slot: 1n, signingRoot: root(1) }).catch((e: unknown) => e);
+      expect((unpinned as SlashingProtectionError).refusal).toBe("GENESIS_VALIDATORS_ROOT_UNKNOWN");
+      await p.importInterchange({ metadata: { interchange_format_version: "5", genesis_validators_root: GVR }, data: [] });
+      expect(p.genesisValidatorsRoot).toBe(GVR);
+      expect(await p.checkAndRecord({ kind: "block", pubkey: bytes(PK), slot: 1n, signingRoot: root(1) })).toBe("recorded");
+      await p.pin(bytes(GVR));
+      const other = await p.pin(bytes(OTHER)).catch((e: unknown) => e);
+      expect((other as SlashingProtectionError).refusal).toBe("GENESIS_VALIDATORS_ROOT_MISMATCH");
+      expect((await p.exportInterchange()).metadata.genesis_validators_root).toBe(GVR);
+    } finally {
+      expect(await p.close()).toEqual([]);
+    }
+    const again = await ThreadedSlashingProtection.open(freshDbPath(dir));
+    try {
+      await again.pin(bytes(OTHER));
+      expect(again.genesisValidatorsRoot).toBe(OTHER);
+      expect(await again.checkAndRecord({ kind: "block", pubkey: bytes(PK), slot: 1n, signingRoot: root(1) })).toBe("recorded");
+    } finally {
+      await again.close();
+    }
+  });
+
+  it("a closed protection fails closed with DB_CLOSED", async () => {
+    const p = await ThreadedSlashingProtection.open(freshDbPath(dir), { genesisValidatorsRoot: GVR });
+    expect(await p.close()).toEqual([]);
+    const err = await p.checkAndRecord({ kind: "block", pubkey: bytes(PK), slot: 1n, signingRoot: root(1) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SlashingDbUnavailableError);
+    expect((err as SlashingDbUnavailableError).code).toBe("DB_CLOSED");
+    expect(p.isAlive()).toBe(false);
+  });
+});
+
+describe("errors on the wire", () => {
+  it("each error class writes its own wire form and reads it back as the same error", () => {
+    const errors = [
+      new SlashingProtectionError("SURROUNDING_VOTE", "surrounds a recorded vote"),
+      new SlashingDbInputError("slot", "must not be negative"),
+      new SlashingDbUnavailableError("DB_WRITE_FAILED", "disk full", "DISK_FULL"),
+      new SlashingDbUnavailableError("DB_CLOSED", "closed"),
+    ];
+    for (const err of errors) {
+      const back = errorFromWire(structuredClone(err.toWire()));
+      expect(back).toBeInstanceOf(err.constructor);
+      expect(back.message).toBe(err.message);
+      expect(back.code).toBe(err.code);
+      expect(back.exitCode).toBe(err.exitCode);
+      if (err instanceof SlashingDbUnavailableError) expect((back as SlashingDbUnavailableError).failure).toBe(err.failure);
+      if (err instanceof SlashingDbInputError) expect((back as SlashingDbInputError).field).toBe("slot");
+    }
+  });
+});

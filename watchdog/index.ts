@@ -13,4 +13,4 @@ export { WatchdogStore, STATE_DB_NAME, newLeaseHolder, type LeaseHolder, type Au
 export { Hysteresis } from "./health/hysteresis.js";
 export { judgeBeacon, judgeSignerWitness, assessActive, judgeStandby, type SignerWitness } from "./health/evaluate.js";
 export { ChainClock } from "./chain-clock.js";
-export { watchdogCommands } from "./cli.js";
+export { observe } from "./monitor.js";

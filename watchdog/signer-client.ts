@@ -3,7 +3,6 @@ import {
   ADMIN_ROUTES,
   adminPaths,
   SIGNATURES_MAX_LIMIT,
-  type AdminErrorBody,
   type ClientsResponse,
   type ClientView,
   type FenceRequest,
@@ -79,7 +78,7 @@ export class SignerAdminClient {
       headers: { authorization: `Bearer ${this.token}` },
     });
     if (r.ok) return (r.body ?? {}) as T;
-    const errBody = (r.body ?? {}) as Unchecked<AdminErrorBody & StaleGenerationBody>;
+    const errBody = (r.body ?? {}) as Unchecked<StaleGenerationBody>;
     if (r.status === 409 && errBody.code === "STALE_GENERATION") {
       throw new StaleGenerationError(generation ?? -1, Number(errBody.currentGeneration));
     }

@@ -1,7 +1,10 @@
 import { Command } from "commander";
-import { slashingCommand } from "../slashing-db/cli.js";
 import { disableCoreDumps } from "../config/index.js";
+import { keystoreCommands } from "./keys.js";
 import { exitWithError } from "./run.js";
+import { signerCommand } from "./signer.js";
+import { slashingCommand } from "./slashing.js";
+import { watchdogCommands } from "./watchdog.js";
 
 // Before any command reads a PIN or decrypts a key: a core dump would put them on disk.
 try {
@@ -15,9 +18,9 @@ const program = new Command("vigil")
   .version("0.1.0");
 
 program.addCommand(slashingCommand());
-for (const cmd of (await import("../signer/cli-keys.js")).keystoreCommands()) program.addCommand(cmd);
-program.addCommand((await import("../signer/cli-signer.js")).signerCommand());
-for (const cmd of (await import("../watchdog/cli.js")).watchdogCommands()) program.addCommand(cmd);
+for (const cmd of keystoreCommands()) program.addCommand(cmd);
+program.addCommand(signerCommand());
+for (const cmd of watchdogCommands()) program.addCommand(cmd);
 
 program.addHelpText(
   "after",

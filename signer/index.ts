@@ -13,4 +13,23 @@ export { setUpEmbedded, findSoftHsmModule, clientInstructions, type EmbeddedOpti
 export type { HealthReport } from "./server/routes/health.js";
 export { DEFAULT_CLIENT_ID } from "./server/auth.js";
 export type { AuditEntry } from "./server/audit-log.js";
-export { signerCommand } from "./cli-signer.js";
+export { DataDirLock } from "./server/data-dir-lock.js";
+// The key store's operator surface, for `vigil hsm …` and `vigil keys …`.
+export {
+  createToken,
+  decryptKeystores,
+  describePinSource,
+  discoverKeystores,
+  initToken,
+  InvalidKeystoreError,
+  KeyNotFoundError,
+  loadHsmConfig,
+  normalizePubkey,
+  Pkcs11KeyStore,
+  readPin,
+  tokenStatus,
+  abbreviate,
+  Progress,
+  type HsmConfig,
+  type SecretKeyInput,
+} from "./keystore/index.js";

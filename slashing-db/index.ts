@@ -10,4 +10,3 @@ export type { BatchStats } from "./group-commit.js";
 export type { ImportSummary } from "./interchange/import.js";
 export type { Interchange, InterchangeRecord } from "./interchange/export.js";
 export type { PruneOptions, PruneSummary } from "./prune.js";
-export { slashingCommand } from "./cli.js";

@@ -2,7 +2,8 @@ import { STACK_NAMES, type StackName, type WatchdogConfig } from "./config.js";
 import { judgeBeacon, judgeSignerWitness, type SignerWitness } from "./health/evaluate.js";
 import { probeBeacon, type BeaconProbe } from "./probes/beacon.js";
 import { probeService, type ServiceProbe } from "./probes/service.js";
-import type { ClientView, SignerAdminClient } from "./signer-client.js";
+import type { ClientView } from "../admin-api/index.js";
+import type { SignerAdminClient } from "./signer-client.js";
 
 export interface SignerObservation {
   reachable: boolean;

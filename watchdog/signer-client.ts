@@ -1,33 +1,22 @@
 import fs from "node:fs";
+import {
+  ADMIN_ROUTES,
+  adminPaths,
+  SIGNATURES_MAX_LIMIT,
+  type ClientsResponse,
+  type ClientView,
+  type FenceRequest,
+  type FencingResponse,
+  type SignatureRecord,
+  type SignaturesResponse,
+  type StaleGenerationBody,
+} from "../admin-api/index.js";
 import type { SignerEndpointConfig } from "./config.js";
 import { SignerAdminError, StaleGenerationError } from "./errors.js";
 import { httpJson } from "./probes/http.js";
 
-/** What the signer knows about one validator client (admin-api.md, ClientView). */
-export interface ClientView {
-  id: string;
-  enabled: boolean;
-  changedAtGeneration: number;
-  inFlight: number;
-  lastRequestAt: string | null;
-  lastSignedAt: string | null;
-  signed: number;
-  refused: number;
-  lastSigned: Array<{ pubkey: string; type: string; slot: string; at: string }>;
-}
-
-export interface SignatureRecord {
-  seq: number;
-  clientId: string;
-  pubkey: string;
-  type: string;
-  slot?: string;
-  sourceEpoch?: string;
-  targetEpoch?: string;
-  signingRoot: string;
-  signature: string;
-  at: string;
-}
+/** A body as it arrives: the signer's declared shape, every field still to be checked. */
+type Unchecked<T> = { [K in keyof T]?: unknown };
 
 /**
  * The signer's admin API (signer/docs/admin-api.md): fencing with generations, client views, the signature
@@ -52,31 +41,31 @@ export class SignerAdminClient {
   }
 
   async generation(): Promise<number> {
-    const body = await this.call<{ generation?: unknown }>("GET", "/admin/v1/fencing");
+    const body = await this.call<Unchecked<FencingResponse>>("GET", ADMIN_ROUTES.fencing);
     return asGeneration(body.generation, this.id);
   }
 
-  async clients(): Promise<{ generation: number; clients: ClientView[] }> {
-    const body = await this.call<{ generation?: unknown; clients?: unknown }>("GET", "/admin/v1/clients");
+  async clients(): Promise<ClientsResponse> {
+    const body = await this.call<Unchecked<ClientsResponse>>("GET", ADMIN_ROUTES.clients);
     if (!Array.isArray(body.clients)) throw this.malformed("clients is not an array");
     return { generation: asGeneration(body.generation, this.id), clients: body.clients.map((c) => this.clientView(c)) };
   }
 
   async client(id: string): Promise<ClientView> {
-    return this.clientView(await this.call("GET", `/admin/v1/clients/${encodeURIComponent(id)}`));
+    return this.clientView(await this.call("GET", adminPaths.client(id)));
   }
 
   /** Fences a client. Throws StaleGenerationError if the signer has seen a newer generation. */
   async disable(id: string, generation: number, decision: string): Promise<ClientView> {
-    return this.clientView(await this.call("POST", `/admin/v1/clients/${encodeURIComponent(id)}/disable`, { generation, decision }, generation));
+    return this.clientView(await this.call("POST", adminPaths.fence(id, "disable"), fenceRequest(generation, decision), generation));
   }
 
   async enable(id: string, generation: number, decision: string): Promise<ClientView> {
-    return this.clientView(await this.call("POST", `/admin/v1/clients/${encodeURIComponent(id)}/enable`, { generation, decision }, generation));
+    return this.clientView(await this.call("POST", adminPaths.fence(id, "enable"), fenceRequest(generation, decision), generation));
   }
 
-  async signatures(after: number, limit = 10_000): Promise<{ signatures: SignatureRecord[]; next: number }> {
-    const body = await this.call<{ signatures?: unknown; next?: unknown }>("GET", `/admin/v1/signatures?after=${after}&limit=${limit}`);
+  async signatures(after: number, limit = SIGNATURES_MAX_LIMIT): Promise<SignaturesResponse> {
+    const body = await this.call<Unchecked<SignaturesResponse>>("GET", adminPaths.signatures(after, limit));
     if (!Array.isArray(body.signatures)) throw this.malformed("signatures is not an array");
     return { signatures: body.signatures as SignatureRecord[], next: Number(body.next ?? after) };
   }
@@ -89,7 +78,7 @@ export class SignerAdminClient {
       headers: { authorization: `Bearer ${this.token}` },
     });
     if (r.ok) return (r.body ?? {}) as T;
-    const errBody = (r.body ?? {}) as { code?: unknown; currentGeneration?: unknown };
+    const errBody = (r.body ?? {}) as Unchecked<StaleGenerationBody>;
     if (r.status === 409 && errBody.code === "STALE_GENERATION") {
       throw new StaleGenerationError(generation ?? -1, Number(errBody.currentGeneration));
     }
@@ -120,6 +109,8 @@ export class SignerAdminClient {
     return new SignerAdminError("SIGNER_BAD_RESPONSE", `signer ${this.id} answered an unexpected admin response: ${what}`);
   }
 }
+
+const fenceRequest = (generation: number, decision: string): FenceRequest => ({ generation, decision });
 
 function asGeneration(v: unknown, signer: string): number {
   const n = Number(v);

@@ -19,22 +19,13 @@ import readline from "node:readline";
 import { promisify } from "node:util";
 import { ensurePrivateDir, PRIVATE_FILE_MODE, VigilError, writeFilePrivateAtomic } from "../../config/index.js";
 import { classifyDbFailure, type DbFailureCause } from "../../slashing-db/index.js";
+import type { SignatureRecord } from "../../admin-api/index.js";
 
 const write = promisify(fs.write);
 const fdatasync = promisify(fs.fdatasync);
 
-export interface AuditEntry {
-  seq: number;
-  clientId: string;
-  pubkey: string;
-  type: string;
-  slot: string | null;
-  sourceEpoch: string | null;
-  targetEpoch: string | null;
-  signingRoot: string;
-  signature: string;
-  at: string;
-}
+/** One line of the feed: the admin API serves these objects as they are. */
+export type AuditEntry = SignatureRecord;
 
 export interface AuditLogOptions {
   /** Entries kept in memory (older ones are read back from the file). */

@@ -11,16 +11,13 @@ import type { AllowedTypes, ClientConfig } from "./config.js";
 import { DEFAULT_ALLOWED_TYPES, normalizeFingerprint } from "./config.js";
 import { SharedClientTokenError, TypeNotAllowedError, UnauthenticatedError } from "./service-errors.js";
 import { bearerToken, digestToken, readTokenFile } from "./tokens.js";
+import type { LastSignedEntry } from "../../admin-api/index.js";
 
 export const DEFAULT_CLIENT_ID = "default";
 const LAST_SIGNED_MAX = 1000;
 
-export interface LastSigned {
-  pubkey: string;
-  type: string;
-  slot: string | null;
-  at: string;
-}
+/** What ClientView.lastSigned reports per key (the admin API's contract). */
+export type LastSigned = LastSignedEntry;
 
 /** One client and its counters since start. */
 export class ClientState {

@@ -16,7 +16,7 @@ import { fakeNotifySocket, type FakeNotifySocket } from "../helpers/notify-socke
 import { createToken, SOFTHSM_MODULE, type TestToken } from "../helpers/softhsm.js";
 import { writeKeystores } from "../keystore/fixtures.js";
 import { REPO_ROOT } from "./lodestar.js";
-import type { ClientView, SignatureRecord } from "../../watchdog/index.js";
+import type { ClientView, SignatureRecord, SignaturesResponse } from "../../admin-api/index.js";
 
 export const VIGIL = path.join(REPO_ROOT, "bin/vigil.js");
 const execFileAsync = promisify(execFile);
@@ -247,7 +247,7 @@ export async function readFeed(signer: SignerProc): Promise<FeedEntry[]> {
   const out: FeedEntry[] = [];
   let after = 0;
   for (;;) {
-    const r = await admin<{ signatures: FeedEntry[]; next: number }>(signer, `/admin/v1/signatures?after=${after}&limit=10000`);
+    const r = await admin<SignaturesResponse>(signer, `/admin/v1/signatures?after=${after}&limit=10000`);
     if (r.status !== 200) throw new Error(`signature feed: HTTP ${r.status}`);
     out.push(...r.body.signatures);
     if (r.body.signatures.length === 0 || r.body.next <= after) return out;

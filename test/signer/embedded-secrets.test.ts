@@ -1,6 +1,6 @@
 // Secrets of a running signer: the first run (`npm start`) creates its token without any child process seeing
 // a PIN, and the signer runs with core dumps off however it is started (a core dump holds every decrypted key).
-// The signer is started for real: signer/start-embedded.sh (what `npm start` runs) and `node bin/vigil.js`.
+// The signer is started for real: cli/start-embedded.sh (what `npm start` runs) and `node bin/vigil.js`.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -53,7 +53,7 @@ const cmdline = (pid: number) => fs.readFileSync(`/proc/${pid}/cmdline`, "utf8")
 describe("first run (npm start): token creation", () => {
   it("creates the token with no child process at all (softhsm2-util never runs); the PIN files open it", async () => {
     const dataDir = path.join(work, "first-run");
-    const run = startSigner(["bash", "signer/start-embedded.sh", "--data-dir", dataDir, "--network", "minimal-devnet", "--keys", "2", "--port", "0"], { PATH: trapPath });
+    const run = startSigner(["bash", "cli/start-embedded.sh", "--data-dir", dataDir, "--network", "minimal-devnet", "--keys", "2", "--port", "0"], { PATH: trapPath });
     const url = await run.ready;
     expect(run.stderr()).toContain('created SoftHSM2 token "vigil-embedded"');
     expect(fs.existsSync(trapLog)).toBe(false);
@@ -94,7 +94,7 @@ describe.skipIf(cannotEnable !== undefined)("core dumps are off in the running s
   });
 
   it.each([
-    ["npm start's script (signer/start-embedded.sh)", ["bash", "signer/start-embedded.sh"]],
+    ["npm start's script (cli/start-embedded.sh)", ["bash", "cli/start-embedded.sh"]],
     ["node bin/vigil.js signer start", [process.execPath, "bin/vigil.js", "signer", "start"]],
   ])("%s", async (name, launcher) => {
     const dataDir = path.join(work, `core-${launcher.length}`);

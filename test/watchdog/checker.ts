@@ -2,17 +2,11 @@
 // looks for (1) slashable pairs — double block proposal, double vote, surround vote — and (2) a key served to
 // two clients at once (signatures of one key from two clients interleaving in time).
 
-export interface FeedSignature {
-  seq: number;
-  clientId: string;
-  pubkey: string;
-  type: string;
-  slot?: string | null;
-  sourceEpoch?: string | null;
-  targetEpoch?: string | null;
-  signingRoot: string;
-  at: string;
-}
+import { adminPaths, SIGNATURES_MAX_LIMIT, type SignatureRecord, type SignaturesResponse } from "../../admin-api/index.js";
+
+/** The fields of a feed entry the checker judges (unit tests build them by hand). */
+export type FeedSignature = Pick<SignatureRecord, "seq" | "clientId" | "pubkey" | "type" | "signingRoot" | "at"> &
+  Partial<Pick<SignatureRecord, "slot" | "sourceEpoch" | "targetEpoch">>;
 
 export interface CheckReport {
   signatures: number;
@@ -24,13 +18,13 @@ export interface CheckReport {
 }
 
 /** Reads the whole feed, page by page. */
-export async function readFeed(signerUrl: string, adminToken: string): Promise<FeedSignature[]> {
-  const out: FeedSignature[] = [];
+export async function readFeed(signerUrl: string, adminToken: string): Promise<SignatureRecord[]> {
+  const out: SignatureRecord[] = [];
   let after = 0;
   for (;;) {
-    const res = await fetch(`${signerUrl}/admin/v1/signatures?after=${after}&limit=10000`, { headers: { authorization: `Bearer ${adminToken}` } });
+    const res = await fetch(`${signerUrl}${adminPaths.signatures(after, SIGNATURES_MAX_LIMIT)}`, { headers: { authorization: `Bearer ${adminToken}` } });
     if (res.status !== 200) throw new Error(`signature feed: HTTP ${res.status}`);
-    const body = (await res.json()) as { signatures: FeedSignature[]; next: number };
+    const body = (await res.json()) as SignaturesResponse;
     out.push(...body.signatures);
     if (body.signatures.length === 0 || body.next <= after) return out;
     after = body.next;

@@ -6,6 +6,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../config/index.js";
 import { admin, createSimEnv, sleep, SLOT_MS, waitFor, type SimEnv } from "./sim/harness.js";
+import type { ClientsResponse } from "../../admin-api/index.js";
 
 const VIGIL = path.resolve(__dirname, "../../bin/vigil.js");
 let env: SimEnv;
@@ -22,10 +23,7 @@ function vigil(args: string[]): Promise<{ code: number | null; stdout: string; s
   });
 }
 
-interface ClientsView {
-  clients: Array<{ id: string; enabled: boolean }>;
-}
-const enabled = async () => (await admin<ClientsView>(env, "/admin/v1/clients")).body.clients.filter((c) => c.enabled).map((c) => c.id);
+const enabled = async () => (await admin<ClientsResponse>(env, "/admin/v1/clients")).body.clients.filter((c) => c.enabled).map((c) => c.id);
 
 beforeAll(async () => {
   env = await createSimEnv("cli", { maxHandovers: 2 });

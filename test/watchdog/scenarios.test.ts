@@ -6,6 +6,7 @@ import { Writable } from "node:stream";
 import Fastify from "fastify";
 import { startWatchdog, WatchdogStore, type WatchdogDaemon } from "../../watchdog/index.js";
 import { admin, createSimEnv, sleep, SLOT_MS, waitFor, type SimEnv } from "./sim/harness.js";
+import type { ClientsResponse } from "../../admin-api/index.js";
 
 class Sink extends Writable {
   readonly lines: string[] = [];
@@ -24,11 +25,7 @@ afterEach(async () => {
   env = undefined;
 });
 
-interface ClientsView {
-  generation: number;
-  clients: Array<{ id: string; enabled: boolean; changedAtGeneration: number }>;
-}
-const enabledClients = async (e: SimEnv) => (await admin<ClientsView>(e, "/admin/v1/clients")).body.clients.filter((c) => c.enabled).map((c) => c.id);
+const enabledClients = async (e: SimEnv) => (await admin<ClientsResponse>(e, "/admin/v1/clients")).body.clients.filter((c) => c.enabled).map((c) => c.id);
 
 async function expectCleanFeed(e: SimEnv) {
   const report = await e.feed();
@@ -171,13 +168,13 @@ describe("watchdog scenarios (real signer, fast slots)", () => {
     env.vcs.primary.start();
     daemon = await startDaemon(env);
     await waitFor("primary signing", () => env!.vcs.primary.signedCount() > 5, 5_000);
-    const before = (await admin<ClientsView>(env, "/admin/v1/clients")).body.clients.find((c) => c.id === "primary-vc")!;
+    const before = (await admin<ClientsResponse>(env, "/admin/v1/clients")).body.clients.find((c) => c.id === "primary-vc")!;
     env.vcs.primary.stop();
     const store = WatchdogStore.open(env.config.dataDir);
     try {
       await waitFor("refused failover", () => store.lastFailover()?.state === "REFUSED", 10_000);
       await sleep(8 * SLOT_MS); // several retries, all refused
-      const primary = (await admin<ClientsView>(env, "/admin/v1/clients")).body.clients.find((c) => c.id === "primary-vc")!;
+      const primary = (await admin<ClientsResponse>(env, "/admin/v1/clients")).body.clients.find((c) => c.id === "primary-vc")!;
       expect(primary).toMatchObject({ enabled: true, changedAtGeneration: before.changedAtGeneration });
       expect(store.failovers(100).every((f) => f.state === "REFUSED" && f.generation === null)).toBe(true);
       expect(store.lastFailover()!.outcomeMessage).toMatch(/backup beacon node healthy and synced.*sync/);

@@ -7,13 +7,10 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { WatchdogStore } from "../../watchdog/index.js";
 import { admin, createSimEnv, waitFor, type SimEnv } from "./sim/harness.js";
+import type { ClientsResponse } from "../../admin-api/index.js";
 
 const VIGIL = path.resolve(__dirname, "../../bin/vigil.js");
 
-interface ClientsView {
-  generation?: number;
-  clients: Array<{ id: string; enabled: boolean; changedAtGeneration: number }>;
-}
 
 let env: SimEnv | undefined;
 const children: ChildProcess[] = [];
@@ -48,7 +45,7 @@ function watchInvariant(e: SimEnv): { stop: () => Promise<string[]> } {
   const loop = (async () => {
     while (running) {
       try {
-        const r = await admin<ClientsView>(e, "/admin/v1/clients");
+        const r = await admin<ClientsResponse>(e, "/admin/v1/clients");
         const enabled = r.body.clients.filter((c) => c.enabled).map((c) => c.id);
         if (enabled.length > 1) violations.push(`${new Date().toISOString()} both enabled: ${JSON.stringify(r.body)}`);
       } catch {
@@ -85,7 +82,7 @@ describe("watchdog SIGKILLed at each step of a failover", () => {
       env.vcs.primary.start();
       const first = startChild(env, p.point);
       await waitFor("standby fenced by the watchdog", async () => {
-        const r = await admin<ClientsView>(env!, "/admin/v1/clients");
+        const r = await admin<ClientsResponse>(env!, "/admin/v1/clients");
         return r.body.clients.find((c) => c.id === "backup-vc")?.enabled === false;
       }, 15_000).catch((err) => {
         throw new Error(`${(err as Error).message}\n${first.output()}`);
@@ -130,7 +127,7 @@ describe("watchdog SIGKILLed at each step of a failover", () => {
         store.close();
       }
       expect(await invariant.stop()).toEqual([]);
-      const clients = (await admin<ClientsView>(env, "/admin/v1/clients")).body.clients;
+      const clients = (await admin<ClientsResponse>(env, "/admin/v1/clients")).body.clients;
       expect(clients.filter((c) => c.enabled).map((c) => c.id)).toEqual(["backup-vc"]);
       const report = await env.feed();
       expect(report.slashable).toEqual([]);
@@ -142,7 +139,7 @@ describe("watchdog SIGKILLed at each step of a failover", () => {
     env = await createSimEnv("sigterm");
     const d = startChild(env);
     await waitFor("standby fenced by the watchdog", async () => {
-      const r = await admin<ClientsView>(env!, "/admin/v1/clients");
+      const r = await admin<ClientsResponse>(env!, "/admin/v1/clients");
       return r.body.clients.find((c) => c.id === "backup-vc")?.enabled === false;
     }, 15_000);
     const exited = new Promise<number | null>((r) => d.child.once("exit", (code) => r(code)));

@@ -8,7 +8,8 @@ import { describe, expect, it } from "vitest";
 import { WebhookSender } from "../../watchdog/alerts/webhook.js";
 import { runCommand } from "../../watchdog/probes/command.js";
 import { interpretStatus } from "../../watchdog/probes/service.js";
-import { assessActive, Hysteresis, judgeBeacon, judgeSignerWitness, loadWatchdogConfig, parseWatchdogConfig, recoveryAction, type ClientView } from "../../watchdog/index.js";
+import type { ClientView } from "../../admin-api/index.js";
+import { assessActive, Hysteresis, judgeBeacon, judgeSignerWitness, loadWatchdogConfig, parseWatchdogConfig, recoveryAction } from "../../watchdog/index.js";
 import type { BeaconProbe } from "../../watchdog/probes/beacon.js";
 import { check, type FeedSignature } from "./checker.js";
 

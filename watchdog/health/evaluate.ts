@@ -3,7 +3,7 @@ import type { MonitorConfig } from "../config.js";
 import type { BeaconProbe } from "../probes/beacon.js";
 import type { LivenessProbe } from "../probes/liveness.js";
 import type { ServiceProbe } from "../probes/service.js";
-import type { ClientView } from "../signer-client.js";
+import type { ClientView } from "../../admin-api/index.js";
 
 export interface Verdict {
   ok: boolean;

@@ -1,6 +1,22 @@
 /** The admin API of signer/docs/admin-api.md (fencing, client views, signatures feed). Bearer admin token. */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
+import {
+  ADMIN_ROUTES,
+  DECISION_PATTERN,
+  FENCE_ACTIONS,
+  SIGNATURES_DEFAULT_LIMIT,
+  SIGNATURES_MAX_LIMIT,
+  type AdminErrorBody,
+  type AdminErrorCode,
+  type ClientsResponse,
+  type ClientView,
+  type FenceRequest,
+  type FencingResponse,
+  type SignaturesQuery,
+  type SignaturesResponse,
+  type StaleGenerationBody,
+} from "../../../admin-api/index.js";
 import type { AuditLog } from "../audit-log.js";
 import type { ClientRegistry, ClientState } from "../auth.js";
 import { throttledBody, type AuthFailureGuard } from "../auth-failures.js";
@@ -18,12 +34,9 @@ export interface AdminRouteDeps {
   logger: Logger;
 }
 
-/** A decision id names who holds a generation (the watchdog sends its failover id). */
-const DECISION = /^[A-Za-z0-9_.:-]{1,128}$/;
-
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
-export function clientView(ctx: Pick<AdminRouteDeps, "fencing">, client: ClientState) {
+export function clientView(ctx: Pick<AdminRouteDeps, "fencing">, client: ClientState): ClientView {
   const fence = ctx.fencing.fence(client.id);
   return {
     id: client.id,
@@ -38,8 +51,9 @@ export function clientView(ctx: Pick<AdminRouteDeps, "fencing">, client: ClientS
   };
 }
 
-function fail(reply: FastifyReply, status: number, code: string, message: string, extra: Record<string, unknown> = {}): FastifyReply {
-  return reply.code(status).send({ code, message, ...extra });
+function fail(reply: FastifyReply, status: number, code: AdminErrorCode, message: string, extra: Partial<Pick<StaleGenerationBody, "field" | "reason" | "currentGeneration">> = {}): FastifyReply {
+  const body: AdminErrorBody = { code, message, ...extra };
+  return reply.code(status).send(body);
 }
 
 export function registerAdminRoutes(app: FastifyInstance, ctx: AdminRouteDeps): void {
@@ -61,28 +75,29 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminRouteDeps): 
       return fail(reply, status, status === 400 ? "INVALID_REQUEST" : "INTERNAL", status >= 500 ? "internal error" : err.message);
     });
 
-    admin.get("/admin/v1/fencing", async () => ({ generation: ctx.fencing.generation }));
+    admin.get(ADMIN_ROUTES.fencing, async (): Promise<FencingResponse> => ({ generation: ctx.fencing.generation }));
 
-    admin.get("/admin/v1/clients", async () => ({
+    admin.get(ADMIN_ROUTES.clients, async (): Promise<ClientsResponse> => ({
       generation: ctx.fencing.generation,
       clients: [...ctx.clients.clients.values()].map((c) => clientView(ctx, c)),
     }));
 
-    admin.get<{ Params: { id: string } }>("/admin/v1/clients/:id", async (request, reply) => {
+    admin.get<{ Params: { id: string } }>(ADMIN_ROUTES.client, async (request, reply): Promise<ClientView | FastifyReply> => {
       const client = ctx.clients.get(request.params.id);
       if (!client) return fail(reply, 404, "UNKNOWN_CLIENT", `no client ${request.params.id}`);
       return clientView(ctx, client);
     });
 
-    for (const action of ["disable", "enable"] as const) {
-      admin.post<{ Params: { id: string }; Body: unknown }>(`/admin/v1/clients/:id/${action}`, async (request, reply) => {
-        const body = request.body as { generation?: unknown; decision?: unknown } | undefined;
+    for (const action of FENCE_ACTIONS) {
+      admin.post<{ Params: { id: string }; Body: unknown }>(ADMIN_ROUTES[action], async (request, reply): Promise<ClientView | FastifyReply> => {
+        // Checked field by field: the body is whatever the caller sent, FenceRequest only once it passes.
+        const body = request.body as { [K in keyof FenceRequest]?: unknown } | undefined;
         const generation = body?.generation;
         if (typeof generation !== "number" || !Number.isSafeInteger(generation) || generation < 0) {
           return fail(reply, 400, "INVALID_REQUEST", "generation must be a non-negative integer", { field: "generation" });
         }
         const decision = body?.decision;
-        if (decision !== undefined && (typeof decision !== "string" || !DECISION.test(decision))) {
+        if (decision !== undefined && (typeof decision !== "string" || !DECISION_PATTERN.test(decision))) {
           return fail(reply, 400, "INVALID_REQUEST", "decision must be 1 to 128 letters, digits or -_.:", { field: "decision" });
         }
         const client = ctx.clients.get(request.params.id);
@@ -100,12 +115,12 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminRouteDeps): 
       });
     }
 
-    admin.get<{ Querystring: { after?: string; limit?: string } }>("/admin/v1/signatures", async (request, reply) => {
+    admin.get<{ Querystring: SignaturesQuery }>(ADMIN_ROUTES.signatures, async (request, reply): Promise<SignaturesResponse | FastifyReply> => {
       const after = request.query.after === undefined ? 0 : Number(request.query.after);
-      const limit = request.query.limit === undefined ? 1000 : Number(request.query.limit);
+      const limit = request.query.limit === undefined ? SIGNATURES_DEFAULT_LIMIT : Number(request.query.limit);
       if (!Number.isSafeInteger(after) || after < 0) return fail(reply, 400, "INVALID_REQUEST", "after must be a non-negative integer", { field: "after" });
-      if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) {
-        return fail(reply, 400, "INVALID_REQUEST", "limit must be an integer from 1 to 10000", { field: "limit" });
+      if (!Number.isSafeInteger(limit) || limit < 1 || limit > SIGNATURES_MAX_LIMIT) {
+        return fail(reply, 400, "INVALID_REQUEST", `limit must be an integer from 1 to ${SIGNATURES_MAX_LIMIT}`, { field: "limit" });
       }
       return ctx.audit.list(after, limit);
     });

@@ -3,9 +3,20 @@
 // requests, a fence that does not stick, a newer generation appearing mid-failover. The scenario tests use
 // the real signer.
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
-import type { ClientView } from "../../../watchdog/index.js";
+import {
+  ADMIN_ROUTES,
+  FENCE_ACTIONS,
+  type AdminErrorBody,
+  type AdminErrorCode,
+  type ClientsResponse,
+  type ClientView,
+  type FenceRequest,
+  type FencingResponse,
+  type SignaturesResponse,
+  type StaleGenerationBody,
+} from "../../../admin-api/index.js";
 
-/** A client as admin-api.md describes it (the watchdog's own type), minus the per-key history the fake does not keep. */
+/** A client as the admin API's contract describes it, minus the per-key history the fake does not keep. */
 export type FakeClient = Omit<ClientView, "lastSigned">;
 
 export class FakeSigner {
@@ -29,7 +40,8 @@ export class FakeSigner {
   static async start(token: string, clientIds: string[]): Promise<FakeSigner> {
     const app = Fastify({ logger: false });
     let fake: FakeSigner | undefined;
-    const fail = (reply: FastifyReply, status: number, code: string, extra: object = {}) => reply.code(status).send({ code, message: code, ...extra });
+    const fail = (reply: FastifyReply, status: number, code: AdminErrorCode, extra: Partial<Pick<StaleGenerationBody, "reason" | "currentGeneration">> = {}) =>
+      reply.code(status).send({ code, message: code, ...extra } satisfies AdminErrorBody);
     app.addHook("onRequest", async (req, reply) => {
       if (fake!.unreachable) {
         req.raw.socket.destroy();
@@ -37,14 +49,14 @@ export class FakeSigner {
       }
       if (req.headers.authorization !== `Bearer ${token}`) return fail(reply, 401, "UNAUTHENTICATED");
     });
-    app.get("/admin/v1/fencing", async () => ({ generation: fake!.generation }));
-    app.get("/admin/v1/clients", async () => ({ generation: fake!.generation, clients: [...fake!.clients.values()].map(view) }));
-    app.get<{ Params: { id: string } }>("/admin/v1/clients/:id", async (req, reply) => {
+    app.get(ADMIN_ROUTES.fencing, async (): Promise<FencingResponse> => ({ generation: fake!.generation }));
+    app.get(ADMIN_ROUTES.clients, async (): Promise<ClientsResponse> => ({ generation: fake!.generation, clients: [...fake!.clients.values()].map(view) }));
+    app.get<{ Params: { id: string } }>(ADMIN_ROUTES.client, async (req, reply) => {
       const c = fake!.clients.get(req.params.id);
       return c ? view(c) : fail(reply, 404, "UNKNOWN_CLIENT");
     });
-    for (const action of ["disable", "enable"] as const) {
-      app.post<{ Params: { id: string }; Body: { generation: number; decision?: string } }>(`/admin/v1/clients/:id/${action}`, async (req, reply) => {
+    for (const action of FENCE_ACTIONS) {
+      app.post<{ Params: { id: string }; Body: FenceRequest }>(ADMIN_ROUTES[action], async (req, reply) => {
         const c = fake!.clients.get(req.params.id);
         if (!c) return fail(reply, 404, "UNKNOWN_CLIENT");
         const g = req.body.generation;
@@ -64,7 +76,7 @@ export class FakeSigner {
         return view(c);
       });
     }
-    app.get("/admin/v1/signatures", async () => ({ signatures: [], next: 0 }));
+    app.get(ADMIN_ROUTES.signatures, async (): Promise<SignaturesResponse> => ({ signatures: [], next: 0 }));
     const url = await app.listen({ host: "127.0.0.1", port: 0 });
     fake = new FakeSigner(app, url, token);
     for (const id of clientIds) {
@@ -92,6 +104,6 @@ export class FakeSigner {
   }
 }
 
-function view(c: FakeClient) {
+function view(c: FakeClient): ClientView {
   return { ...c, lastSigned: [] };
 }

@@ -1,21 +1,30 @@
 import readline from "node:readline/promises";
 import { Command, InvalidArgumentError } from "commander";
 import { EXIT_CODES, runDaemon as runServiceDaemon, VigilError } from "../config/index.js";
-import { action } from "../cli/run.js";
-import { loadWatchdogConfig, otherStack, STACK_NAMES, type StackName, type WatchdogConfig } from "./config.js";
-import { createContext, type WatchdogContext } from "./context.js";
-import { startWatchdog } from "./daemon.js";
-import { FailoverFailedError, FailoverRefusedError } from "./errors.js";
-import { FailoverExecutor } from "./failover/executor.js";
-import { checkPreconditions, describePlan } from "./failover/preconditions.js";
-import type { FailoverRecord } from "./failover/states.js";
-import { observe } from "./monitor.js";
-import { WatchdogStore } from "./state/store.js";
+import { action } from "./run.js";
+import {
+  checkPreconditions,
+  createContext,
+  describePlan,
+  FailoverExecutor,
+  FailoverFailedError,
+  FailoverRefusedError,
+  loadWatchdogConfig,
+  observe,
+  otherStack,
+  STACK_NAMES,
+  startWatchdog,
+  WatchdogStore,
+  type FailoverRecord,
+  type StackName,
+  type WatchdogConfig,
+  type WatchdogContext,
+} from "../watchdog/index.js";
 import { randomUUID } from "node:crypto";
 
 // Operator commands. They work with or without the daemon running: each talks to the watchdog's state
 // database (<dataDir>/watchdog.sqlite) and to the signers' admin APIs directly. A failover run from here
-// holds the same lease a daemon would, so the two never run one concurrently (see docs/README.md).
+// holds the same lease a daemon would, so the two never run one concurrently (see watchdog/docs/README.md).
 
 const DEFAULT_CONFIG = () => process.env.VIGIL_WATCHDOG_CONFIG ?? "/etc/vigil/watchdog.json";
 const configOption = ["--config <file>", "watchdog config (JSON); default $VIGIL_WATCHDOG_CONFIG or /etc/vigil/watchdog.json"] as const;

@@ -1,11 +1,8 @@
 /** `vigil signer …`: run the HTTP remote signer (Web3Signer-compatible) and check its config. */
 import { Command, InvalidArgumentError, Option } from "commander";
-import { action } from "../cli/run.js";
+import { action } from "./run.js";
 import { defaultDataDir, EXIT_CODES, runDaemon, VigilError } from "../config/index.js";
-import { loadSignerConfig, type SignerConfig } from "./server/config.js";
-import { clientInstructions, setUpEmbedded } from "./server/embedded.js";
-import { DataDirLock } from "./server/data-dir-lock.js";
-import { startSigner } from "./server/start.js";
+import { clientInstructions, DataDirLock, loadSignerConfig, setUpEmbedded, startSigner, type SignerConfig } from "../signer/index.js";
 
 interface StartFlags {
   config?: string;

@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
-import { action } from "../cli/run.js";
+import { action } from "./run.js";
 import { defaultDataDir, defaultSlashingDbPath, ensurePrivateDir, EXIT_CODES, VigilError, writeFilePrivateAtomic } from "../config/index.js";
 import { openSlashingDb } from "../slashing-db/index.js";
 import {
@@ -20,9 +20,9 @@ import {
   tokenStatus,
   type HsmConfig,
   type SecretKeyInput,
-} from "./keystore/index.js";
-import { abbreviate } from "./keystore/pkcs11-keystore.js";
-import { Progress } from "./keystore/progress.js";
+  abbreviate,
+  Progress,
+} from "../signer/index.js";
 
 interface HsmFlags {
   config?: string;

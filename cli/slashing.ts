@@ -1,8 +1,8 @@
 import fs from "node:fs";
 import { Command, InvalidArgumentError } from "commander";
 import { EXIT_CODES, VigilError, defaultSlashingDbPath, writeFilePrivateAtomic } from "../config/index.js";
-import { action } from "../cli/run.js";
-import { openSlashingDb, type SlashingDb } from "./database.js";
+import { action } from "./run.js";
+import { openSlashingDb, type SlashingDb } from "../slashing-db/index.js";
 
 /** Epochs of history `prune` keeps per validator by default (about 18 days on mainnet). */
 const DEFAULT_KEEP_EPOCHS = 4096;

@@ -1,0 +1,134 @@
+/**
+ * The signer's admin API (signer/docs/admin-api.md), typed once: its paths and the body of every request and
+ * response. The signer serves it (signer/server/routes/admin.ts), the watchdog calls it
+ * (watchdog/signer-client.ts), the tests fake and read it.
+ *
+ * It lives beside the parts, not inside the signer, so the watchdog can depend on the contract without
+ * loading the signer (fastify, PKCS#11, BLS workers): as Lodestar's routes sit in packages/api, shared by
+ * the beacon node that serves them and the validator that calls them. It imports nothing.
+ */
+
+export const ADMIN_API_PREFIX = "/admin/v1";
+
+/** Route patterns as the server registers them (`:id` is a client id). */
+export const ADMIN_ROUTES = {
+  fencing: `${ADMIN_API_PREFIX}/fencing`,
+  clients: `${ADMIN_API_PREFIX}/clients`,
+  client: `${ADMIN_API_PREFIX}/clients/:id`,
+  disable: `${ADMIN_API_PREFIX}/clients/:id/disable`,
+  enable: `${ADMIN_API_PREFIX}/clients/:id/enable`,
+  signatures: `${ADMIN_API_PREFIX}/signatures`,
+} as const;
+
+/** Concrete paths as a caller sends them. */
+export const adminPaths = {
+  client: (id: string): string => `${ADMIN_API_PREFIX}/clients/${encodeURIComponent(id)}`,
+  fence: (id: string, action: FenceAction): string => `${ADMIN_API_PREFIX}/clients/${encodeURIComponent(id)}/${action}`,
+  signatures: (after: number, limit: number): string => `${ADMIN_API_PREFIX}/signatures?after=${after}&limit=${limit}`,
+};
+
+// --- fencing ------------------------------------------------------------------------------------------------
+
+export const FENCE_ACTIONS = ["disable", "enable"] as const;
+export type FenceAction = (typeof FENCE_ACTIONS)[number];
+
+/** A decision id names who holds a generation (the watchdog sends its failover id). */
+export const DECISION_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+
+/** `GET /admin/v1/fencing` */
+export interface FencingResponse {
+  generation: number;
+}
+
+/** `POST /admin/v1/clients/{id}/disable` and `…/enable`; answered with the ClientView. */
+export interface FenceRequest {
+  /** A non-negative integer; lower than the signer's → 409 STALE_GENERATION. */
+  generation: number;
+  /** Optional holder of the generation: DECISION_PATTERN. */
+  decision?: string;
+}
+
+// --- what the signer has seen -------------------------------------------------------------------------------
+
+/** The newest signature of one key for a client. `slot` is null for types without a slot (RANDAO_REVEAL…). */
+export interface LastSignedEntry {
+  pubkey: string;
+  type: string;
+  slot: string | null;
+  at: string;
+}
+
+/** `GET /admin/v1/clients/{id}`: one validator client as the signer sees it. */
+export interface ClientView {
+  id: string;
+  enabled: boolean;
+  changedAtGeneration: number;
+  /** Requests accepted and not yet answered. */
+  inFlight: number;
+  lastRequestAt: string | null;
+  lastSignedAt: string | null;
+  /** Since start. */
+  signed: number;
+  refused: number;
+  /** Newest first, one per key, at most 1000. */
+  lastSigned: LastSignedEntry[];
+}
+
+/** `GET /admin/v1/clients` */
+export interface ClientsResponse {
+  generation: number;
+  clients: ClientView[];
+}
+
+// --- the signature feed -------------------------------------------------------------------------------------
+
+export const SIGNATURES_DEFAULT_LIMIT = 1000;
+export const SIGNATURES_MAX_LIMIT = 10_000;
+
+/** `GET /admin/v1/signatures?after=<seq>&limit=<n>` (both optional, as strings on the wire). */
+export interface SignaturesQuery {
+  after?: string;
+  limit?: string;
+}
+
+/** One signature the signer released (also one line of `<dataDir>/audit/signatures.jsonl`). */
+export interface SignatureRecord {
+  /** Never reused, strictly increasing, gaps possible after a crash. */
+  seq: number;
+  clientId: string;
+  pubkey: string;
+  type: string;
+  slot: string | null;
+  sourceEpoch: string | null;
+  targetEpoch: string | null;
+  signingRoot: string;
+  signature: string;
+  at: string;
+}
+
+export interface SignaturesResponse {
+  signatures: SignatureRecord[];
+  /** The cursor for the next call's `after`. */
+  next: number;
+}
+
+// --- errors -------------------------------------------------------------------------------------------------
+
+export type AdminErrorCode = "UNAUTHENTICATED" | "AUTH_THROTTLED" | "INVALID_REQUEST" | "UNKNOWN_CLIENT" | "STALE_GENERATION" | "INTERNAL";
+
+/** Every error answer. `field` names the bad request field of an INVALID_REQUEST. */
+export interface AdminErrorBody {
+  code: AdminErrorCode;
+  message: string;
+  field?: string;
+}
+
+/** STALE: older than the signer's generation; GENERATION_TAKEN: the current one is held by another decision. */
+export type StaleGenerationReason = "STALE" | "GENERATION_TAKEN";
+
+/** 409 to a disable/enable: nothing changed. */
+export interface StaleGenerationBody extends AdminErrorBody {
+  code: "STALE_GENERATION";
+  reason: StaleGenerationReason;
+  currentGeneration: number;
+}

@@ -1,4 +1,4 @@
-import fs from "node:fs";
+import { readSecretFile } from "../config/secret-file.js";
 import type { SignerEndpointConfig } from "./config.js";
 import { SignerAdminError, StaleGenerationError } from "./errors.js";
 import { httpJson } from "./probes/http.js";
@@ -37,13 +37,12 @@ export class SignerAdminClient {
   private readonly token: string;
 
   constructor(readonly endpoint: SignerEndpointConfig) {
-    let token: string;
-    try {
-      token = fs.readFileSync(endpoint.adminTokenFile, "utf8").trim();
-    } catch (err) {
-      throw new SignerAdminError("ADMIN_TOKEN_UNREADABLE", `cannot read the admin token file of signer ${endpoint.id} (${endpoint.adminTokenFile}): ${(err as NodeJS.ErrnoException).code ?? "unreadable"}`);
-    }
-    if (token === "") throw new SignerAdminError("ADMIN_TOKEN_UNREADABLE", `the admin token file of signer ${endpoint.id} is empty`);
+    // Refused like the signer refuses its own token files: a token others can read is no longer a secret.
+    const token = readSecretFile(endpoint.adminTokenFile, {
+      what: "admin token",
+      error: (refusal) => new SignerAdminError("ADMIN_TOKEN_UNREADABLE", `signer ${endpoint.id}: ${refusal.message}`),
+    }).trim();
+    if (token === "") throw new SignerAdminError("ADMIN_TOKEN_UNREADABLE", `signer ${endpoint.id}: admin token file ${endpoint.adminTokenFile} is empty`);
     this.token = token;
   }
 

@@ -1,8 +1,7 @@
-import type Database from "better-sqlite3";
-import { SlashingDbUnavailableError } from "./errors.js";
+import type { SqliteMigration } from "../config/sqlite.js";
 
 /**
- * Schema migrations, applied in order inside one transaction; PRAGMA user_version records how many ran.
+ * Schema migrations, applied in order by openDurableSqlite; PRAGMA user_version records how many ran.
  * Never edit a shipped migration: append a new one.
  *
  * Uniqueness encodes the complete strategy's invariants: one block per (validator, slot); attestations are
@@ -15,7 +14,7 @@ import { SlashingDbUnavailableError } from "./errors.js";
  * record lowers them, which normal signing never does), and only "inverted" attestations (source > target,
  * which can arrive only through an import) get a partial index for the surround check.
  */
-const MIGRATIONS: readonly string[] = [
+export const SLASHING_DB_MIGRATIONS: readonly SqliteMigration[] = [
   `
   CREATE TABLE metadata (
     key   TEXT PRIMARY KEY,
@@ -53,19 +52,4 @@ const MIGRATIONS: readonly string[] = [
   `,
 ];
 
-export const SCHEMA_VERSION = MIGRATIONS.length;
-
-export function migrate(db: Database.Database): void {
-  const current = db.pragma("user_version", { simple: true }) as number;
-  if (current > SCHEMA_VERSION) {
-    throw new SlashingDbUnavailableError(
-      "DB_SCHEMA_TOO_NEW",
-      `database schema version ${current} is newer than this Vigil understands (${SCHEMA_VERSION}); upgrade Vigil`,
-    );
-  }
-  if (current === SCHEMA_VERSION) return;
-  db.transaction(() => {
-    for (let version = current; version < SCHEMA_VERSION; version++) db.exec(MIGRATIONS[version]!);
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
-  }).immediate();
-}
+export const SCHEMA_VERSION = SLASHING_DB_MIGRATIONS.length;

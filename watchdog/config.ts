@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { invalidHostAllowlistEntry, invalidOriginEntry } from "../config/index.js";
-import { ConfigObject } from "./config-reader.js";
+import { SettingsReader } from "../config/settings-reader.js";
 import { WatchdogConfigError } from "./errors.js";
 
 /** The two stacks the watchdog guards. Failover moves signing from one to the other. */
@@ -125,7 +125,7 @@ export function loadWatchdogConfig(file: string): WatchdogConfig {
 }
 
 export function parseWatchdogConfig(value: unknown, baseDir = process.cwd()): WatchdogConfig {
-  const root = ConfigObject.of(value, "");
+  const root = SettingsReader.of(value, "", (field, message) => new WatchdogConfigError(field, message));
   const resolve = (p: string) => path.resolve(baseDir, p);
 
   const chainObj = root.object("chain", true);
@@ -248,7 +248,7 @@ export function parseWatchdogConfig(value: unknown, baseDir = process.cwd()): Wa
   return { dataDir, chain, validatorIndices, signers, stacks, monitor, failover, alerts: webhook ? { webhook } : {}, metrics, log };
 }
 
-function checkedEntries(o: ConfigObject, key: string, invalid: (entry: string) => string | undefined): string[] {
+function checkedEntries(o: SettingsReader, key: string, invalid: (entry: string) => string | undefined): string[] {
   const entries = o.stringArray(key, []);
   entries.forEach((e, i) => {
     const problem = invalid(e);

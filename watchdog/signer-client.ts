@@ -1,4 +1,3 @@
-import fs from "node:fs";
 import {
   ADMIN_ROUTES,
   adminPaths,
@@ -11,6 +10,7 @@ import {
   type SignaturesResponse,
   type StaleGenerationBody,
 } from "../admin-api/index.js";
+import { readSecretFile } from "../config/secret-file.js";
 import type { SignerEndpointConfig } from "./config.js";
 import { SignerAdminError, StaleGenerationError } from "./errors.js";
 import { httpJson } from "./probes/http.js";
@@ -26,13 +26,12 @@ export class SignerAdminClient {
   private readonly token: string;
 
   constructor(readonly endpoint: SignerEndpointConfig) {
-    let token: string;
-    try {
-      token = fs.readFileSync(endpoint.adminTokenFile, "utf8").trim();
-    } catch (err) {
-      throw new SignerAdminError("ADMIN_TOKEN_UNREADABLE", `cannot read the admin token file of signer ${endpoint.id} (${endpoint.adminTokenFile}): ${(err as NodeJS.ErrnoException).code ?? "unreadable"}`);
-    }
-    if (token === "") throw new SignerAdminError("ADMIN_TOKEN_UNREADABLE", `the admin token file of signer ${endpoint.id} is empty`);
+    // Refused like the signer refuses its own token files: a token others can read is no longer a secret.
+    const token = readSecretFile(endpoint.adminTokenFile, {
+      what: "admin token",
+      error: (refusal) => new SignerAdminError("ADMIN_TOKEN_UNREADABLE", `signer ${endpoint.id}: ${refusal.message}`),
+    }).trim();
+    if (token === "") throw new SignerAdminError("ADMIN_TOKEN_UNREADABLE", `signer ${endpoint.id}: admin token file ${endpoint.adminTokenFile} is empty`);
     this.token = token;
   }
 

@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import { SettingChecks } from "../../config/settings-reader.js";
 import { KeystoreConfigError, PinSourceError } from "./errors.js";
 import type { PinSource } from "./pin.js";
 
@@ -20,35 +21,36 @@ export interface HsmConfigOverrides {
   pinCredential?: string;
 }
 
+/** The checks shared with the signer's and the watchdog's config (config/settings-reader.ts). */
+const check = new SettingChecks((field, message) => new KeystoreConfigError(`config: ${field} ${message}`));
+
 /** Validates a parsed `hsm` section (unknown keys are rejected so a typo is not silently ignored). */
-export function parseHsmSection(value: unknown): Partial<HsmConfig> {
-  if (value === undefined) return {};
-  if (!isObject(value)) throw new KeystoreConfigError("config: `hsm` must be an object");
-  for (const key of Object.keys(value)) {
-    if (!["module", "tokenLabel", "pin"].includes(key)) throw new KeystoreConfigError(`config: unknown key hsm.${key}`);
-  }
+export function parseHsmSection(section: unknown): Partial<HsmConfig> {
+  if (section === undefined) return {};
+  const value = check.object(section, "hsm");
+  check.onlyKeys(value, ["module", "tokenLabel", "pin"], "hsm");
   const out: Partial<HsmConfig> = {};
-  if (value.module !== undefined) out.module = nonEmptyString(value.module, "hsm.module");
-  if (value.tokenLabel !== undefined) out.tokenLabel = nonEmptyString(value.tokenLabel, "hsm.tokenLabel");
+  if (value.module !== undefined) out.module = check.string(value.module, "hsm.module");
+  if (value.tokenLabel !== undefined) out.tokenLabel = check.string(value.tokenLabel, "hsm.tokenLabel");
   if (value.pin !== undefined) out.pin = parsePinSource(value.pin);
   return out;
 }
 
-function parsePinSource(value: unknown): PinSource {
-  if (typeof value === "string" || typeof value === "number") {
+function parsePinSource(source: unknown): PinSource {
+  if (typeof source === "string" || typeof source === "number") {
     throw new PinSourceError("config: hsm.pin must name a source ({\"file\"}, {\"credential\"} or {\"env\"}), never the PIN itself");
   }
-  if (!isObject(value)) throw new KeystoreConfigError("config: hsm.pin must be an object");
+  const value = check.object(source, "hsm.pin");
   const keys = Object.keys(value);
   if (keys.length !== 1) throw new KeystoreConfigError("config: hsm.pin must have exactly one of file, credential, env");
   const [key] = keys as [string];
   switch (key) {
     case "file":
-      return { file: nonEmptyString(value.file, "hsm.pin.file") };
+      return { file: check.string(value.file, "hsm.pin.file") };
     case "credential":
-      return { credential: nonEmptyString(value.credential, "hsm.pin.credential") };
+      return { credential: check.string(value.credential, "hsm.pin.credential") };
     case "env":
-      return { env: nonEmptyString(value.env, "hsm.pin.env") };
+      return { env: check.string(value.env, "hsm.pin.env") };
     default:
       throw new PinSourceError(`config: hsm.pin.${key} is not a PIN source (use file, credential or env; never the PIN inline)`);
   }
@@ -65,7 +67,7 @@ export function loadHsmConfig(configFile: string | undefined, overrides: HsmConf
       const reason = (err as NodeJS.ErrnoException).code ?? (err instanceof SyntaxError ? "not valid JSON" : "unreadable");
       throw new KeystoreConfigError(`cannot read config ${configFile}: ${reason}`);
     }
-    if (!isObject(parsed)) throw new KeystoreConfigError(`config ${configFile} must be a JSON object`);
+    if (!check.isObject(parsed)) throw new KeystoreConfigError(`config ${configFile} must be a JSON object`);
     fromFile = parseHsmSection(parsed.hsm);
   }
   const pinOverrides: PinSource[] = [];
@@ -81,13 +83,4 @@ export function loadHsmConfig(configFile: string | undefined, overrides: HsmConf
   if (tokenLabel === undefined) throw new KeystoreConfigError("no token label: set hsm.tokenLabel in the config or pass --token-label");
   if (pin === undefined) throw new PinSourceError("no PIN source: set hsm.pin in the config or pass --pin-file, --pin-env or --pin-credential");
   return { module, tokenLabel, pin };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function nonEmptyString(value: unknown, name: string): string {
-  if (typeof value !== "string" || value === "") throw new KeystoreConfigError(`config: ${name} must be a non-empty string`);
-  return value;
 }

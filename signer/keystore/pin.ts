@@ -1,5 +1,5 @@
-import fs from "node:fs";
 import path from "node:path";
+import { readSecretFile } from "../../config/secret-file.js";
 import { PinSourceError } from "./errors.js";
 
 /** Where the token PIN comes from. Never the PIN itself: config files are copied around and backed up. */
@@ -28,28 +28,7 @@ export function readPin(source: PinSource, env: NodeJS.ProcessEnv = process.env)
 }
 
 function readPinFile(file: string): string {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, "r");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new PinSourceError(`cannot read PIN file ${file}: ${code ?? "error"}`);
-  }
-  try {
-    // fstat the open descriptor so the check and the read see the same file.
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new PinSourceError(`PIN file ${file} is not a regular file`);
-    if ((st.mode & 0o077) !== 0) {
-      throw new PinSourceError(
-        `PIN file ${file} is accessible by group or others (mode ${(st.mode & 0o777).toString(8).padStart(4, "0")}); run chmod 600 on it`,
-      );
-    }
-    const pin = stripNewline(fs.readFileSync(fd, "utf8"));
-    if (pin === "") throw new PinSourceError(`PIN file ${file} is empty`);
-    return pin;
-  } finally {
-    fs.closeSync(fd);
-  }
+  return readSecretFile(file, { what: "PIN", error: (refusal) => new PinSourceError(refusal.message) });
 }
 
 /** Editors and `echo` add a final newline; it is never part of a PIN. */

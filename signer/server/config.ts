@@ -15,6 +15,7 @@ import {
   VigilError,
   type HttpGuardSettings,
 } from "../../config/index.js";
+import { SettingChecks } from "../../config/settings-reader.js";
 import { parseHsmSection, type HsmConfig } from "../keystore/index.js";
 import { NETWORKS, SIGN_TYPES, validateNetworkConfig, type NetworkConfig, type SignType } from "../signing/index.js";
 
@@ -147,37 +148,13 @@ const CLIENT_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 
 type Obj = Record<string, unknown>;
 
-function isObject(v: unknown): v is Obj {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function onlyKeys(value: Obj, allowed: string[], where: string): void {
-  for (const key of Object.keys(value)) {
-    if (!allowed.includes(key)) throw new SignerConfigError(where ? `${where}.${key}` : key, "is not a known setting");
-  }
-}
-
-function str(value: unknown, field: string): string {
-  if (typeof value !== "string" || value === "") throw new SignerConfigError(field, "must be a non-empty string");
-  return value;
-}
-
-function bool(value: unknown, field: string): boolean {
-  if (typeof value !== "boolean") throw new SignerConfigError(field, "must be true or false");
-  return value;
-}
-
-function int(value: unknown, field: string, min: number, max: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new SignerConfigError(field, `must be a whole number from ${min} to ${max}`);
-  }
-  return value;
-}
-
-function obj(value: unknown, field: string): Obj {
-  if (!isObject(value)) throw new SignerConfigError(field, "must be an object");
-  return value;
-}
+/** The checks shared with the watchdog's config and the hsm section (config/settings-reader.ts), raising SignerConfigError. */
+const check = new SettingChecks((field, message) => new SignerConfigError(field, message));
+const onlyKeys = (value: Obj, allowed: string[], where: string): void => check.onlyKeys(value, allowed, where);
+const str = (value: unknown, field: string): string => check.string(value, field);
+const bool = (value: unknown, field: string): boolean => check.bool(value, field);
+const int = (value: unknown, field: string, min: number, max: number): number => check.int(value, field, min, max);
+const obj = (value: unknown, field: string): Obj => check.object(value, field);
 
 function listen(value: unknown, field: string): ListenAddress {
   const v = obj(value, field);

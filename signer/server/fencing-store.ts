@@ -4,10 +4,26 @@
  * admin API answers, and the hot path reads the in-memory copy, so "disabled" holds across restarts and
  * costs nothing per signature.
  */
-import fs from "node:fs";
-import path from "node:path";
-import Database from "better-sqlite3";
-import { ensurePrivateDir, PRIVATE_FILE_MODE } from "../../config/index.js";
+import type Database from "better-sqlite3";
+import { openDurableSqlite, type SqliteMigration } from "../../config/sqlite.js";
+
+/**
+ * Files written before the store used user_version are at version 0 with some or all of these tables:
+ * each step accepts what it finds.
+ */
+const FENCING_MIGRATIONS: readonly SqliteMigration[] = [
+  `
+  CREATE TABLE IF NOT EXISTS fencing (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL);
+  INSERT OR IGNORE INTO fencing (id, generation) VALUES (1, 0);
+  CREATE TABLE IF NOT EXISTS clients (
+    id TEXT PRIMARY KEY, enabled INTEGER NOT NULL, changed_at_generation INTEGER NOT NULL);
+  `,
+  // Added after the first layout: which decision holds the current generation.
+  (db) => {
+    const columns = (db.prepare("PRAGMA table_info(fencing)").all() as { name: string }[]).map((c) => c.name);
+    if (!columns.includes("decision")) db.exec("ALTER TABLE fencing ADD COLUMN decision TEXT");
+  },
+];
 
 export interface ClientFence {
   enabled: boolean;
@@ -31,20 +47,7 @@ export class FencingStore {
     /** Per client: its state until a fence/activate call is recorded (config `initiallyEnabled`). */
     private readonly initialState: ReadonlyMap<string, boolean>,
   ) {
-    ensurePrivateDir(path.dirname(file));
-    fs.closeSync(fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_RDWR, PRIVATE_FILE_MODE));
-    this.db = new Database(file, { timeout: 5_000 });
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = FULL");
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS fencing (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL);
-      INSERT OR IGNORE INTO fencing (id, generation) VALUES (1, 0);
-      CREATE TABLE IF NOT EXISTS clients (
-        id TEXT PRIMARY KEY, enabled INTEGER NOT NULL, changed_at_generation INTEGER NOT NULL);
-    `);
-    // Added after the first layout: which decision holds the current generation.
-    const columns = (this.db.prepare("PRAGMA table_info(fencing)").all() as { name: string }[]).map((c) => c.name);
-    if (!columns.includes("decision")) this.db.exec("ALTER TABLE fencing ADD COLUMN decision TEXT");
+    this.db = openDurableSqlite(file, { migrations: FENCING_MIGRATIONS });
     this.current = 0;
     this.currentDecision = null;
     this.reload();

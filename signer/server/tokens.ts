@@ -3,6 +3,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { ensurePrivateDir, EXIT_CODES, VigilError, writeFilePrivateAtomic } from "../../config/index.js";
+import { readSecretFile } from "../../config/secret-file.js";
 
 export class TokenFileError extends VigilError {
   constructor(message: string) {
@@ -23,7 +24,8 @@ export function sameToken(a: TokenDigest, b: TokenDigest): boolean {
 
 /**
  * Reads a token file (one line). With `create`, a missing file is made with a fresh random token (0600) so
- * a first start works; the operator then copies it to the client. A file readable by others is refused.
+ * a first start works; the operator then copies it to the client. A file readable by others is refused
+ * (config/secret-file.ts).
  */
 export function readTokenFile(file: string, opts: { create?: boolean; what: string }): TokenDigest {
   if (!fs.existsSync(file)) {
@@ -31,19 +33,13 @@ export function readTokenFile(file: string, opts: { create?: boolean; what: stri
     ensurePrivateDir(path.dirname(file));
     writeFilePrivateAtomic(file, crypto.randomBytes(32).toString("hex") + "\n");
   }
-  const fd = fs.openSync(file, "r");
-  try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new TokenFileError(`${opts.what} token file ${file} is not a regular file`);
-    if ((st.mode & 0o077) !== 0) {
-      throw new TokenFileError(`${opts.what} token file ${file} is accessible by group or others; run chmod 600 on it`);
-    }
-    const token = fs.readFileSync(fd, "utf8").replace(/\r?\n$/, "");
-    if (token.length < 16) throw new TokenFileError(`${opts.what} token file ${file} holds fewer than 16 characters`);
-    return digestToken(token);
-  } finally {
-    fs.closeSync(fd);
-  }
+  const token = readSecretFile(file, {
+    what: `${opts.what} token`,
+    error: (refusal) =>
+      new TokenFileError(refusal.code === "SECRET_FILE_EMPTY" ? `${opts.what} token file ${file} holds fewer than 16 characters` : refusal.message),
+  });
+  if (token.length < 16) throw new TokenFileError(`${opts.what} token file ${file} holds fewer than 16 characters`);
+  return digestToken(token);
 }
 
 /** The token of an `Authorization: Bearer <token>` header, or undefined. */

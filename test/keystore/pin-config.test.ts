@@ -61,7 +61,7 @@ describe("hsm config", () => {
     expect(() => parseHsmSection({ pin: "1234" })).toThrow(PinSourceError);
     expect(() => parseHsmSection({ pin: { value: "1234" } })).toThrow(PinSourceError);
     expect(() => parseHsmSection({ pin: { file: "/a", env: "B" } })).toThrow(/exactly one/);
-    expect(() => parseHsmSection({ modul: "/x" })).toThrow(/unknown key hsm.modul/);
+    expect(() => parseHsmSection({ modul: "/x" })).toThrow(/config: hsm.modul is not a known setting/);
   });
 
   it("loads the file and lets flags override it", () => {

@@ -1,5 +1,6 @@
-import fs from "node:fs";
+import { readSecretFile } from "../../config/secret-file.js";
 import type { WebhookConfig } from "../config.js";
+import { WatchdogConfigError } from "../errors.js";
 
 /** POSTs a JSON alert to the operator's webhook, with a timeout per attempt and backoff between retries. */
 export class WebhookSender {
@@ -9,7 +10,10 @@ export class WebhookSender {
     private readonly cfg: WebhookConfig,
     private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
   ) {
-    this.token = cfg.tokenFile ? fs.readFileSync(cfg.tokenFile, "utf8").trim() : undefined;
+    this.token =
+      cfg.tokenFile !== undefined
+        ? readSecretFile(cfg.tokenFile, { what: "webhook token", error: (refusal) => new WatchdogConfigError("alerts.webhook.tokenFile", refusal.message) }).trim()
+        : undefined;
   }
 
   /** Resolves true once the webhook answered 2xx, false after the last retry failed. Never throws. */

@@ -1,15 +1,16 @@
-import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import Database from "better-sqlite3";
-import { PRIVATE_FILE_MODE, ensurePrivateDir } from "../../config/index.js";
+import type Database from "better-sqlite3";
+import { DurableSqliteError, openDurableSqlite, type SqliteMigration } from "../../config/sqlite.js";
 import type { StackName } from "../config.js";
 import { FailoverRefusedError, WatchdogStateError } from "../errors.js";
 import { isTerminal, type FailoverProgress, type FailoverRecord, type FailoverState, type FailoverTrigger } from "../failover/states.js";
 
+/** The layout's version as recorded in meta.schema_version, which watchdogs before user_version check. */
 const SCHEMA_VERSION = 1;
 export const STATE_DB_NAME = "watchdog.sqlite";
 
+/** Idempotent: files written before the store used user_version are at version 0 and already hold these tables. */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS failovers (
@@ -49,6 +50,8 @@ CREATE TABLE IF NOT EXISTS daemon (
   snapshot TEXT NOT NULL
 );
 `;
+
+const WATCHDOG_MIGRATIONS: readonly SqliteMigration[] = [SCHEMA];
 
 interface FailoverRow {
   id: number;
@@ -116,14 +119,13 @@ export class WatchdogStore {
 
   constructor(readonly file: string) {
     try {
-      ensurePrivateDir(path.dirname(file));
-      fs.closeSync(fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_RDWR, PRIVATE_FILE_MODE));
-      this.db = new Database(file, { timeout: 5_000 });
-      this.db.pragma("journal_mode = WAL");
-      this.db.pragma("synchronous = FULL");
-      this.db.exec(SCHEMA);
+      this.db = openDurableSqlite(file, { migrations: WATCHDOG_MIGRATIONS });
     } catch (err) {
-      throw new WatchdogStateError("STATE_DB_OPEN_FAILED", `cannot open watchdog state ${file}: ${(err as Error).message}`);
+      if (err instanceof DurableSqliteError && err.code === "SQLITE_SCHEMA_TOO_NEW") {
+        throw new WatchdogStateError("STATE_DB_SCHEMA", `watchdog state ${file} has schema ${err.details.foundVersion}; this Vigil knows ${err.details.knownVersion}`);
+      }
+      const reason = err instanceof DurableSqliteError ? err.reason : (err as Error).message;
+      throw new WatchdogStateError("STATE_DB_OPEN_FAILED", `cannot open watchdog state ${file}: ${reason}`);
     }
     const version = this.getMeta("schema_version");
     if (version === null) this.setMeta("schema_version", String(SCHEMA_VERSION));

@@ -153,33 +153,13 @@ export function unsetNotifyEnvironment(env: NodeJS.ProcessEnv = process.env): vo
   delete env.WATCHDOG_PID;
 }
 
-// The process-wide notifier used by the daemons' CLI commands (created on first use, from process.env).
-let shared: SystemdNotifier | undefined;
-
-export function systemdNotifier(): SystemdNotifier {
-  shared ??= new SystemdNotifier();
-  return shared;
-}
-
-export function notifyReady(status?: string): Promise<void> {
-  return systemdNotifier().ready(status);
-}
-
-export function notifyStatus(text: string): Promise<void> {
-  return systemdNotifier().status(text);
-}
-
-export function notifyStopping(status?: string): Promise<void> {
-  return systemdNotifier().stopping(status);
-}
-
 /** A liveness check: healthy when it returns or resolves to nothing or true; not when it throws, rejects, or gives false or a reason string. */
 export type LivenessCheck = () => Promise<void | boolean | string> | void | boolean | string;
 
 export interface WatchdogPingerOptions {
   /** Typically: a trivial query on the database the daemon depends on (SlashingDb.isHealthy()). */
   liveness: LivenessCheck;
-  notifier?: SystemdNotifier;
+  notifier: SystemdNotifier;
   /** Ping interval; default: the notifier's (half of WatchdogSec=). */
   intervalMs?: number;
   /** The event loop must not have stalled longer than this since the last tick. Default: a quarter of WatchdogSec= (≤ 5 s). */
@@ -206,7 +186,7 @@ export interface WatchdogPinger {
  * (WatchdogSec= → SIGABRT, then Restart=on-failure). Returns undefined when systemd expects no pings.
  */
 export function startWatchdogPinger(options: WatchdogPingerOptions): WatchdogPinger | undefined {
-  const notifier = options.notifier ?? systemdNotifier();
+  const notifier = options.notifier;
   const intervalMs = options.intervalMs ?? notifier.watchdogIntervalMs;
   if (intervalMs === undefined || !notifier.enabled) return undefined;
   const maxLagMs = options.maxEventLoopLagMs ?? Math.min(5_000, Math.max(10, intervalMs / 2));

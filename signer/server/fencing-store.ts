@@ -22,8 +22,6 @@ export type FenceResult =
 export class FencingStore {
   private readonly db: Database.Database;
   private current: number;
-  /** The decision (e.g. one failover) that holds the current generation, if the caller named one. */
-  private currentDecision: string | null;
   private readonly fences = new Map<string, ClientFence>();
 
   private constructor(
@@ -46,7 +44,6 @@ export class FencingStore {
     const columns = (this.db.prepare("PRAGMA table_info(fencing)").all() as { name: string }[]).map((c) => c.name);
     if (!columns.includes("decision")) this.db.exec("ALTER TABLE fencing ADD COLUMN decision TEXT");
     this.current = 0;
-    this.currentDecision = null;
     this.reload();
   }
 
@@ -60,7 +57,6 @@ export class FencingStore {
   private reload(): void {
     const row = this.stored();
     this.current = row.generation;
-    this.currentDecision = row.decision;
     this.fences.clear();
     for (const row of this.db.prepare("SELECT id, enabled, changed_at_generation FROM clients").all() as {
       id: string;

@@ -4,7 +4,7 @@ export { PRIVATE_FILE_MODE, PRIVATE_DIR_MODE, ensurePrivateDir, writeFilePrivate
 export { isHexOfLength, normalizeHex, hexToBytes, bytesToHex } from "./hex.js";
 export { defaultDataDir, defaultSlashingDbPath } from "./defaults.js";
 export { workerScriptUrl } from "./workers.js";
-export { startWatchdogPinger, SystemdNotifier, watchdogIntervalMs, type LivenessCheck, type WatchdogPinger } from "./systemd-notify.js";
+export { startSystemdWatchdogPinger, SystemdNotifier, systemdWatchdogIntervalMs, type LivenessCheck, type SystemdWatchdogPinger } from "./systemd-notify.js";
 export { runDaemon, type RunDaemonOptions, type RunningDaemon, type DaemonHooks } from "./daemon.js";
 export {
   HttpGuard,

@@ -11,9 +11,7 @@ export {
   installHttpGuard,
   RefusalLogThrottle,
   DEFAULT_HTTP_GUARD,
-  GUARD_REFUSAL_STATUS,
   HOST_ALLOW_ANY,
-  LOOPBACK_HOST_NAMES,
   invalidHostAllowlistEntry,
   invalidOriginEntry,
   isLoopbackAddress,
@@ -21,4 +19,4 @@ export {
   type HttpGuardSettings,
 } from "./http-guard.js";
 export { coreDumpLimit, disableCoreDumps } from "./core-dumps.js";
-export { NonBlockingLogDestination, keepStdioErrorsFromKillingTheProcess, type LogDestinationOptions } from "./log-destination.js";
+export { NonBlockingLogDestination, type LogDestinationOptions } from "./log-destination.js";

@@ -185,7 +185,7 @@ export class WatchdogDaemon {
     this.runFailover((ex) => ex.start("primary", "backup", "auto", reason));
   }
 
-  /** Takes over an open failover whose executor is gone (its lease expired) and carries it on. */
+  /** Takes over an open failover whose executor is gone (lease expired, or its process died on this host) and carries it on. */
   private recoverAbandonedFailover(): void {
     const rec = this.ctx.store.claimAbandoned(this.ctx.lease, this.ctx.config.failover.leaseMs);
     if (!rec) return;

@@ -138,7 +138,8 @@ describe("input validation", () => {
 
 describe("a zero signing root in an interchange", () => {
   // EIP-3076 omits an unknown root. An all-zero root present in the file is not "unknown": it is kept and
-  // compared byte for byte like any other (slashing-db/codec.ts parseSigningRoot). Pinned so nobody starts
+  // compared byte for byte like any other (slashing-db/codec.ts parseSigningRoot; the suite's
+  // multiple_interchanges_multiple_validators_repeat_idem fails if zero is read as absent). Pinned so nobody starts
   // reading zero as absent (or absent as zero) without meaning to.
   const ZERO = "0x" + "00".repeat(32);
 

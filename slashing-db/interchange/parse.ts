@@ -4,7 +4,7 @@ import { InterchangeError, SlashingDbInputError } from "../errors.js";
 /**
  * An EIP-3076 interchange after validation: bytes and bigints. A signing root is null only when absent
  * (unknown: it matches nothing); an all-zero root is kept as 32 zero bytes and compared like any other,
- * so signing that same message again is a repeat (the EIP-3076 suite's *_repeat_idem cases rely on it).
+ * so a later request with that same zero root is a repeat (requests are parsed by the same parseSigningRoot).
  */
 export interface ParsedInterchange {
   genesisValidatorsRoot: Buffer;

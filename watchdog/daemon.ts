@@ -33,8 +33,8 @@ export class WatchdogDaemon {
   private metricsListener: MetricsListener | undefined;
   private readonly startedAt = Date.now();
   private readonly watchingSince = new Map<string, number>();
-  /** The active stack's assessments in a row (an inconclusive one breaks a bad streak): its "down" triggers the failover policy. */
-  private readonly activeFailures: Hysteresis;
+  /** Rounds in a row in which the signer saw nothing from the active client (assessActive: only silence is bad; an inconclusive round breaks the streak). Its "down" triggers the failover policy. */
+  private readonly activeSilence: Hysteresis;
   private readonly stackHealth: Record<StackName, Hysteresis>;
   private lastActive: StackName;
   private liveness: LivenessProbe | null = null;
@@ -44,7 +44,7 @@ export class WatchdogDaemon {
 
   private constructor(private readonly ctx: WatchdogContext) {
     const m = ctx.config.monitor;
-    this.activeFailures = new Hysteresis(m.failuresBeforeFailover, m.successesBeforeHealthy);
+    this.activeSilence = new Hysteresis(m.failuresBeforeFailover, m.successesBeforeHealthy);
     this.stackHealth = { primary: new Hysteresis(m.failuresBeforeFailover, m.successesBeforeHealthy), backup: new Hysteresis(m.failuresBeforeFailover, m.successesBeforeHealthy) };
     this.lastActive = ctx.store.activeStack();
   }
@@ -145,7 +145,7 @@ export class WatchdogDaemon {
     const active = this.ctx.store.activeStack();
     if (active !== this.lastActive) {
       this.lastActive = active;
-      this.activeFailures.reset();
+      this.activeSilence.reset();
       this.watchingSince.set(this.ctx.config.stacks[active].signer, Date.now());
       this.ctx.metrics.setActiveStack(active);
     }
@@ -160,7 +160,7 @@ export class WatchdogDaemon {
       this.liveness,
       this.ctx.config.monitor,
     );
-    const reading = assessment.inconclusive ? this.activeFailures.inconclusive() : this.activeFailures.observe(assessment.bad);
+    const reading = assessment.inconclusive ? this.activeSilence.inconclusive() : this.activeSilence.observe(assessment.bad);
     this.ctx.metrics.consecutiveBad.set(reading.consecutiveBad);
     this.lastReasons = assessment.reasons;
     if (assessment.inconclusive) this.alertOnce(`inconclusive:${assessment.reasons[0]}`, "warning", "active_unobservable", `cannot judge ${active}: ${assessment.reasons.join("; ")}`, active);
@@ -201,7 +201,7 @@ export class WatchdogDaemon {
       })
       .finally(() => {
         this.failoverRunning = null;
-        this.activeFailures.reset();
+        this.activeSilence.reset();
       });
   }
 

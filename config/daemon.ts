@@ -3,7 +3,7 @@
  * systemd sees the same thing from each:
  *
  *   start()   → STATUS= lines while starting, READY=1 once start() resolves (keys loaded, database open)
- *   running   → WATCHDOG=1 pings while the liveness check passes (see startWatchdogPinger)
+ *   running   → WATCHDOG=1 pings while the liveness check passes (see startSystemdWatchdogPinger)
  *   SIGTERM   → STOPPING=1, close() (stop accepting, finish and commit in-flight work, close database and
  *               HSM session), exit 0
  *   2nd signal → exit at once (128 + signal number). Every acknowledged database write is already committed
@@ -11,12 +11,12 @@
  */
 import { keepStdioErrorsFromKillingTheProcess } from "./log-destination.js";
 import {
-  startWatchdogPinger,
+  startSystemdWatchdogPinger,
   SystemdNotifier,
   unsetNotifyEnvironment,
   type LivenessCheck,
   type NotifierOptions,
-  type WatchdogPinger,
+  type SystemdWatchdogPinger,
 } from "./systemd-notify.js";
 
 export interface RunningDaemon {
@@ -74,7 +74,7 @@ export async function runDaemon<T extends RunningDaemon>(options: RunDaemonOptio
   // Read through a function: a signal handler changes `state` behind the compiler's narrowing.
   const stateNow = () => state;
   let daemon: T | undefined;
-  let pinger: WatchdogPinger | undefined;
+  let pinger: SystemdWatchdogPinger | undefined;
   let statusTimer: NodeJS.Timeout | undefined;
   const abort = new AbortController();
   let resolveStop!: (signal: NodeJS.Signals) => void;
@@ -117,7 +117,7 @@ export async function runDaemon<T extends RunningDaemon>(options: RunDaemonOptio
       await notifier.ready(options.readyStatus?.(daemon) ?? `${options.name} running`);
       log("info", `${options.name}: ready`);
       const d = daemon;
-      pinger = startWatchdogPinger({
+      pinger = startSystemdWatchdogPinger({
         notifier,
         liveness: () => options.liveness?.(d),
         ...(options.maxEventLoopLagMs !== undefined ? { maxEventLoopLagMs: options.maxEventLoopLagMs } : {}),

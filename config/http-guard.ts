@@ -117,10 +117,6 @@ export class HttpGuard {
     return !this.anyHost && this.anyPortNames.size === 0 && this.exact.size === 0;
   }
 
-  get allowsAnyHost(): boolean {
-    return this.anyHost;
-  }
-
   /** Undefined when the request may proceed. `localPort`: the port the connection arrived on. */
   check(headers: IncomingHttpHeaders, localPort: number | undefined): GuardRefusal | undefined {
     const host = headers.host;

@@ -4,16 +4,14 @@ export { PRIVATE_FILE_MODE, PRIVATE_DIR_MODE, ensurePrivateDir, writeFilePrivate
 export { isHexOfLength, normalizeHex, hexToBytes, bytesToHex } from "./hex.js";
 export { defaultDataDir, defaultSlashingDbPath } from "./defaults.js";
 export { workerScriptUrl } from "./workers.js";
-export { notifyReady, notifyStatus, notifyStopping, startWatchdogPinger, SystemdNotifier, systemdNotifier, watchdogIntervalMs, type LivenessCheck, type WatchdogPinger } from "./systemd-notify.js";
+export { startSystemdWatchdogPinger, SystemdNotifier, systemdWatchdogIntervalMs, type LivenessCheck, type SystemdWatchdogPinger } from "./systemd-notify.js";
 export { runDaemon, type RunDaemonOptions, type RunningDaemon, type DaemonHooks } from "./daemon.js";
 export {
   HttpGuard,
   installHttpGuard,
   RefusalLogThrottle,
   DEFAULT_HTTP_GUARD,
-  GUARD_REFUSAL_STATUS,
   HOST_ALLOW_ANY,
-  LOOPBACK_HOST_NAMES,
   invalidHostAllowlistEntry,
   invalidOriginEntry,
   isLoopbackAddress,
@@ -21,4 +19,4 @@ export {
   type HttpGuardSettings,
 } from "./http-guard.js";
 export { coreDumpLimit, disableCoreDumps } from "./core-dumps.js";
-export { NonBlockingLogDestination, keepStdioErrorsFromKillingTheProcess, type LogDestinationOptions } from "./log-destination.js";
+export { NonBlockingLogDestination, type LogDestinationOptions } from "./log-destination.js";

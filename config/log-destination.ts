@@ -80,11 +80,6 @@ export class NonBlockingLogDestination {
     return true;
   }
 
-  /** Bytes waiting to be written (for tests and status). */
-  get bufferedBytes(): number {
-    return this.stream ? this.stream.writableLength : this.queuedBytes + (this.inFlight?.buf.length ?? 0);
-  }
-
   /** pino's logger.flush(cb) lands here: waits at most DEFAULT_FLUSH_TIMEOUT_MS, never fails. */
   flush(cb?: (err?: Error) => void): void {
     void this.drained(DEFAULT_FLUSH_TIMEOUT_MS).then(() => cb?.());

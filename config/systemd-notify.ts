@@ -91,7 +91,7 @@ export class SystemdNotifier {
       socketPath = undefined;
     }
     this.socketPath = socketPath;
-    this.watchdogIntervalMs = socketPath ? watchdogIntervalMs(env) : undefined;
+    this.watchdogIntervalMs = socketPath ? systemdWatchdogIntervalMs(env) : undefined;
     if (socketPath) this.transport = options.transport ?? unixDgramTransport(this.log);
   }
 
@@ -136,7 +136,7 @@ function statusLine(text: string): string {
 }
 
 /** Half of $WATCHDOG_USEC in ms, if the watchdog is meant for this process (sd_watchdog_enabled(3)). */
-export function watchdogIntervalMs(env: NodeJS.ProcessEnv = process.env, pid = process.pid): number | undefined {
+export function systemdWatchdogIntervalMs(env: NodeJS.ProcessEnv = process.env, pid = process.pid): number | undefined {
   const usec = Number(env.WATCHDOG_USEC);
   if (!Number.isSafeInteger(usec) || usec <= 0) return undefined;
   if (env.WATCHDOG_PID !== undefined && env.WATCHDOG_PID !== "" && Number(env.WATCHDOG_PID) !== pid) return undefined;
@@ -153,33 +153,13 @@ export function unsetNotifyEnvironment(env: NodeJS.ProcessEnv = process.env): vo
   delete env.WATCHDOG_PID;
 }
 
-// The process-wide notifier used by the daemons' CLI commands (created on first use, from process.env).
-let shared: SystemdNotifier | undefined;
-
-export function systemdNotifier(): SystemdNotifier {
-  shared ??= new SystemdNotifier();
-  return shared;
-}
-
-export function notifyReady(status?: string): Promise<void> {
-  return systemdNotifier().ready(status);
-}
-
-export function notifyStatus(text: string): Promise<void> {
-  return systemdNotifier().status(text);
-}
-
-export function notifyStopping(status?: string): Promise<void> {
-  return systemdNotifier().stopping(status);
-}
-
 /** A liveness check: healthy when it returns or resolves to nothing or true; not when it throws, rejects, or gives false or a reason string. */
 export type LivenessCheck = () => Promise<void | boolean | string> | void | boolean | string;
 
-export interface WatchdogPingerOptions {
+export interface SystemdWatchdogPingerOptions {
   /** Typically: a trivial query on the database the daemon depends on (SlashingDb.isHealthy()). */
   liveness: LivenessCheck;
-  notifier?: SystemdNotifier;
+  notifier: SystemdNotifier;
   /** Ping interval; default: the notifier's (half of WatchdogSec=). */
   intervalMs?: number;
   /** The event loop must not have stalled longer than this since the last tick. Default: a quarter of WatchdogSec= (≤ 5 s). */
@@ -192,7 +172,7 @@ export interface WatchdogPingerOptions {
   onHealthy?: () => void;
 }
 
-export interface WatchdogPinger {
+export interface SystemdWatchdogPinger {
   readonly intervalMs: number;
   /** Pings sent and checks failed so far. */
   readonly stats: { pings: number; failures: number };
@@ -205,8 +185,8 @@ export interface WatchdogPinger {
  * passes within its timeout. A wedged signer therefore stops pinging and systemd restarts it
  * (WatchdogSec= → SIGABRT, then Restart=on-failure). Returns undefined when systemd expects no pings.
  */
-export function startWatchdogPinger(options: WatchdogPingerOptions): WatchdogPinger | undefined {
-  const notifier = options.notifier ?? systemdNotifier();
+export function startSystemdWatchdogPinger(options: SystemdWatchdogPingerOptions): SystemdWatchdogPinger | undefined {
+  const notifier = options.notifier;
   const intervalMs = options.intervalMs ?? notifier.watchdogIntervalMs;
   if (intervalMs === undefined || !notifier.enabled) return undefined;
   const maxLagMs = options.maxEventLoopLagMs ?? Math.min(5_000, Math.max(10, intervalMs / 2));

@@ -9,7 +9,7 @@ export {
   type ClientConfig,
   type ListenAddress,
 } from "./server/config.js";
-export { setUpEmbedded, findSoftHsmModule, clientInstructions, type EmbeddedOptions, type EmbeddedSetup } from "./server/embedded.js";
+export { setUpEmbedded, clientInstructions, type EmbeddedOptions, type EmbeddedSetup } from "./server/embedded.js";
 export type { HealthReport } from "./server/routes/health.js";
 export { DEFAULT_CLIENT_ID } from "./server/auth.js";
 export type { AuditEntry } from "./server/audit-log.js";

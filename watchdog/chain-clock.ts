@@ -15,10 +15,6 @@ export class ChainClock {
     return Math.floor(this.currentSlot() / this.slotsPerEpoch);
   }
 
-  epochOfSlot(slot: number): number {
-    return Math.floor(slot / this.slotsPerEpoch);
-  }
-
   /** Wall-clock ms at which `epoch` starts. */
   epochStartMs(epoch: number): number {
     return this.genesisTimeMs + epoch * this.slotsPerEpoch * this.slotDurationMs;

@@ -1,17 +1,15 @@
-import Fastify, { type FastifyInstance } from "fastify";
-import { HttpGuard, installHttpGuard, isLoopbackAddress, RefusalLogThrottle } from "../config/index.js";
 import { otherStack, STACK_NAMES, type StackName, type WatchdogConfig } from "./config.js";
 import { createContext, type ContextOptions, type WatchdogContext } from "./context.js";
-import { StaleGenerationError } from "./errors.js";
 import { FailoverExecutor } from "./failover/executor.js";
 import { PauseHook } from "./failover/pause-hook.js";
 import type { FailoverRecord } from "./failover/states.js";
-import { assessActive } from "./health/evaluate.js";
-import { Hysteresis } from "./health/hysteresis.js";
+import { assessActive, type ActiveAssessment } from "./health/evaluate.js";
+import { Hysteresis, type HysteresisReading } from "./health/hysteresis.js";
+import { startMetricsListener, type DaemonHealth, type MetricsListener } from "./metrics-listener.js";
 import { observe, type Observation } from "./monitor.js";
 import { probeLiveness, type LivenessProbe } from "./probes/liveness.js";
+import { fenceEnabledStandby } from "./standby-fence.js";
 import { LeaseLostError } from "./state/store.js";
-import { randomUUID } from "node:crypto";
 
 export interface DaemonOptions extends ContextOptions {
   /** Overrides config.metrics (tests use port 0). */
@@ -21,15 +19,21 @@ export interface DaemonOptions extends ContextOptions {
 /**
  * The watchdog daemon: probes both stacks every interval, decides with hysteresis, runs (or recovers)
  * failovers through the durable executor, keeps the standby fenced, and serves /metrics.
+ *
+ * start: open the state (context) → publish the initial metrics → start the metrics listener → start the
+ * monitoring loop. Each round of the loop: observe → follow the active stack → watch both stacks' health →
+ * either leave an open failover to its executor (recovering it if abandoned), or fence an enabled standby,
+ * judge the active stack and, when it is down, act as the failover policy says. stop undoes start in reverse.
  */
 export class WatchdogDaemon {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
-  private tickRunning: Promise<void> | null = null;
+  private roundRunning: Promise<void> | null = null;
   private failoverRunning: Promise<unknown> | null = null;
-  private metricsServer: FastifyInstance | undefined;
+  private metricsListener: MetricsListener | undefined;
   private readonly startedAt = Date.now();
   private readonly watchingSince = new Map<string, number>();
+  /** Rounds in a row in which the signer saw nothing from the active client (assessActive: only silence is bad; an inconclusive round breaks the streak). Its "down" triggers the failover policy. */
   private readonly activeSilence: Hysteresis;
   private readonly stackHealth: Record<StackName, Hysteresis>;
   private lastActive: StackName;
@@ -37,7 +41,6 @@ export class WatchdogDaemon {
   private lastObservation: Observation | null = null;
   private lastReasons: string[] = [];
   private readonly alertedOnce = new Set<string>();
-  metricsAddress: string | undefined;
 
   private constructor(private readonly ctx: WatchdogContext) {
     const m = ctx.config.monitor;
@@ -49,12 +52,11 @@ export class WatchdogDaemon {
   static async start(config: WatchdogConfig, opts: DaemonOptions = {}): Promise<WatchdogDaemon> {
     const ctx = await createContext(config, opts);
     const d = new WatchdogDaemon(ctx);
-    ctx.metrics.setActiveStack(d.lastActive);
-    ctx.metrics.setFailoverState(ctx.store.openFailover()?.state ?? "IDLE");
-    if (config.metrics.enabled) await d.serveMetrics(opts.metricsPort ?? config.metrics.port);
+    d.publishInitialMetrics();
+    if (config.metrics.enabled) d.metricsListener = await startMetricsListener(ctx, opts.metricsPort ?? config.metrics.port, () => d.health());
     ctx.store.audit("daemon", `watchdog daemon started (pid ${process.pid})`, { activeStack: d.lastActive });
     ctx.log.info({ activeStack: d.lastActive, dataDir: config.dataDir, metrics: d.metricsAddress }, "watchdog started");
-    d.schedule(0);
+    d.scheduleRound(0);
     return d;
   }
 
@@ -62,73 +64,114 @@ export class WatchdogDaemon {
     return this.ctx;
   }
 
+  /** Where /metrics and /healthz are served; undefined when metrics are disabled. */
+  get metricsAddress(): string | undefined {
+    return this.metricsListener?.address;
+  }
+
   /** Stops probing; waits (bounded) for a running failover to finish, then closes. */
   async stop(waitForFailoverMs = 30_000): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.tickRunning;
-    if (this.failoverRunning) await Promise.race([this.failoverRunning, new Promise((r) => setTimeout(r, waitForFailoverMs))]);
-    await this.metricsServer?.close();
+    await this.stopMonitoringLoop();
+    await this.waitForRunningFailover(waitForFailoverMs);
+    await this.metricsListener?.close();
     this.ctx.store.audit("daemon", "watchdog daemon stopped");
     await this.ctx.close();
   }
 
-  private schedule(delayMs: number): void {
+  private publishInitialMetrics(): void {
+    this.ctx.metrics.setActiveStack(this.lastActive);
+    this.ctx.metrics.setFailoverState(this.ctx.store.openFailover()?.state ?? "IDLE");
+  }
+
+  private health(): DaemonHealth {
+    return { lastObservationAt: this.lastObservation?.at ?? null, reasons: this.lastReasons };
+  }
+
+  // --- the monitoring loop: one round at a time, the next scheduled an interval after the last one ended ---
+
+  private scheduleRound(delayMs: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
-      this.tickRunning = this.tick()
+      this.roundRunning = this.monitoringRound()
         .catch((err) => this.ctx.log.error({ err: (err as Error).message }, "watchdog tick failed"))
         .finally(() => {
-          this.tickRunning = null;
-          this.schedule(this.ctx.config.monitor.intervalMs);
+          this.roundRunning = null;
+          this.scheduleRound(this.ctx.config.monitor.intervalMs);
         });
     }, delayMs);
   }
 
-  /** One monitoring round. Public for tests. */
-  async tick(): Promise<void> {
-    const { config: cfg, store, metrics } = this.ctx;
+  private async stopMonitoringLoop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.roundRunning;
+  }
+
+  private async waitForRunningFailover(maxMs: number): Promise<void> {
+    if (this.failoverRunning) await Promise.race([this.failoverRunning, new Promise((r) => setTimeout(r, maxMs))]);
+  }
+
+  private async monitoringRound(): Promise<void> {
+    const obs = await this.observeStacks();
+    const active = this.followActiveStack();
+    this.watchStackHealth(obs, active);
+
+    if (this.ctx.store.openFailover()) {
+      if (!this.failoverRunning) this.recoverAbandonedFailover();
+      this.writeStatus(obs, active, ["failover in progress"]);
+      return;
+    }
+    if (this.failoverRunning) return;
+
+    await fenceEnabledStandby(this.ctx, obs, active);
+    const { assessment, reading } = this.judgeActive(obs, active);
+    if (reading.state === "down") this.actOnActiveDown(active, `${active} failing for ${reading.consecutiveBad} checks: ${assessment.reasons.join("; ")}`);
+  }
+
+  /** Probes both stacks and every signer; liveness of the last epoch is asked once per epoch. */
+  private async observeStacks(): Promise<Observation> {
+    const cfg = this.ctx.config;
     const silenceMs = cfg.monitor.signerSilenceSlots * cfg.chain.slotDurationMs;
     const obs = await observe(cfg, this.ctx.signers, (id) => this.watchingSince.get(id) ?? Date.now(), silenceMs);
     this.lastObservation = obs;
     this.trackSignerReachability(obs);
     this.recordMetrics(obs);
     await this.refreshLiveness();
+    return obs;
+  }
 
-    const active = store.activeStack();
+  /** A failover (ours or an operator's) that moved the active stack: judge the new one from scratch. */
+  private followActiveStack(): StackName {
+    const active = this.ctx.store.activeStack();
     if (active !== this.lastActive) {
-      // A failover (ours or an operator's) moved the active stack: judge the new one from scratch.
       this.lastActive = active;
       this.activeSilence.reset();
-      this.watchingSince.set(cfg.stacks[active].signer, Date.now());
-      metrics.setActiveStack(active);
+      this.watchingSince.set(this.ctx.config.stacks[active].signer, Date.now());
+      this.ctx.metrics.setActiveStack(active);
     }
-    this.watchStackHealth(obs, active);
+    return active;
+  }
 
-    const open = store.openFailover();
-    if (open) {
-      if (!this.failoverRunning) this.tryRecover();
-      this.writeStatus(obs, active, ["failover in progress"]);
-      return;
-    }
-    if (this.failoverRunning) return;
-
-    await this.keepStandbyFenced(obs, active);
-
+  /** Assesses the active stack, feeds the hysteresis, alerts when it cannot be judged, and writes the status. */
+  private judgeActive(obs: Observation, active: StackName): { assessment: ActiveAssessment; reading: HysteresisReading } {
+    const s = obs.stacks[active];
     const assessment = assessActive(
-      { service: obs.stacks[active].service, beacon: obs.stacks[active].beacon, witness: obs.stacks[active].witness, ...(obs.stacks[active].signerError ? { signerError: obs.stacks[active].signerError } : {}) },
+      { service: s.service, beacon: s.beacon, witness: s.witness, ...(s.signerError ? { signerError: s.signerError } : {}) },
       this.liveness,
-      cfg.monitor,
+      this.ctx.config.monitor,
     );
     const reading = assessment.inconclusive ? this.activeSilence.inconclusive() : this.activeSilence.observe(assessment.bad);
-    metrics.consecutiveBad.set(reading.consecutiveBad);
+    this.ctx.metrics.consecutiveBad.set(reading.consecutiveBad);
     this.lastReasons = assessment.reasons;
     if (assessment.inconclusive) this.alertOnce(`inconclusive:${assessment.reasons[0]}`, "warning", "active_unobservable", `cannot judge ${active}: ${assessment.reasons.join("; ")}`, active);
     else this.alertedOnce.forEach((k) => k.startsWith("inconclusive:") && this.alertedOnce.delete(k));
     this.writeStatus(obs, active, assessment.reasons, reading.consecutiveBad);
+    return { assessment, reading };
+  }
 
-    if (reading.state !== "down") return;
-    const reason = `${active} failing for ${reading.consecutiveBad} checks: ${assessment.reasons.join("; ")}`;
+  /** The failover policy: automatic only primary → backup, only when enabled, not again too soon after one that did not succeed. */
+  private actOnActiveDown(active: StackName, reason: string): void {
+    const cfg = this.ctx.config;
     if (active !== "primary") {
       this.alertOnce(`failback-needed:${active}`, "critical", "active_down_no_auto", `${reason}; automatic failover only runs primary → backup: run \`vigil failback\``, active);
       return;
@@ -137,43 +180,33 @@ export class WatchdogDaemon {
       this.alertOnce("auto-disabled", "critical", "active_down_manual", `${reason}; automatic failover is disabled: run \`vigil failover\``, active);
       return;
     }
-    const lastUnsuccessful = store.lastUnsuccessfulAutoAt();
+    const lastUnsuccessful = this.ctx.store.lastUnsuccessfulAutoAt();
     if (lastUnsuccessful !== null && Date.now() - lastUnsuccessful < cfg.failover.refusedRetryMs) return;
     this.runFailover((ex) => ex.start("primary", "backup", "auto", reason));
   }
 
-  /** The standby client must never be enabled outside a failover (a reset signer enables every client). */
-  private async keepStandbyFenced(obs: Observation, active: StackName): Promise<void> {
-    const standby = otherStack(active);
-    const s = obs.stacks[standby];
-    if (!s.client?.enabled) return;
-    const { config: cfg, store, alerter } = this.ctx;
-    const activeEnabled = obs.stacks[active].client?.enabled === true;
-    const signer = this.ctx.signers.get(cfg.stacks[standby].signer)!;
-    const gen = store.allocateGeneration([obs.signers[signer.id]?.generation ?? 0], "fence", `standby ${standby} (${s.clientId}) found enabled at signer ${signer.id}; fencing it`, { stack: standby });
-    try {
-      await signer.disable(s.clientId, gen, `standby-fence-${randomUUID()}`);
-      alerter.send({
-        level: activeEnabled ? "critical" : "warning",
-        event: "standby_fenced",
-        message: `standby ${standby} client ${s.clientId} was enabled at signer ${signer.id}${activeEnabled ? " while the active client was too" : ""}; fenced (generation ${gen})`,
-        stack: standby,
-      });
-    } catch (err) {
-      // Stale means a newer decision exists (an operator, a failover in another process): next round re-reads.
-      const level = err instanceof StaleGenerationError ? "warning" : "critical";
-      alerter.send({ level, event: "standby_fence_failed", message: `could not fence standby ${s.clientId}: ${(err as Error).message}`, stack: standby });
-    }
-  }
-
-  private tryRecover(): void {
+  /** Takes over an open failover whose executor is gone (lease expired, or its process died on this host) and carries it on. */
+  private recoverAbandonedFailover(): void {
     const rec = this.ctx.store.claimAbandoned(this.ctx.lease, this.ctx.config.failover.leaseMs);
     if (!rec) return;
     this.runFailover((ex) => ex.recover(rec));
   }
 
   private runFailover(fn: (ex: FailoverExecutor) => Promise<{ record: FailoverRecord }>): void {
-    const ex = new FailoverExecutor({
+    this.failoverRunning = fn(this.newExecutor())
+      .then(({ record }) => this.ctx.log.info({ failoverId: record.id, state: record.state, outcome: record.outcomeCode }, "failover finished"))
+      .catch((err) => {
+        if (err instanceof LeaseLostError) this.ctx.log.warn(err.message);
+        else this.ctx.log.error({ err: (err as Error).message }, "failover stopped; it will be recovered");
+      })
+      .finally(() => {
+        this.failoverRunning = null;
+        this.activeSilence.reset();
+      });
+  }
+
+  private newExecutor(): FailoverExecutor {
+    return new FailoverExecutor({
       config: this.ctx.config,
       store: this.ctx.store,
       signers: this.ctx.signers,
@@ -184,16 +217,6 @@ export class WatchdogDaemon {
       metrics: this.ctx.metrics,
       pause: PauseHook.fromEnv(this.ctx.config.dataDir, (p) => this.ctx.log.warn({ point: p }, "paused by VIGIL_WATCHDOG_PAUSE_AT (test hook)")),
     });
-    this.failoverRunning = fn(ex)
-      .then(({ record }) => this.ctx.log.info({ failoverId: record.id, state: record.state, outcome: record.outcomeCode }, "failover finished"))
-      .catch((err) => {
-        if (err instanceof LeaseLostError) this.ctx.log.warn(err.message);
-        else this.ctx.log.error({ err: (err as Error).message }, "failover stopped; it will be recovered");
-      })
-      .finally(() => {
-        this.failoverRunning = null;
-        this.activeSilence.reset();
-      });
   }
 
   private trackSignerReachability(obs: Observation): void {
@@ -286,27 +309,6 @@ export class WatchdogDaemon {
     if (this.alertedOnce.has(key)) return;
     this.alertedOnce.add(key);
     this.ctx.alerter.send({ level, event, message, ...(stack ? { stack } : {}) });
-  }
-
-  private async serveMetrics(port: number): Promise<void> {
-    const app = Fastify({ logger: false });
-    // Before the routes: no web page may read the daemon's state (DNS rebinding, cross-origin requests).
-    const { host, hostAllowlist, allowedOrigins } = this.ctx.config.metrics;
-    const guard = new HttpGuard({ hostAllowlist, allowedOrigins }, host);
-    if (guard.onlyDefaults && !isLoopbackAddress(host)) {
-      this.ctx.log.warn({ host }, "metrics listener is not on loopback but metrics.hostAllowlist is empty: only loopback Host names and the listen address are accepted");
-    }
-    const throttle = new RefusalLogThrottle();
-    installHttpGuard(app, guard, (refusal) => {
-      this.ctx.metrics.httpRefusals.inc({ code: refusal.code });
-      const log = throttle.note(refusal.code);
-      if (log) this.ctx.log.warn({ code: refusal.code, notLoggedSince: log.suppressed }, refusal.message);
-    });
-    const registry = this.ctx.metrics.registry;
-    app.get("/metrics", async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
-    app.get("/healthz", async () => ({ ok: true, lastObservationAt: this.lastObservation?.at ?? null, reasons: this.lastReasons }));
-    this.metricsAddress = await app.listen({ host: this.ctx.config.metrics.host, port });
-    this.metricsServer = app;
   }
 }
 

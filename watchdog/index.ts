@@ -8,9 +8,9 @@ export { FailoverExecutor, type ExecutorDeps, type FailoverOutcome } from "./fai
 export { checkPreconditions, describePlan, type Precondition } from "./failover/preconditions.js";
 export { FAILOVER_STATES, TERMINAL_STATES, recoveryAction, type FailoverState, type FailoverRecord, type FailoverProgress } from "./failover/states.js";
 export { ensureContinuity, type ContinuityResult } from "./failover/continuity.js";
-export { SignerAdminClient, withSignerRetry } from "./signer-client.js";
+export { SignerAdminClient } from "./signer-client.js";
 export { WatchdogStore, STATE_DB_NAME, newLeaseHolder, type LeaseHolder, type AuditEntry } from "./state/store.js";
 export { Hysteresis } from "./health/hysteresis.js";
-export { judgeBeacon, judgeSignerWitness, assessActive, judgeStandby, type SignerWitness } from "./health/evaluate.js";
+export { judgeBeacon, judgeSignerWitness, assessActive, type SignerWitness } from "./health/evaluate.js";
 export { ChainClock } from "./chain-clock.js";
 export { observe } from "./monitor.js";

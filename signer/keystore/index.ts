@@ -29,7 +29,6 @@ export type { TokenStatus, InitResult } from "./hsm-admin.js";
 export { discoverKeystores, decryptKeystores, decryptKeystoreContents, defaultImportWorkers } from "./keystore-import.js";
 export type { KeystoreContent } from "./keystore-import.js";
 export type { KeystoreSource } from "./keystore-import.js";
-export { WRAPPING_KEY_LABEL } from "./envelope.js";
 
 import type { HsmConfig } from "./config.js";
 import { Pkcs11KeyStore, type Pkcs11KeyStoreOptions } from "./pkcs11-keystore.js";

@@ -30,10 +30,6 @@ export class Progress {
     }
   }
 
-  tick(): void {
-    this.update(this.done + 1);
-  }
-
   finish(): void {
     this.draw(true);
   }

@@ -112,10 +112,6 @@ export class AuditLog {
     return new AuditLog(dir, opts);
   }
 
-  get lastSequence(): number {
-    return this.lastSeq;
-  }
-
   /**
    * DOWN (with the cause) while the last durable write failed: a block or attestation would be withheld now.
    * Up again after the next durable write that succeeds.

@@ -38,8 +38,6 @@ export type FenceResult =
 export class FencingStore {
   private readonly db: Database.Database;
   private current: number;
-  /** The decision (e.g. one failover) that holds the current generation, if the caller named one. */
-  private currentDecision: string | null;
   private readonly fences = new Map<string, ClientFence>();
 
   private constructor(
@@ -49,7 +47,6 @@ export class FencingStore {
   ) {
     this.db = openDurableSqlite(file, { migrations: FENCING_MIGRATIONS });
     this.current = 0;
-    this.currentDecision = null;
     this.reload();
   }
 
@@ -63,7 +60,6 @@ export class FencingStore {
   private reload(): void {
     const row = this.stored();
     this.current = row.generation;
-    this.currentDecision = row.decision;
     this.fences.clear();
     for (const row of this.db.prepare("SELECT id, enabled, changed_at_generation FROM clients").all() as {
       id: string;

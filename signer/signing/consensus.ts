@@ -125,8 +125,3 @@ export function loadedConsensus(preset: PresetName): Consensus {
   }
   return loaded;
 }
-
-/** The preset pinned in this thread, if any (the BLS pool hands it to its workers). */
-export function pinnedPresetName(): PresetName | undefined {
-  return pinnedPreset;
-}

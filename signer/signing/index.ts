@@ -1,6 +1,6 @@
 // Public surface of the signing core for the HTTP layer: validate a body, compute its signing root and
 // slashing facts, sign with the BLS worker pool. No HTTP and no database here.
-export { loadConsensus, pinPreset, PRESET_NAMES, PresetError, type Consensus, type PresetName } from "./consensus.js";
+export { loadConsensus, PRESET_NAMES, PresetError, type Consensus, type PresetName } from "./consensus.js";
 export {
   FORKS,
   MAINNET,
@@ -11,10 +11,9 @@ export {
   type ForkName,
   type NetworkConfig,
 } from "./network.js";
-export { signRequestBodySchema, SIGN_TYPES, MESSAGE_PROPERTY, type SignType } from "./schemas.js";
-export { validateSignRequest, clientSigningRoot, type SignRequest, type ForkInfoJson } from "./requests.js";
+export { signRequestBodySchema, SIGN_TYPES, type SignType } from "./schemas.js";
+export { validateSignRequest, type SignRequest, type ForkInfoJson } from "./requests.js";
 export { computeSigningRoot, parseUint64, type SigningRootResult, type SlashingFacts } from "./signing-root.js";
-export { computeDomain, voluntaryExitForkVersion } from "./domains.js";
 export { BlsPool, defaultWorkerUrl, type BlsPoolOptions } from "./bls-pool.js";
 export {
   ClientGoneError,

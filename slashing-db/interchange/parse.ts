@@ -1,7 +1,11 @@
 import { parseHexBytes, parseSigningRoot, parseUint64 } from "../codec.js";
 import { InterchangeError, SlashingDbInputError } from "../errors.js";
 
-/** An EIP-3076 interchange after validation: bytes and bigints, roots null when absent or zero. */
+/**
+ * An EIP-3076 interchange after validation: bytes and bigints. A signing root is null only when absent
+ * (unknown: it matches nothing); an all-zero root is kept as 32 zero bytes and compared like any other,
+ * so a later request with that same zero root is a repeat (requests are parsed by the same parseSigningRoot).
+ */
 export interface ParsedInterchange {
   genesisValidatorsRoot: Buffer;
   records: ParsedRecord[];

@@ -1,19 +1,19 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { loadUnixDgram, startWatchdogPinger, SystemdNotifier, watchdogIntervalMs, type WatchdogPinger } from "../../config/systemd-notify.js";
+import { loadUnixDgram, startSystemdWatchdogPinger, SystemdNotifier, systemdWatchdogIntervalMs, type SystemdWatchdogPinger } from "../../config/systemd-notify.js";
 import { fakeNotifySocket, type FakeNotifySocket } from "../helpers/notify-socket.js";
 
 const dgram = loadUnixDgram();
 const missing = "error" in dgram ? dgram.error : undefined;
 if (missing) console.warn(`SKIPPING the notify-socket tests: ${missing}. Add "unix-dgram": "2.0.7" to dependencies.`);
 
-describe("watchdogIntervalMs", () => {
+describe("systemdWatchdogIntervalMs", () => {
   it("is half of WATCHDOG_USEC, in ms, when meant for this process", () => {
-    expect(watchdogIntervalMs({ WATCHDOG_USEC: "30000000" }, 42)).toBe(15_000);
-    expect(watchdogIntervalMs({ WATCHDOG_USEC: "30000000", WATCHDOG_PID: "42" }, 42)).toBe(15_000);
-    expect(watchdogIntervalMs({ WATCHDOG_USEC: "30000000", WATCHDOG_PID: "7" }, 42)).toBeUndefined();
-    expect(watchdogIntervalMs({}, 42)).toBeUndefined();
-    expect(watchdogIntervalMs({ WATCHDOG_USEC: "0" }, 42)).toBeUndefined();
-    expect(watchdogIntervalMs({ WATCHDOG_USEC: "abc" }, 42)).toBeUndefined();
+    expect(systemdWatchdogIntervalMs({ WATCHDOG_USEC: "30000000" }, 42)).toBe(15_000);
+    expect(systemdWatchdogIntervalMs({ WATCHDOG_USEC: "30000000", WATCHDOG_PID: "42" }, 42)).toBe(15_000);
+    expect(systemdWatchdogIntervalMs({ WATCHDOG_USEC: "30000000", WATCHDOG_PID: "7" }, 42)).toBeUndefined();
+    expect(systemdWatchdogIntervalMs({}, 42)).toBeUndefined();
+    expect(systemdWatchdogIntervalMs({ WATCHDOG_USEC: "0" }, 42)).toBeUndefined();
+    expect(systemdWatchdogIntervalMs({ WATCHDOG_USEC: "abc" }, 42)).toBeUndefined();
   });
 });
 
@@ -50,7 +50,7 @@ describe("SystemdNotifier without a socket", () => {
 
 describe.skipIf(missing !== undefined)("SystemdNotifier against a fake NOTIFY_SOCKET", () => {
   let sock: FakeNotifySocket;
-  let pinger: WatchdogPinger | undefined;
+  let pinger: SystemdWatchdogPinger | undefined;
   afterEach(() => {
     pinger?.stop();
     pinger = undefined;
@@ -76,7 +76,7 @@ describe.skipIf(missing !== undefined)("SystemdNotifier against a fake NOTIFY_SO
     expect(n.watchdogIntervalMs).toBe(100);
     let healthy = true;
     const unhealthy: string[] = [];
-    pinger = startWatchdogPinger({ notifier: n, liveness: () => healthy, onUnhealthy: (r) => unhealthy.push(r) });
+    pinger = startSystemdWatchdogPinger({ notifier: n, liveness: () => healthy, onUnhealthy: (r) => unhealthy.push(r) });
     expect(pinger?.intervalMs).toBe(100);
     await new Promise((r) => setTimeout(r, 650));
     const pingsWhileHealthy = sock.assignments().filter((a) => a === "WATCHDOG=1").length;
@@ -100,7 +100,7 @@ describe.skipIf(missing !== undefined)("SystemdNotifier against a fake NOTIFY_SO
     const n = new SystemdNotifier({ env: { NOTIFY_SOCKET: sock.path, WATCHDOG_USEC: "200000" } });
     let mode: "hang" | "throw" = "hang";
     const reasons: string[] = [];
-    pinger = startWatchdogPinger({
+    pinger = startSystemdWatchdogPinger({
       notifier: n,
       liveness: () => (mode === "hang" ? new Promise<void>(() => {}) : Promise.reject(new Error("database is locked"))),
       onUnhealthy: (r) => reasons.push(r),
@@ -117,7 +117,7 @@ describe.skipIf(missing !== undefined)("SystemdNotifier against a fake NOTIFY_SO
     sock = await fakeNotifySocket();
     const n = new SystemdNotifier({ env: { NOTIFY_SOCKET: sock.path, WATCHDOG_USEC: "200000" } });
     const reasons: string[] = [];
-    pinger = startWatchdogPinger({ notifier: n, liveness: () => true, onUnhealthy: (r) => reasons.push(r) });
+    pinger = startSystemdWatchdogPinger({ notifier: n, liveness: () => true, onUnhealthy: (r) => reasons.push(r) });
     await sock.waitFor((a) => a === "WATCHDOG=1", 2_000, "first ping");
     const until = Date.now() + 400;
     while (Date.now() < until); // wedge the event loop
@@ -132,6 +132,6 @@ describe.skipIf(missing !== undefined)("SystemdNotifier against a fake NOTIFY_SO
   it("does not start without WATCHDOG_USEC", async () => {
     sock = await fakeNotifySocket();
     const n = new SystemdNotifier({ env: { NOTIFY_SOCKET: sock.path } });
-    expect(startWatchdogPinger({ notifier: n, liveness: () => true })).toBeUndefined();
+    expect(startSystemdWatchdogPinger({ notifier: n, liveness: () => true })).toBeUndefined();
   });
 });

@@ -20,9 +20,6 @@ export type FailoverState = (typeof FAILOVER_STATES)[number];
 
 export const TERMINAL_STATES: ReadonlySet<FailoverState> = new Set(["DONE", "ROLLED_BACK", "FAILED", "REFUSED"]);
 
-/** States in which the old client is known fenced: from here on it is never re-enabled automatically. */
-export const FENCE_CONFIRMED_STATES: ReadonlySet<FailoverState> = new Set(["DRAINING", "CONTINUITY", "ACTIVATING", "VERIFYING"]);
-
 export function isTerminal(s: FailoverState): boolean {
   return TERMINAL_STATES.has(s);
 }

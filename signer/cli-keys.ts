@@ -138,7 +138,7 @@ export function keysCommand(): Command {
     .option("--json", "print the imported and unchanged public keys as JSON", false)
     .action(
       action(async (flags: HsmFlags & { keystores: string; passwordFile?: string; passwordsDir?: string; interchange?: string; db: string; workers?: number; json: boolean }) => {
-        if (flags.passwordFile && flags.passwordsDir) throw new VigilError("usage", "give --password-file or --passwords-dir, not both", EXIT_CODES.usage);
+        if (flags.passwordFile && flags.passwordsDir) throw new VigilError("USAGE", "give --password-file or --passwords-dir, not both", EXIT_CODES.usage);
         const interchange = flags.interchange === undefined ? undefined : readText(flags.interchange);
         const sources = discoverKeystores(flags.keystores, { passwordFile: flags.passwordFile, passwordsDir: flags.passwordsDir });
         await withStore(flags, async (store) => {
@@ -217,7 +217,7 @@ export function keysCommand(): Command {
     .action(
       action(async (pubkeysIn: string[], flags: HsmFlags & { yes: boolean; db: string; exportFile?: string }) => {
         const pubkeys = [...new Set(pubkeysIn.map(normalizePubkey))];
-        if (!flags.yes) throw new VigilError("usage", `refusing to delete ${pubkeys.length} key(s) without --yes`, EXIT_CODES.usage);
+        if (!flags.yes) throw new VigilError("USAGE", `refusing to delete ${pubkeys.length} key(s) without --yes`, EXIT_CODES.usage);
         await withStore(flags, async (store) => {
           const stored = new Set((await store.list()).map((k) => k.pubkey));
           const missing = pubkeys.filter((p) => !stored.has(p));
@@ -238,7 +238,7 @@ export function exportHistory(dbPath: string, pubkeys: string[], exportFile: str
     throw new VigilError("DB_NOT_FOUND", `no slashing database at ${dbPath}; the keys' history must be exported before deletion (use --db PATH)`, EXIT_CODES.notFound);
   }
   const file = exportFile ?? path.join(defaultDataDir(), `deleted-keys-${new Date().toISOString().replace(/[:.]/g, "-")}.interchange.json`);
-  if (fs.existsSync(file)) throw new VigilError("conflict", `${file} already exists; not overwriting it`, EXIT_CODES.conflict);
+  if (fs.existsSync(file)) throw new VigilError("OUTPUT_EXISTS", `${file} already exists; not overwriting it`, EXIT_CODES.conflict);
   const db = openSlashingDb(dbPath);
   let json: string;
   try {

@@ -52,7 +52,7 @@ export function signerCommand(): Command {
     .action(
       action(async (flags: StartFlags) => {
         if ((flags.config === undefined) === !flags.embedded) {
-          throw new VigilError("usage", "give either --config FILE or --embedded", EXIT_CODES.usage);
+          throw new VigilError("USAGE", "give either --config FILE or --embedded", EXIT_CODES.usage);
         }
         let config: SignerConfig;
         let lock: DataDirLock | undefined;

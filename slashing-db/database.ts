@@ -2,7 +2,7 @@ import fs from "node:fs";
 import type Database from "better-sqlite3";
 import { normalizeHex } from "../config/index.js";
 import { parseHexBytes, parsePubkey, parseSigningRoot, parseUint64, toHex } from "./codec.js";
-import { classifyDbFailure, SlashingDbUnavailableError, SlashingProtectionError, InterchangeError, type DbFailureCause } from "./errors.js";
+import { classifyDbFailure, SlashingDbUnavailableError, SlashingProtectionError, InterchangeError, type DbFailureCause, type RefusalDetails } from "./errors.js";
 import { BackgroundCheckpointer } from "./checkpointer.js";
 import { GroupCommitter, type BatchStats } from "./group-commit.js";
 import { HistoryQueries, NO_WATERMARKS, type AttestationSnapshot, type BlockSnapshot, type LowWatermarks } from "./history.js";
@@ -167,7 +167,7 @@ export class SlashingDb {
     const slotValue = parseUint64(slot, "slot");
     const root = parseSigningRoot(signingRoot, "signingRoot");
     this.assertUsable();
-    return this.commit(() => {
+    return this.commit(() => ({ pubkey: toHex(key), slot: slotValue }), () => {
       const id = this.validatorId(key, true)!;
       const verdict = judgeBlock(this.history.blockSnapshot(id, slotValue), slotValue, root);
       if (verdict.kind === "new") this.history.insertBlock(id, slotValue, root);
@@ -187,7 +187,7 @@ export class SlashingDb {
     const target = parseUint64(targetEpoch, "targetEpoch");
     const root = parseSigningRoot(signingRoot, "signingRoot");
     this.assertUsable();
-    return this.commit(() => {
+    return this.commit(() => ({ pubkey: toHex(key), source, target }), () => {
       const id = this.validatorId(key, true)!;
       const verdict = judgeAttestation(this.history.attestationSnapshot(id, source, target, root), source, target);
       if (verdict.kind === "new") this.history.insertAttestation(id, source, target, root);
@@ -379,7 +379,7 @@ export class SlashingDb {
   }
 
   /** Runs `work` in the next group commit; on a failed commit forgets cached ids, then fails closed. */
-  private async commit(work: () => Verdict): Promise<CheckOutcome> {
+  private async commit(message: () => RefusalDetails, work: () => Verdict): Promise<CheckOutcome> {
     let verdict: Verdict;
     try {
       verdict = await this.committer.submit(work);
@@ -387,7 +387,7 @@ export class SlashingDb {
       this.validatorIds.clear();
       throw err;
     }
-    return settle(verdict);
+    return settle(verdict, message);
   }
 
   /** Fails the batch (nothing recorded, nobody signs) if the database file was deleted or replaced since open. */
@@ -428,8 +428,12 @@ export class SlashingDb {
   }
 }
 
-function settle(verdict: Verdict): CheckOutcome {
-  if (verdict.kind === "refused") throw new SlashingProtectionError(verdict.code, verdict.reason);
+/** `message`: the checked message (built only on refusal), carried as fields next to what it collided with. */
+function settle(verdict: Verdict, message: () => RefusalDetails): CheckOutcome {
+  if (verdict.kind === "refused") {
+    const details = message();
+    throw new SlashingProtectionError(verdict.code, verdict.reason, verdict.existing ? { ...details, existing: verdict.existing } : details);
+  }
   return verdict.kind === "new" ? "recorded" : "repeat";
 }
 

@@ -13,13 +13,57 @@ export type RefusalCode =
   | "GENESIS_VALIDATORS_ROOT_MISMATCH"
   | "GENESIS_VALIDATORS_ROOT_UNKNOWN";
 
+/**
+ * What a refused message collided with, as data (the message says the same in prose): a recorded block or
+ * vote, or a low watermark. `signingRoot` is 0x hex, null when the recorded root is unknown. For a double
+ * vote only the target is known (the rules count the votes at it without reading them).
+ */
+export type RefusalConflict =
+  | { kind: "block"; slot: bigint; signingRoot: string | null }
+  | { kind: "attestation"; source?: bigint; target: bigint }
+  | { kind: "watermark"; slot?: bigint; sourceEpoch?: bigint; targetEpoch?: bigint };
+
+/** The refused message (the validator and its slot, or its vote) and what it collided with. */
+export interface RefusalDetails {
+  pubkey?: string;
+  slot?: bigint;
+  source?: bigint;
+  target?: bigint;
+  existing?: RefusalConflict;
+}
+
 /** The database said no: signing this could be slashable (or the network is wrong). Nothing was recorded. */
-export class SlashingProtectionError extends VigilError {
+export class SlashingProtectionError extends VigilError<RefusalCode> {
+  readonly pubkey?: string;
+  readonly slot?: bigint;
+  readonly source?: bigint;
+  readonly target?: bigint;
+  readonly existing?: RefusalConflict;
+
   constructor(
     readonly refusal: RefusalCode,
     message: string,
+    details: RefusalDetails = {},
   ) {
     super(refusal, message, EXIT_CODES.refused);
+    if (details.pubkey !== undefined) this.pubkey = details.pubkey;
+    if (details.slot !== undefined) this.slot = details.slot;
+    if (details.source !== undefined) this.source = details.source;
+    if (details.target !== undefined) this.target = details.target;
+    if (details.existing !== undefined) this.existing = details.existing;
+  }
+
+  /** The details as JSON (HTTP bodies, logs): slots and epochs as decimal strings, as the beacon APIs write uint64. */
+  detailsJson(): Record<string, unknown> {
+    const json: Record<string, unknown> = {};
+    if (this.pubkey !== undefined) json.pubkey = this.pubkey;
+    if (this.slot !== undefined) json.slot = String(this.slot);
+    if (this.source !== undefined) json.source = String(this.source);
+    if (this.target !== undefined) json.target = String(this.target);
+    if (this.existing !== undefined) {
+      json.existing = Object.fromEntries(Object.entries(this.existing).map(([k, v]) => [k, typeof v === "bigint" ? String(v) : v]));
+    }
+    return json;
   }
 }
 

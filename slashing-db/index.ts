@@ -2,7 +2,7 @@
 export { openSlashingDb, SlashingDb } from "./database.js";
 export type { SlashingDbOptions, SlashingDbStats, CheckOutcome } from "./database.js";
 export { SlashingProtectionError, SlashingDbInputError, SlashingDbUnavailableError, InterchangeError, classifyDbFailure } from "./errors.js";
-export type { RefusalCode, DbFailureCause } from "./errors.js";
+export type { RefusalCode, RefusalConflict, RefusalDetails, DbFailureCause } from "./errors.js";
 export type { Verdict } from "./rules.js";
 export type { BatchStats } from "./group-commit.js";
 export type { ImportSummary } from "./interchange/import.js";

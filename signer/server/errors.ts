@@ -62,7 +62,8 @@ export function errorReply(err: unknown): ErrorReply {
   }
   if (err instanceof UnknownPubkeyError) return { status: 404, outcome: "unknown_key", body: { code: err.code, message: err.message }, expected: true };
   if (err instanceof SlashingProtectionError) {
-    return { status: 412, outcome: "refused", body: { code: err.code, reason: err.refusal, message: err.message }, expected: true };
+    // The conflicting record as fields (pubkey, slot / source+target, existing) where the refusal carries them.
+    return { status: 412, outcome: "refused", body: { code: err.code, reason: err.refusal, message: err.message, ...err.detailsJson() }, expected: true };
   }
   if (err instanceof QueueFullError) {
     return { status: 503, outcome: "overloaded", body: { code: err.code, message: err.message }, retryAfter: RETRY_AFTER_SECONDS, expected: true };

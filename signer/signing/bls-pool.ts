@@ -9,7 +9,7 @@ import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import bls from "@chainsafe/bls";
-import { normalizeHex, VigilError } from "../../config/index.js";
+import { normalizeHex, VigilError, workerScriptUrl } from "../../config/index.js";
 import {
   assertBlstNative,
   SECRET_KEY_BYTES,
@@ -75,8 +75,7 @@ const WORKER_BUFFER_MS = 50;
 const MIN_BATCHES_PER_WORKER = 4;
 
 export function defaultWorkerUrl(): URL {
-  const here = import.meta.url;
-  return here.endsWith(".ts") ? new URL("../../dist/signer/signing/bls-worker.js", here) : new URL("./bls-worker.js", here);
+  return workerScriptUrl(import.meta.url, "bls-worker.js");
 }
 
 export class BlsPool {

@@ -1,7 +1,8 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
+import { positiveInt } from "../cli/options.js";
 import { action } from "../cli/run.js";
 import { defaultDataDir, defaultSlashingDbPath, ensurePrivateDir, EXIT_CODES, VigilError, writeFilePrivateAtomic } from "../config/index.js";
 import { openSlashingDb } from "../slashing-db/index.js";
@@ -55,12 +56,6 @@ async function withStore<T>(flags: HsmFlags, use: (store: Pkcs11KeyStore) => Pro
   } finally {
     await store.close();
   }
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive whole number");
-  return n;
 }
 
 export function hsmCommand(): Command {

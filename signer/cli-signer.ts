@@ -1,5 +1,6 @@
 /** `vigil signer …`: run the HTTP remote signer (Web3Signer-compatible) and check its config. */
 import { Command, InvalidArgumentError, Option } from "commander";
+import { positiveInt } from "../cli/options.js";
 import { action } from "../cli/run.js";
 import { defaultDataDir, EXIT_CODES, runDaemon, VigilError } from "../config/index.js";
 import { loadSignerConfig, type SignerConfig } from "./server/config.js";
@@ -16,12 +17,6 @@ interface StartFlags {
   host?: string;
   port?: number;
   logLevel?: SignerConfig["logLevel"];
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive whole number");
-  return n;
 }
 
 function port(value: string): number {

@@ -1,6 +1,7 @@
 import fs from "node:fs";
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
 import { EXIT_CODES, VigilError, defaultSlashingDbPath, writeFilePrivateAtomic } from "../config/index.js";
+import { positiveInt } from "../cli/options.js";
 import { action } from "../cli/run.js";
 import { openSlashingDb, type SlashingDb } from "./database.js";
 
@@ -122,8 +123,3 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive whole number");
-  return n;
-}

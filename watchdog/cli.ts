@@ -1,6 +1,7 @@
 import readline from "node:readline/promises";
 import { Command, InvalidArgumentError } from "commander";
 import { EXIT_CODES, runDaemon as runServiceDaemon, VigilError } from "../config/index.js";
+import { positiveInt } from "../cli/options.js";
 import { action } from "../cli/run.js";
 import { loadWatchdogConfig, otherStack, STACK_NAMES, type StackName, type WatchdogConfig } from "./config.js";
 import { createContext, type WatchdogContext } from "./context.js";
@@ -283,8 +284,3 @@ function stackName(v: string): StackName {
   return v as StackName;
 }
 
-function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a positive integer");
-  return n;
-}

@@ -41,10 +41,6 @@ export function parseHexBytes(value: unknown, length: number, field: string): Bu
   return Buffer.from(value.slice(2), "hex");
 }
 
-export function toHex(bytes: Uint8Array): string {
-  return "0x" + Buffer.from(bytes).toString("hex");
-}
-
 /** Two roots are the same signed message only if both are known and byte-equal. */
 export function sameKnownRoot(a: Buffer | null, b: Buffer | null): boolean {
   return a !== null && b !== null && a.equals(b);

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import type Database from "better-sqlite3";
-import { normalizeHex } from "../config/index.js";
-import { parseHexBytes, parsePubkey, parseSigningRoot, parseUint64, toHex } from "./codec.js";
+import { bytesToHex, normalizeHex } from "../config/index.js";
+import { parseHexBytes, parsePubkey, parseSigningRoot, parseUint64 } from "./codec.js";
 import { classifyDbFailure, SlashingDbUnavailableError, SlashingProtectionError, InterchangeError, type DbFailureCause, type RefusalDetails } from "./errors.js";
 import { BackgroundCheckpointer } from "./checkpointer.js";
 import { GroupCommitter, type BatchStats } from "./group-commit.js";
@@ -144,7 +144,7 @@ export class SlashingDb {
 
   /** Pins the database to a network; idempotent for the same root, refused for another. */
   pinGenesisValidatorsRoot(root: string): void {
-    const normalized = toHex(parseHexBytes(root, 32, "genesisValidatorsRoot"));
+    const normalized = bytesToHex(parseHexBytes(root, 32, "genesisValidatorsRoot"));
     this.db
       .transaction(() => {
         const stored = this.readPinnedRoot();
@@ -167,7 +167,7 @@ export class SlashingDb {
     const slotValue = parseUint64(slot, "slot");
     const root = parseSigningRoot(signingRoot, "signingRoot");
     this.assertUsable();
-    return this.commit(() => ({ pubkey: toHex(key), slot: slotValue }), () => {
+    return this.commit(() => ({ pubkey: bytesToHex(key), slot: slotValue }), () => {
       const id = this.validatorId(key, true)!;
       const verdict = judgeBlock(this.history.blockSnapshot(id, slotValue), slotValue, root);
       if (verdict.kind === "new") this.history.insertBlock(id, slotValue, root);
@@ -187,7 +187,7 @@ export class SlashingDb {
     const target = parseUint64(targetEpoch, "targetEpoch");
     const root = parseSigningRoot(signingRoot, "signingRoot");
     this.assertUsable();
-    return this.commit(() => ({ pubkey: toHex(key), source, target }), () => {
+    return this.commit(() => ({ pubkey: bytesToHex(key), source, target }), () => {
       const id = this.validatorId(key, true)!;
       const verdict = judgeAttestation(this.history.attestationSnapshot(id, source, target, root), source, target);
       if (verdict.kind === "new") this.history.insertAttestation(id, source, target, root);
@@ -245,7 +245,7 @@ export class SlashingDb {
   importInterchange(interchange: object | string): ImportSummary {
     this.assertOpen();
     const parsed = parseInterchange(interchange);
-    const root = toHex(parsed.genesisValidatorsRoot);
+    const root = bytesToHex(parsed.genesisValidatorsRoot);
     if (this.pinnedRoot !== null && this.pinnedRoot !== root) {
       throw new InterchangeError(
         "GENESIS_VALIDATORS_ROOT_MISMATCH",

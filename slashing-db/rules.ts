@@ -1,4 +1,5 @@
-import { sameKnownRoot, toHex } from "./codec.js";
+import { bytesToHex } from "../config/index.js";
+import { sameKnownRoot } from "./codec.js";
 import type { RefusalCode, RefusalConflict } from "./errors.js";
 import type { AttestationSnapshot, BlockSnapshot } from "./history.js";
 
@@ -24,7 +25,7 @@ export function judgeBlock(history: BlockSnapshot, slot: bigint, root: Buffer | 
     return refuse("DOUBLE_BLOCK_PROPOSAL", `a block with a different or unknown signing root was already signed at slot ${slot}`, {
       kind: "block",
       slot,
-      signingRoot: recorded === null ? null : toHex(recorded),
+      signingRoot: recorded === null ? null : bytesToHex(recorded),
     });
   }
   const watermark = history.watermarks.blockSlot;

@@ -23,4 +23,6 @@ export {
   SigningRootMismatchError,
   UnknownForkVersionError,
   UnknownPubkeyError,
+  SigningError,
+  type SigningErrorCode,
 } from "./errors.js";

@@ -1,9 +1,10 @@
 import fs from "node:fs";
 import { Command } from "commander";
-import { EXIT_CODES, VigilError, defaultSlashingDbPath, writeFilePrivateAtomic } from "../config/index.js";
+import { EXIT_CODES, defaultSlashingDbPath, writeFilePrivateAtomic } from "../config/index.js";
 import { positiveInt } from "../cli/options.js";
 import { action } from "../cli/run.js";
 import { openSlashingDb, type SlashingDb } from "./database.js";
+import { SlashingDbError } from "./errors.js";
 
 /** Epochs of history `prune` keeps per validator by default (about 18 days on mainnet). */
 const DEFAULT_KEEP_EPOCHS = 4096;
@@ -101,7 +102,7 @@ export function slashingCommand(): Command {
 
 function withDb(path: string, create: boolean, use: (db: SlashingDb) => void): void {
   if (!create && !fs.existsSync(path)) {
-    throw new VigilError("DB_NOT_FOUND", `no slashing database at ${path} (use --db PATH)`, EXIT_CODES.notFound);
+    throw new SlashingDbError("DB_NOT_FOUND", `no slashing database at ${path} (use --db PATH)`, EXIT_CODES.notFound);
   }
   const db = openSlashingDb(path);
   try {
@@ -115,7 +116,7 @@ function readInput(file: string): string {
   try {
     return fs.readFileSync(file, "utf8");
   } catch (err) {
-    throw new VigilError("FILE_NOT_READABLE", `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT_CODES.notFound);
+    throw new SlashingDbError("FILE_NOT_READABLE", `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT_CODES.notFound);
   }
 }
 

@@ -13,6 +13,16 @@ export type RefusalCode =
   | "GENESIS_VALIDATORS_ROOT_MISMATCH"
   | "GENESIS_VALIDATORS_ROOT_UNKNOWN";
 
+/** Why the database could not be used (see SlashingDbUnavailableError). */
+export type DbUnavailableCode = "DB_CLOSED" | "DB_WRITE_FAILED" | "DB_SCHEMA_TOO_NEW" | "DB_OPEN_FAILED";
+export type InterchangeErrorCode = "INVALID_INTERCHANGE" | "GENESIS_VALIDATORS_ROOT_MISMATCH" | "UNSUPPORTED_INTERCHANGE_VERSION";
+
+/** Every code the slashing database (and its commands) raises. */
+export type SlashingDbErrorCode = RefusalCode | DbUnavailableCode | InterchangeErrorCode | "INVALID_INPUT" | "DB_NOT_FOUND" | "FILE_NOT_READABLE";
+
+/** The base of the slashing database's errors: only a SlashingDbErrorCode can be raised. */
+export class SlashingDbError<Code extends SlashingDbErrorCode = SlashingDbErrorCode> extends VigilError<Code> {}
+
 /**
  * What a refused message collided with, as data (the message says the same in prose): a recorded block or
  * vote, or a low watermark. `signingRoot` is 0x hex, null when the recorded root is unknown. For a double
@@ -33,7 +43,7 @@ export interface RefusalDetails {
 }
 
 /** The database said no: signing this could be slashable (or the network is wrong). Nothing was recorded. */
-export class SlashingProtectionError extends VigilError<RefusalCode> {
+export class SlashingProtectionError extends SlashingDbError<RefusalCode> {
   readonly pubkey?: string;
   readonly slot?: bigint;
   readonly source?: bigint;
@@ -68,7 +78,7 @@ export class SlashingProtectionError extends VigilError<RefusalCode> {
 }
 
 /** An argument to the database was malformed (bad pubkey, slot, epoch or root). Nothing was recorded. */
-export class SlashingDbInputError extends VigilError {
+export class SlashingDbInputError extends SlashingDbError<"INVALID_INPUT"> {
   constructor(
     readonly field: string,
     message: string,
@@ -81,10 +91,10 @@ export class SlashingDbInputError extends VigilError {
  * The database itself failed (disk full, locked past the timeout, closed, newer schema). The check did not
  * complete, so the caller must not sign: fail closed.
  */
-export class SlashingDbUnavailableError extends VigilError {
+export class SlashingDbUnavailableError extends SlashingDbError<DbUnavailableCode> {
   /** Why, as a stable label for health checks, HTTP bodies and metrics. */
   readonly failure: DbFailureCause;
-  constructor(code: "DB_CLOSED" | "DB_WRITE_FAILED" | "DB_SCHEMA_TOO_NEW" | "DB_OPEN_FAILED", message: string, failure?: DbFailureCause) {
+  constructor(code: DbUnavailableCode, message: string, failure?: DbFailureCause) {
     super(code, message, EXIT_CODES.failed);
     this.failure = failure ?? (code === "DB_CLOSED" ? "CLOSED" : "UNKNOWN");
   }
@@ -115,9 +125,9 @@ export function classifyDbFailure(err: unknown): DbFailureCause {
 }
 
 /** An EIP-3076 interchange could not be imported; `field` is the JSON path of the offending value. */
-export class InterchangeError extends VigilError {
+export class InterchangeError extends SlashingDbError<InterchangeErrorCode> {
   constructor(
-    code: "INVALID_INTERCHANGE" | "GENESIS_VALIDATORS_ROOT_MISMATCH" | "UNSUPPORTED_INTERCHANGE_VERSION",
+    code: InterchangeErrorCode,
     readonly field: string,
     message: string,
   ) {

@@ -1,8 +1,9 @@
 /** `vigil signer …`: run the HTTP remote signer (Web3Signer-compatible) and check its config. */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { positiveInt } from "../cli/options.js";
+import { CliError } from "../cli/errors.js";
 import { action } from "../cli/run.js";
-import { defaultDataDir, EXIT_CODES, runDaemon, VigilError } from "../config/index.js";
+import { defaultDataDir, EXIT_CODES, runDaemon } from "../config/index.js";
 import { loadSignerConfig, type SignerConfig } from "./server/config.js";
 import { clientInstructions, setUpEmbedded } from "./server/embedded.js";
 import { DataDirLock } from "./server/data-dir-lock.js";
@@ -47,7 +48,7 @@ export function signerCommand(): Command {
     .action(
       action(async (flags: StartFlags) => {
         if ((flags.config === undefined) === !flags.embedded) {
-          throw new VigilError("USAGE", "give either --config FILE or --embedded", EXIT_CODES.usage);
+          throw new CliError("USAGE", "give either --config FILE or --embedded", EXIT_CODES.usage);
         }
         let config: SignerConfig;
         let lock: DataDirLock | undefined;

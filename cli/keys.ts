@@ -2,6 +2,8 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { Command, InvalidArgumentError } from "commander";
+import { CliError } from "./errors.js";
+import { positiveInt } from "./options.js";
 import { action } from "./run.js";
 import { defaultDataDir, defaultSlashingDbPath, ensurePrivateDir, EXIT_CODES, VigilError, writeFilePrivateAtomic } from "../config/index.js";
 import { openSlashingDb } from "../slashing-db/index.js";
@@ -55,12 +57,6 @@ async function withStore<T>(flags: HsmFlags, use: (store: Pkcs11KeyStore) => Pro
   } finally {
     await store.close();
   }
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive whole number");
-  return n;
 }
 
 export function hsmCommand(): Command {
@@ -138,7 +134,7 @@ export function keysCommand(): Command {
     .option("--json", "print the imported and unchanged public keys as JSON", false)
     .action(
       action(async (flags: HsmFlags & { keystores: string; passwordFile?: string; passwordsDir?: string; interchange?: string; db: string; workers?: number; json: boolean }) => {
-        if (flags.passwordFile && flags.passwordsDir) throw new VigilError("usage", "give --password-file or --passwords-dir, not both", EXIT_CODES.usage);
+        if (flags.passwordFile && flags.passwordsDir) throw new CliError("USAGE", "give --password-file or --passwords-dir, not both", EXIT_CODES.usage);
         const interchange = flags.interchange === undefined ? undefined : readText(flags.interchange);
         const sources = discoverKeystores(flags.keystores, { passwordFile: flags.passwordFile, passwordsDir: flags.passwordsDir });
         await withStore(flags, async (store) => {
@@ -217,7 +213,7 @@ export function keysCommand(): Command {
     .action(
       action(async (pubkeysIn: string[], flags: HsmFlags & { yes: boolean; db: string; exportFile?: string }) => {
         const pubkeys = [...new Set(pubkeysIn.map(normalizePubkey))];
-        if (!flags.yes) throw new VigilError("usage", `refusing to delete ${pubkeys.length} key(s) without --yes`, EXIT_CODES.usage);
+        if (!flags.yes) throw new CliError("USAGE", `refusing to delete ${pubkeys.length} key(s) without --yes`, EXIT_CODES.usage);
         await withStore(flags, async (store) => {
           const stored = new Set((await store.list()).map((k) => k.pubkey));
           const missing = pubkeys.filter((p) => !stored.has(p));
@@ -235,10 +231,10 @@ export function keysCommand(): Command {
 /** Writes the EIP-3076 history of `pubkeys` to a new 0600 file and returns its path. */
 export function exportHistory(dbPath: string, pubkeys: string[], exportFile: string | undefined): string {
   if (!fs.existsSync(dbPath)) {
-    throw new VigilError("DB_NOT_FOUND", `no slashing database at ${dbPath}; the keys' history must be exported before deletion (use --db PATH)`, EXIT_CODES.notFound);
+    throw new CliError("DB_NOT_FOUND", `no slashing database at ${dbPath}; the keys' history must be exported before deletion (use --db PATH)`, EXIT_CODES.notFound);
   }
   const file = exportFile ?? path.join(defaultDataDir(), `deleted-keys-${new Date().toISOString().replace(/[:.]/g, "-")}.interchange.json`);
-  if (fs.existsSync(file)) throw new VigilError("conflict", `${file} already exists; not overwriting it`, EXIT_CODES.conflict);
+  if (fs.existsSync(file)) throw new CliError("OUTPUT_EXISTS", `${file} already exists; not overwriting it`, EXIT_CODES.conflict);
   const db = openSlashingDb(dbPath);
   let json: string;
   try {

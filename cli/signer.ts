@@ -1,5 +1,7 @@
 /** `vigil signer …`: run the HTTP remote signer (Web3Signer-compatible) and check its config. */
 import { Command, InvalidArgumentError, Option } from "commander";
+import { CliError } from "./errors.js";
+import { positiveInt } from "./options.js";
 import { action } from "./run.js";
 import { defaultDataDir, EXIT_CODES, runDaemon, VigilError } from "../config/index.js";
 import { clientInstructions, DataDirLock, loadSignerConfig, setUpEmbedded, startSigner, type SignerConfig } from "../signer/index.js";
@@ -13,12 +15,6 @@ interface StartFlags {
   host?: string;
   port?: number;
   logLevel?: SignerConfig["logLevel"];
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive whole number");
-  return n;
 }
 
 function port(value: string): number {
@@ -49,7 +45,7 @@ export function signerCommand(): Command {
     .action(
       action(async (flags: StartFlags) => {
         if ((flags.config === undefined) === !flags.embedded) {
-          throw new VigilError("usage", "give either --config FILE or --embedded", EXIT_CODES.usage);
+          throw new CliError("USAGE", "give either --config FILE or --embedded", EXIT_CODES.usage);
         }
         let config: SignerConfig;
         let lock: DataDirLock | undefined;

@@ -1,8 +1,9 @@
 import fs from "node:fs";
 import { Command, InvalidArgumentError } from "commander";
 import { EXIT_CODES, VigilError, defaultSlashingDbPath, writeFilePrivateAtomic } from "../config/index.js";
+import { positiveInt } from "./options.js";
 import { action } from "./run.js";
-import { openSlashingDb, type SlashingDb } from "../slashing-db/index.js";
+import { openSlashingDb, SlashingDbError, type SlashingDb } from "../slashing-db/index.js";
 
 /** Epochs of history `prune` keeps per validator by default (about 18 days on mainnet). */
 const DEFAULT_KEEP_EPOCHS = 4096;
@@ -100,7 +101,7 @@ export function slashingCommand(): Command {
 
 function withDb(path: string, create: boolean, use: (db: SlashingDb) => void): void {
   if (!create && !fs.existsSync(path)) {
-    throw new VigilError("DB_NOT_FOUND", `no slashing database at ${path} (use --db PATH)`, EXIT_CODES.notFound);
+    throw new SlashingDbError("DB_NOT_FOUND", `no slashing database at ${path} (use --db PATH)`, EXIT_CODES.notFound);
   }
   const db = openSlashingDb(path);
   try {
@@ -114,7 +115,7 @@ function readInput(file: string): string {
   try {
     return fs.readFileSync(file, "utf8");
   } catch (err) {
-    throw new VigilError("FILE_NOT_READABLE", `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT_CODES.notFound);
+    throw new SlashingDbError("FILE_NOT_READABLE", `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT_CODES.notFound);
   }
 }
 
@@ -122,8 +123,3 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive whole number");
-  return n;
-}

@@ -1,6 +1,7 @@
 import readline from "node:readline/promises";
 import { Command, InvalidArgumentError } from "commander";
 import { EXIT_CODES, runDaemon as runServiceDaemon, VigilError } from "../config/index.js";
+import { positiveInt } from "./options.js";
 import { action } from "./run.js";
 import {
   checkPreconditions,
@@ -9,6 +10,8 @@ import {
   FailoverExecutor,
   FailoverFailedError,
   FailoverRefusedError,
+  relayCode,
+  WatchdogError,
   loadWatchdogConfig,
   observe,
   otherStack,
@@ -208,8 +211,8 @@ async function failoverCommand(cfg: WatchdogConfig, target: StackName | undefine
       out(`${verb} done: ${to} is active and signing (${record.progress.activationToSignatureMs ?? "?"} ms from activation to first signature)`);
       return;
     }
-    if (record.state === "REFUSED") throw new FailoverRefusedError(record.outcomeCode ?? "REFUSED", `${verb} refused: ${record.outcomeMessage}`);
-    throw new FailoverFailedError(record.outcomeCode ?? "FAILED", `${verb} ${record.state === "ROLLED_BACK" ? "rolled back" : "failed"}: ${record.outcomeMessage}`);
+    if (record.state === "REFUSED") throw new FailoverRefusedError(relayCode(record.outcomeCode ?? "REFUSED"), `${verb} refused: ${record.outcomeMessage}`);
+    throw new FailoverFailedError(relayCode(record.outcomeCode ?? "FAILED"), `${verb} ${record.state === "ROLLED_BACK" ? "rolled back" : "failed"}: ${record.outcomeMessage}`);
   } finally {
     await ctx.close();
   }
@@ -230,7 +233,7 @@ function newExecutor(ctx: WatchdogContext, onTransition: (rec: FailoverRecord, n
 }
 
 async function confirm(question: string): Promise<void> {
-  if (!process.stdin.isTTY) throw new VigilError("CONFIRMATION_REQUIRED", "not a terminal: pass --yes to proceed without confirmation", EXIT_CODES.usage);
+  if (!process.stdin.isTTY) throw new WatchdogError("CONFIRMATION_REQUIRED", "not a terminal: pass --yes to proceed without confirmation", EXIT_CODES.usage);
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
   try {
     const answer = (await rl.question(`${question} [y/N] `)).trim().toLowerCase();
@@ -245,8 +248,8 @@ async function confirm(question: string): Promise<void> {
 async function fenceCommand(cfg: WatchdogConfig, clientId: string, signerOpt: string | undefined): Promise<void> {
   const stack = STACK_NAMES.map((n) => cfg.stacks[n]).find((s) => s.clientId === clientId && (signerOpt === undefined || s.signer === signerOpt));
   const signerId = signerOpt ?? stack?.signer;
-  if (!signerId) throw new VigilError("UNKNOWN_CLIENT", `${clientId} is not a client of either stack; name its signer with --signer`, EXIT_CODES.notFound);
-  if (!cfg.signers[signerId]) throw new VigilError("UNKNOWN_SIGNER", `no signer ${signerId} in the config`, EXIT_CODES.notFound);
+  if (!signerId) throw new WatchdogError("UNKNOWN_CLIENT", `${clientId} is not a client of either stack; name its signer with --signer`, EXIT_CODES.notFound);
+  if (!cfg.signers[signerId]) throw new WatchdogError("UNKNOWN_SIGNER", `no signer ${signerId} in the config`, EXIT_CODES.notFound);
   const ctx = await createContext(cfg, { logLevel: "silent", clockNeeded: false });
   try {
     const signer = ctx.signers.get(signerId)!;
@@ -292,8 +295,3 @@ function stackName(v: string): StackName {
   return v as StackName;
 }
 
-function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("must be a positive integer");
-  return n;
-}

@@ -33,10 +33,15 @@ export function disableCoreDumps(): void {
   }
   const after = coreDumpLimit();
   if (after !== "0") {
-    throw new VigilError(
-      "CORE_DUMPS_ENABLED",
+    throw new CoreDumpsEnabledError(
       `core dumps are enabled (limit ${after ?? before ?? "unknown"}) and could not be disabled${reason}; start with \`ulimit -c 0\` (systemd: LimitCORE=0)`,
-      EXIT_CODES.failed,
     );
+  }
+}
+
+/** Core dumps could not be turned off: a dump would write decrypted keys to disk, so the process refuses to run. */
+export class CoreDumpsEnabledError extends VigilError<"CORE_DUMPS_ENABLED"> {
+  constructor(message: string) {
+    super("CORE_DUMPS_ENABLED", message, EXIT_CODES.failed);
   }
 }

@@ -2,10 +2,13 @@
  * The base of every error Vigil raises on purpose. `code` is stable (tests, logs and HTTP bodies use it);
  * `exitCode` is what the CLI exits with when this error reaches it, so each failure class an operator
  * scripts against has its own number (see EXIT_CODES).
+ *
+ * Codes are UPPER_SNAKE. Each part declares its codes as a union and raises them through its own subclass
+ * (`KeyStoreError`, `SigningError`, …), so a misspelt or new code fails to compile instead of drifting.
  */
-export class VigilError extends Error {
+export class VigilError<Code extends string = string> extends Error {
   constructor(
-    readonly code: string,
+    readonly code: Code,
     message: string,
     readonly exitCode: number = EXIT_CODES.failed,
   ) {

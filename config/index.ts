@@ -4,6 +4,7 @@ export { PRIVATE_FILE_MODE, PRIVATE_DIR_MODE, ensurePrivateDir, writeFilePrivate
 export { isHexOfLength, normalizeHex, hexToBytes, bytesToHex } from "./hex.js";
 export { defaultDataDir, defaultSlashingDbPath } from "./defaults.js";
 export { workerScriptUrl } from "./workers.js";
+export { MAX_UINT64, MAX_SQLITE_INTEGER, parseUint, type Uint64Parse } from "./uint64.js";
 export { startSystemdWatchdogPinger, SystemdNotifier, systemdWatchdogIntervalMs, type LivenessCheck, type SystemdWatchdogPinger } from "./systemd-notify.js";
 export { runDaemon, type RunDaemonOptions, type RunningDaemon, type DaemonHooks } from "./daemon.js";
 export {

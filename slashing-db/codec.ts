@@ -1,3 +1,4 @@
+import { MAX_SQLITE_INTEGER, parseUint } from "../config/index.js";
 import { SlashingDbInputError } from "./errors.js";
 
 /**
@@ -6,18 +7,15 @@ import { SlashingDbInputError } from "./errors.js";
  * rather than silently wrapped — no real slot or epoch comes near that.
  */
 
-export const MAX_STORABLE_UINT = (1n << 63n) - 1n;
-const DECIMAL = /^(0|[1-9][0-9]*)$/;
+export const MAX_STORABLE_UINT = MAX_SQLITE_INTEGER;
 
+/** A uint64 the database can store (at most 2^63-1), as a decimal string without leading zeros, bigint or number. */
 export function parseUint64(value: unknown, field: string): bigint {
-  let parsed: bigint;
-  if (typeof value === "bigint") parsed = value;
-  else if (typeof value === "number" && Number.isSafeInteger(value)) parsed = BigInt(value);
-  else if (typeof value === "string" && DECIMAL.test(value)) parsed = BigInt(value);
-  else throw new SlashingDbInputError(field, `expected an unsigned integer (decimal string), got ${describe(value)}`);
-  if (parsed < 0n) throw new SlashingDbInputError(field, "must not be negative");
-  if (parsed > MAX_STORABLE_UINT) throw new SlashingDbInputError(field, `exceeds the largest storable value ${MAX_STORABLE_UINT}`);
-  return parsed;
+  const parsed = parseUint(value, MAX_STORABLE_UINT);
+  if (parsed.ok) return parsed.value;
+  if (parsed.problem === "NEGATIVE") throw new SlashingDbInputError(field, "must not be negative");
+  if (parsed.problem === "TOO_LARGE") throw new SlashingDbInputError(field, `exceeds the largest storable value ${MAX_STORABLE_UINT}`);
+  throw new SlashingDbInputError(field, `expected an unsigned integer (decimal string), got ${describe(value)}`);
 }
 
 export function parsePubkey(value: unknown, field = "pubkey"): Buffer {
@@ -48,10 +46,6 @@ export function checkBytes(value: Uint8Array, length: number, field: string): Bu
   if (!(value instanceof Uint8Array)) throw new SlashingDbInputError(field, `expected bytes, got ${describe(value)}`);
   if (value.byteLength !== length) throw new SlashingDbInputError(field, `expected ${length} bytes, got ${value.byteLength}`);
   return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-}
-
-export function toHex(bytes: Uint8Array): string {
-  return "0x" + Buffer.from(bytes).toString("hex");
 }
 
 /** Two roots are the same signed message only if both are known and byte-equal. */

@@ -1,8 +1,8 @@
 import fs from "node:fs";
 import type Database from "better-sqlite3";
-import { normalizeHex } from "../config/index.js";
-import { checkBytes, parseHexBytes, parsePubkey, parseSigningRoot, parseUint64, toHex } from "./codec.js";
-import { classifyDbFailure, SlashingDbUnavailableError, SlashingProtectionError, InterchangeError, type DbFailureCause } from "./errors.js";
+import { bytesToHex, normalizeHex } from "../config/index.js";
+import { checkBytes, parseHexBytes, parsePubkey, parseSigningRoot, parseUint64 } from "./codec.js";
+import { classifyDbFailure, SlashingDbUnavailableError, SlashingProtectionError, InterchangeError, type DbFailureCause, type RefusalDetails } from "./errors.js";
 import { BackgroundCheckpointer } from "./checkpointer.js";
 import { GroupCommitter, type BatchStats } from "./group-commit.js";
 import { HistoryQueries, NO_WATERMARKS, type AttestationSnapshot, type BlockSnapshot, type LowWatermarks } from "./history.js";
@@ -145,7 +145,7 @@ export class SlashingDb {
 
   /** Pins the database to a network; idempotent for the same root, refused for another. */
   pinGenesisValidatorsRoot(root: string): void {
-    const normalized = toHex(parseHexBytes(root, 32, "genesisValidatorsRoot"));
+    const normalized = bytesToHex(parseHexBytes(root, 32, "genesisValidatorsRoot"));
     this.db
       .transaction(() => {
         const stored = this.readPinnedRoot();
@@ -177,7 +177,7 @@ export class SlashingDb {
 
   private async recordBlock(key: Buffer, slotValue: bigint, root: Buffer | null): Promise<CheckOutcome> {
     this.assertUsable();
-    return this.commit(() => {
+    return this.commit(() => ({ pubkey: bytesToHex(key), slot: slotValue }), () => {
       const id = this.validatorId(key, true)!;
       const verdict = judgeBlock(this.history.blockSnapshot(id, slotValue), slotValue, root);
       if (verdict.kind === "new") this.history.insertBlock(id, slotValue, root);
@@ -202,7 +202,7 @@ export class SlashingDb {
 
   private async recordAttestation(key: Buffer, source: bigint, target: bigint, root: Buffer | null): Promise<CheckOutcome> {
     this.assertUsable();
-    return this.commit(() => {
+    return this.commit(() => ({ pubkey: bytesToHex(key), source, target }), () => {
       const id = this.validatorId(key, true)!;
       const verdict = judgeAttestation(this.history.attestationSnapshot(id, source, target, root), source, target);
       if (verdict.kind === "new") this.history.insertAttestation(id, source, target, root);
@@ -260,7 +260,7 @@ export class SlashingDb {
   importInterchange(interchange: object | string): ImportSummary {
     this.assertOpen();
     const parsed = parseInterchange(interchange);
-    const root = toHex(parsed.genesisValidatorsRoot);
+    const root = bytesToHex(parsed.genesisValidatorsRoot);
     if (this.pinnedRoot !== null && this.pinnedRoot !== root) {
       throw new InterchangeError(
         "GENESIS_VALIDATORS_ROOT_MISMATCH",
@@ -394,7 +394,7 @@ export class SlashingDb {
   }
 
   /** Runs `work` in the next group commit; on a failed commit forgets cached ids, then fails closed. */
-  private async commit(work: () => Verdict): Promise<CheckOutcome> {
+  private async commit(message: () => RefusalDetails, work: () => Verdict): Promise<CheckOutcome> {
     let verdict: Verdict;
     try {
       verdict = await this.committer.submit(work);
@@ -402,7 +402,7 @@ export class SlashingDb {
       this.validatorIds.clear();
       throw err;
     }
-    return settle(verdict);
+    return settle(verdict, message);
   }
 
   /** Fails the batch (nothing recorded, nobody signs) if the database file was deleted or replaced since open. */
@@ -443,8 +443,12 @@ export class SlashingDb {
   }
 }
 
-function settle(verdict: Verdict): CheckOutcome {
-  if (verdict.kind === "refused") throw new SlashingProtectionError(verdict.code, verdict.reason);
+/** `message`: the checked message (built only on refusal), carried as fields next to what it collided with. */
+function settle(verdict: Verdict, message: () => RefusalDetails): CheckOutcome {
+  if (verdict.kind === "refused") {
+    const details = message();
+    throw new SlashingProtectionError(verdict.code, verdict.reason, verdict.existing ? { ...details, existing: verdict.existing } : details);
+  }
   return verdict.kind === "new" ? "recorded" : "repeat";
 }
 

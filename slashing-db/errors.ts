@@ -13,26 +13,86 @@ export type RefusalCode =
   | "GENESIS_VALIDATORS_ROOT_MISMATCH"
   | "GENESIS_VALIDATORS_ROOT_UNKNOWN";
 
+/** Why the database could not be used (see SlashingDbUnavailableError). */
+export type DbUnavailableCode = "DB_CLOSED" | "DB_WRITE_FAILED" | "DB_SCHEMA_TOO_NEW" | "DB_OPEN_FAILED";
+export type InterchangeErrorCode = "INVALID_INTERCHANGE" | "GENESIS_VALIDATORS_ROOT_MISMATCH" | "UNSUPPORTED_INTERCHANGE_VERSION";
+
+/** Every code the slashing database (and its commands) raises. */
+export type SlashingDbErrorCode = RefusalCode | DbUnavailableCode | InterchangeErrorCode | "INVALID_INPUT" | "DB_NOT_FOUND" | "FILE_NOT_READABLE";
+
+/** The base of the slashing database's errors: only a SlashingDbErrorCode can be raised. */
+export class SlashingDbError<Code extends SlashingDbErrorCode = SlashingDbErrorCode> extends VigilError<Code> {}
+
+/**
+ * What a refused message collided with, as data (the message says the same in prose): a recorded block or
+ * vote, or a low watermark. `signingRoot` is 0x hex, null when the recorded root is unknown. For a double
+ * vote only the target is known (the rules count the votes at it without reading them).
+ */
+export type RefusalConflict =
+  | { kind: "block"; slot: bigint; signingRoot: string | null }
+  | { kind: "attestation"; source?: bigint; target: bigint }
+  | { kind: "watermark"; slot?: bigint; sourceEpoch?: bigint; targetEpoch?: bigint };
+
+/** The refused message (the validator and its slot, or its vote) and what it collided with. */
+export interface RefusalDetails {
+  pubkey?: string;
+  slot?: bigint;
+  source?: bigint;
+  target?: bigint;
+  existing?: RefusalConflict;
+}
+
 /** The database said no: signing this could be slashable (or the network is wrong). Nothing was recorded. */
-export class SlashingProtectionError extends VigilError {
+export class SlashingProtectionError extends SlashingDbError<RefusalCode> {
+  readonly pubkey?: string;
+  readonly slot?: bigint;
+  readonly source?: bigint;
+  readonly target?: bigint;
+  readonly existing?: RefusalConflict;
+
   constructor(
     readonly refusal: RefusalCode,
     message: string,
+    details: RefusalDetails = {},
   ) {
     super(refusal, message, EXIT_CODES.refused);
+    if (details.pubkey !== undefined) this.pubkey = details.pubkey;
+    if (details.slot !== undefined) this.slot = details.slot;
+    if (details.source !== undefined) this.source = details.source;
+    if (details.target !== undefined) this.target = details.target;
+    if (details.existing !== undefined) this.existing = details.existing;
+  }
+
+  /** The details as JSON (HTTP bodies, logs): slots and epochs as decimal strings, as the beacon APIs write uint64. */
+  detailsJson(): Record<string, unknown> {
+    const json: Record<string, unknown> = {};
+    if (this.pubkey !== undefined) json.pubkey = this.pubkey;
+    if (this.slot !== undefined) json.slot = String(this.slot);
+    if (this.source !== undefined) json.source = String(this.source);
+    if (this.target !== undefined) json.target = String(this.target);
+    if (this.existing !== undefined) {
+      json.existing = Object.fromEntries(Object.entries(this.existing).map(([k, v]) => [k, typeof v === "bigint" ? String(v) : v]));
+    }
+    return json;
   }
 
   toWire(): WireError {
-    return { kind: "refused", refusal: this.refusal, message: this.message };
+    const details: RefusalDetails = {};
+    if (this.pubkey !== undefined) details.pubkey = this.pubkey;
+    if (this.slot !== undefined) details.slot = this.slot;
+    if (this.source !== undefined) details.source = this.source;
+    if (this.target !== undefined) details.target = this.target;
+    if (this.existing !== undefined) details.existing = this.existing;
+    return { kind: "refused", refusal: this.refusal, message: this.message, details };
   }
 
   static fromWire(w: Extract<WireError, { kind: "refused" }>): SlashingProtectionError {
-    return new SlashingProtectionError(w.refusal, w.message);
+    return new SlashingProtectionError(w.refusal, w.message, w.details);
   }
 }
 
 /** An argument to the database was malformed (bad pubkey, slot, epoch or root). Nothing was recorded. */
-export class SlashingDbInputError extends VigilError {
+export class SlashingDbInputError extends SlashingDbError<"INVALID_INPUT"> {
   constructor(
     readonly field: string,
     /** What is wrong with it, without the field's name. */
@@ -54,14 +114,10 @@ export class SlashingDbInputError extends VigilError {
  * The database itself failed (disk full, locked past the timeout, closed, newer schema). The check did not
  * complete, so the caller must not sign: fail closed.
  */
-export class SlashingDbUnavailableError extends VigilError {
+export class SlashingDbUnavailableError extends SlashingDbError<DbUnavailableCode> {
   /** Why, as a stable label for health checks, HTTP bodies and metrics. */
   readonly failure: DbFailureCause;
-  constructor(
-    override readonly code: UnavailableCode,
-    message: string,
-    failure?: DbFailureCause,
-  ) {
+  constructor(code: DbUnavailableCode, message: string, failure?: DbFailureCause) {
     super(code, message, EXIT_CODES.failed);
     this.failure = failure ?? (code === "DB_CLOSED" ? "CLOSED" : "UNKNOWN");
   }
@@ -75,16 +131,14 @@ export class SlashingDbUnavailableError extends VigilError {
   }
 }
 
-export type UnavailableCode = "DB_CLOSED" | "DB_WRITE_FAILED" | "DB_SCHEMA_TOO_NEW" | "DB_OPEN_FAILED";
-
 /**
  * A slashing-database error as plain data, for a boundary a class instance cannot cross (a worker thread's
  * messages; later a network). Each error class writes and reads its own kind.
  */
 export type WireError =
-  | { kind: "refused"; refusal: RefusalCode; message: string }
+  | { kind: "refused"; refusal: RefusalCode; message: string; details: RefusalDetails }
   | { kind: "input"; field: string; reason: string }
-  | { kind: "unavailable"; code: UnavailableCode; message: string; failure: DbFailureCause };
+  | { kind: "unavailable"; code: DbUnavailableCode; message: string; failure: DbFailureCause };
 
 /** Any error met while checking, as wire data: anything unexpected fails closed as DB_WRITE_FAILED. */
 export function errorToWire(err: unknown): WireError {
@@ -124,9 +178,9 @@ export function classifyDbFailure(err: unknown): DbFailureCause {
 }
 
 /** An EIP-3076 interchange could not be imported; `field` is the JSON path of the offending value. */
-export class InterchangeError extends VigilError {
+export class InterchangeError extends SlashingDbError<InterchangeErrorCode> {
   constructor(
-    code: "INVALID_INTERCHANGE" | "GENESIS_VALIDATORS_ROOT_MISMATCH" | "UNSUPPORTED_INTERCHANGE_VERSION",
+    code: InterchangeErrorCode,
     readonly field: string,
     message: string,
   ) {

@@ -1,8 +1,8 @@
 // Public surface of the slashing-protection database. Other parts import only from here.
 export { openSlashingDb, SlashingDb } from "./database.js";
 export type { SlashingDbOptions, SlashingDbStats, CheckOutcome } from "./database.js";
-export { SlashingProtectionError, SlashingDbInputError, SlashingDbUnavailableError, InterchangeError, classifyDbFailure } from "./errors.js";
-export type { RefusalCode, DbFailureCause, UnavailableCode, WireError } from "./errors.js";
+export { SlashingDbError, SlashingProtectionError, SlashingDbInputError, SlashingDbUnavailableError, InterchangeError, classifyDbFailure } from "./errors.js";
+export type { SlashingDbErrorCode, RefusalCode, RefusalConflict, RefusalDetails, DbFailureCause } from "./errors.js";
 export type { SlashingProtection, SlashableCheck, ProtectionHealth } from "./protection.js";
 export { ThreadedSlashingProtection, type ThreadedSlashingProtectionOptions } from "./threaded/client.js";
 export type { Verdict } from "./rules.js";

@@ -1,5 +1,6 @@
+import { bytesToHex } from "../config/index.js";
 import { sameKnownRoot } from "./codec.js";
-import type { RefusalCode } from "./errors.js";
+import type { RefusalCode, RefusalConflict } from "./errors.js";
 import type { AttestationSnapshot, BlockSnapshot } from "./history.js";
 
 /**
@@ -8,23 +9,28 @@ import type { AttestationSnapshot, BlockSnapshot } from "./history.js";
  * target, raised further by explicit watermarks. A message is
  *  - "new": safe, and must be recorded before it is signed;
  *  - "repeat": exactly a recorded message (same known signing root), safe to sign again, nothing to record;
- *  - refused, with the reason.
+ *  - refused, with the reason and, where there is one, the recorded message or watermark it collides with.
  */
-export type Verdict = { kind: "new" } | { kind: "repeat" } | { kind: "refused"; code: RefusalCode; reason: string };
+export type Verdict = { kind: "new" } | { kind: "repeat" } | { kind: "refused"; code: RefusalCode; reason: string; existing?: RefusalConflict };
 
 const NEW: Verdict = { kind: "new" };
 const REPEAT: Verdict = { kind: "repeat" };
-const refuse = (code: RefusalCode, reason: string): Verdict => ({ kind: "refused", code, reason });
+const refuse = (code: RefusalCode, reason: string, existing?: RefusalConflict): Verdict =>
+  existing === undefined ? { kind: "refused", code, reason } : { kind: "refused", code, reason, existing };
 
 export function judgeBlock(history: BlockSnapshot, slot: bigint, root: Buffer | null): Verdict {
   const recorded = history.recordedRoot;
   if (recorded !== undefined) {
     if (sameKnownRoot(recorded, root)) return REPEAT;
-    return refuse("DOUBLE_BLOCK_PROPOSAL", `a block with a different or unknown signing root was already signed at slot ${slot}`);
+    return refuse("DOUBLE_BLOCK_PROPOSAL", `a block with a different or unknown signing root was already signed at slot ${slot}`, {
+      kind: "block",
+      slot,
+      signingRoot: recorded === null ? null : bytesToHex(recorded),
+    });
   }
   const watermark = history.watermarks.blockSlot;
   if (watermark !== null && slot <= watermark) {
-    return refuse("BLOCK_SLOT_AT_OR_BELOW_WATERMARK", `slot ${slot} is at or below the low watermark ${watermark}`);
+    return refuse("BLOCK_SLOT_AT_OR_BELOW_WATERMARK", `slot ${slot} is at or below the low watermark ${watermark}`, { kind: "watermark", slot: watermark });
   }
   return NEW;
 }
@@ -33,18 +39,21 @@ export function judgeAttestation(history: AttestationSnapshot, source: bigint, t
   if (source > target) return refuse("SOURCE_EXCEEDS_TARGET", `source epoch ${source} is greater than target epoch ${target}`);
   if (history.exactRepeat) return REPEAT;
   if (history.votesAtTarget > 0) {
-    return refuse("DOUBLE_VOTE", `an attestation with a different or unknown signing root was already signed for target epoch ${target}`);
+    return refuse("DOUBLE_VOTE", `an attestation with a different or unknown signing root was already signed for target epoch ${target}`, {
+      kind: "attestation",
+      target,
+    });
   }
   const { sourceEpoch: sourceMark, targetEpoch: targetMark } = history.watermarks;
   if (sourceMark !== null && source < sourceMark) {
-    return refuse("SOURCE_BELOW_WATERMARK", `source epoch ${source} is below the low watermark ${sourceMark}`);
+    return refuse("SOURCE_BELOW_WATERMARK", `source epoch ${source} is below the low watermark ${sourceMark}`, { kind: "watermark", sourceEpoch: sourceMark });
   }
   if (targetMark !== null && target <= targetMark) {
-    return refuse("TARGET_AT_OR_BELOW_WATERMARK", `target epoch ${target} is at or below the low watermark ${targetMark}`);
+    return refuse("TARGET_AT_OR_BELOW_WATERMARK", `target epoch ${target} is at or below the low watermark ${targetMark}`, { kind: "watermark", targetEpoch: targetMark });
   }
   const inner = history.surroundedByNew;
-  if (inner) return refuse("SURROUNDING_VOTE", `(${source}, ${target}) surrounds the recorded vote (${inner.source}, ${inner.target})`);
+  if (inner) return refuse("SURROUNDING_VOTE", `(${source}, ${target}) surrounds the recorded vote (${inner.source}, ${inner.target})`, { kind: "attestation", ...inner });
   const outer = history.surroundingNew;
-  if (outer) return refuse("SURROUNDED_VOTE", `(${source}, ${target}) is surrounded by the recorded vote (${outer.source}, ${outer.target})`);
+  if (outer) return refuse("SURROUNDED_VOTE", `(${source}, ${target}) is surrounded by the recorded vote (${outer.source}, ${outer.target})`, { kind: "attestation", ...outer });
   return NEW;
 }

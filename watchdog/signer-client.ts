@@ -12,7 +12,7 @@ import {
 } from "../admin-api/index.js";
 import { readSecretFile } from "../config/secret-file.js";
 import type { SignerEndpointConfig } from "./config.js";
-import { SignerAdminError, StaleGenerationError } from "./errors.js";
+import { relayCode, SignerAdminError, StaleGenerationError } from "./errors.js";
 import { httpJson } from "./probes/http.js";
 
 /** A body as it arrives: the signer's declared shape, every field still to be checked. */
@@ -84,7 +84,7 @@ export class SignerAdminClient {
     if (r.status === null) throw new SignerAdminError("SIGNER_UNREACHABLE", `signer ${this.id} is unreachable: ${r.error}`);
     if (r.status === 401) throw new SignerAdminError("SIGNER_UNAUTHORIZED", `signer ${this.id} refused the admin token (401)`, 401);
     if (r.status === 404) throw new SignerAdminError("SIGNER_NOT_FOUND", `signer ${this.id}: ${route} not found (${r.error})`, 404);
-    const code = typeof errBody.code === "string" ? errBody.code : "SIGNER_ERROR";
+    const code = typeof errBody.code === "string" ? relayCode(errBody.code) : "SIGNER_ERROR";
     throw new SignerAdminError(code, `signer ${this.id}: ${method} ${route}: ${r.error}`, r.status);
   }
 

@@ -1,6 +1,7 @@
 // Public surface of the key store. Other parts import only from here.
 export type { KeyStore, KeyStoreHealth, LoadedKeys, LoadOptions, SignerHandle, KeyInfo, SecretKeyInput, ImportResult, DeleteResult } from "./types.js";
 export {
+  KeyStoreError,
   HsmModuleError,
   HsmTokenNotFoundError,
   HsmWrongPinError,
@@ -14,7 +15,7 @@ export {
   InvalidKeystoreError,
   KeystoreConfigError,
 } from "./errors.js";
-export type { RefusedRecord } from "./errors.js";
+export type { RefusedRecord, KeyStoreErrorCode } from "./errors.js";
 export { loadHsmConfig, parseHsmSection } from "./config.js";
 export type { HsmConfig, HsmConfigOverrides } from "./config.js";
 export { readPin, describePinSource } from "./pin.js";

@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import os from "node:os";
 import bls from "@chainsafe/bls";
 import type { SecretKey } from "@chainsafe/bls/types";
-import { bytesToHex, EXIT_CODES, hexToBytes, isHexOfLength, VigilError } from "../../config/index.js";
+import { bytesToHex, EXIT_CODES, hexToBytes, isHexOfLength } from "../../config/index.js";
 import type { HsmConfig } from "./config.js";
 import {
   APPLICATION,
@@ -15,7 +15,7 @@ import {
   sealSecret,
   SECRET_KEY_LENGTH,
 } from "./envelope.js";
-import { HsmRecordTamperedError, InvalidKeystoreError, KeyConflictError, KeyNotFoundError, type RefusedRecord } from "./errors.js";
+import { HsmRecordTamperedError, InvalidKeystoreError, KeyConflictError, KeyNotFoundError, KeyStoreError, type RefusedRecord } from "./errors.js";
 import { readPin } from "./pin.js";
 import type { PubkeysReply, WorkerRequest } from "./decrypt-worker.js";
 import { hsmError, P, type Handle, type Pkcs11Factory, TokenSession } from "./pkcs11-session.js";
@@ -107,7 +107,7 @@ function labelPubkey(label: string): Uint8Array | undefined {
 /** Lower-case 0x pubkey; throws (exit 3) for anything that is not 48 bytes of hex. */
 export function normalizePubkey(value: string): string {
   const v = value.startsWith("0x") || value.startsWith("0X") ? "0x" + value.slice(2) : "0x" + value;
-  if (!isHexOfLength(v, PUBKEY_LENGTH)) throw new VigilError("invalid_pubkey", `not a BLS public key: ${JSON.stringify(value.slice(0, 100))}`, EXIT_CODES.invalidInput);
+  if (!isHexOfLength(v, PUBKEY_LENGTH)) throw new KeyStoreError("INVALID_PUBKEY", `not a BLS public key: ${JSON.stringify(value.slice(0, 100))}`, EXIT_CODES.invalidInput);
   return v.toLowerCase();
 }
 

@@ -4,8 +4,8 @@
  * so neither PIN is ever on a command line or in a child's environment, where every local user could read it
  * (softhsm2-util's PIN flags did exactly that).
  */
-import { EXIT_CODES, VigilError } from "../../config/index.js";
-import { HsmError, HsmTokenNotFoundError } from "./errors.js";
+import { EXIT_CODES } from "../../config/index.js";
+import { HsmError, HsmTokenNotFoundError, KeyStoreError } from "./errors.js";
 import { acquireModule, findSlot, hsmError, P, type Handle, type Pkcs11, type Pkcs11Factory, releaseModule } from "./pkcs11-session.js";
 
 /** PKCS#11 labels are exactly 32 bytes, blank-padded. */
@@ -21,7 +21,7 @@ export interface CreateTokenOptions {
   factory?: Pkcs11Factory;
 }
 
-export class TokenExistsError extends VigilError {
+export class TokenExistsError extends KeyStoreError {
   constructor(label: string) {
     super("HSM_TOKEN_EXISTS", `a token labelled ${JSON.stringify(label)} already exists; choose another label or remove that token`, EXIT_CODES.conflict);
   }
@@ -31,10 +31,10 @@ export class TokenExistsError extends VigilError {
 export function createToken(opts: CreateTokenOptions): void {
   const labelBytes = Buffer.byteLength(opts.label, "utf8");
   if (labelBytes === 0 || labelBytes > LABEL_BYTES || opts.label !== opts.label.trim()) {
-    throw new VigilError("INVALID_TOKEN_LABEL", `token label ${JSON.stringify(opts.label)} must be 1 to ${LABEL_BYTES} bytes without surrounding spaces`, EXIT_CODES.invalidInput);
+    throw new KeyStoreError("INVALID_TOKEN_LABEL", `token label ${JSON.stringify(opts.label)} must be 1 to ${LABEL_BYTES} bytes without surrounding spaces`, EXIT_CODES.invalidInput);
   }
   for (const [name, value] of [["user PIN", opts.pin], ["SO PIN", opts.soPin]] as const) {
-    if (value.length === 0) throw new VigilError("INVALID_PIN", `the ${name} is empty`, EXIT_CODES.invalidInput);
+    if (value.length === 0) throw new KeyStoreError("INVALID_PIN", `the ${name} is empty`, EXIT_CODES.invalidInput);
   }
   const pkcs11 = acquireModule(opts.module, opts.factory ?? (() => new P.PKCS11()));
   try {

@@ -1,14 +1,12 @@
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker, type TransferListItem } from "node:worker_threads";
+import { workerScriptUrl } from "../../config/index.js";
 
-/** URL of a compiled worker module next to this file. */
+/** URL of a compiled worker module next to this file (dist/ when running from the sources); it must exist. */
 export function workerUrl(name: string): URL {
-  const js = new URL(`./${name}.js`, import.meta.url);
-  if (fs.existsSync(fileURLToPath(js))) return js;
-  // Running from the TypeScript sources (vitest): workers need JavaScript, so use the tsc output.
-  const built = new URL(`../../dist/signer/keystore/${name}.js`, import.meta.url);
-  if (fs.existsSync(fileURLToPath(built))) return built;
+  const url = workerScriptUrl(import.meta.url, `${name}.js`);
+  if (fs.existsSync(fileURLToPath(url))) return url;
   throw new Error(`worker ${name}.js not found; run \`npm run build\` first`);
 }
 

@@ -87,7 +87,7 @@ const REPLY_RULES: readonly ReplyRule<VigilError>[] = [
   // 404
   rule(UnknownPubkeyError, { status: 404, outcome: "unknown_key", expected: true }),
   // 412: well-formed, but unsafe to sign. `reason` feeds the refusal metric.
-  rule(SlashingProtectionError, { status: 412, outcome: "refused", expected: true, body: (e) => ({ code: e.code, reason: e.refusal, message: e.message }) }),
+  rule(SlashingProtectionError, { status: 412, outcome: "refused", expected: true, body: (e) => ({ code: e.code, reason: e.refusal, message: e.message, ...e.detailsJson() }) }),
   rule(TooFarAheadError, { status: 412, outcome: "refused", expected: true, body: (e) => ({ code: e.code, message: e.message, reason: e.code }) }),
   // 503, load: retry later.
   rule(QueueFullError, { status: 503, outcome: "overloaded", expected: true, retryAfter: retryDefault }),

@@ -9,7 +9,7 @@ import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import bls from "@chainsafe/bls";
-import { normalizeHex, VigilError } from "../../config/index.js";
+import { normalizeHex, VigilError, workerScriptUrl } from "../../config/index.js";
 import {
   assertBlstNative,
   SECRET_KEY_BYTES,
@@ -20,7 +20,7 @@ import {
   type WorkerInit,
 } from "./bls-protocol.js";
 import type { PresetName } from "./consensus.js";
-import { ClientGoneError, QueueFullError, UnknownPubkeyError } from "./errors.js";
+import { ClientGoneError, QueueFullError, SigningError, UnknownPubkeyError } from "./errors.js";
 
 export interface BlsPoolOptions {
   /** Pinned in every worker (the same preset as the process). */
@@ -75,8 +75,7 @@ const WORKER_BUFFER_MS = 50;
 const MIN_BATCHES_PER_WORKER = 4;
 
 export function defaultWorkerUrl(): URL {
-  const here = import.meta.url;
-  return here.endsWith(".ts") ? new URL("../../dist/signer/signing/bls-worker.js", here) : new URL("./bls-worker.js", here);
+  return workerScriptUrl(import.meta.url, "bls-worker.js");
 }
 
 export class BlsPool {
@@ -110,10 +109,10 @@ export class BlsPool {
     try {
       assertBlstNative(bls.implementation, "the main thread");
       const threads = options.threads ?? os.availableParallelism();
-      if (!Number.isInteger(threads) || threads < 1) throw new VigilError("INVALID_CONFIG", `threads must be >= 1, got ${threads}`);
+      if (!Number.isInteger(threads) || threads < 1) throw new SigningError("INVALID_CONFIG", `threads must be >= 1, got ${threads}`);
       const url = options.workerUrl ?? defaultWorkerUrl();
       if (url.protocol === "file:" && !fs.existsSync(fileURLToPath(url))) {
-        throw new VigilError("BLS_WORKER_MISSING", `BLS worker script ${fileURLToPath(url)} not found: run \`npx tsc -p tsconfig.json\` first`);
+        throw new SigningError("BLS_WORKER_MISSING", `BLS worker script ${fileURLToPath(url)} not found: run \`npx tsc -p tsconfig.json\` first`);
       }
       const started = await Promise.allSettled(Array.from({ length: threads }, () => startWorker(url, options.preset, options.niceness)));
       const slots = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
@@ -170,11 +169,11 @@ export class BlsPool {
    * unsigned (ClientGoneError).
    */
   sign(pubkey: string, signingRoot: Uint8Array, cancelled?: () => boolean): Promise<Uint8Array> {
-    if (this.closed) return Promise.reject(new VigilError("POOL_CLOSED", "the BLS signing pool is closed"));
+    if (this.closed) return Promise.reject(new SigningError("POOL_CLOSED", "the BLS signing pool is closed"));
     const keyId = this.keyIdOfPubkey.get(normalizeHex(pubkey));
     if (keyId === undefined) return Promise.reject(new UnknownPubkeyError(pubkey));
     if (signingRoot.length !== SIGNING_ROOT_BYTES) {
-      return Promise.reject(new VigilError("INVALID_REQUEST", `signing root must be ${SIGNING_ROOT_BYTES} bytes`));
+      return Promise.reject(new SigningError("INVALID_REQUEST", `signing root must be ${SIGNING_ROOT_BYTES} bytes`));
     }
     if (this.depth >= this.maxQueueDepth) return Promise.reject(new QueueFullError(this.maxQueueDepth));
     this.depth++;
@@ -196,10 +195,10 @@ export class BlsPool {
   /** Loads more keys into every worker; zeroes `secretKeys`. Resolves to their public keys (duplicates kept once). */
   async addKeys(secretKeys: Uint8Array[]): Promise<string[]> {
     try {
-      if (this.closed) throw new VigilError("POOL_CLOSED", "the BLS signing pool is closed");
+      if (this.closed) throw new SigningError("POOL_CLOSED", "the BLS signing pool is closed");
       if (secretKeys.length === 0) return [];
       for (const sk of secretKeys) {
-        if (sk.length !== SECRET_KEY_BYTES) throw new VigilError("INVALID_SECRET_KEY", `a secret key must be ${SECRET_KEY_BYTES} bytes`);
+        if (sk.length !== SECRET_KEY_BYTES) throw new SigningError("INVALID_SECRET_KEY", `a secret key must be ${SECRET_KEY_BYTES} bytes`);
       }
       const firstKeyId = this.nextKeyId;
       this.nextKeyId += secretKeys.length;
@@ -218,13 +217,13 @@ export class BlsPool {
       if (failure) {
         await this.removeKeyIds(ids);
         if (failure.reason instanceof VigilError) throw failure.reason; // e.g. BLS_WORKER_DIED
-        throw new VigilError("INVALID_SECRET_KEY", `could not load secret keys: ${(failure.reason as Error).message}`);
+        throw new SigningError("INVALID_SECRET_KEY", `could not load secret keys: ${(failure.reason as Error).message}`);
       }
       const pubkeyLists = replies.map((r) => (r.status === "fulfilled" && r.value.kind === "keysAdded" ? r.value.pubkeys : []));
       const pubkeys = pubkeyLists[0] ?? [];
       if (pubkeyLists.some((list) => list.join() !== pubkeys.join())) {
         await this.removeKeyIds(ids);
-        throw new VigilError("BLS_WORKER_DISAGREE", "BLS workers derived different public keys from the same secret keys");
+        throw new SigningError("BLS_WORKER_DISAGREE", "BLS workers derived different public keys from the same secret keys");
       }
       const duplicates: number[] = [];
       pubkeys.forEach((pubkey, i) => {
@@ -284,7 +283,7 @@ export class BlsPool {
     if (this.pending.length === 0) return;
     const live = this.slots.filter((s) => s.alive); // never throw here: this runs from setImmediate
     if (live.length === 0) {
-      const error = new VigilError("BLS_POOL_DOWN", "no BLS worker thread is running");
+      const error = new SigningError("BLS_POOL_DOWN", "no BLS worker thread is running");
       for (const item of this.pending.splice(0)) item.reject(error);
       return;
     }
@@ -341,7 +340,7 @@ export class BlsPool {
         const signatures = new Uint8Array(message.signatures);
         batch.forEach((item, i) => {
           const failure = message.failed[i];
-          if (failure) item.reject(new VigilError("SIGN_FAILED", `BLS worker could not sign: ${failure}`));
+          if (failure) item.reject(new SigningError("SIGN_FAILED", `BLS worker could not sign: ${failure}`));
           else item.resolve(signatures.slice(i * SIGNATURE_BYTES, (i + 1) * SIGNATURE_BYTES));
         });
         if (this.pending.length > 0) this.flush(this.closed);
@@ -366,7 +365,7 @@ export class BlsPool {
     if (!slot.alive) return;
     slot.alive = false;
     if (this.closed) return;
-    const failure = new VigilError("BLS_WORKER_DIED", `a BLS worker thread stopped: ${error.message}`);
+    const failure = new SigningError("BLS_WORKER_DIED", `a BLS worker thread stopped: ${error.message}`);
     for (const batch of slot.batches.values()) for (const item of batch) item.reject(failure);
     slot.batches.clear();
     slot.inFlight = 0;
@@ -378,7 +377,7 @@ export class BlsPool {
 
   private liveSlots(): WorkerSlot[] {
     const live = this.slots.filter((s) => s.alive);
-    if (live.length === 0) throw new VigilError("BLS_POOL_DOWN", "no BLS worker thread is running");
+    if (live.length === 0) throw new SigningError("BLS_POOL_DOWN", "no BLS worker thread is running");
     return live;
   }
 
@@ -403,7 +402,7 @@ function startWorker(url: URL, preset: PresetName, niceness: number | undefined)
     const fail = (error: Error) => {
       cleanup();
       void worker.terminate();
-      reject(new VigilError("BLS_WORKER_START", `BLS worker thread failed to start: ${error.message}`));
+      reject(new SigningError("BLS_WORKER_START", `BLS worker thread failed to start: ${error.message}`));
     };
     const onExit = (code: number) => fail(new Error(`exited with code ${code}`));
     const onMessage = (message: FromWorker) => {

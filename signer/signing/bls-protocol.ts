@@ -1,5 +1,5 @@
 /** Messages between BlsPool (main thread) and bls-worker. Keys travel as raw bytes, transferred, never cloned. */
-import { VigilError } from "../../config/index.js";
+import { SigningError } from "./errors.js";
 
 export const SECRET_KEY_BYTES = 32;
 export const SIGNING_ROOT_BYTES = 32;
@@ -30,7 +30,7 @@ export type FromWorker =
 /** Start-up refuses any BLS backend but the native blst one (herumi/wasm is slower and not what we audited). */
 export function assertBlstNative(implementation: string, where: string): void {
   if (implementation !== "blst-native") {
-    throw new VigilError(
+    throw new SigningError(
       "BLS_IMPLEMENTATION",
       `@chainsafe/bls loaded the "${implementation}" backend in ${where}; Vigil requires "blst-native" ` +
         `(is @chainsafe/blst installed with a prebuilt binary for this platform?)`,

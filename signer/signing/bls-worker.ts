@@ -4,6 +4,7 @@
  */
 import os from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
+import { bytesToHex } from "../../config/index.js";
 import { pinPreset } from "./consensus.js";
 import { assertBlstNative, SECRET_KEY_BYTES, SIGNATURE_BYTES, SIGNING_ROOT_BYTES } from "./bls-protocol.js";
 import type { FromWorker, ToWorker, WorkerInit } from "./bls-protocol.js";
@@ -42,7 +43,7 @@ function addKeys(firstKeyId: number, buffer: ArrayBuffer): string[] {
     for (let i = 0; i * SECRET_KEY_BYTES < bytes.length; i++) {
       const sk = bls.SecretKey.fromBytes(bytes.subarray(i * SECRET_KEY_BYTES, (i + 1) * SECRET_KEY_BYTES));
       keys.set(firstKeyId + i, sk);
-      pubkeys.push("0x" + Buffer.from(sk.toPublicKey().toBytes()).toString("hex"));
+      pubkeys.push(bytesToHex(sk.toPublicKey().toBytes()));
     }
   } catch (e) {
     // All or nothing: drop the keys of this call that were already loaded.

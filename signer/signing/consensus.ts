@@ -8,7 +8,8 @@
  */
 import { PresetName as LodestarPresetName, setActivePreset } from "@lodestar/params/setPreset";
 import type { ssz as SszTypes } from "@lodestar/types";
-import { EXIT_CODES, VigilError } from "../../config/index.js";
+import { EXIT_CODES } from "../../config/index.js";
+import { SigningError } from "./errors.js";
 
 export type PresetName = "mainnet" | "minimal";
 export const PRESET_NAMES: readonly PresetName[] = ["mainnet", "minimal"];
@@ -35,7 +36,7 @@ export interface DomainTypes {
   readonly applicationBuilder: Uint8Array;
 }
 
-export class PresetError extends VigilError {
+export class PresetError extends SigningError {
   constructor(message: string) {
     super("PRESET_CONFLICT", message, EXIT_CODES.usage);
   }
@@ -118,7 +119,7 @@ async function importConsensus(preset: PresetName): Promise<Consensus> {
 /** The consensus loaded for `preset`; synchronous so the per-request path never awaits an import. */
 export function loadedConsensus(preset: PresetName): Consensus {
   if (loaded === undefined) {
-    throw new VigilError("CONSENSUS_NOT_LOADED", `call and await loadConsensus("${preset}") at start-up before signing`);
+    throw new SigningError("CONSENSUS_NOT_LOADED", `call and await loadConsensus("${preset}") at start-up before signing`);
   }
   if (loaded.preset !== preset) {
     throw new PresetError(`network uses preset "${preset}" but this process runs preset "${loaded.preset}"`);

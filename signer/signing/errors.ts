@@ -5,8 +5,32 @@ import { EXIT_CODES, VigilError } from "../../config/index.js";
  * (signer/server/errors.ts).
  */
 
+/** Every code the signing core raises. */
+export type SigningErrorCode =
+  | "INVALID_REQUEST"
+  | "SIGNING_ROOT_MISMATCH"
+  | "UNKNOWN_FORK_VERSION"
+  | "UNKNOWN_PUBKEY"
+  | "QUEUE_FULL"
+  | "CLIENT_GONE"
+  | "PRESET_CONFLICT"
+  | "CONSENSUS_NOT_LOADED"
+  | "INVALID_CONFIG" // BLS pool options
+  | "INVALID_SECRET_KEY"
+  | "SIGN_FAILED"
+  | "POOL_CLOSED"
+  | "BLS_POOL_DOWN"
+  | "BLS_IMPLEMENTATION"
+  | "BLS_WORKER_MISSING"
+  | "BLS_WORKER_START"
+  | "BLS_WORKER_DIED"
+  | "BLS_WORKER_DISAGREE";
+
+/** The base of the signing core's errors: only a SigningErrorCode can be raised. */
+export class SigningError extends VigilError<SigningErrorCode> {}
+
 /** The request body is malformed. `field` is the dotted path of the offending field ("" = the body). */
-export class InvalidSignRequestError extends VigilError {
+export class InvalidSignRequestError extends SigningError {
   constructor(
     readonly field: string,
     detail: string,
@@ -16,7 +40,7 @@ export class InvalidSignRequestError extends VigilError {
 }
 
 /** The client sent a signingRoot that differs from the one computed from the body: never sign it. */
-export class SigningRootMismatchError extends VigilError {
+export class SigningRootMismatchError extends SigningError {
   constructor(
     readonly clientSigningRoot: string,
     readonly computedSigningRoot: string,
@@ -30,27 +54,27 @@ export class SigningRootMismatchError extends VigilError {
 }
 
 /** fork_info names a fork version the network config does not know, and the rule needs to know it. */
-export class UnknownForkVersionError extends VigilError {
+export class UnknownForkVersionError extends SigningError {
   constructor(message: string) {
     super("UNKNOWN_FORK_VERSION", message, EXIT_CODES.invalidInput);
   }
 }
 
 /** The signing queue is at its limit: the client should retry later. */
-export class QueueFullError extends VigilError {
+export class QueueFullError extends SigningError {
   constructor(readonly maxQueueDepth: number) {
     super("QUEUE_FULL", `signing queue is full (${maxQueueDepth} requests waiting)`, EXIT_CODES.failed);
   }
 }
 
 /** The client's connection closed before its request was signed: nobody would receive the signature, so none is made. */
-export class ClientGoneError extends VigilError {
+export class ClientGoneError extends SigningError {
   constructor() {
     super("CLIENT_GONE", "the client closed its connection before the request was signed", EXIT_CODES.failed);
   }
 }
 
-export class UnknownPubkeyError extends VigilError {
+export class UnknownPubkeyError extends SigningError {
   constructor(readonly pubkey: string) {
     super("UNKNOWN_PUBKEY", `no key loaded for public key ${pubkey}`, EXIT_CODES.notFound);
   }

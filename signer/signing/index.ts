@@ -22,4 +22,6 @@ export {
   SigningRootMismatchError,
   UnknownForkVersionError,
   UnknownPubkeyError,
+  SigningError,
+  type SigningErrorCode,
 } from "./errors.js";

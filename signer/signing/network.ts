@@ -5,10 +5,10 @@
 import { isHexOfLength, normalizeHex } from "../../config/index.js";
 import type { PresetName } from "./consensus.js";
 import { PRESET_NAMES } from "./consensus.js";
+import { FORKS, type ForkName } from "./forks.js";
 
-/** Forks in order. PHASE0's version is the genesis fork version. */
-export const FORKS = ["PHASE0", "ALTAIR", "BELLATRIX", "CAPELLA", "DENEB", "ELECTRA", "FULU"] as const;
-export type ForkName = (typeof FORKS)[number];
+// Forks in order (forks.ts). PHASE0's version is the genesis fork version.
+export { FORKS, type ForkName };
 
 export interface NetworkConfig {
   readonly name: string;

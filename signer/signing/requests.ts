@@ -4,6 +4,7 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { InvalidSignRequestError } from "./errors.js";
+import type { FULL_BLOCK_FORKS, ForkName } from "./forks.js";
 import { signRequestBodySchema, type SignType } from "./schemas.js";
 
 export type Uint64String = string;
@@ -52,10 +53,11 @@ export interface BeaconBlockJson {
   state_root: HexString;
   body: JsonObject;
 }
-export type BlockVersion = "PHASE0" | "ALTAIR" | "BELLATRIX" | "CAPELLA" | "DENEB" | "ELECTRA" | "FULU";
+export type BlockVersion = ForkName;
+type FullBlockVersion = (typeof FULL_BLOCK_FORKS)[number];
 export type BlockRequestV2Json =
-  | { version: "PHASE0" | "ALTAIR"; block: BeaconBlockJson }
-  | { version: Exclude<BlockVersion, "PHASE0" | "ALTAIR">; block_header: BeaconBlockHeaderJson };
+  | { version: FullBlockVersion; block: BeaconBlockJson }
+  | { version: Exclude<BlockVersion, FullBlockVersion>; block_header: BeaconBlockHeaderJson };
 export type AggregateAndProofV2Json = { version: BlockVersion; data: AggregateAndProofJson } | AggregateAndProofJson;
 
 interface SignRequestBase<T extends SignType> {

@@ -11,6 +11,7 @@
  * bitvector lengths) are checked when the SSZ types parse the body (signing-root.ts). It is meant both for
  * fastify's `schema.body` (no $id, local $refs only) and for `validateSignRequest`.
  */
+import { ELECTRA_AGGREGATE_FORKS, FORKS, FULL_BLOCK_FORKS } from "./forks.js";
 
 export const SIGN_TYPES = [
   "BLOCK",
@@ -29,11 +30,12 @@ export const SIGN_TYPES = [
 ] as const;
 export type SignType = (typeof SIGN_TYPES)[number];
 
-export const BLOCK_VERSIONS = ["PHASE0", "ALTAIR", "BELLATRIX", "CAPELLA", "DENEB", "ELECTRA", "FULU"] as const;
+/** BLOCK_V2 / AGGREGATE_AND_PROOF_V2 versions: the fork names (forks.ts). */
+export const BLOCK_VERSIONS = FORKS;
 /** BLOCK_V2 versions whose request carries the full block; later ones carry only the header. */
-export const FULL_BLOCK_VERSIONS = ["PHASE0", "ALTAIR"] as const;
+export const FULL_BLOCK_VERSIONS = FULL_BLOCK_FORKS;
 /** AGGREGATE_AND_PROOF_V2 versions whose attestation carries committee_bits (EIP-7549). */
-export const ELECTRA_AGGREGATE_VERSIONS = ["ELECTRA", "FULU"] as const;
+export const ELECTRA_AGGREGATE_VERSIONS = ELECTRA_AGGREGATE_FORKS;
 
 type Schema = Record<string, unknown>;
 const ref = (name: string): Schema => ({ $ref: `#/definitions/${name}` });

@@ -2,7 +2,7 @@
  * Signing roots of every Web3Signer request type, computed from the typed body with @lodestar/types SSZ
  * containers and the consensus-spec domains, plus the facts slashing protection needs.
  */
-import { bytesToHex, hexToBytes } from "../../config/index.js";
+import { bytesToHex, hexToBytes, MAX_UINT64, parseUint } from "../../config/index.js";
 import { loadedConsensus, type Consensus } from "./consensus.js";
 import { domainAtEpoch, genesisDomain, signingRootOf, computeDomain, voluntaryExitForkVersion } from "./domains.js";
 import { InvalidSignRequestError, SigningRootMismatchError } from "./errors.js";
@@ -27,14 +27,11 @@ export interface SigningRootResult {
   slashing: SlashingFacts;
 }
 
-const MAX_UINT64 = (1n << 64n) - 1n;
-
 /** Parses a decimal uint64 string (schema-checked already) and enforces the 2^64-1 bound a regex cannot. */
 export function parseUint64(value: string, field: string): bigint {
-  if (!/^[0-9]{1,20}$/.test(value)) throw new InvalidSignRequestError(field, "must be a decimal uint64 string");
-  const n = BigInt(value);
-  if (n > MAX_UINT64) throw new InvalidSignRequestError(field, "exceeds 2^64-1");
-  return n;
+  const parsed = parseUint(value, MAX_UINT64, "zero-padded");
+  if (parsed.ok) return parsed.value;
+  throw new InvalidSignRequestError(field, parsed.problem === "TOO_LARGE" ? "exceeds 2^64-1" : "must be a decimal uint64 string");
 }
 
 /** Type.fromJson, with a parse failure reported as an invalid request naming the field. */

@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import { toHex } from "../codec.js";
+import { bytesToHex } from "../../config/index.js";
 import { INTERCHANGE_FORMAT_VERSION } from "./parse.js";
 
 export interface InterchangeBlock {
@@ -46,7 +46,7 @@ export function exportInterchange(
 }
 
 function completeRecord(h: ValidatorHistory): InterchangeRecord {
-  return { pubkey: toHex(h.pubkey), signed_blocks: completeBlocks(h), signed_attestations: completeAttestations(h) };
+  return { pubkey: bytesToHex(h.pubkey), signed_blocks: completeBlocks(h), signed_attestations: completeAttestations(h) };
 }
 
 function completeBlocks(h: ValidatorHistory): InterchangeBlock[] {
@@ -91,7 +91,7 @@ function minifiedRecord(h: ValidatorHistory): InterchangeRecord {
   const maxSource = maxOf(h.attestations.reduce<bigint | null>((m, a) => maxOf(m, a.source), null), h.marks.sourceEpoch);
   const maxTarget = maxOf(h.attestations.at(-1)?.target ?? null, h.marks.targetEpoch);
   return {
-    pubkey: toHex(h.pubkey),
+    pubkey: bytesToHex(h.pubkey),
     signed_blocks: maxSlot === null ? [] : [{ slot: maxSlot.toString() }],
     signed_attestations:
       maxSource === null || maxTarget === null ? [] : [{ source_epoch: maxSource.toString(), target_epoch: maxTarget.toString() }],
@@ -126,12 +126,12 @@ function loadHistories(db: Database.Database, pubkeys?: Buffer[]): ValidatorHist
 }
 
 function blockEntry(slot: bigint, root: Buffer | null): InterchangeBlock {
-  return root ? { slot: slot.toString(), signing_root: toHex(root) } : { slot: slot.toString() };
+  return root ? { slot: slot.toString(), signing_root: bytesToHex(root) } : { slot: slot.toString() };
 }
 
 function attEntry(source: bigint, target: bigint, root: Buffer | null): InterchangeAttestation {
   const entry: InterchangeAttestation = { source_epoch: source.toString(), target_epoch: target.toString() };
-  if (root) entry.signing_root = toHex(root);
+  if (root) entry.signing_root = bytesToHex(root);
   return entry;
 }
 

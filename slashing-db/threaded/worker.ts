@@ -8,7 +8,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { openSlashingDb } from "../database.js";
 import { errorToWire } from "../errors.js";
 import type { BatchStats } from "../group-commit.js";
-import { toHex } from "../codec.js";
+import { bytesToHex } from "../../config/index.js";
 import { decodeChecks, type CheckReply, type DbWorkerData, type ToDbWorker, type FromDbWorker } from "./protocol.js";
 
 const { file } = workerData as DbWorkerData;
@@ -57,7 +57,7 @@ port.on("message", (message: ToDbWorker) => {
       return;
     case "pin":
       try {
-        db.pinGenesisValidatorsRoot(toHex(message.root));
+        db.pinGenesisValidatorsRoot(bytesToHex(message.root));
         port.postMessage({ kind: "pinned", requestId: message.requestId } satisfies FromDbWorker);
       } catch (err) {
         port.postMessage({ kind: "pinned", requestId: message.requestId, error: errorToWire(err) } satisfies FromDbWorker);

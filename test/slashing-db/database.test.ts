@@ -120,6 +120,27 @@ describe("input validation", () => {
     db.close();
   });
 
+  it("a refusal carries the checked message and what it collides with as fields", async () => {
+    const db = openSlashingDb(freshDbPath(dir), { genesisValidatorsRoot: GVR });
+    const caught = async (p: Promise<unknown>) => p.then(() => expect.unreachable("allowed"), (err: unknown) => err as SlashingProtectionError);
+    await db.checkAndRecordBlock(PK, 10, R1);
+    const block = await caught(db.checkAndRecordBlock(PK, 10, R2));
+    expect(block).toMatchObject({ refusal: "DOUBLE_BLOCK_PROPOSAL", pubkey: PK, slot: 10n, existing: { kind: "block", slot: 10n, signingRoot: R1 } });
+    expect(block.detailsJson()).toEqual({ pubkey: PK, slot: "10", existing: { kind: "block", slot: "10", signingRoot: R1 } });
+    await db.checkAndRecordAttestation(PK, 5, 6, R1);
+    await db.checkAndRecordAttestation(PK, 10, 11, R1);
+    const surrounding = await caught(db.checkAndRecordAttestation(PK, 9, 12, R2));
+    expect(surrounding).toMatchObject({ refusal: "SURROUNDING_VOTE", source: 9n, target: 12n, existing: { kind: "attestation", source: 10n, target: 11n } });
+    const belowSource = await caught(db.checkAndRecordAttestation(PK, 4, 7, R2));
+    expect(belowSource).toMatchObject({ refusal: "SOURCE_BELOW_WATERMARK", existing: { kind: "watermark", sourceEpoch: 5n } });
+    const double = await caught(db.checkAndRecordAttestation(PK, 4, 6, R2));
+    expect(double).toMatchObject({ refusal: "DOUBLE_VOTE", existing: { kind: "attestation", target: 6n } });
+    db.raiseLowWatermarks({ slot: 100 });
+    const low = await caught(db.checkAndRecordBlock(PK, 50, R2));
+    expect(low).toMatchObject({ refusal: "BLOCK_SLOT_AT_OR_BELOW_WATERMARK", slot: 50n, existing: { kind: "watermark", slot: 100n } });
+    db.close();
+  });
+
   it("imports all or nothing: one bad field deep inside rejects the whole file", () => {
     const db = openSlashingDb(freshDbPath(dir), { genesisValidatorsRoot: GVR });
     const bad = interchange([

@@ -1,0 +1,10 @@
+import { VigilError } from "../config/index.js";
+
+/** Codes raised by the commands themselves (not by a part they call). */
+export type CliErrorCode =
+  | "USAGE" // flags that contradict each other, or a destructive action without --yes
+  | "OUTPUT_EXISTS" // the output file is already there; never overwritten
+  | "DB_NOT_FOUND"; // the slashing database a command needs is missing
+
+/** A command's own failure: only a CliErrorCode can be raised. */
+export class CliError extends VigilError<CliErrorCode> {}

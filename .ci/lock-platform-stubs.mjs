@@ -27,5 +27,5 @@ for (const [path, pkg] of Object.entries(lock.packages)) {
   }
   void path;
 }
-fs.writeFileSync(LOCK, JSON.stringify(lock, null, 2) + "\n");
+fs.writeFileSync(LOCK, `${JSON.stringify(lock, null, 2)}\n`);
 console.log(`added ${added} platform stub entries to package-lock.json`);

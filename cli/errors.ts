@@ -1,4 +1,4 @@
-import { VigilError } from "../config/index.js";
+import { VigilError } from "../common/index.js";
 
 /** Codes raised by the commands themselves (not by a part they call). */
 export type CliErrorCode =

@@ -1,11 +1,11 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
 import { CliError } from "./errors.js";
 import { positiveInt } from "./options.js";
 import { action } from "./run.js";
-import { defaultDataDir, defaultSlashingDbPath, ensurePrivateDir, EXIT_CODES, VigilError, writeFilePrivateAtomic } from "../config/index.js";
+import { defaultDataDir, defaultSlashingDbPath, ensurePrivateDir, EXIT_CODES, writeFilePrivateAtomic } from "../common/index.js";
 import { openSlashingDb } from "../slashing-db/index.js";
 import {
   createToken,
@@ -83,7 +83,7 @@ export function hsmCommand(): Command {
         const existing = fs.existsSync(flags.soPinFile);
         const soPin = existing ? readPin({ file: flags.soPinFile }) : crypto.randomBytes(16).toString("hex");
         // A generated SO PIN is on disk before the token exists, so it can never be lost.
-        if (!existing) writeFilePrivateAtomic(flags.soPinFile, soPin + "\n");
+        if (!existing) writeFilePrivateAtomic(flags.soPinFile, `${soPin}\n`);
         try {
           createToken({ module: config.module, label: config.tokenLabel, pin, soPin });
         } catch (err) {
@@ -109,7 +109,9 @@ export function hsmCommand(): Command {
           return;
         }
         const req = Object.entries(s.requiredMechanisms).map(([m, ok]) => `${m} ${ok ? "yes" : "MISSING"}`);
-        console.log(`module:       ${s.module.path} (${s.module.library} ${s.module.libraryVersion}, ${s.module.manufacturer}, Cryptoki ${s.module.cryptokiVersion})`);
+        console.log(
+          `module:       ${s.module.path} (${s.module.library} ${s.module.libraryVersion}, ${s.module.manufacturer}, Cryptoki ${s.module.cryptokiVersion})`,
+        );
         console.log(`token:        "${s.token.label}" (${s.token.manufacturer} ${s.token.model}, serial ${s.token.serial})`);
         console.log(`user PIN:     ${s.token.pinState}`);
         console.log(`mechanisms:   ${req.join(", ")}; ${s.mechanisms.length} in total (--json lists them)`);
@@ -133,40 +135,52 @@ export function keysCommand(): Command {
     .option("--workers <n>", "decryption threads (default: one per core, limited by free memory)", positiveInt)
     .option("--json", "print the imported and unchanged public keys as JSON", false)
     .action(
-      action(async (flags: HsmFlags & { keystores: string; passwordFile?: string; passwordsDir?: string; interchange?: string; db: string; workers?: number; json: boolean }) => {
-        if (flags.passwordFile && flags.passwordsDir) throw new CliError("USAGE", "give --password-file or --passwords-dir, not both", EXIT_CODES.usage);
-        const interchange = flags.interchange === undefined ? undefined : readText(flags.interchange);
-        const sources = discoverKeystores(flags.keystores, { passwordFile: flags.passwordFile, passwordsDir: flags.passwordsDir });
-        await withStore(flags, async (store) => {
-          // The token is opened first so a wrong PIN or missing wrapping key fails before the slow decryption.
-          let secrets: SecretKeyInput[] = await decryptKeystores(sources, { workers: flags.workers });
-          try {
-            if (interchange !== undefined) {
-              ensurePrivateDir(path.dirname(path.resolve(flags.db)));
-              const db = openSlashingDb(flags.db);
-              try {
-                const s = db.importInterchange(interchange);
-                console.error(`slashing protection: imported history of ${s.validators} validator(s) into ${flags.db}`);
-              } finally {
-                db.close();
+      action(
+        async (
+          flags: HsmFlags & {
+            keystores: string;
+            passwordFile?: string;
+            passwordsDir?: string;
+            interchange?: string;
+            db: string;
+            workers?: number;
+            json: boolean;
+          },
+        ) => {
+          if (flags.passwordFile && flags.passwordsDir) throw new CliError("USAGE", "give --password-file or --passwords-dir, not both", EXIT_CODES.usage);
+          const interchange = flags.interchange === undefined ? undefined : readText(flags.interchange);
+          const sources = discoverKeystores(flags.keystores, { passwordFile: flags.passwordFile, passwordsDir: flags.passwordsDir });
+          await withStore(flags, async (store) => {
+            // The token is opened first so a wrong PIN or missing wrapping key fails before the slow decryption.
+            let secrets: SecretKeyInput[] = await decryptKeystores(sources, { workers: flags.workers });
+            try {
+              if (interchange !== undefined) {
+                ensurePrivateDir(path.dirname(path.resolve(flags.db)));
+                const db = openSlashingDb(flags.db);
+                try {
+                  const s = db.importInterchange(interchange);
+                  console.error(`slashing protection: imported history of ${s.validators} validator(s) into ${flags.db}`);
+                } finally {
+                  db.close();
+                }
               }
+              let progress: Progress | undefined; // only once there is something new to store
+              const result = await store.importKeys(secrets, { onProgress: (d, total) => (progress ??= new Progress("storing keys", total)).update(d) });
+              secrets = [];
+              progress?.finish();
+              const summary = `imported ${result.imported.length} key(s); ${result.unchanged.length} already on token "${store.tokenLabel}"`;
+              if (flags.json) {
+                console.log(JSON.stringify(result, null, 2));
+                console.error(summary);
+              } else {
+                console.log(summary);
+              }
+            } finally {
+              for (const s of secrets) s.secretKey.fill(0);
             }
-            let progress: Progress | undefined; // only once there is something new to store
-            const result = await store.importKeys(secrets, { onProgress: (d, total) => (progress ??= new Progress("storing keys", total)).update(d) });
-            secrets = [];
-            progress?.finish();
-            const summary = `imported ${result.imported.length} key(s); ${result.unchanged.length} already on token "${store.tokenLabel}"`;
-            if (flags.json) {
-              console.log(JSON.stringify(result, null, 2));
-              console.error(summary);
-            } else {
-              console.log(summary);
-            }
-          } finally {
-            for (const s of secrets) s.secretKey.fill(0);
-          }
-        });
-      }),
+          });
+        },
+      ),
     );
 
   withHsmOptions(cmd.command("generate").description("generate fresh keys (token RNG mixed with the OS's) and print their public keys"))
@@ -189,7 +203,14 @@ export function keysCommand(): Command {
       action(async (flags: HsmFlags & { json: boolean }) => {
         await withStore(flags, async (store) => {
           const keys = await store.list();
-          if (flags.json) console.log(JSON.stringify(keys.map((k) => k.pubkey), null, 2));
+          if (flags.json)
+            console.log(
+              JSON.stringify(
+                keys.map((k) => k.pubkey),
+                null,
+                2,
+              ),
+            );
           else if (keys.length > 0) console.log(keys.map((k) => k.pubkey).join("\n"));
         });
       }),
@@ -231,14 +252,18 @@ export function keysCommand(): Command {
 /** Writes the EIP-3076 history of `pubkeys` to a new 0600 file and returns its path. */
 export function exportHistory(dbPath: string, pubkeys: string[], exportFile: string | undefined): string {
   if (!fs.existsSync(dbPath)) {
-    throw new CliError("DB_NOT_FOUND", `no slashing database at ${dbPath}; the keys' history must be exported before deletion (use --db PATH)`, EXIT_CODES.notFound);
+    throw new CliError(
+      "DB_NOT_FOUND",
+      `no slashing database at ${dbPath}; the keys' history must be exported before deletion (use --db PATH)`,
+      EXIT_CODES.notFound,
+    );
   }
   const file = exportFile ?? path.join(defaultDataDir(), `deleted-keys-${new Date().toISOString().replace(/[:.]/g, "-")}.interchange.json`);
   if (fs.existsSync(file)) throw new CliError("OUTPUT_EXISTS", `${file} already exists; not overwriting it`, EXIT_CODES.conflict);
   const db = openSlashingDb(dbPath);
   let json: string;
   try {
-    json = JSON.stringify(db.exportInterchange({ pubkeys }), null, 2) + "\n";
+    json = `${JSON.stringify(db.exportInterchange({ pubkeys }), null, 2)}\n`;
   } finally {
     db.close();
   }

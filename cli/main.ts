@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { disableCoreDumps } from "../config/index.js";
+import { disableCoreDumps } from "../common/index.js";
 import { keystoreCommands } from "./keys.js";
 import { exitWithError } from "./run.js";
 import { signerCommand } from "./signer.js";

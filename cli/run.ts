@@ -1,5 +1,5 @@
 import { CommanderError } from "commander";
-import { EXIT_CODES, VigilError } from "../config/index.js";
+import { EXIT_CODES, VigilError } from "../common/index.js";
 
 /**
  * Wraps a subcommand action so every failure ends as one line on stderr and a distinct exit code.

@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { CliError } from "./errors.js";
 import { positiveInt } from "./options.js";
 import { action } from "./run.js";
-import { defaultDataDir, EXIT_CODES, runDaemon, VigilError } from "../config/index.js";
+import { defaultDataDir, EXIT_CODES, runDaemon } from "../common/index.js";
 import { clientInstructions, DataDirLock, loadSignerConfig, setUpEmbedded, startSigner, type SignerConfig } from "../signer/index.js";
 
 interface StartFlags {
@@ -34,7 +34,10 @@ export function signerCommand(): Command {
     .option("--data-dir <dir>", "data directory for --embedded (default $VIGIL_DATA_DIR or ./data)")
     .addOption(new Option("--network <name>", "network for --embedded").choices(["mainnet", "minimal-devnet"]).default("mainnet"))
     .option("--keys <n>", "keys to generate for --embedded when the token has none", positiveInt, 4)
-    .option("--host <host>", "listen address (overrides the config); requests whose Host is not localhost, 127.0.0.1, [::1] or this address are refused unless listed in http.hostAllowlist")
+    .option(
+      "--host <host>",
+      "listen address (overrides the config); requests whose Host is not localhost, 127.0.0.1, [::1] or this address are refused unless listed in http.hostAllowlist",
+    )
     .option("--port <port>", "listen port (overrides the config)", port)
     .addOption(new Option("--log-level <level>", "log level (overrides the config)").choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]))
     .addHelpText(

@@ -1,6 +1,6 @@
 import fs from "node:fs";
-import { Command, InvalidArgumentError } from "commander";
-import { EXIT_CODES, VigilError, defaultSlashingDbPath, writeFilePrivateAtomic } from "../config/index.js";
+import { Command } from "commander";
+import { EXIT_CODES, defaultSlashingDbPath, writeFilePrivateAtomic } from "../common/index.js";
 import { positiveInt } from "./options.js";
 import { action } from "./run.js";
 import { openSlashingDb, SlashingDbError, type SlashingDb } from "../slashing-db/index.js";
@@ -41,7 +41,7 @@ export function slashingCommand(): Command {
       action((opts: { db: string; pubkey: string[]; minify: boolean; out?: string }) => {
         withDb(opts.db, false, (db) => {
           const interchange = db.exportInterchange({ pubkeys: opts.pubkey.length ? opts.pubkey : undefined, minify: opts.minify });
-          const json = JSON.stringify(interchange, null, 2) + "\n";
+          const json = `${JSON.stringify(interchange, null, 2)}\n`;
           if (opts.out) {
             writeFilePrivateAtomic(opts.out, json);
             console.error(`exported ${interchange.data.length} validator(s) to ${opts.out}`);
@@ -115,11 +115,14 @@ function readInput(file: string): string {
   try {
     return fs.readFileSync(file, "utf8");
   } catch (err) {
-    throw new SlashingDbError("FILE_NOT_READABLE", `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT_CODES.notFound);
+    throw new SlashingDbError(
+      "FILE_NOT_READABLE",
+      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      EXIT_CODES.notFound,
+    );
   }
 }
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
-

@@ -1,6 +1,6 @@
 import readline from "node:readline/promises";
 import { Command, InvalidArgumentError } from "commander";
-import { EXIT_CODES, runDaemon as runServiceDaemon, VigilError } from "../config/index.js";
+import { EXIT_CODES, runDaemon as runServiceDaemon } from "../common/index.js";
 import { positiveInt } from "./options.js";
 import { action } from "./run.js";
 import {
@@ -63,14 +63,22 @@ export function watchdogCommands(): Command[] {
     .option(...configOption)
     .option("--dry-run", "print the plan and the preconditions; change nothing", false)
     .option("--yes", "do not ask for confirmation", false)
-    .action(action(async (opts: { config?: string; dryRun: boolean; yes: boolean }) => failoverCommand(loadWatchdogConfig(opts.config ?? DEFAULT_CONFIG()), "primary", opts, "failback")));
+    .action(
+      action(async (opts: { config?: string; dryRun: boolean; yes: boolean }) =>
+        failoverCommand(loadWatchdogConfig(opts.config ?? DEFAULT_CONFIG()), "primary", opts, "failback"),
+      ),
+    );
 
   const fence = new Command("fence")
     .description("disable a validator client at its signer now (with a new generation); never re-enables anything")
     .argument("<client>", "client id (as in the signer's clients[] and the watchdog's stacks)")
     .option(...configOption)
     .option("--signer <id>", "signer to fence it at, if the client is not one of the stacks")
-    .action(action(async (client: string, opts: { config?: string; signer?: string }) => fenceCommand(loadWatchdogConfig(opts.config ?? DEFAULT_CONFIG()), client, opts.signer)));
+    .action(
+      action(async (client: string, opts: { config?: string; signer?: string }) =>
+        fenceCommand(loadWatchdogConfig(opts.config ?? DEFAULT_CONFIG()), client, opts.signer),
+      ),
+    );
 
   const history = new Command("history")
     .description("audit log: failovers, transitions, fences, daemon starts")
@@ -118,29 +126,58 @@ async function statusCommand(cfg: WatchdogConfig, json: boolean): Promise<void> 
             active: n === active,
             clientId: s.clientId,
             signer: s.signerId,
-            client: s.client ? { enabled: s.client.enabled, changedAtGeneration: s.client.changedAtGeneration, inFlight: s.client.inFlight, lastRequestAt: s.client.lastRequestAt, lastSignedAt: s.client.lastSignedAt, signed: s.client.signed, refused: s.client.refused, lastSignature: newest ?? null } : null,
+            client: s.client
+              ? {
+                  enabled: s.client.enabled,
+                  changedAtGeneration: s.client.changedAtGeneration,
+                  inFlight: s.client.inFlight,
+                  lastRequestAt: s.client.lastRequestAt,
+                  lastSignedAt: s.client.lastSignedAt,
+                  signed: s.client.signed,
+                  refused: s.client.refused,
+                  lastSignature: newest ?? null,
+                }
+              : null,
             signerError: s.signerError ?? null,
             service: { state: s.service.state, detail: s.service.detail },
-            beacon: { ok: s.beaconOk, reasons: s.beaconReasons, health: s.beacon.healthStatus, syncDistance: s.beacon.syncDistance, isSyncing: s.beacon.isSyncing, peers: s.beacon.peers },
+            beacon: {
+              ok: s.beaconOk,
+              reasons: s.beaconReasons,
+              health: s.beacon.healthStatus,
+              syncDistance: s.beacon.syncDistance,
+              isSyncing: s.beacon.isSyncing,
+              peers: s.beacon.peers,
+            },
           },
         ];
       }),
     );
     const report = {
       activeStack: active,
-      generation: { watchdog: ctx.store.lastGeneration(), signers: Object.fromEntries(Object.entries(obs.signers).map(([id, s]) => [id, s.generation ?? null])) },
+      generation: {
+        watchdog: ctx.store.lastGeneration(),
+        signers: Object.fromEntries(Object.entries(obs.signers).map(([id, s]) => [id, s.generation ?? null])),
+      },
       daemon: daemon ? { pid: daemon.pid, host: daemon.host, lastSeenMsAgo: Date.now() - daemon.updatedAt, snapshot: daemon.snapshot } : null,
       openFailover: open ? summarize(open) : null,
       lastFailover: last ? summarize(last) : null,
       stacks,
     };
     if (json) {
-      process.stdout.write(JSON.stringify(report, null, 2) + "\n");
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return;
     }
     const lines: string[] = [];
-    lines.push(`active stack: ${active}   watchdog generation: ${report.generation.watchdog}   signer generation(s): ${Object.entries(report.generation.signers).map(([k, v]) => `${k}=${v ?? "?"}`).join(" ")}`);
-    lines.push(daemon ? `daemon: pid ${daemon.pid} on ${daemon.host}, last check ${Math.round((Date.now() - daemon.updatedAt) / 1000)} s ago` : "daemon: never ran with this data dir");
+    lines.push(
+      `active stack: ${active}   watchdog generation: ${report.generation.watchdog}   signer generation(s): ${Object.entries(report.generation.signers)
+        .map(([k, v]) => `${k}=${v ?? "?"}`)
+        .join(" ")}`,
+    );
+    lines.push(
+      daemon
+        ? `daemon: pid ${daemon.pid} on ${daemon.host}, last check ${Math.round((Date.now() - daemon.updatedAt) / 1000)} s ago`
+        : "daemon: never ran with this data dir",
+    );
     lines.push(open ? `open failover: #${open.id} ${open.from} → ${open.to} in ${open.state} (generation ${open.generation ?? "-"})` : "open failover: none");
     if (last) lines.push(`last failover: #${last.id} ${last.from} → ${last.to} ${last.state}${last.outcomeMessage ? ` — ${last.outcomeMessage}` : ""}`);
     for (const n of STACK_NAMES) {
@@ -153,9 +190,11 @@ async function statusCommand(cfg: WatchdogConfig, json: boolean): Promise<void> 
           : `  signer: ${s.signerError}`,
       );
       lines.push(`  service: ${s.service.state} (${s.service.detail})`);
-      lines.push(`  beacon: ${s.beacon.ok ? "ok" : "NOT OK"}${s.beacon.ok ? `, sync distance ${s.beacon.syncDistance}, ${s.beacon.peers} peers` : `: ${s.beacon.reasons.join("; ")}`}`);
+      lines.push(
+        `  beacon: ${s.beacon.ok ? "ok" : "NOT OK"}${s.beacon.ok ? `, sync distance ${s.beacon.syncDistance}, ${s.beacon.peers} peers` : `: ${s.beacon.reasons.join("; ")}`}`,
+      );
     }
-    process.stdout.write(lines.join("\n") + "\n");
+    process.stdout.write(`${lines.join("\n")}\n`);
   } finally {
     await ctx.close();
   }
@@ -186,11 +225,12 @@ async function failoverCommand(cfg: WatchdogConfig, target: StackName | undefine
     const active = ctx.store.activeStack();
     const to = target ?? otherStack(active);
     const from = otherStack(to);
-    const out = (s: string) => process.stdout.write(s + "\n");
+    const out = (s: string) => process.stdout.write(`${s}\n`);
     out(`${verb}: ${from} → ${to}${to === active ? ` (note: ${to} is already the active stack; the procedure is re-run)` : ""}`);
     for (const line of describePlan(cfg, cfg.stacks[from], cfg.stacks[to])) out(`  ${line}`);
     const open = ctx.store.openFailover();
-    if (open) throw new FailoverRefusedError("FAILOVER_IN_PROGRESS", `failover #${open.id} (${open.from} → ${open.to}) is still ${open.state}; see \`vigil status\``);
+    if (open)
+      throw new FailoverRefusedError("FAILOVER_IN_PROGRESS", `failover #${open.id} (${open.from} → ${open.to}) is still ${open.state}; see \`vigil status\``);
     out("preconditions:");
     const pre = await checkPreconditions(cfg, cfg.stacks[from], cfg.stacks[to], ctx.signers);
     for (const p of pre) out(`  [${p.ok ? "ok" : "FAIL"}] ${p.name}: ${p.detail}`);
@@ -212,7 +252,10 @@ async function failoverCommand(cfg: WatchdogConfig, target: StackName | undefine
       return;
     }
     if (record.state === "REFUSED") throw new FailoverRefusedError(relayCode(record.outcomeCode ?? "REFUSED"), `${verb} refused: ${record.outcomeMessage}`);
-    throw new FailoverFailedError(relayCode(record.outcomeCode ?? "FAILED"), `${verb} ${record.state === "ROLLED_BACK" ? "rolled back" : "failed"}: ${record.outcomeMessage}`);
+    throw new FailoverFailedError(
+      relayCode(record.outcomeCode ?? "FAILED"),
+      `${verb} ${record.state === "ROLLED_BACK" ? "rolled back" : "failed"}: ${record.outcomeMessage}`,
+    );
   } finally {
     await ctx.close();
   }
@@ -253,7 +296,10 @@ async function fenceCommand(cfg: WatchdogConfig, clientId: string, signerOpt: st
   const ctx = await createContext(cfg, { logLevel: "silent", clockNeeded: false });
   try {
     const signer = ctx.signers.get(signerId)!;
-    const gen = ctx.store.allocateGeneration([await signer.generation()], "fence", `operator fenced ${clientId} at signer ${signerId}`, { clientId, signer: signerId });
+    const gen = ctx.store.allocateGeneration([await signer.generation()], "fence", `operator fenced ${clientId} at signer ${signerId}`, {
+      clientId,
+      signer: signerId,
+    });
     await signer.disable(clientId, gen, `fence-${randomUUID()}`);
     const view = await signer.client(clientId);
     if (view.enabled) throw new FailoverFailedError("FENCE_NOT_CONFIRMED", `signer ${signerId} still reports ${clientId} enabled`);
@@ -274,17 +320,19 @@ function historyCommand(cfg: WatchdogConfig, opts: { json: boolean; limit: numbe
     const failovers = store.failovers(opts.limit).map(summarize);
     const audit = store.auditLog(opts.limit);
     if (opts.json) {
-      process.stdout.write(JSON.stringify({ failovers, audit: audit.map((a) => ({ ...a, at: new Date(a.at).toISOString() })) }, null, 2) + "\n");
+      process.stdout.write(`${JSON.stringify({ failovers, audit: audit.map((a) => ({ ...a, at: new Date(a.at).toISOString() })) }, null, 2)}\n`);
       return;
     }
     const lines = ["failovers:"];
     if (failovers.length === 0) lines.push("  none");
     for (const f of failovers) {
-      lines.push(`  #${f.id} ${f.startedAt} ${f.trigger} ${f.from} → ${f.to} ${f.state} gen ${f.generation ?? "-"}${f.activationToSignatureMs !== null ? ` first signature ${f.activationToSignatureMs} ms after activation` : ""}${f.message ? ` — ${f.message}` : ""}`);
+      lines.push(
+        `  #${f.id} ${f.startedAt} ${f.trigger} ${f.from} → ${f.to} ${f.state} gen ${f.generation ?? "-"}${f.activationToSignatureMs !== null ? ` first signature ${f.activationToSignatureMs} ms after activation` : ""}${f.message ? ` — ${f.message}` : ""}`,
+      );
     }
     lines.push("audit log:");
     for (const a of audit) lines.push(`  ${new Date(a.at).toISOString()} ${a.kind.padEnd(10)} ${a.failoverId ? `#${a.failoverId} ` : ""}${a.message}`);
-    process.stdout.write(lines.join("\n") + "\n");
+    process.stdout.write(`${lines.join("\n")}\n`);
   } finally {
     store.close();
   }
@@ -294,4 +342,3 @@ function stackName(v: string): StackName {
   if (!(STACK_NAMES as readonly string[]).includes(v)) throw new InvalidArgumentError(`must be one of ${STACK_NAMES.join(", ")}`);
   return v as StackName;
 }
-

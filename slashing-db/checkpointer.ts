@@ -1,6 +1,6 @@
 import { Worker } from "node:worker_threads";
 import type Database from "better-sqlite3";
-import { workerScriptUrl } from "../config/index.js";
+import { workerScriptUrl } from "../common/index.js";
 
 /** SQLite's default: checkpoint once the WAL holds about this many pages. */
 const DEFAULT_AUTOCHECKPOINT_PAGES = 1000;
@@ -23,11 +23,7 @@ export class BackgroundCheckpointer {
   private stopping: Promise<string | undefined> | undefined;
   private readonly exited: Promise<void>;
 
-  constructor(
-    db: Database.Database,
-    file: string,
-    intervalMs = 100,
-  ) {
+  constructor(db: Database.Database, file: string, intervalMs = 100) {
     this.worker = new Worker(workerScriptUrl(import.meta.url, "checkpoint-worker.js"), { workerData: { file, intervalMs } });
     this.worker.unref(); // never keeps the process alive on its own
     this.exited = new Promise((resolve) => this.worker.once("exit", () => resolve()));

@@ -1,4 +1,4 @@
-import { MAX_SQLITE_INTEGER, parseUint } from "../config/index.js";
+import { MAX_SQLITE_INTEGER, parseUint } from "../common/index.js";
 import { SlashingDbInputError } from "./errors.js";
 
 /**
@@ -54,6 +54,6 @@ export function sameKnownRoot(a: Buffer | null, b: Buffer | null): boolean {
 }
 
 function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value.length > 80 ? value.slice(0, 80) + "…" : value);
+  if (typeof value === "string") return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
   return value === undefined ? "nothing" : typeof value;
 }

@@ -1,8 +1,15 @@
 import fs from "node:fs";
 import type Database from "better-sqlite3";
-import { bytesToHex, normalizeHex } from "../config/index.js";
+import { bytesToHex, normalizeHex } from "../common/index.js";
 import { checkBytes, parseHexBytes, parsePubkey, parseSigningRoot, parseUint64 } from "./codec.js";
-import { classifyDbFailure, SlashingDbUnavailableError, SlashingProtectionError, InterchangeError, type DbFailureCause, type RefusalDetails } from "./errors.js";
+import {
+  classifyDbFailure,
+  SlashingDbUnavailableError,
+  SlashingProtectionError,
+  InterchangeError,
+  type DbFailureCause,
+  type RefusalDetails,
+} from "./errors.js";
 import { BackgroundCheckpointer } from "./checkpointer.js";
 import { GroupCommitter, type BatchStats } from "./group-commit.js";
 import { HistoryQueries, NO_WATERMARKS, type AttestationSnapshot, type BlockSnapshot, type LowWatermarks } from "./history.js";
@@ -177,12 +184,15 @@ export class SlashingDb {
 
   private async recordBlock(key: Buffer, slotValue: bigint, root: Buffer | null): Promise<CheckOutcome> {
     this.assertUsable();
-    return this.commit(() => ({ pubkey: bytesToHex(key), slot: slotValue }), () => {
-      const id = this.validatorId(key, true)!;
-      const verdict = judgeBlock(this.history.blockSnapshot(id, slotValue), slotValue, root);
-      if (verdict.kind === "new") this.history.insertBlock(id, slotValue, root);
-      return verdict;
-    });
+    return this.commit(
+      () => ({ pubkey: bytesToHex(key), slot: slotValue }),
+      () => {
+        const id = this.validatorId(key, true)!;
+        const verdict = judgeBlock(this.history.blockSnapshot(id, slotValue), slotValue, root);
+        if (verdict.kind === "new") this.history.insertBlock(id, slotValue, root);
+        return verdict;
+      },
+    );
   }
 
   /** Refuses an attestation unless it is safe under the complete strategy; resolves only once recorded durably. */
@@ -202,12 +212,15 @@ export class SlashingDb {
 
   private async recordAttestation(key: Buffer, source: bigint, target: bigint, root: Buffer | null): Promise<CheckOutcome> {
     this.assertUsable();
-    return this.commit(() => ({ pubkey: bytesToHex(key), source, target }), () => {
-      const id = this.validatorId(key, true)!;
-      const verdict = judgeAttestation(this.history.attestationSnapshot(id, source, target, root), source, target);
-      if (verdict.kind === "new") this.history.insertAttestation(id, source, target, root);
-      return verdict;
-    });
+    return this.commit(
+      () => ({ pubkey: bytesToHex(key), source, target }),
+      () => {
+        const id = this.validatorId(key, true)!;
+        const verdict = judgeAttestation(this.history.attestationSnapshot(id, source, target, root), source, target);
+        if (verdict.kind === "new") this.history.insertAttestation(id, source, target, root);
+        return verdict;
+      },
+    );
   }
 
   /** What checkAndRecordBlock would answer now, recording nothing (for dry runs and status). */
@@ -245,7 +258,10 @@ export class SlashingDb {
         .transaction(() => {
           const ids = keys
             ? keys.map((k) => this.validatorId(k, true)!)
-            : this.db.prepare<[], { id: bigint }>("SELECT id FROM validators").all().map((r) => r.id);
+            : this.db
+                .prepare<[], { id: bigint }>("SELECT id FROM validators")
+                .all()
+                .map((r) => r.id);
           for (const id of ids) this.history.raiseWatermarks(id, marks);
           return ids.length;
         })
@@ -335,7 +351,9 @@ export class SlashingDb {
   async probeWrite(): Promise<void> {
     this.assertOpen();
     await this.committer.submit(() => {
-      this.db.prepare("INSERT INTO metadata (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(HEALTH_PROBE_KEY, String(Date.now()));
+      this.db
+        .prepare("INSERT INTO metadata (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+        .run(HEALTH_PROBE_KEY, String(Date.now()));
     });
   }
 

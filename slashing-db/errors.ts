@@ -1,4 +1,4 @@
-import { EXIT_CODES, VigilError } from "../config/index.js";
+import { EXIT_CODES, VigilError } from "../common/index.js";
 
 /** Why slashing protection refused a message. Stable strings: logs, HTTP 412 bodies and metrics use them. */
 export type RefusalCode =

@@ -105,9 +105,7 @@ export class HistoryQueries {
                    WHERE validator_id = @id AND target_epoch > @t AND source_epoch < @s LIMIT 1) AS surrounding_new
          FROM validators v LEFT JOIN low_watermarks w ON w.validator_id = v.id WHERE v.id = @id`,
       ),
-      blockAtSlot: db.prepare<[bigint, bigint], { signing_root: Buffer | null }>(
-        "SELECT signing_root FROM signed_blocks WHERE validator_id = ? AND slot = ?",
-      ),
+      blockAtSlot: db.prepare<[bigint, bigint], { signing_root: Buffer | null }>("SELECT signing_root FROM signed_blocks WHERE validator_id = ? AND slot = ?"),
       // Normal signing never lowers a bound, so these match no row and dirty no page.
       lowerBlockBound: db.prepare<[{ id: bigint; slot: bigint }]>(
         "UPDATE validators SET min_block_slot = @slot WHERE id = @id AND (min_block_slot IS NULL OR min_block_slot > @slot)",
@@ -125,9 +123,7 @@ export class HistoryQueries {
            min_target_epoch = (SELECT MIN(target_epoch) FROM signed_attestations WHERE validator_id = @id)
          WHERE id = @id`,
       ),
-      insertBlock: db.prepare<[bigint, bigint, Buffer | null]>(
-        "INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES (?, ?, ?)",
-      ),
+      insertBlock: db.prepare<[bigint, bigint, Buffer | null]>("INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES (?, ?, ?)"),
       forgetBlockRoot: db.prepare<[bigint, bigint]>("UPDATE signed_blocks SET signing_root = NULL WHERE validator_id = ? AND slot = ?"),
       attestationsAtTarget: db.prepare<[bigint, bigint], { source_epoch: bigint; signing_root: Buffer | null }>(
         "SELECT source_epoch, signing_root FROM signed_attestations WHERE validator_id = ? AND target_epoch = ?",
@@ -208,9 +204,7 @@ export class HistoryQueries {
   }
 
   attestationsAtTarget(validatorId: bigint, target: bigint): RecordedAttestation[] {
-    return this.stmt.attestationsAtTarget
-      .all(validatorId, target)
-      .map((row) => ({ source: row.source_epoch, target, signingRoot: row.signing_root }));
+    return this.stmt.attestationsAtTarget.all(validatorId, target).map((row) => ({ source: row.source_epoch, target, signingRoot: row.signing_root }));
   }
 
   insertAttestation(validatorId: bigint, source: bigint, target: bigint, root: Buffer | null): void {

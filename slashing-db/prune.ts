@@ -27,7 +27,10 @@ const VALIDATORS_PER_TRANSACTION = 256;
 export function pruneHistory(db: Database.Database, history: HistoryQueries, opts: PruneOptions): PruneSummary {
   const keepSlots = BigInt(opts.keepEpochs) * BigInt(opts.slotsPerEpoch);
   const keepEpochs = BigInt(opts.keepEpochs);
-  const ids = db.prepare<[], { id: bigint }>("SELECT id FROM validators ORDER BY id").all().map((r) => r.id);
+  const ids = db
+    .prepare<[], { id: bigint }>("SELECT id FROM validators ORDER BY id")
+    .all()
+    .map((r) => r.id);
   const blockCut = db.prepare<[{ id: bigint; keep: bigint }], { n: bigint; max_slot: bigint | null }>(
     `SELECT COUNT(*) AS n, MAX(slot) AS max_slot FROM signed_blocks
      WHERE validator_id = @id AND slot < (SELECT MAX(slot) FROM signed_blocks WHERE validator_id = @id) - @keep`,

@@ -1,4 +1,4 @@
-import { bytesToHex } from "../config/index.js";
+import { bytesToHex } from "../common/index.js";
 import { sameKnownRoot } from "./codec.js";
 import type { RefusalCode, RefusalConflict } from "./errors.js";
 import type { AttestationSnapshot, BlockSnapshot } from "./history.js";
@@ -49,11 +49,22 @@ export function judgeAttestation(history: AttestationSnapshot, source: bigint, t
     return refuse("SOURCE_BELOW_WATERMARK", `source epoch ${source} is below the low watermark ${sourceMark}`, { kind: "watermark", sourceEpoch: sourceMark });
   }
   if (targetMark !== null && target <= targetMark) {
-    return refuse("TARGET_AT_OR_BELOW_WATERMARK", `target epoch ${target} is at or below the low watermark ${targetMark}`, { kind: "watermark", targetEpoch: targetMark });
+    return refuse("TARGET_AT_OR_BELOW_WATERMARK", `target epoch ${target} is at or below the low watermark ${targetMark}`, {
+      kind: "watermark",
+      targetEpoch: targetMark,
+    });
   }
   const inner = history.surroundedByNew;
-  if (inner) return refuse("SURROUNDING_VOTE", `(${source}, ${target}) surrounds the recorded vote (${inner.source}, ${inner.target})`, { kind: "attestation", ...inner });
+  if (inner)
+    return refuse("SURROUNDING_VOTE", `(${source}, ${target}) surrounds the recorded vote (${inner.source}, ${inner.target})`, {
+      kind: "attestation",
+      ...inner,
+    });
   const outer = history.surroundingNew;
-  if (outer) return refuse("SURROUNDED_VOTE", `(${source}, ${target}) is surrounded by the recorded vote (${outer.source}, ${outer.target})`, { kind: "attestation", ...outer });
+  if (outer)
+    return refuse("SURROUNDED_VOTE", `(${source}, ${target}) is surrounded by the recorded vote (${outer.source}, ${outer.target})`, {
+      kind: "attestation",
+      ...outer,
+    });
   return NEW;
 }

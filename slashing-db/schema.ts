@@ -1,4 +1,4 @@
-import type { SqliteMigration } from "../config/sqlite.js";
+import type { SqliteMigration } from "../common/index.js";
 
 /**
  * Schema migrations, applied in order by openDurableSqlite; PRAGMA user_version records how many ran.

@@ -1,6 +1,6 @@
 import path from "node:path";
 import type Database from "better-sqlite3";
-import { DurableSqliteError, openDurableSqlite } from "../config/sqlite.js";
+import { DurableSqliteError, openDurableSqlite } from "../common/index.js";
 import { SlashingDbUnavailableError } from "./errors.js";
 import { SLASHING_DB_MIGRATIONS } from "./schema.js";
 

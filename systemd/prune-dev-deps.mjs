@@ -70,6 +70,7 @@ prune("node_modules");
 
 // Fail closed: a release missing a production package would only fail at run time.
 const missing = [...production].filter(([key, entry]) => !entry.optional && !fs.existsSync(path.join(release, key, "package.json"))).map(([key]) => key);
-if (missing.length > 0) fail(`production packages missing from node_modules (run npm ci in the checkout): ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", …" : ""}`);
+if (missing.length > 0)
+  fail(`production packages missing from node_modules (run npm ci in the checkout): ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", …" : ""}`);
 const kept = [...production.keys()].filter((key) => fs.existsSync(path.join(release, key, "package.json"))).length;
 console.log(`kept ${kept} production packages; removed ${removed} dev-only or unlisted entries`);

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
-import { invalidHostAllowlistEntry, invalidOriginEntry } from "../config/index.js";
-import { SettingsReader } from "../config/settings-reader.js";
+import { invalidHostAllowlistEntry, invalidOriginEntry } from "../common/index.js";
+import { SettingsReader } from "../common/index.js";
 import { WatchdogConfigError } from "./errors.js";
 
 /** The two stacks the watchdog guards. Failover moves signing from one to the other. */

@@ -38,7 +38,9 @@ export async function createContext(config: WatchdogConfig, opts: ContextOptions
   for (const s of Object.values(config.signers)) signers.set(s.id, new SignerAdminClient(s));
   const webhook = config.alerts.webhook ? new WebhookSender(config.alerts.webhook) : undefined;
   const alerter = new Alerter(log, metrics, webhook);
-  const genesisTime = config.chain.genesisTime ?? (opts.clockNeeded === false ? Math.floor(Date.now() / 1000) : await discoverGenesis(config, log, opts.genesisTimeoutMs ?? 30_000));
+  const genesisTime =
+    config.chain.genesisTime ??
+    (opts.clockNeeded === false ? Math.floor(Date.now() / 1000) : await discoverGenesis(config, log, opts.genesisTimeoutMs ?? 30_000));
   const clock = new ChainClock(genesisTime * 1000, config.chain.slotDurationMs, config.chain.slotsPerEpoch);
   const store = WatchdogStore.open(config.dataDir);
   return {

@@ -45,7 +45,10 @@ export class WatchdogDaemon {
   private constructor(private readonly ctx: WatchdogContext) {
     const m = ctx.config.monitor;
     this.activeSilence = new Hysteresis(m.failuresBeforeFailover, m.successesBeforeHealthy);
-    this.stackHealth = { primary: new Hysteresis(m.failuresBeforeFailover, m.successesBeforeHealthy), backup: new Hysteresis(m.failuresBeforeFailover, m.successesBeforeHealthy) };
+    this.stackHealth = {
+      primary: new Hysteresis(m.failuresBeforeFailover, m.successesBeforeHealthy),
+      backup: new Hysteresis(m.failuresBeforeFailover, m.successesBeforeHealthy),
+    };
     this.lastActive = ctx.store.activeStack();
   }
 
@@ -163,7 +166,14 @@ export class WatchdogDaemon {
     const reading = assessment.inconclusive ? this.activeSilence.inconclusive() : this.activeSilence.observe(assessment.bad);
     this.ctx.metrics.consecutiveBad.set(reading.consecutiveBad);
     this.lastReasons = assessment.reasons;
-    if (assessment.inconclusive) this.alertOnce(`inconclusive:${assessment.reasons[0]}`, "warning", "active_unobservable", `cannot judge ${active}: ${assessment.reasons.join("; ")}`, active);
+    if (assessment.inconclusive)
+      this.alertOnce(
+        `inconclusive:${assessment.reasons[0]}`,
+        "warning",
+        "active_unobservable",
+        `cannot judge ${active}: ${assessment.reasons.join("; ")}`,
+        active,
+      );
     else this.alertedOnce.forEach((k) => k.startsWith("inconclusive:") && this.alertedOnce.delete(k));
     this.writeStatus(obs, active, assessment.reasons, reading.consecutiveBad);
     return { assessment, reading };
@@ -173,7 +183,13 @@ export class WatchdogDaemon {
   private actOnActiveDown(active: StackName, reason: string): void {
     const cfg = this.ctx.config;
     if (active !== "primary") {
-      this.alertOnce(`failback-needed:${active}`, "critical", "active_down_no_auto", `${reason}; automatic failover only runs primary → backup: run \`vigil failback\``, active);
+      this.alertOnce(
+        `failback-needed:${active}`,
+        "critical",
+        "active_down_no_auto",
+        `${reason}; automatic failover only runs primary → backup: run \`vigil failback\``,
+        active,
+      );
       return;
     }
     if (!cfg.failover.automatic) {
@@ -226,7 +242,8 @@ export class WatchdogDaemon {
         this.alertOnce(`signer-down:${id}`, "critical", "signer_unreachable", `signer ${id} admin API unreachable: ${s.error}`);
       } else {
         if (!this.watchingSince.has(id)) this.watchingSince.set(id, obs.at);
-        if (this.alertedOnce.delete(`signer-down:${id}`)) this.ctx.alerter.send({ level: "info", event: "signer_reachable", message: `signer ${id} admin API reachable again` });
+        if (this.alertedOnce.delete(`signer-down:${id}`))
+          this.ctx.alerter.send({ level: "info", event: "signer_reachable", message: `signer ${id} admin API reachable again` });
       }
     }
   }
@@ -238,7 +255,9 @@ export class WatchdogDaemon {
       const r = this.stackHealth[name].observe(bad);
       this.ctx.metrics.stackHealthy.set({ stack: name }, r.state === "up" ? 1 : 0);
       if (!r.changed) continue;
-      const what = [s.beaconReasons.join("; "), name === active && s.service.state === "inactive" ? `service ${s.service.detail}` : ""].filter(Boolean).join("; ");
+      const what = [s.beaconReasons.join("; "), name === active && s.service.state === "inactive" ? `service ${s.service.detail}` : ""]
+        .filter(Boolean)
+        .join("; ");
       if (r.state === "down") {
         this.ctx.alerter.send({
           level: name === active ? "warning" : "critical",
@@ -263,7 +282,12 @@ export class WatchdogDaemon {
       this.ctx.metrics.recordProbe(name, "liveness", r.ok, 0);
       if (r.ok) {
         this.liveness = r;
-        if (r.notLive.length > 0) this.ctx.alerter.send({ level: "warning", event: "validators_not_live", message: `${r.notLive.length} of ${cfg.validatorIndices.length} validator(s) not live in epoch ${epoch}` });
+        if (r.notLive.length > 0)
+          this.ctx.alerter.send({
+            level: "warning",
+            event: "validators_not_live",
+            message: `${r.notLive.length} of ${cfg.validatorIndices.length} validator(s) not live in epoch ${epoch}`,
+          });
         return;
       }
     }
@@ -294,7 +318,17 @@ export class WatchdogDaemon {
       stacks: Object.fromEntries(
         STACK_NAMES.map((n) => {
           const s = obs.stacks[n];
-          return [n, { service: s.service.state, serviceDetail: s.service.detail, beaconOk: s.beaconOk, beaconReasons: s.beaconReasons, witness: s.witness, healthy: this.stackHealth[n].current === "up" }];
+          return [
+            n,
+            {
+              service: s.service.state,
+              serviceDetail: s.service.detail,
+              beaconOk: s.beaconOk,
+              beaconReasons: s.beaconReasons,
+              witness: s.witness,
+              healthy: this.stackHealth[n].current === "up",
+            },
+          ];
         }),
       ),
     };

@@ -1,4 +1,4 @@
-import { EXIT_CODES, VigilError } from "../config/index.js";
+import { EXIT_CODES, VigilError } from "../common/index.js";
 
 // Typed watchdog errors. Messages name the field, stack, client or state involved; never a token.
 
@@ -36,7 +36,7 @@ export function relayCode(code: string): RelayedCode {
 }
 
 /** The base of the watchdog's errors: a WatchdogErrorCode, or a code relayed on purpose. */
-export class WatchdogError extends VigilError {
+export class WatchdogError extends VigilError<WatchdogErrorCode | RelayedCode> {
   constructor(code: WatchdogErrorCode | RelayedCode, message: string, exitCode: number = EXIT_CODES.failed) {
     super(code, message, exitCode);
   }

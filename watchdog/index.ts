@@ -1,7 +1,16 @@
 // Public surface of the watchdog. Other parts (the CLI, tests) import only from here.
 export { loadWatchdogConfig, parseWatchdogConfig, otherStack, STACK_NAMES } from "./config.js";
 export type { WatchdogConfig, StackConfig, StackName, SignerEndpointConfig, MonitorConfig, FailoverConfig } from "./config.js";
-export { WatchdogError, WatchdogConfigError, FailoverRefusedError, FailoverFailedError, SignerAdminError, StaleGenerationError, WatchdogStateError, relayCode } from "./errors.js";
+export {
+  WatchdogError,
+  WatchdogConfigError,
+  FailoverRefusedError,
+  FailoverFailedError,
+  SignerAdminError,
+  StaleGenerationError,
+  WatchdogStateError,
+  relayCode,
+} from "./errors.js";
 export type { WatchdogErrorCode, RelayedCode } from "./errors.js";
 export { startWatchdog, WatchdogDaemon, type DaemonOptions } from "./daemon.js";
 export { createContext, type WatchdogContext } from "./context.js";

@@ -1,5 +1,5 @@
 import { pino, type Logger } from "pino";
-import { NonBlockingLogDestination } from "../config/index.js";
+import { NonBlockingLogDestination } from "../common/index.js";
 
 /** The process's stdout log destination, created on first use (one per process, whatever the loggers). */
 let stdoutDestination: NonBlockingLogDestination | undefined;

@@ -1,5 +1,5 @@
 import Fastify from "fastify";
-import { HttpGuard, installHttpGuard, isLoopbackAddress, RefusalLogThrottle } from "../config/index.js";
+import { HttpGuard, installHttpGuard, isLoopbackAddress, RefusalLogThrottle } from "../common/index.js";
 import type { WatchdogContext } from "./context.js";
 
 /** What /healthz reports: when the daemon last observed the stacks, and why it judged the active one as it did. */
@@ -21,7 +21,10 @@ export async function startMetricsListener(ctx: WatchdogContext, port: number, h
   const { host, hostAllowlist, allowedOrigins } = ctx.config.metrics;
   const guard = new HttpGuard({ hostAllowlist, allowedOrigins }, host);
   if (guard.onlyDefaults && !isLoopbackAddress(host)) {
-    ctx.log.warn({ host }, "metrics listener is not on loopback but metrics.hostAllowlist is empty: only loopback Host names and the listen address are accepted");
+    ctx.log.warn(
+      { host },
+      "metrics listener is not on loopback but metrics.hostAllowlist is empty: only loopback Host names and the listen address are accepted",
+    );
   }
   const throttle = new RefusalLogThrottle();
   installHttpGuard(app, guard, (refusal) => {

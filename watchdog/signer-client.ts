@@ -10,7 +10,7 @@ import {
   type SignaturesResponse,
   type StaleGenerationBody,
 } from "../admin-api/index.js";
-import { readSecretFile } from "../config/secret-file.js";
+import { readSecretFile } from "../common/index.js";
 import type { SignerEndpointConfig } from "./config.js";
 import { relayCode, SignerAdminError, StaleGenerationError } from "./errors.js";
 import { httpJson } from "./probes/http.js";

@@ -15,7 +15,12 @@ export async function fenceEnabledStandby(ctx: WatchdogContext, obs: Observation
   const { config: cfg, store, alerter } = ctx;
   const activeEnabled = obs.stacks[active].client?.enabled === true;
   const signer = ctx.signers.get(cfg.stacks[standby].signer)!;
-  const gen = store.allocateGeneration([obs.signers[signer.id]?.generation ?? 0], "fence", `standby ${standby} (${s.clientId}) found enabled at signer ${signer.id}; fencing it`, { stack: standby });
+  const gen = store.allocateGeneration(
+    [obs.signers[signer.id]?.generation ?? 0],
+    "fence",
+    `standby ${standby} (${s.clientId}) found enabled at signer ${signer.id}; fencing it`,
+    { stack: standby },
+  );
   try {
     await signer.disable(s.clientId, gen, `standby-fence-${randomUUID()}`);
     alerter.send({

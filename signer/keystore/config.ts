@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import { SettingChecks } from "../../config/settings-reader.js";
+import { SettingChecks } from "../../common/index.js";
 import { KeystoreConfigError, PinSourceError } from "./errors.js";
 import type { PinSource } from "./pin.js";
 
@@ -38,7 +38,7 @@ export function parseHsmSection(section: unknown): Partial<HsmConfig> {
 
 function parsePinSource(source: unknown): PinSource {
   if (typeof source === "string" || typeof source === "number") {
-    throw new PinSourceError("config: hsm.pin must name a source ({\"file\"}, {\"credential\"} or {\"env\"}), never the PIN itself");
+    throw new PinSourceError('config: hsm.pin must name a source ({"file"}, {"credential"} or {"env"}), never the PIN itself');
   }
   const value = check.object(source, "hsm.pin");
   const keys = Object.keys(value);

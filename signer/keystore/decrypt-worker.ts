@@ -5,9 +5,7 @@ import { parentPort } from "node:worker_threads";
 import bls from "@chainsafe/bls";
 import { decrypt, isValidKeystore } from "@chainsafe/bls-keystore";
 
-export type WorkerRequest =
-  | { kind: "keystore"; json: string; password: string }
-  | { kind: "pubkeys"; secrets: Uint8Array[] };
+export type WorkerRequest = { kind: "keystore"; json: string; password: string } | { kind: "pubkeys"; secrets: Uint8Array[] };
 
 export interface KeystoreReply {
   secret: Uint8Array;
@@ -44,12 +42,12 @@ async function decryptKeystore(json: string, password: string): Promise<{ value:
   }
   let pubkey: string;
   try {
-    pubkey = "0x" + Buffer.from(bls.SecretKey.fromBytes(secret).toPublicKey().toBytes()).toString("hex");
+    pubkey = `0x${Buffer.from(bls.SecretKey.fromBytes(secret).toPublicKey().toBytes()).toString("hex")}`;
   } catch {
     secret.fill(0);
     throw new Error("decrypted secret is not a valid BLS secret key");
   }
-  const declaredPubkey = typeof parsed.pubkey === "string" && parsed.pubkey !== "" ? "0x" + parsed.pubkey.replace(/^0x/i, "").toLowerCase() : "";
+  const declaredPubkey = typeof parsed.pubkey === "string" && parsed.pubkey !== "" ? `0x${parsed.pubkey.replace(/^0x/i, "").toLowerCase()}` : "";
   return { value: { secret, pubkey, declaredPubkey }, transfer: [secret.buffer as ArrayBuffer] };
 }
 

@@ -1,4 +1,4 @@
-import { EXIT_CODES, VigilError } from "../../config/index.js";
+import { EXIT_CODES, VigilError } from "../../common/index.js";
 
 // Typed key-store errors. Messages never contain key material, PINs or passwords: they name the token,
 // the module path, the public key or the file, and say what to do next.

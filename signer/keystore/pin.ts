@@ -1,5 +1,5 @@
 import path from "node:path";
-import { readSecretFile } from "../../config/secret-file.js";
+import { readSecretFile } from "../../common/index.js";
 import { PinSourceError } from "./errors.js";
 
 /** Where the token PIN comes from. Never the PIN itself: config files are copied around and backed up. */
@@ -16,7 +16,10 @@ export function readPin(source: PinSource, env: NodeJS.ProcessEnv = process.env)
   if ("file" in source) return readPinFile(source.file);
   if ("credential" in source) {
     const dir = env.CREDENTIALS_DIRECTORY;
-    if (!dir) throw new PinSourceError(`PIN credential ${JSON.stringify(source.credential)} requested but $CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the systemd unit)`);
+    if (!dir)
+      throw new PinSourceError(
+        `PIN credential ${JSON.stringify(source.credential)} requested but $CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the systemd unit)`,
+      );
     if (!/^[A-Za-z0-9_.:-]+$/.test(source.credential) || source.credential.startsWith(".")) {
       throw new PinSourceError(`invalid systemd credential name ${JSON.stringify(source.credential)}`);
     }

@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import os from "node:os";
 import bls from "@chainsafe/bls";
 import type { SecretKey } from "@chainsafe/bls/types";
-import { bytesToHex, EXIT_CODES, hexToBytes, isHexOfLength } from "../../config/index.js";
+import { bytesToHex, EXIT_CODES, hexToBytes, isHexOfLength } from "../../common/index.js";
 import type { HsmConfig } from "./config.js";
 import {
   APPLICATION,
@@ -20,17 +20,7 @@ import { readPin } from "./pin.js";
 import type { PubkeysReply, WorkerRequest } from "./decrypt-worker.js";
 import { hsmError, P, type Handle, type Pkcs11Factory, TokenSession } from "./pkcs11-session.js";
 import { WorkerPool, workerUrl } from "./worker-pool.js";
-import type {
-  DeleteResult,
-  ImportResult,
-  KeyInfo,
-  KeyStore,
-  LoadedKeys,
-  LoadOptions,
-  SecretKeyInput,
-  SignerHandle,
-  KeyStoreHealth,
-} from "./types.js";
+import type { DeleteResult, ImportResult, KeyInfo, KeyStore, LoadedKeys, LoadOptions, SecretKeyInput, SignerHandle, KeyStoreHealth } from "./types.js";
 
 /** PKCS#11 session states of a logged-in user (pkcs11js does not export the CKS_* constants). */
 const CKS_RO_USER_FUNCTIONS = 1;
@@ -106,8 +96,9 @@ function labelPubkey(label: string): Uint8Array | undefined {
 
 /** Lower-case 0x pubkey; throws (exit 3) for anything that is not 48 bytes of hex. */
 export function normalizePubkey(value: string): string {
-  const v = value.startsWith("0x") || value.startsWith("0X") ? "0x" + value.slice(2) : "0x" + value;
-  if (!isHexOfLength(v, PUBKEY_LENGTH)) throw new KeyStoreError("INVALID_PUBKEY", `not a BLS public key: ${JSON.stringify(value.slice(0, 100))}`, EXIT_CODES.invalidInput);
+  const v = value.startsWith("0x") || value.startsWith("0X") ? `0x${value.slice(2)}` : `0x${value}`;
+  if (!isHexOfLength(v, PUBKEY_LENGTH))
+    throw new KeyStoreError("INVALID_PUBKEY", `not a BLS public key: ${JSON.stringify(value.slice(0, 100))}`, EXIT_CODES.invalidInput);
   return v.toLowerCase();
 }
 
@@ -132,7 +123,9 @@ export class Pkcs11KeyStore implements KeyStore {
 
   /** Opens the token, logs in and finds the wrapping key (HsmWrappingKeyMissingError if absent). */
   static open(config: HsmConfig, options: Pkcs11KeyStoreOptions = {}): Pkcs11KeyStore {
-    const ts = TokenSession.open({ module: config.module, tokenLabel: config.tokenLabel, readWrite: true, factory: options.factory }, () => readPin(config.pin));
+    const ts = TokenSession.open({ module: config.module, tokenLabel: config.tokenLabel, readWrite: true, factory: options.factory }, () =>
+      readPin(config.pin),
+    );
     try {
       return new Pkcs11KeyStore(ts, requireWrappingKey(ts), options);
     } catch (err) {
@@ -204,7 +197,10 @@ export class Pkcs11KeyStore implements KeyStore {
 
   async list(): Promise<KeyInfo[]> {
     this.records = undefined;
-    return [...this.enumerate().keys()].filter((l) => labelPubkey(l)).sort().map((pubkey) => ({ pubkey }));
+    return [...this.enumerate().keys()]
+      .filter((l) => labelPubkey(l))
+      .sort()
+      .map((pubkey) => ({ pubkey }));
   }
 
   async load(options: LoadOptions = {}): Promise<LoadedKeys> {
@@ -345,7 +341,10 @@ export class Pkcs11KeyStore implements KeyStore {
     }
     let pubkeys: PubkeysReply;
     try {
-      pubkeys = await pool.run<PubkeysReply>({ kind: "pubkeys", secrets } satisfies WorkerRequest, secrets.map((s) => s.buffer as ArrayBuffer));
+      pubkeys = await pool.run<PubkeysReply>(
+        { kind: "pubkeys", secrets } satisfies WorkerRequest,
+        secrets.map((s) => s.buffer as ArrayBuffer),
+      );
     } finally {
       for (const s of secrets) if (s.byteLength > 0) s.fill(0); // transferred ones are detached (length 0); clears them if the post failed
     }

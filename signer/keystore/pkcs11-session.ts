@@ -1,12 +1,6 @@
 import fs from "node:fs";
 import pkcs11js from "pkcs11js";
-import {
-  HsmError,
-  HsmModuleError,
-  HsmPinLockedError,
-  HsmTokenNotFoundError,
-  HsmWrongPinError,
-} from "./errors.js";
+import { HsmError, HsmModuleError, HsmPinLockedError, HsmTokenNotFoundError, HsmWrongPinError } from "./errors.js";
 
 export type Pkcs11 = pkcs11js.PKCS11;
 export type Handle = Buffer;

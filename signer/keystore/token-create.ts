@@ -4,7 +4,7 @@
  * so neither PIN is ever on a command line or in a child's environment, where every local user could read it
  * (softhsm2-util's PIN flags did exactly that).
  */
-import { EXIT_CODES } from "../../config/index.js";
+import { EXIT_CODES } from "../../common/index.js";
 import { HsmError, HsmTokenNotFoundError, KeyStoreError } from "./errors.js";
 import { acquireModule, findSlot, hsmError, P, type Handle, type Pkcs11, type Pkcs11Factory, releaseModule } from "./pkcs11-session.js";
 
@@ -31,9 +31,16 @@ export class TokenExistsError extends KeyStoreError {
 export function createToken(opts: CreateTokenOptions): void {
   const labelBytes = Buffer.byteLength(opts.label, "utf8");
   if (labelBytes === 0 || labelBytes > LABEL_BYTES || opts.label !== opts.label.trim()) {
-    throw new KeyStoreError("INVALID_TOKEN_LABEL", `token label ${JSON.stringify(opts.label)} must be 1 to ${LABEL_BYTES} bytes without surrounding spaces`, EXIT_CODES.invalidInput);
+    throw new KeyStoreError(
+      "INVALID_TOKEN_LABEL",
+      `token label ${JSON.stringify(opts.label)} must be 1 to ${LABEL_BYTES} bytes without surrounding spaces`,
+      EXIT_CODES.invalidInput,
+    );
   }
-  for (const [name, value] of [["user PIN", opts.pin], ["SO PIN", opts.soPin]] as const) {
+  for (const [name, value] of [
+    ["user PIN", opts.pin],
+    ["SO PIN", opts.soPin],
+  ] as const) {
     if (value.length === 0) throw new KeyStoreError("INVALID_PIN", `the ${name} is empty`, EXIT_CODES.invalidInput);
   }
   const pkcs11 = acquireModule(opts.module, opts.factory ?? (() => new P.PKCS11()));

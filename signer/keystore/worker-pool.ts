@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker, type TransferListItem } from "node:worker_threads";
-import { workerScriptUrl } from "../../config/index.js";
+import { workerScriptUrl } from "../../common/index.js";
 
 /** URL of a compiled worker module next to this file (dist/ when running from the sources); it must exist. */
 export function workerUrl(name: string): URL {

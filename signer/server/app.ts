@@ -6,7 +6,7 @@
  */
 import fs from "node:fs";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
-import { HttpGuard, installHttpGuard, RefusalLogThrottle } from "../../config/index.js";
+import { HttpGuard, installHttpGuard, RefusalLogThrottle } from "../../common/index.js";
 import type { ClientState } from "./auth.js";
 import type { ListenAddress, TlsSettings } from "./config.js";
 import type { SignerContext } from "./context.js";

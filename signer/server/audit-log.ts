@@ -17,7 +17,7 @@ import fs from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
 import { promisify } from "node:util";
-import { ensurePrivateDir, PRIVATE_FILE_MODE, VigilError, writeFilePrivateAtomic } from "../../config/index.js";
+import { ensurePrivateDir, PRIVATE_FILE_MODE, VigilError, writeFilePrivateAtomic } from "../../common/index.js";
 import { classifyDbFailure, type DbFailureCause } from "../../slashing-db/index.js";
 import type { SignatureRecord } from "../../admin-api/index.js";
 
@@ -39,7 +39,7 @@ export interface AuditLogOptions {
  * The feed could not be written or its numbering could not be reserved: no signature may leave without it.
  * `failure` says why, in the same vocabulary as the slashing database's failures (DISK_FULL, READ_ONLY, …).
  */
-export class AuditLogUnavailableError extends VigilError {
+export class AuditLogUnavailableError extends VigilError<"AUDIT_LOG_UNAVAILABLE"> {
   readonly failure: DbFailureCause;
   constructor(message: string, failure: DbFailureCause = "UNKNOWN") {
     super("AUDIT_LOG_UNAVAILABLE", message);
@@ -100,7 +100,7 @@ export class AuditLog {
     this.reservedUpTo = readReserved(this.reservedFile);
     // Above everything that may have been handed out before (the reservation), and above what the files hold
     // (a directory from before reservations existed).
-    this.lastSeq = Math.max(this.reservedUpTo, lastSeqIn(this.file), lastSeqIn(this.file + ".1"));
+    this.lastSeq = Math.max(this.reservedUpTo, lastSeqIn(this.file), lastSeqIn(`${this.file}.1`));
     this.reservedUpTo = this.lastSeq;
     this.fd = this.openFile();
     this.bytes = fs.fstatSync(this.fd).size;
@@ -127,7 +127,7 @@ export class AuditLog {
    */
   append(entry: Omit<AuditEntry, "seq">, opts: { durable: boolean }): Promise<void> | undefined {
     if (this.lastSeq + 1 > this.reservedUpTo) this.reserve();
-    const line = JSON.stringify({ seq: ++this.lastSeq, ...entry }) + "\n";
+    const line = `${JSON.stringify({ seq: ++this.lastSeq, ...entry })}\n`;
     this.recent.push(line);
     if (this.recent.length > this.memoryEntries * 2) {
       const drop = this.recent.length - this.memoryEntries;
@@ -247,7 +247,7 @@ export class AuditLog {
 
   private rotate(): void {
     try {
-      fs.renameSync(this.file, this.file + ".1");
+      fs.renameSync(this.file, `${this.file}.1`);
       const fd = this.openFile();
       fs.closeSync(this.fd);
       this.fd = fd;
@@ -260,7 +260,7 @@ export class AuditLog {
   /** Older entries than memory holds: scan the rotated file, then the current one, then memory. */
   private async readFiles(after: number, limit: number): Promise<AuditEntry[]> {
     const out: AuditEntry[] = [];
-    for (const file of [this.file + ".1", this.file]) {
+    for (const file of [`${this.file}.1`, this.file]) {
       if (!fs.existsSync(file)) continue;
       const lines = readline.createInterface({ input: fs.createReadStream(file), crlfDelay: Infinity });
       for await (const line of lines) {

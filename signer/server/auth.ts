@@ -115,7 +115,7 @@ export class ClientRegistry {
     let found: ClientState | null = null;
     if (typeof tls.getPeerCertificate === "function") {
       const cert = tls.getPeerCertificate();
-      if (cert && cert.fingerprint256) found = this.byFingerprint.get(normalizeFingerprint(cert.fingerprint256)) ?? null;
+      if (cert?.fingerprint256) found = this.byFingerprint.get(normalizeFingerprint(cert.fingerprint256)) ?? null;
     }
     this.bySocket.set(socket, found);
     return found ?? undefined;

@@ -14,12 +14,13 @@ import {
   normalizeHex,
   VigilError,
   type HttpGuardSettings,
-} from "../../config/index.js";
-import { SettingChecks } from "../../config/settings-reader.js";
+} from "../../common/index.js";
+import { SettingChecks } from "../../common/index.js";
 import { parseHsmSection, type HsmConfig } from "../keystore/index.js";
 import { NETWORKS, SIGN_TYPES, validateNetworkConfig, type NetworkConfig, type SignType } from "../signing/index.js";
+import { SignerSetupError } from "./service-errors.js";
 
-export class SignerConfigError extends VigilError {
+export class SignerConfigError extends VigilError<"INVALID_CONFIG"> {
   constructor(
     readonly field: string,
     message: string,
@@ -346,7 +347,21 @@ export function parseSignerConfig(value: unknown, baseDir: string = process.cwd(
   }
   if (v.limits !== undefined) {
     const l = obj(v.limits, "limits");
-    onlyKeys(l, ["maxQueueDepth", "bodyLimitBytes", "blsThreads", "maxWaitMs", "maxConnections", "headersTimeoutMs", "requestTimeoutMs", "idleTimeoutMs", "maxEpochsAhead"], "limits");
+    onlyKeys(
+      l,
+      [
+        "maxQueueDepth",
+        "bodyLimitBytes",
+        "blsThreads",
+        "maxWaitMs",
+        "maxConnections",
+        "headersTimeoutMs",
+        "requestTimeoutMs",
+        "idleTimeoutMs",
+        "maxEpochsAhead",
+      ],
+      "limits",
+    );
     if (l.maxEpochsAhead !== undefined) config.limits.maxEpochsAhead = int(l.maxEpochsAhead, "limits.maxEpochsAhead", 0, 1_000_000);
     if (l.maxQueueDepth !== undefined) config.limits.maxQueueDepth = int(l.maxQueueDepth, "limits.maxQueueDepth", 1, 1_000_000);
     if (l.bodyLimitBytes !== undefined) config.limits.bodyLimitBytes = int(l.bodyLimitBytes, "limits.bodyLimitBytes", 1024, 64 * 1024 * 1024);
@@ -394,7 +409,7 @@ export function loadSignerConfig(file: string): SignerConfig {
   try {
     text = fs.readFileSync(file, "utf8");
   } catch (err) {
-    throw new VigilError("CONFIG_NOT_FOUND", `cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? "error"}`, EXIT_CODES.notFound);
+    throw new SignerSetupError("CONFIG_NOT_FOUND", `cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? "error"}`, EXIT_CODES.notFound);
   }
   let parsed: unknown;
   try {

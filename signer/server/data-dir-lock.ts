@@ -8,12 +8,12 @@
 import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { ensurePrivateDir, EXIT_CODES, PRIVATE_FILE_MODE, VigilError } from "../../config/index.js";
+import { ensurePrivateDir, EXIT_CODES, PRIVATE_FILE_MODE, VigilError } from "../../common/index.js";
 
 export const LOCK_FILE = "signer.lock";
 const PID_FILE = "signer.lock.pid";
 
-export class DataDirInUseError extends VigilError {
+export class DataDirInUseError extends VigilError<"DATA_DIR_IN_USE"> {
   constructor(
     readonly dataDir: string,
     readonly holderPid: number | undefined,

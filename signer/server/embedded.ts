@@ -11,9 +11,10 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { ensurePrivateDir, EXIT_CODES, VigilError, writeFilePrivateAtomic } from "../../config/index.js";
+import { ensurePrivateDir, EXIT_CODES, writeFilePrivateAtomic } from "../../common/index.js";
 import { createToken, HsmTokenNotFoundError, initToken, openKeyStore, tokenStatus, type HsmConfig } from "../keystore/index.js";
 import { loadSignerConfig, type SignerConfig } from "./config.js";
+import { SignerSetupError } from "./service-errors.js";
 
 export const EMBEDDED_TOKEN_LABEL = "vigil-embedded";
 
@@ -55,7 +56,7 @@ export function findSoftHsmModule(): string {
   for (const candidate of [...(fromEnv ? [fromEnv] : []), ...MODULE_CANDIDATES]) {
     if (fs.existsSync(candidate)) return candidate;
   }
-  throw new VigilError("SOFTHSM_MISSING", SOFTHSM_INSTALL_HINT, EXIT_CODES.hsmModule);
+  throw new SignerSetupError("SOFTHSM_MISSING", SOFTHSM_INSTALL_HINT, EXIT_CODES.hsmModule);
 }
 
 /** Creates (first run) or reuses (later runs) the embedded setup under `opts.dataDir`; returns the config to start. */
@@ -80,12 +81,16 @@ export async function setUpEmbedded(opts: EmbeddedOptions): Promise<EmbeddedSetu
   let createdToken = false;
   if (!tokenExists(hsm, pinFile)) {
     if (fs.existsSync(pinFile) && fs.readdirSync(tokensDir).length > 0) {
-      throw new VigilError("EMBEDDED_STATE", `the token store in ${tokensDir} has no token "${EMBEDDED_TOKEN_LABEL}"; move the directory away to start afresh`, EXIT_CODES.conflict);
+      throw new SignerSetupError(
+        "EMBEDDED_STATE",
+        `the token store in ${tokensDir} has no token "${EMBEDDED_TOKEN_LABEL}"; move the directory away to start afresh`,
+        EXIT_CODES.conflict,
+      );
     }
     const pin = crypto.randomBytes(16).toString("hex");
     const soPin = crypto.randomBytes(16).toString("hex");
-    writeFilePrivateAtomic(pinFile, pin + "\n");
-    writeFilePrivateAtomic(soPinFile, soPin + "\n");
+    writeFilePrivateAtomic(pinFile, `${pin}\n`);
+    writeFilePrivateAtomic(soPinFile, `${soPin}\n`);
     createToken({ module, label: EMBEDDED_TOKEN_LABEL, pin, soPin });
     createdToken = true;
     say(`created SoftHSM2 token "${EMBEDDED_TOKEN_LABEL}" in ${tokensDir} (PIN in ${pinFile}, mode 0600)`);
@@ -116,7 +121,7 @@ export async function setUpEmbedded(opts: EmbeddedOptions): Promise<EmbeddedSetu
       admin: { tokenFile: "admin.token" },
       keymanager: { enabled: false, tokenFile: "keymanager.token" },
     };
-    writeFilePrivateAtomic(configFile, JSON.stringify(config, null, 2) + "\n");
+    writeFilePrivateAtomic(configFile, `${JSON.stringify(config, null, 2)}\n`);
     say(`wrote ${configFile}`);
   }
   const config = loadSignerConfig(configFile);

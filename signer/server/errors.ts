@@ -2,9 +2,16 @@
  * How errors become HTTP replies. Bodies are `{ code, message }` (plus `field` for a malformed request),
  * codes are the stable VigilError codes. Nothing here ever carries key material.
  */
-import { VigilError } from "../../config/index.js";
+import { VigilError } from "../../common/index.js";
 import { SlashingDbInputError, SlashingDbUnavailableError, SlashingProtectionError } from "../../slashing-db/index.js";
-import { ClientGoneError, InvalidSignRequestError, QueueFullError, SigningRootMismatchError, UnknownForkVersionError, UnknownPubkeyError } from "../signing/index.js";
+import {
+  ClientGoneError,
+  InvalidSignRequestError,
+  QueueFullError,
+  SigningRootMismatchError,
+  UnknownForkVersionError,
+  UnknownPubkeyError,
+} from "../signing/index.js";
 import { AuditLogUnavailableError } from "./audit-log.js";
 import {
   ClientDisabledError,
@@ -17,11 +24,14 @@ import {
 } from "./service-errors.js";
 import type { Outcome } from "./metrics.js";
 
-/** An error raised by the HTTP layer itself (a route), with its status. Domain errors are mapped in REPLY_RULES. */
-export class HttpError extends VigilError {
+/** Codes the HTTP layer raises itself (a route); domain errors are mapped in REPLY_RULES. */
+export type HttpErrorCode = "NOT_ACCEPTABLE";
+
+/** An error raised by the HTTP layer itself (a route), with its status. */
+export class HttpError extends VigilError<HttpErrorCode> {
   constructor(
     readonly status: number,
-    code: string,
+    code: HttpErrorCode,
     message: string,
     readonly extra: Record<string, unknown> = {},
     /** For 503: seconds for Retry-After (default RETRY_AFTER_SECONDS). */
@@ -72,7 +82,12 @@ const REPLY_RULES: readonly ReplyRule<VigilError>[] = [
   rule(InvalidSignRequestError, { status: 400, outcome: "invalid", expected: true, body: withField }),
   rule(InvalidPubkeyIdentifierError, { status: 400, outcome: "invalid", expected: true, body: withField }),
   rule(SlashingDbInputError, { status: 400, outcome: "invalid", expected: true, body: withField }),
-  rule(SigningRootMismatchError, { status: 400, outcome: "invalid", expected: true, body: (e) => ({ code: e.code, message: e.message, field: "signingRoot" }) }),
+  rule(SigningRootMismatchError, {
+    status: 400,
+    outcome: "invalid",
+    expected: true,
+    body: (e) => ({ code: e.code, message: e.message, field: "signingRoot" }),
+  }),
   rule(UnknownForkVersionError, {
     status: 400,
     outcome: "invalid",
@@ -87,7 +102,12 @@ const REPLY_RULES: readonly ReplyRule<VigilError>[] = [
   // 404
   rule(UnknownPubkeyError, { status: 404, outcome: "unknown_key", expected: true }),
   // 412: well-formed, but unsafe to sign. `reason` feeds the refusal metric.
-  rule(SlashingProtectionError, { status: 412, outcome: "refused", expected: true, body: (e) => ({ code: e.code, reason: e.refusal, message: e.message, ...e.detailsJson() }) }),
+  rule(SlashingProtectionError, {
+    status: 412,
+    outcome: "refused",
+    expected: true,
+    body: (e) => ({ code: e.code, reason: e.refusal, message: e.message, ...e.detailsJson() }),
+  }),
   rule(TooFarAheadError, { status: 412, outcome: "refused", expected: true, body: (e) => ({ code: e.code, message: e.message, reason: e.code }) }),
   // 503, load: retry later.
   rule(QueueFullError, { status: 503, outcome: "overloaded", expected: true, retryAfter: retryDefault }),
@@ -105,7 +125,8 @@ const REPLY_RULES: readonly ReplyRule<VigilError>[] = [
   // The audit feed could not be written durably, so the signature was withheld. Same causes.
   rule(AuditLogUnavailableError, { status: 503, outcome: "audit_unavailable", expected: false, retryAfter: retryDefault, body: withCause }),
   {
-    match: (err): err is VigilError => err instanceof VigilError && (err.code === "POOL_CLOSED" || err.code === "BLS_POOL_DOWN" || err.code === "BLS_WORKER_DIED"),
+    match: (err): err is VigilError =>
+      err instanceof VigilError && (err.code === "POOL_CLOSED" || err.code === "BLS_POOL_DOWN" || err.code === "BLS_WORKER_DIED"),
     status: 503,
     outcome: "bls_unavailable",
     expected: false,
@@ -139,7 +160,13 @@ function httpErrorReply(err: HttpError): ErrorReply {
             : err.status < 500
               ? "invalid"
               : "error";
-  return { status: err.status, outcome, body: { code: err.code, message: err.message, ...err.extra }, expected: err.status < 500 || err.status === 503, ...(err.status === 503 ? { retryAfter: err.retryAfterSeconds ?? RETRY_AFTER_SECONDS } : {}) };
+  return {
+    status: err.status,
+    outcome,
+    body: { code: err.code, message: err.message, ...err.extra },
+    expected: err.status < 500 || err.status === 503,
+    ...(err.status === 503 ? { retryAfter: err.retryAfterSeconds ?? RETRY_AFTER_SECONDS } : {}),
+  };
 }
 
 /** fastify's own errors on malformed input (body too large, bad JSON, bad content type) are the client's fault. */

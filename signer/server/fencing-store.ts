@@ -5,7 +5,7 @@
  * costs nothing per signature.
  */
 import type Database from "better-sqlite3";
-import { openDurableSqlite, type SqliteMigration } from "../../config/sqlite.js";
+import { openDurableSqlite, type SqliteMigration } from "../../common/index.js";
 
 /**
  * Files written before the store used user_version are at version 0 with some or all of these tables:
@@ -98,23 +98,25 @@ export class FencingStore {
   apply(clientId: string, enabled: boolean, generation: number, decision?: string): FenceResult {
     // Decided from the stored row inside the write transaction, never from memory: another process (or a copy
     // of this store that missed a change) can then never move the generation backwards or take over a decision.
-    const result = this.db.transaction((): FenceResult => {
-      const stored = this.stored();
-      if (generation < stored.generation) return { ok: false, currentGeneration: stored.generation, reason: "STALE" };
-      const held = generation === stored.generation ? stored.decision : null;
-      if (held !== null && decision !== undefined && held !== decision) {
-        return { ok: false, currentGeneration: stored.generation, reason: "GENERATION_TAKEN" };
-      }
-      const owner = held ?? decision ?? null;
-      this.db.prepare("UPDATE fencing SET generation = ?, decision = ? WHERE id = 1").run(generation, owner);
-      this.db
-        .prepare(
-          "INSERT INTO clients (id, enabled, changed_at_generation) VALUES (?, ?, ?) " +
-            "ON CONFLICT(id) DO UPDATE SET enabled = excluded.enabled, changed_at_generation = excluded.changed_at_generation",
-        )
-        .run(clientId, enabled ? 1 : 0, generation);
-      return { ok: true, fence: { enabled, changedAtGeneration: generation }, generation };
-    }).immediate();
+    const result = this.db
+      .transaction((): FenceResult => {
+        const stored = this.stored();
+        if (generation < stored.generation) return { ok: false, currentGeneration: stored.generation, reason: "STALE" };
+        const held = generation === stored.generation ? stored.decision : null;
+        if (held !== null && decision !== undefined && held !== decision) {
+          return { ok: false, currentGeneration: stored.generation, reason: "GENERATION_TAKEN" };
+        }
+        const owner = held ?? decision ?? null;
+        this.db.prepare("UPDATE fencing SET generation = ?, decision = ? WHERE id = 1").run(generation, owner);
+        this.db
+          .prepare(
+            "INSERT INTO clients (id, enabled, changed_at_generation) VALUES (?, ?, ?) " +
+              "ON CONFLICT(id) DO UPDATE SET enabled = excluded.enabled, changed_at_generation = excluded.changed_at_generation",
+          )
+          .run(clientId, enabled ? 1 : 0, generation);
+        return { ok: true, fence: { enabled, changedAtGeneration: generation }, generation };
+      })
+      .immediate();
     // Only after the commit, and whatever the outcome: the in-memory view follows the disk, never runs ahead of it.
     this.reload();
     return result;

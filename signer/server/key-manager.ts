@@ -6,7 +6,7 @@
  * touches the pool, the token and the database together.
  */
 import type { Logger } from "pino";
-import { normalizeHex, VigilError } from "../../config/index.js";
+import { normalizeHex, VigilError } from "../../common/index.js";
 import type { Interchange, SlashingProtection } from "../../slashing-db/index.js";
 import { decryptKeystoreContents, defaultImportWorkers, type KeyStore, type SecretKeyInput } from "../keystore/index.js";
 import type { BlsPool } from "../signing/index.js";
@@ -16,7 +16,7 @@ export type ImportStatus = { status: "imported" | "duplicate" | "error"; message
 export type DeleteStatus = { status: "deleted" | "not_active" | "not_found" | "error"; message?: string };
 
 /** The slashing protection sent with an import could not be imported: no key of that request was imported. */
-export class SlashingProtectionImportError extends VigilError {
+export class SlashingProtectionImportError extends VigilError<"INVALID_SLASHING_PROTECTION"> {
   constructor(readonly detail: string) {
     super("INVALID_SLASHING_PROTECTION", `slashing_protection: ${detail}`);
   }
@@ -137,9 +137,7 @@ export class KeyManager {
       }
     }
     const interchange = await this.exportHistory(pubkeys);
-    const withHistory = new Set(
-      interchange.data.filter((r) => r.signed_blocks.length + r.signed_attestations.length > 0).map((r) => normalizeHex(r.pubkey)),
-    );
+    const withHistory = new Set(interchange.data.filter((r) => r.signed_blocks.length + r.signed_attestations.length > 0).map((r) => normalizeHex(r.pubkey)));
     for (const p of pubkeys) {
       if (active.includes(p)) {
         const failure = storeFailures.get(p);
@@ -149,7 +147,10 @@ export class KeyManager {
     }
     for (const p of active) if (!storeFailures.has(p)) logger.info({ pubkey: p }, "keymanager: key deleted");
     // The history of every key that was (or had been) active here: what the next signer must import.
-    const exported = { ...interchange, data: interchange.data.filter((r) => active.includes(normalizeHex(r.pubkey)) || withHistory.has(normalizeHex(r.pubkey))) };
+    const exported = {
+      ...interchange,
+      data: interchange.data.filter((r) => active.includes(normalizeHex(r.pubkey)) || withHistory.has(normalizeHex(r.pubkey))),
+    };
     return { data: statuses, slashing_protection: JSON.stringify(exported) };
   }
 
@@ -159,7 +160,7 @@ export class KeyManager {
     if (root === null) {
       // Nothing was ever signed: an empty interchange for the configured network (or an unknown one).
       return {
-        metadata: { interchange_format_version: "5", genesis_validators_root: this.deps.genesisValidatorsRoot ?? "0x" + "00".repeat(32) },
+        metadata: { interchange_format_version: "5", genesis_validators_root: this.deps.genesisValidatorsRoot ?? `0x${"00".repeat(32)}` },
         data: [] as Interchange["data"],
       };
     }

@@ -3,7 +3,7 @@
  * maps each class to its status, outcome and Retry-After in one table (errors.ts `errorReply`). The signing core's
  * own errors (bad body, unknown key, full queue, client gone) are in ../signing/errors.ts.
  */
-import { EXIT_CODES, VigilError } from "../../config/index.js";
+import { EXIT_CODES, VigilError } from "../../common/index.js";
 
 export type ServiceErrorCode =
   | "UNAUTHENTICATED"
@@ -16,8 +16,7 @@ export type ServiceErrorCode =
   | "EPOCH_TOO_FAR_AHEAD"
   | "INVALID_CONFIG";
 
-abstract class ServiceError extends VigilError {
-  declare readonly code: ServiceErrorCode;
+abstract class ServiceError extends VigilError<ServiceErrorCode> {
   constructor(code: ServiceErrorCode, message: string, exitCode: number = EXIT_CODES.failed) {
     super(code, message, exitCode);
   }
@@ -103,3 +102,9 @@ export class SharedClientTokenError extends ServiceError {
     super("INVALID_CONFIG", `client ${clientId} shares its token with another client`);
   }
 }
+
+/** Codes of the signer's start-up (its config file and the embedded default's token store). */
+export type SignerSetupErrorCode = "CONFIG_NOT_FOUND" | "SOFTHSM_MISSING" | "EMBEDDED_STATE";
+
+/** The signer cannot start: a config file missing, SoftHSM2 not installed, an embedded token store in an unknown state. */
+export class SignerSetupError extends VigilError<SignerSetupErrorCode> {}

@@ -5,7 +5,7 @@
  * disable answered by the admin API can never be overtaken by a signature already in flight. The request
  * counts as in flight until it is sent.
  */
-import { bytesToHex, hexToBytes, normalizeHex } from "../../config/index.js";
+import { bytesToHex, hexToBytes, normalizeHex } from "../../common/index.js";
 import type { SlashingProtection } from "../../slashing-db/index.js";
 import {
   ClientGoneError,
@@ -177,7 +177,9 @@ export class SigningService {
       };
       try {
         // Slashable types: no signature leaves without its entry on disk. Others are buffered.
-        const onDisk = this.deps.audit.append(entry, { durable: this.deps.durableAudit !== false && (signed.slashing.kind === "block" || signed.slashing.kind === "attestation") });
+        const onDisk = this.deps.audit.append(entry, {
+          durable: this.deps.durableAudit !== false && (signed.slashing.kind === "block" || signed.slashing.kind === "attestation"),
+        });
         if (onDisk) {
           await onDisk;
           this.checkStillEnabled(client);

@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino, type DestinationStream, type Logger } from "pino";
-import { EXIT_CODES, ensurePrivateDir, HOST_ALLOW_ANY, isLoopbackAddress, NonBlockingLogDestination, VigilError } from "../../config/index.js";
+import { EXIT_CODES, ensurePrivateDir, HOST_ALLOW_ANY, isLoopbackAddress, NonBlockingLogDestination, VigilError } from "../../common/index.js";
 import { ThreadedSlashingProtection } from "../../slashing-db/index.js";
 import { openKeyStore, type KeyStore } from "../keystore/index.js";
 import { BlsPool, loadConsensus } from "../signing/index.js";
@@ -154,7 +154,14 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       authFailures: new AuthFailureGuard(logger, (api, throttled) => metrics.authFailure(api, throttled), options.authThrottle),
       ...(state.adminToken ? { adminToken: state.adminToken } : {}),
       ...(state.keymanagerToken ? { keymanagerToken: state.keymanagerToken } : {}),
-      keyManager: new KeyManager({ service, pool: keys.pool, keyStore: keys.keyStore, slashing: state.slashing, logger, genesisValidatorsRoot: config.genesisValidatorsRoot }),
+      keyManager: new KeyManager({
+        service,
+        pool: keys.pool,
+        keyStore: keys.keyStore,
+        slashing: state.slashing,
+        logger,
+        genesisValidatorsRoot: config.genesisValidatorsRoot,
+      }),
     };
     live.healthCtx = ctx;
 
@@ -162,7 +169,15 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
     const { url, clientUrls, metricsUrl } = listeners;
     const publicKeys = keys.pool.publicKeys;
     logger.info(
-      { url, clientUrls, metricsUrl, keys: publicKeys.length, network: config.network.name, genesisValidatorsRoot: state.slashing.genesisValidatorsRoot, sszHasher: hasher },
+      {
+        url,
+        clientUrls,
+        metricsUrl,
+        keys: publicKeys.length,
+        network: config.network.name,
+        genesisValidatorsRoot: state.slashing.genesisValidatorsRoot,
+        sszHasher: hasher,
+      },
       "signer ready",
     );
     status(`ready: ${publicKeys.length} key(s) on ${url}`);
@@ -358,7 +373,11 @@ async function startListeners(ctx: SignerContext, cleanups: Cleanups, status: (t
     clientUrls[c.id] = await listenOn(buildApp(ctx, { kind: "client", client: ctx.clients.get(c.id)! }), c.listen, c.listenTls !== undefined);
   }
   const metricsUrl =
-    config.metrics.enabled && config.metrics.listen ? await listenOn(buildApp(ctx, { kind: "metrics" }), config.metrics.listen, false) : config.metrics.enabled ? url : undefined;
+    config.metrics.enabled && config.metrics.listen
+      ? await listenOn(buildApp(ctx, { kind: "metrics" }), config.metrics.listen, false)
+      : config.metrics.enabled
+        ? url
+        : undefined;
   return { apps, url, clientUrls, metricsUrl };
 }
 
@@ -418,9 +437,13 @@ async function closeSigner(s: {
  * a failed last commit or checkpoint). Every signature released was recorded first; the WAL file next to the
  * database may hold the latest records: keep it with the database, fix the disk, then start again.
  */
-export class DbNotClosedCleanlyError extends VigilError {
+export class DbNotClosedCleanlyError extends VigilError<"DB_NOT_CLOSED_CLEANLY"> {
   constructor(readonly problems: string[]) {
-    super("DB_NOT_CLOSED_CLEANLY", `stopped, but the slashing-protection database was not closed cleanly: ${problems.join("; ")}`, EXIT_CODES.dbNotClosedCleanly);
+    super(
+      "DB_NOT_CLOSED_CLEANLY",
+      `stopped, but the slashing-protection database was not closed cleanly: ${problems.join("; ")}`,
+      EXIT_CODES.dbNotClosedCleanly,
+    );
   }
 }
 

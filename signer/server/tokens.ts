@@ -2,10 +2,10 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { ensurePrivateDir, EXIT_CODES, VigilError, writeFilePrivateAtomic } from "../../config/index.js";
-import { readSecretFile } from "../../config/secret-file.js";
+import { ensurePrivateDir, EXIT_CODES, VigilError, writeFilePrivateAtomic } from "../../common/index.js";
+import { readSecretFile } from "../../common/index.js";
 
-export class TokenFileError extends VigilError {
+export class TokenFileError extends VigilError<"TOKEN_FILE"> {
   constructor(message: string) {
     super("TOKEN_FILE", message, EXIT_CODES.pinSourceInsecure);
   }
@@ -31,7 +31,7 @@ export function readTokenFile(file: string, opts: { create?: boolean; what: stri
   if (!fs.existsSync(file)) {
     if (!opts.create) throw new TokenFileError(`${opts.what} token file ${file} does not exist`);
     ensurePrivateDir(path.dirname(file));
-    writeFilePrivateAtomic(file, crypto.randomBytes(32).toString("hex") + "\n");
+    writeFilePrivateAtomic(file, `${crypto.randomBytes(32).toString("hex")}\n`);
   }
   const token = readSecretFile(file, {
     what: `${opts.what} token`,

@@ -50,9 +50,17 @@ export class WallClockGuard {
     if (request.type === "ATTESTATION") {
       const { source, target } = request.attestation;
       const latest = this.currentEpoch() + this.margin;
-      for (const [what, epoch] of [["target", target.epoch], ["source", source.epoch]] as const) {
+      for (const [what, epoch] of [
+        ["target", target.epoch],
+        ["source", source.epoch],
+      ] as const) {
         if (BigInt(epoch) > latest) {
-          throw new TooFarAheadError("EPOCH_TOO_FAR_AHEAD", BigInt(epoch), latest, `attestation ${what} epoch ${epoch} is beyond epoch ${latest} (the wall clock's epoch + limits.maxEpochsAhead)`);
+          throw new TooFarAheadError(
+            "EPOCH_TOO_FAR_AHEAD",
+            BigInt(epoch),
+            latest,
+            `attestation ${what} epoch ${epoch} is beyond epoch ${latest} (the wall clock's epoch + limits.maxEpochsAhead)`,
+          );
         }
       }
       return;
@@ -62,7 +70,12 @@ export class WallClockGuard {
       const latestEpoch = this.currentEpoch() + this.margin;
       if (slot / this.slotsPerEpoch > latestEpoch) {
         const latestSlot = (latestEpoch + 1n) * this.slotsPerEpoch - 1n;
-        throw new TooFarAheadError("SLOT_TOO_FAR_AHEAD", slot, latestSlot, `block slot ${slot} is beyond slot ${latestSlot} (the end of the wall clock's epoch + limits.maxEpochsAhead)`);
+        throw new TooFarAheadError(
+          "SLOT_TOO_FAR_AHEAD",
+          slot,
+          latestSlot,
+          `block slot ${slot} is beyond slot ${latestSlot} (the end of the wall clock's epoch + limits.maxEpochsAhead)`,
+        );
       }
     }
   }

@@ -9,16 +9,8 @@ import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import bls from "@chainsafe/bls";
-import { normalizeHex, VigilError, workerScriptUrl } from "../../config/index.js";
-import {
-  assertBlstNative,
-  SECRET_KEY_BYTES,
-  SIGNATURE_BYTES,
-  SIGNING_ROOT_BYTES,
-  type FromWorker,
-  type ToWorker,
-  type WorkerInit,
-} from "./bls-protocol.js";
+import { normalizeHex, VigilError, workerScriptUrl } from "../../common/index.js";
+import { assertBlstNative, SECRET_KEY_BYTES, SIGNATURE_BYTES, SIGNING_ROOT_BYTES, type FromWorker, type ToWorker, type WorkerInit } from "./bls-protocol.js";
 import type { PresetName } from "./consensus.js";
 import { ClientGoneError, QueueFullError, SigningError, UnknownPubkeyError } from "./errors.js";
 

@@ -4,7 +4,7 @@
  */
 import os from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
-import { bytesToHex } from "../../config/index.js";
+import { bytesToHex } from "../../common/index.js";
 import { pinPreset } from "./consensus.js";
 import { assertBlstNative, SECRET_KEY_BYTES, SIGNATURE_BYTES, SIGNING_ROOT_BYTES } from "./bls-protocol.js";
 import type { FromWorker, ToWorker, WorkerInit } from "./bls-protocol.js";

@@ -8,7 +8,7 @@
  */
 import { PresetName as LodestarPresetName, setActivePreset } from "@lodestar/params/setPreset";
 import type { ssz as SszTypes } from "@lodestar/types";
-import { EXIT_CODES } from "../../config/index.js";
+import { EXIT_CODES } from "../../common/index.js";
 import { SigningError } from "./errors.js";
 
 export type PresetName = "mainnet" | "minimal";
@@ -60,9 +60,7 @@ export function pinPreset(preset: PresetName): void {
   checkPresetName(preset);
   if (pinnedPreset !== undefined) {
     if (pinnedPreset !== preset) {
-      throw new PresetError(
-        `consensus preset already set to "${pinnedPreset}" in this process; cannot switch to "${preset}" (one preset per process)`,
-      );
+      throw new PresetError(`consensus preset already set to "${pinnedPreset}" in this process; cannot switch to "${preset}" (one preset per process)`);
     }
     return;
   }

@@ -2,7 +2,7 @@
  * Consensus-spec domain rules (compute_domain, get_domain over fork_info, compute_signing_root) and the
  * two exceptions the signer must apply without a beacon state: genesis-version domains and EIP-7044.
  */
-import { hexToBytes, normalizeHex } from "../../config/index.js";
+import { hexToBytes, normalizeHex } from "../../common/index.js";
 import type { Consensus } from "./consensus.js";
 import { UnknownForkVersionError } from "./errors.js";
 import { forkOfVersion, isForkAtLeast, type NetworkConfig } from "./network.js";
@@ -11,12 +11,7 @@ import type { ForkInfoJson } from "./requests.js";
 const ZERO_ROOT = new Uint8Array(32);
 
 /** compute_domain(domain_type, fork_version, genesis_validators_root). */
-export function computeDomain(
-  consensus: Consensus,
-  domainType: Uint8Array,
-  forkVersion: Uint8Array,
-  genesisValidatorsRoot: Uint8Array,
-): Uint8Array {
+export function computeDomain(consensus: Consensus, domainType: Uint8Array, forkVersion: Uint8Array, genesisValidatorsRoot: Uint8Array): Uint8Array {
   const forkDataRoot = consensus.ssz.phase0.ForkData.hashTreeRoot({ currentVersion: forkVersion, genesisValidatorsRoot });
   const domain = new Uint8Array(32);
   domain.set(domainType, 0);
@@ -36,12 +31,7 @@ export function forkVersionAtEpoch(forkInfo: ForkInfoJson, epoch: bigint): strin
 
 /** get_domain(state, domain_type, epoch) with the state's fork and genesis root taken from fork_info. */
 export function domainAtEpoch(consensus: Consensus, domainType: Uint8Array, forkInfo: ForkInfoJson, epoch: bigint): Uint8Array {
-  return computeDomain(
-    consensus,
-    domainType,
-    hexToBytes(forkVersionAtEpoch(forkInfo, epoch)),
-    hexToBytes(forkInfo.genesis_validators_root),
-  );
+  return computeDomain(consensus, domainType, hexToBytes(forkVersionAtEpoch(forkInfo, epoch)), hexToBytes(forkInfo.genesis_validators_root));
 }
 
 /** DEPOSIT and builder registrations: a given genesis fork version and a zero genesis_validators_root. */

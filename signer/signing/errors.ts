@@ -1,4 +1,4 @@
-import { EXIT_CODES, VigilError } from "../../config/index.js";
+import { EXIT_CODES, VigilError } from "../../common/index.js";
 
 /**
  * Errors of the signing core. Codes are stable; the HTTP layer maps each class to its status in one table

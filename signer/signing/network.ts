@@ -2,7 +2,7 @@
  * What the signer must know about the chain beyond the request body: the preset, the genesis fork version
  * (builder registrations carry no fork_info) and the fork schedule's versions (EIP-7044, see domains.ts).
  */
-import { isHexOfLength, normalizeHex } from "../../config/index.js";
+import { isHexOfLength, normalizeHex } from "../../common/index.js";
 import type { PresetName } from "./consensus.js";
 import { PRESET_NAMES } from "./consensus.js";
 import { FORKS, type ForkName } from "./forks.js";

@@ -73,12 +73,9 @@ interface WithForkInfo {
 export type BlockSignRequest = SignRequestBase<"BLOCK"> & WithForkInfo & { block: BeaconBlockJson };
 export type BlockV2SignRequest = SignRequestBase<"BLOCK_V2"> & WithForkInfo & { beacon_block: BlockRequestV2Json };
 export type AttestationSignRequest = SignRequestBase<"ATTESTATION"> & WithForkInfo & { attestation: AttestationDataJson };
-export type AggregationSlotSignRequest = SignRequestBase<"AGGREGATION_SLOT"> &
-  WithForkInfo & { aggregation_slot: { slot: Uint64String } };
-export type AggregateAndProofSignRequest = SignRequestBase<"AGGREGATE_AND_PROOF"> &
-  WithForkInfo & { aggregate_and_proof: AggregateAndProofJson };
-export type AggregateAndProofV2SignRequest = SignRequestBase<"AGGREGATE_AND_PROOF_V2"> &
-  WithForkInfo & { aggregate_and_proof: AggregateAndProofV2Json };
+export type AggregationSlotSignRequest = SignRequestBase<"AGGREGATION_SLOT"> & WithForkInfo & { aggregation_slot: { slot: Uint64String } };
+export type AggregateAndProofSignRequest = SignRequestBase<"AGGREGATE_AND_PROOF"> & WithForkInfo & { aggregate_and_proof: AggregateAndProofJson };
+export type AggregateAndProofV2SignRequest = SignRequestBase<"AGGREGATE_AND_PROOF_V2"> & WithForkInfo & { aggregate_and_proof: AggregateAndProofV2Json };
 export type RandaoRevealSignRequest = SignRequestBase<"RANDAO_REVEAL"> & WithForkInfo & { randao_reveal: { epoch: Uint64String } };
 export type VoluntaryExitSignRequest = SignRequestBase<"VOLUNTARY_EXIT"> &
   WithForkInfo & { voluntary_exit: { epoch: Uint64String; validator_index: Uint64String } };
@@ -161,11 +158,7 @@ export function validateSignRequest(body: unknown): SignRequest {
     throw new InvalidSignRequestError(fieldOfSchemaError(error), error.message ?? "rejected by schema");
   }
   const request = body as SignRequest;
-  if (
-    request.signingRoot !== undefined &&
-    request.signing_root !== undefined &&
-    request.signingRoot.toLowerCase() !== request.signing_root.toLowerCase()
-  ) {
+  if (request.signingRoot !== undefined && request.signing_root !== undefined && request.signingRoot.toLowerCase() !== request.signing_root.toLowerCase()) {
     throw new InvalidSignRequestError("signing_root", "signing_root and signingRoot are both present and differ");
   }
   return request;

@@ -248,9 +248,10 @@ const MESSAGE_OF_TYPE: Record<SignType, { property: string; schema: Schema; fork
 };
 
 /** The property that carries the message of each type (e.g. ATTESTATION -> "attestation"). */
-export const MESSAGE_PROPERTY: Readonly<Record<SignType, string>> = Object.fromEntries(
-  SIGN_TYPES.map((t) => [t, MESSAGE_OF_TYPE[t].property]),
-) as Record<SignType, string>;
+export const MESSAGE_PROPERTY: Readonly<Record<SignType, string>> = Object.fromEntries(SIGN_TYPES.map((t) => [t, MESSAGE_OF_TYPE[t].property])) as Record<
+  SignType,
+  string
+>;
 
 /** Body schema for POST /api/v1/eth2/sign/{pubkey}. Use as fastify `schema: { body: signRequestBodySchema }`. */
 export const signRequestBodySchema: Schema = {

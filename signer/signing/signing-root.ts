@@ -2,25 +2,16 @@
  * Signing roots of every Web3Signer request type, computed from the typed body with @lodestar/types SSZ
  * containers and the consensus-spec domains, plus the facts slashing protection needs.
  */
-import { bytesToHex, hexToBytes, MAX_UINT64, parseUint } from "../../config/index.js";
+import { bytesToHex, hexToBytes, MAX_UINT64, parseUint } from "../../common/index.js";
 import { loadedConsensus, type Consensus } from "./consensus.js";
 import { domainAtEpoch, genesisDomain, signingRootOf, computeDomain, voluntaryExitForkVersion } from "./domains.js";
 import { InvalidSignRequestError, SigningRootMismatchError } from "./errors.js";
 import type { NetworkConfig } from "./network.js";
-import {
-  clientSigningRoot,
-  type AggregateAndProofJson,
-  type AggregateAndProofV2Json,
-  type BlockV2SignRequest,
-  type SignRequest,
-} from "./requests.js";
+import { clientSigningRoot, type AggregateAndProofJson, type AggregateAndProofV2Json, type BlockV2SignRequest, type SignRequest } from "./requests.js";
 import { ELECTRA_AGGREGATE_VERSIONS } from "./schemas.js";
 
 /** What the slashing-protection database checks before the signature leaves the signer. */
-export type SlashingFacts =
-  | { kind: "block"; slot: bigint }
-  | { kind: "attestation"; sourceEpoch: bigint; targetEpoch: bigint }
-  | { kind: "none" };
+export type SlashingFacts = { kind: "block"; slot: bigint } | { kind: "attestation"; sourceEpoch: bigint; targetEpoch: bigint } | { kind: "none" };
 
 export interface SigningRootResult {
   signingRoot: Uint8Array;
@@ -103,12 +94,7 @@ function computeSigningRootUnchecked(request: SignRequest, network: NetworkConfi
       const epoch = parseUint64(request.voluntary_exit.epoch, "voluntary_exit.epoch");
       const root = hashTreeRoot(ssz.phase0.VoluntaryExit, request.voluntary_exit, "voluntary_exit");
       const version = voluntaryExitForkVersion(network, request.fork_info, epoch);
-      const domain = computeDomain(
-        c,
-        domains.voluntaryExit,
-        hexToBytes(version),
-        hexToBytes(request.fork_info.genesis_validators_root),
-      );
+      const domain = computeDomain(c, domains.voluntaryExit, hexToBytes(version), hexToBytes(request.fork_info.genesis_validators_root));
       return { signingRoot: signingRootOf(c, root, domain), slashing: none };
     }
     case "DEPOSIT": {
@@ -191,13 +177,7 @@ function unwrapAggregateV2(body: AggregateAndProofV2Json): { data: AggregateAndP
   return { data: bare, electra: bare.aggregate.committee_bits !== undefined, field: "aggregate_and_proof" };
 }
 
-function aggregateAndProof(
-  c: Consensus,
-  data: AggregateAndProofJson,
-  electra: boolean,
-  field: string,
-  forkInfo: SignRequest["fork_info"],
-): SigningRootResult {
+function aggregateAndProof(c: Consensus, data: AggregateAndProofJson, electra: boolean, field: string, forkInfo: SignRequest["fork_info"]): SigningRootResult {
   if (!forkInfo) throw new InvalidSignRequestError("fork_info", "is required");
   const slot = parseUint64(data.aggregate.data.slot, `${field}.aggregate.data.slot`);
   const type = electra ? c.ssz.electra.AggregateAndProof : c.ssz.phase0.AggregateAndProof;

@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3";
-import { bytesToHex } from "../../config/index.js";
+import { bytesToHex } from "../../common/index.js";
 import { INTERCHANGE_FORMAT_VERSION } from "./parse.js";
 
 export interface InterchangeBlock {
@@ -35,11 +35,7 @@ interface ValidatorHistory {
  * a record at the watermark with an unknown root, with the records it makes redundant left out. An importer
  * applying either strategy then refuses at least everything this database refuses.
  */
-export function exportInterchange(
-  db: Database.Database,
-  genesisValidatorsRoot: string,
-  opts: { pubkeys?: Buffer[]; minify?: boolean },
-): Interchange {
+export function exportInterchange(db: Database.Database, genesisValidatorsRoot: string, opts: { pubkeys?: Buffer[]; minify?: boolean }): Interchange {
   const histories = loadHistories(db, opts.pubkeys);
   const data = histories.map((h) => (opts.minify ? minifiedRecord(h) : completeRecord(h)));
   return { metadata: { interchange_format_version: INTERCHANGE_FORMAT_VERSION, genesis_validators_root: genesisValidatorsRoot }, data };
@@ -88,13 +84,15 @@ function completeAttestations(h: ValidatorHistory): InterchangeAttestation[] {
 
 function minifiedRecord(h: ValidatorHistory): InterchangeRecord {
   const maxSlot = maxOf(h.blocks.at(-1)?.slot ?? null, h.marks.blockSlot);
-  const maxSource = maxOf(h.attestations.reduce<bigint | null>((m, a) => maxOf(m, a.source), null), h.marks.sourceEpoch);
+  const maxSource = maxOf(
+    h.attestations.reduce<bigint | null>((m, a) => maxOf(m, a.source), null),
+    h.marks.sourceEpoch,
+  );
   const maxTarget = maxOf(h.attestations.at(-1)?.target ?? null, h.marks.targetEpoch);
   return {
     pubkey: bytesToHex(h.pubkey),
     signed_blocks: maxSlot === null ? [] : [{ slot: maxSlot.toString() }],
-    signed_attestations:
-      maxSource === null || maxTarget === null ? [] : [{ source_epoch: maxSource.toString(), target_epoch: maxTarget.toString() }],
+    signed_attestations: maxSource === null || maxTarget === null ? [] : [{ source_epoch: maxSource.toString(), target_epoch: maxTarget.toString() }],
   };
 }
 

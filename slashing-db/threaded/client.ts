@@ -6,7 +6,7 @@
  * database's own error classes. If the worker dies every pending and later check fails closed.
  */
 import { Worker } from "node:worker_threads";
-import { bytesToHex, hexToBytes, workerScriptUrl } from "../../config/index.js";
+import { bytesToHex, hexToBytes, workerScriptUrl } from "../../common/index.js";
 import { parseUint64 } from "../codec.js";
 import { openSlashingDb, type CheckOutcome, type SlashingDb } from "../database.js";
 import { errorFromWire, SlashingDbInputError, SlashingDbUnavailableError, SlashingProtectionError } from "../errors.js";
@@ -365,4 +365,3 @@ function lengthError(field: string, length: number, value: unknown): SlashingDbI
   const got = value instanceof Uint8Array ? `${value.byteLength}` : typeof value;
   return new SlashingDbInputError(field, `expected ${length} bytes, got ${got}`);
 }
-

@@ -8,7 +8,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { openSlashingDb } from "../database.js";
 import { errorToWire } from "../errors.js";
 import type { BatchStats } from "../group-commit.js";
-import { bytesToHex } from "../../config/index.js";
+import { bytesToHex } from "../../common/index.js";
 import { decodeChecks, type CheckReply, type DbWorkerData, type ToDbWorker, type FromDbWorker } from "./protocol.js";
 
 const { file } = workerData as DbWorkerData;

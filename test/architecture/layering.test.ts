@@ -1,5 +1,5 @@
 // The layering rule (README "Layout"): `cli/` sits above the parts and no part imports it; a part imports
-// another part only through its public `index.ts`; `config/` (shared primitives) and `admin-api/` (the signer's
+// another part only through its public `index.ts`; `common/` (shared primitives) and `admin-api/` (the signer's
 // admin contract, shared by signer, watchdog and tests) import no part. Checked
 // on every import and re-export, static or dynamic, of the source tree, so it stays true. Tests may
 // import internals: test/ is not checked.
@@ -10,9 +10,9 @@ import ts from "typescript";
 import { describe, expect, it } from "vitest";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const PARTS = ["signer", "slashing-db", "watchdog", "config", "admin-api"] as const;
+const PARTS = ["signer", "slashing-db", "watchdog", "common", "admin-api"] as const;
 /** Depended on by the parts, so they depend on none. */
-const LEAVES = ["config", "admin-api"];
+const LEAVES = ["common", "admin-api"];
 const CLI = "cli";
 const CHECKED = [...PARTS, CLI];
 
@@ -58,8 +58,10 @@ function violation(imp: Import): string | undefined {
   if (from === to) return undefined;
   if (to === "test") return `${from}/ imports the tests (${imp.to})`;
   if (to === CLI) return `part ${from}/ imports the CLI (${imp.to}): the CLI sits above the parts`;
-  if (LEAVES.includes(from) && (PARTS as readonly string[]).includes(to)) return `${from}/ imports part ${to}/ (${imp.to}): ${from}/ is shared by the parts and imports none`;
-  if ((PARTS as readonly string[]).includes(to) && !isIndexOf(imp.to, to)) return `${from}/ imports ${imp.to}: another part is imported only through ${to}/index.ts`;
+  if (LEAVES.includes(from) && (PARTS as readonly string[]).includes(to))
+    return `${from}/ imports part ${to}/ (${imp.to}): ${from}/ is shared by the parts and imports none`;
+  if ((PARTS as readonly string[]).includes(to) && !isIndexOf(imp.to, to))
+    return `${from}/ imports ${imp.to}: another part is imported only through ${to}/index.ts`;
   return undefined;
 }
 
@@ -74,7 +76,7 @@ describe("layering", () => {
     expect([...contractUsers].sort()).toEqual(["signer", "watchdog"]);
   });
 
-  it("no part imports cli/, parts import each other only through index.ts, config/ and admin-api/ import no part", () => {
+  it("no part imports cli/, parts import each other only through index.ts, common/ and admin-api/ import no part", () => {
     const broken = imports.flatMap((i) => {
       const why = violation(i);
       return why === undefined ? [] : [`${i.at}: ${why}`];
@@ -87,8 +89,8 @@ describe("layering", () => {
     expect(violation(at("signer/server/start.ts", "cli/run.ts"))).toMatch(/imports the CLI/);
     expect(violation(at("watchdog/monitor.ts", "signer/server/auth.ts"))).toMatch(/only through signer\/index\.ts/);
     expect(violation(at("cli/keys.ts", "signer/keystore/index.ts"))).toMatch(/only through signer\/index\.ts/);
-    expect(violation(at("config/files.ts", "slashing-db/index.ts"))).toMatch(/imports none/);
-    expect(violation(at("admin-api/index.ts", "config/index.ts"))).toMatch(/imports none/);
+    expect(violation(at("common/files.ts", "slashing-db/index.ts"))).toMatch(/imports none/);
+    expect(violation(at("admin-api/index.ts", "common/index.ts"))).toMatch(/imports none/);
     expect(violation(at("watchdog/monitor.ts", "signer/index.ts"))).toBeUndefined();
     expect(violation(at("signer/server/start.ts", "signer/keystore/pin.ts"))).toBeUndefined();
   });

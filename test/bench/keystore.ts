@@ -27,7 +27,14 @@ async function writeRealKeystores(dir: string, count: number, kdf: "pbkdf2" | "s
   for (let i = 0; i < count; i++) {
     const sk = bls.SecretKey.fromKeygen(crypto.randomBytes(32));
     // Default EIP-2335 parameters (c = n = 2^18): what staking-deposit-cli writes.
-    const ks = await create(password, sk.toBytes(), sk.toPublicKey().toBytes(), `m/12381/3600/${i}/0/0`, "", kdf === "scrypt" ? defaultScryptModule() : defaultPbkdfModule());
+    const ks = await create(
+      password,
+      sk.toBytes(),
+      sk.toPublicKey().toBytes(),
+      `m/12381/3600/${i}/0/0`,
+      "",
+      kdf === "scrypt" ? defaultScryptModule() : defaultPbkdfModule(),
+    );
     fs.writeFileSync(path.join(dir, `keystore-${kdf}-${i}.json`), JSON.stringify(ks));
   }
 }

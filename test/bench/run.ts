@@ -45,7 +45,9 @@ const signer = await runSignerBench({ seconds });
 console.log(`ceiling (raw pool, same run): ${round(signer.ceilingPerSecond, 0)} signatures/s`);
 console.log(`end to end:                   ${round(signer.endToEndPerSecond, 0)} signatures/s`);
 console.log(`ratio:                        ${round(signer.ratio, 2)} (target >= 0.8)`);
-console.log(`at ${round(signer.offeredPerSecond, 0)}/s offered (half the ceiling): p50 ${round(signer.p50Ms, 2)} ms, p99 ${round(signer.p99Ms, 2)} ms (target < 25 ms)`);
+console.log(
+  `at ${round(signer.offeredPerSecond, 0)}/s offered (half the ceiling): p50 ${round(signer.p50Ms, 2)} ms, p99 ${round(signer.p99Ms, 2)} ms (target < 25 ms)`,
+);
 const o = signer.overload;
 console.log(
   `overload, ${o.offeredPerSecond}/s offered (2x end to end), clients give up after ${o.clientTimeoutMs} ms (limits.maxWaitMs ${o.maxWaitMs}): ` +

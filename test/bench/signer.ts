@@ -16,7 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import bls from "@chainsafe/bls";
-import { bytesToHex } from "../../config/index.js";
+import { bytesToHex } from "../../common/index.js";
 import type { KeyInfo, KeyStore, LoadedKeys, SignerHandle } from "../../signer/keystore/index.js";
 import { parseSignerConfig, startSigner } from "../../signer/index.js";
 import { interopSecretKey } from "../signing/interop-keys.js";
@@ -25,7 +25,7 @@ import { runRawSigningBench } from "./signing.js";
 import { percentile, round } from "./stats.js";
 
 const KEYS = 10_000;
-const GVR = "0x" + "42".repeat(32);
+const GVR = `0x${"42".repeat(32)}`;
 
 export interface SignerBenchResult {
   ceilingPerSecond: number;

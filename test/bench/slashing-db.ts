@@ -11,7 +11,7 @@ import Database from "better-sqlite3";
 import { openSlashingDb, type BatchStats } from "../../slashing-db/index.js";
 import { percentile, round } from "./stats.js";
 
-const GVR = "0x" + "77".repeat(32);
+const GVR = `0x${"77".repeat(32)}`;
 const VALIDATORS = 10_000;
 const ROWS_PER_VALIDATOR = 100; // 1,000,000 attestation rows in all
 
@@ -27,7 +27,7 @@ export interface SlashingBenchResult {
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-const pubkeyOf = (i: number) => "0x" + createHash("sha256").update(`bench-${i}`).digest("hex").padEnd(96, "0");
+const pubkeyOf = (i: number) => `0x${createHash("sha256").update(`bench-${i}`).digest("hex").padEnd(96, "0")}`;
 
 /** Fills a new database straight through SQL (seeding a million rows through the API would take minutes). */
 function seed(file: string): void {
@@ -72,7 +72,7 @@ export async function runSlashingDbBench(opts: { seconds: number; callers: numbe
           const v = cursor++ % VALIDATORS;
           const target = nextTarget[v]!++;
           const started = performance.now();
-          await db.checkAndRecordAttestation(pubkeyOf(v), target - 1, target, "0x" + target.toString(16).padStart(64, "0"));
+          await db.checkAndRecordAttestation(pubkeyOf(v), target - 1, target, `0x${target.toString(16).padStart(64, "0")}`);
           latencies.push(performance.now() - started);
         }
       };

@@ -124,8 +124,24 @@ describe("scenario 2: primary and backup validator clients, the watchdog in char
         },
       },
       // A single-node devnet has no peers; slots are 2 s, so the watchdog looks every second.
-      monitor: { intervalMs: 1_000, probeTimeoutMs: 1_500, failuresBeforeFailover: 3, successesBeforeHealthy: 2, signerSilenceSlots: 2, minPeers: 0, maxSyncDistance: 4 },
-      failover: { automatic: true, signerRetryMs: 5_000, drainTimeoutMs: 10_000, verifySlots: 8, livenessQuietEpochs: 2, refusedRetryMs: 5_000, leaseMs: 5_000 },
+      monitor: {
+        intervalMs: 1_000,
+        probeTimeoutMs: 1_500,
+        failuresBeforeFailover: 3,
+        successesBeforeHealthy: 2,
+        signerSilenceSlots: 2,
+        minPeers: 0,
+        maxSyncDistance: 4,
+      },
+      failover: {
+        automatic: true,
+        signerRetryMs: 5_000,
+        drainTimeoutMs: 10_000,
+        verifySlots: 8,
+        livenessQuietEpochs: 2,
+        refusedRetryMs: 5_000,
+        leaseMs: 5_000,
+      },
       metrics: { enabled: false },
       log: { level: "info" },
     };
@@ -155,7 +171,9 @@ describe("scenario 2: primary and backup validator clients, the watchdog in char
       1_000,
     );
     const before = { primary: await client("primary"), backup: await client("backup") };
-    say(`before the stop: head ${watcher.headSlot}, finalized ${watcher.finalizedEpoch}; primary signed ${before.primary.signed}, backup signed ${before.backup.signed} / refused ${before.backup.refused}`);
+    say(
+      `before the stop: head ${watcher.headSlot}, finalized ${watcher.finalizedEpoch}; primary signed ${before.primary.signed}, backup signed ${before.backup.signed} / refused ${before.backup.refused}`,
+    );
     expect(before.primary.enabled).toBe(true);
     expect(before.primary.signed).toBeGreaterThan(0);
     expect(before.backup.signed).toBe(0);
@@ -169,14 +187,11 @@ describe("scenario 2: primary and backup validator clients, the watchdog in char
 
     const fencedAt = await waitFor("the watchdog to fence the primary", async () => !(await client("primary")).enabled && Date.now(), 60_000, 200);
     const activatedAt = await waitFor("the watchdog to enable the backup", async () => (await client("backup")).enabled && Date.now(), 60_000, 200);
-    const firstBackup = await waitFor(
-      "the backup's first signature",
-      async () => (await readFeed(s)).find((e) => e.clientId === "backup"),
-      10 * SLOT_MS,
-      200,
-    );
+    const firstBackup = await waitFor("the backup's first signature", async () => (await readFeed(s)).find((e) => e.clientId === "backup"), 10 * SLOT_MS, 200);
     const failoverMs = Date.parse(firstBackup.at) - stoppedAt;
-    say(`primary fenced ${fencedAt - stoppedAt} ms after the freeze, backup enabled after ${activatedAt - stoppedAt} ms, first backup signature (${firstBackup.type}) after ${failoverMs} ms`);
+    say(
+      `primary fenced ${fencedAt - stoppedAt} ms after the freeze, backup enabled after ${activatedAt - stoppedAt} ms, first backup signature (${firstBackup.type}) after ${failoverMs} ms`,
+    );
 
     // Wake the primary: everything it asks for now is refused.
     const refusedBefore = (await client("primary")).refused;

@@ -9,7 +9,7 @@ import path from "node:path";
 import readline from "node:readline";
 import { promisify } from "node:util";
 import { PublicKey, SecretKey, Signature, verify } from "@chainsafe/blst";
-import { loadUnixDgram } from "../../config/systemd-notify.js";
+import { loadUnixDgram } from "../../common/systemd-notify.js";
 import { openSlashingDb } from "../../slashing-db/index.js";
 import { interopSecretKey } from "../signing/interop-keys.js";
 import { fakeNotifySocket, type FakeNotifySocket } from "../helpers/notify-socket.js";
@@ -31,7 +31,12 @@ export function say(line: string): void {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function waitFor<T>(what: string, fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs: number, everyMs = 500): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs: number,
+  everyMs = 500,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -91,7 +96,11 @@ export function spawnLogged(name: string, dir: string, command: string, args: st
 }
 
 /** Sends `signal`, waits up to `timeoutMs` for the exit, then SIGKILLs. Returns how it ended. */
-export async function stopProc(p: Proc, signal: NodeJS.Signals = "SIGTERM", timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
+export async function stopProc(
+  p: Proc,
+  signal: NodeJS.Signals = "SIGTERM",
+  timeoutMs = 30_000,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
   const started = Date.now();
   if (p.exitStatus) return { ...p.exitStatus, ms: 0 };
   p.child.kill(signal);
@@ -145,7 +154,7 @@ export interface E2eToken {
 
 /** Derived with blst here, independently of the signer's code. */
 export function interopPubkeyHex(i: number): string {
-  return "0x" + Buffer.from(SecretKey.fromBytes(interopSecretKey(i)).toPublicKey().toBytes()).toString("hex");
+  return `0x${Buffer.from(SecretKey.fromBytes(interopSecretKey(i)).toPublicKey().toBytes()).toString("hex")}`;
 }
 
 /**
@@ -189,7 +198,7 @@ export async function startSignerProcess(dir: string, token: E2eToken, clientIds
   const clients = await Promise.all(clientIds.map(async (id) => ({ id, listen: { host: "127.0.0.1", port: await freePort() }, keys: "*" })));
   const adminToken = crypto.randomBytes(24).toString("hex");
   const adminTokenFile = path.join(dir, "admin.token");
-  fs.writeFileSync(adminTokenFile, adminToken + "\n", { mode: 0o600 });
+  fs.writeFileSync(adminTokenFile, `${adminToken}\n`, { mode: 0o600 });
   const config = {
     network: "minimal-devnet",
     listen: { host: "127.0.0.1", port: mainPort },
@@ -215,7 +224,19 @@ export async function startSignerProcess(dir: string, token: E2eToken, clientIds
     say(`signer READY=1 after ${Date.now() - started} ms (${notify.assignments().filter((a) => a.startsWith("STATUS=")).length} STATUS= lines before it)`);
   } else {
     say("unix-dgram is not installed: waiting for the signer by polling /upcheck instead of its READY=1");
-    await Promise.race([waitFor("signer /upcheck", () => fetch(`${url}/upcheck`).then((r) => r.ok, () => false), 120_000, 200), failed]);
+    await Promise.race([
+      waitFor(
+        "signer /upcheck",
+        () =>
+          fetch(`${url}/upcheck`).then(
+            (r) => r.ok,
+            () => false,
+          ),
+        120_000,
+        200,
+      ),
+      failed,
+    ]);
   }
   return {
     proc,
@@ -263,7 +284,13 @@ export async function stopSignerGracefully(
   const all = signer.notify?.assignments() ?? [];
   const stoppingSent = signer.notify ? all.includes("STOPPING=1") : undefined;
   signer.notify?.close();
-  return { code: r.code, ms: r.ms, stoppingSent, watchdogPings: all.filter((a) => a === "WATCHDOG=1").length, unhealthy: all.filter((a) => a.startsWith("STATUS=unhealthy")) };
+  return {
+    code: r.code,
+    ms: r.ms,
+    stoppingSent,
+    watchdogPings: all.filter((a) => a === "WATCHDOG=1").length,
+    unhealthy: all.filter((a) => a.startsWith("STATUS=unhealthy")),
+  };
 }
 
 // --- checks on what was signed ----------------------------------------------------------------------------
@@ -341,14 +368,21 @@ export async function startDevnet(lodestarDir: string, dir: string, env: Record<
   const p2pPort = await freePort();
   const workDir = path.join(dir, "devnet");
   fs.mkdirSync(workDir, { recursive: true });
-  const proc = spawnLogged("devnet", dir, "bash", [path.join(lodestarDir, "run-devnet.sh")], {
-    N: String(VALIDATORS),
-    SLOT: String(SLOT_SECONDS),
-    WORK: workDir,
-    BN_PORT: String(bnPort),
-    P2P_PORT: String(p2pPort),
-    ...env,
-  }, workDir); // lodestar dev writes genesis.ssz into its working directory: keep it out of the checkout
+  const proc = spawnLogged(
+    "devnet",
+    dir,
+    "bash",
+    [path.join(lodestarDir, "run-devnet.sh")],
+    {
+      N: String(VALIDATORS),
+      SLOT: String(SLOT_SECONDS),
+      WORK: workDir,
+      BN_PORT: String(bnPort),
+      P2P_PORT: String(p2pPort),
+      ...env,
+    },
+    workDir,
+  ); // lodestar dev writes genesis.ssz into its working directory: keep it out of the checkout
   const expected = env.BACKUP_VC === "1" ? ["vc1", "vc2"] : ["vc1"];
   const vcPids: Devnet["vcPids"] = {};
   await waitFor(
@@ -456,7 +490,9 @@ export class ChainWatcher {
       }
       const head = await bnJson<{ data: { header: { message: { slot: string } } } }>(`${this.bnUrl}/eth/v1/beacon/headers/head`);
       if (head.body) this.headSlot = Number(head.body.data.header.message.slot);
-      const fin = await bnJson<{ data: { finalized: { epoch: string }; current_justified: { epoch: string } } }>(`${this.bnUrl}/eth/v1/beacon/states/head/finality_checkpoints`);
+      const fin = await bnJson<{ data: { finalized: { epoch: string }; current_justified: { epoch: string } } }>(
+        `${this.bnUrl}/eth/v1/beacon/states/head/finality_checkpoints`,
+      );
       if (fin.body) {
         this.finalizedEpoch = Number(fin.body.data.finalized.epoch);
         this.justifiedEpoch = Number(fin.body.data.current_justified.epoch);
@@ -472,7 +508,12 @@ export class ChainWatcher {
         if (b.status === 0) break; // node not answering: try again next poll
         if (b.body) {
           const m = b.body.data.message;
-          this.blocks.set(slot, { slot, proposer: Number(m.proposer_index), graffiti: graffitiText(m.body.graffiti), signature: b.body.data.signature.toLowerCase() });
+          this.blocks.set(slot, {
+            slot,
+            proposer: Number(m.proposer_index),
+            graffiti: graffitiText(m.body.graffiti),
+            signature: b.body.data.signature.toLowerCase(),
+          });
         } else {
           this.emptySlots.add(slot);
         }

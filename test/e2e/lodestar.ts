@@ -27,7 +27,11 @@ export function e2eCacheRoot(): string {
 
 /** The install directory for the shared Lodestar, keyed by its lockfile. */
 function lodestarDir(src: string): string {
-  const hash = crypto.createHash("sha256").update(fs.readFileSync(path.join(src, "package-lock.json"))).digest("hex").slice(0, 12);
+  const hash = crypto
+    .createHash("sha256")
+    .update(fs.readFileSync(path.join(src, "package-lock.json")))
+    .digest("hex")
+    .slice(0, 12);
   return path.join(e2eCacheRoot(), `lodestar-1.5.1-${hash}`);
 }
 
@@ -50,7 +54,7 @@ export async function installLodestar(log: (line: string) => void = () => {}): P
     for (const f of FILES) fs.chmodSync(path.join(stage, f), 0o755);
     const started = Date.now();
     await run("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], stage);
-    fs.writeFileSync(path.join(stage, ".installed"), new Date().toISOString() + "\n");
+    fs.writeFileSync(path.join(stage, ".installed"), `${new Date().toISOString()}\n`);
     fs.rmSync(dir, { recursive: true, force: true });
     fs.renameSync(stage, dir);
     log(`Lodestar installed in ${Math.round((Date.now() - started) / 1000)} s`);

@@ -73,7 +73,9 @@ describe("scenario 1: Lodestar v1.5.1 signs only through Vigil's signer", () => 
         if (devnet!.proc.exitStatus) throw new Error(`the devnet stopped early; see ${devnet!.workDir}/logs`);
         if (Date.now() - lastReport > 16_000) {
           lastReport = Date.now();
-          say(`head slot ${watcher.headSlot}, justified ${watcher.justifiedEpoch}, finalized ${watcher.finalizedEpoch}, blocks ${watcher.blocks.size}/${watcher.settledSlots()}`);
+          say(
+            `head slot ${watcher.headSlot}, justified ${watcher.justifiedEpoch}, finalized ${watcher.finalizedEpoch}, blocks ${watcher.blocks.size}/${watcher.settledSlots()}`,
+          );
         }
         return watcher.finalizedEpoch >= MIN_FINALIZED;
       },
@@ -97,10 +99,14 @@ describe("scenario 1: Lodestar v1.5.1 signs only through Vigil's signer", () => 
 
     say(
       `scenario 1: ${runSeconds.toFixed(0)} s of devnet; blocks ${watcher.blocks.size}/${slots} slots (empty: ${empty.join(",") || "none"}); ` +
-        `finalized epoch ${watcher.finalizedEpoch}; signatures ${feed.length} (${Object.entries(sigs.byType).map(([t, n]) => `${t} ${n}`).join(", ")}), ` +
+        `finalized epoch ${watcher.finalizedEpoch}; signatures ${feed.length} (${Object.entries(sigs.byType)
+          .map(([t, n]) => `${t} ${n}`)
+          .join(", ")}), ` +
         `${sigs.invalid.length} invalid; slashing db holds ${db.blocks - db.missing.filter((m) => m.startsWith("block")).length}/${db.blocks} blocks and ` +
         `${db.attestations - db.missing.filter((m) => m.startsWith("attestation")).length}/${db.attestations} attestations; signer stopped with exit ${stop.code} in ${stop.ms} ms` +
-        (stop.stoppingSent === undefined ? "" : `, STOPPING=1 ${stop.stoppingSent ? "sent" : "NOT sent"}, ${stop.watchdogPings} WATCHDOG=1 pings, ${stop.unhealthy.length} unhealthy reports`),
+        (stop.stoppingSent === undefined
+          ? ""
+          : `, STOPPING=1 ${stop.stoppingSent ? "sent" : "NOT sent"}, ${stop.watchdogPings} WATCHDOG=1 pings, ${stop.unhealthy.length} unhealthy reports`),
     );
 
     expect(slots).toBeGreaterThanOrEqual((MIN_FINALIZED + 1) * SLOTS_PER_EPOCH);

@@ -51,7 +51,7 @@ export function createToken(label: string, pin = "1234-test-pin", soPin = "5678-
   createTokenViaPkcs11({ module: SOFTHSM_MODULE, label, pin, soPin });
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `vigil-data-${label}-`));
   const pinFile = path.join(dataDir, "pin");
-  fs.writeFileSync(pinFile, pin + "\n", { mode: 0o600 });
+  fs.writeFileSync(pinFile, `${pin}\n`, { mode: 0o600 });
   return {
     label,
     pin,

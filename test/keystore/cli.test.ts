@@ -3,13 +3,13 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EXIT_CODES } from "../../config/index.js";
+import { EXIT_CODES } from "../../common/index.js";
 import { createToken, filesUnder, tokenDir, type TestToken } from "../helpers/softhsm.js";
 import { randomKey, secretNeedles, writeKeystores } from "./fixtures.js";
 
 const VIGIL = path.resolve(__dirname, "../../bin/vigil.js");
 const LABEL = "vigil-test-cli";
-const GVR = "0x" + "77".repeat(32);
+const GVR = `0x${"77".repeat(32)}`;
 let token: TestToken;
 let hsm: string[];
 const keys = [randomKey(), randomKey()];
@@ -130,7 +130,11 @@ describe("vigil hsm / keys", () => {
   it("each failure is one line with its own exit code", () => {
     const cases: [string[], number, RegExp][] = [
       [["--module", "/nope/lib.so", "--token-label", LABEL, "--pin-file", token.pinFile], EXIT_CODES.hsmModule, /module \/nope\/lib\.so not found/],
-      [["--module", token.config.module, "--token-label", "missing", "--pin-file", token.pinFile], EXIT_CODES.hsmTokenNotFound, new RegExp(`tokens present: .*"${LABEL}"`)],
+      [
+        ["--module", token.config.module, "--token-label", "missing", "--pin-file", token.pinFile],
+        EXIT_CODES.hsmTokenNotFound,
+        new RegExp(`tokens present: .*"${LABEL}"`),
+      ],
     ];
     const wrongPin = path.join(token.dataDir, "wrong-pin");
     fs.writeFileSync(wrongPin, "not-the-pin", { mode: 0o600 });
@@ -138,7 +142,11 @@ describe("vigil hsm / keys", () => {
     const loosePin = path.join(token.dataDir, "loose-pin");
     fs.writeFileSync(loosePin, token.pin, { mode: 0o644 });
     fs.chmodSync(loosePin, 0o644);
-    cases.push([["--module", token.config.module, "--token-label", LABEL, "--pin-file", loosePin], EXIT_CODES.pinSourceInsecure, /accessible by group or others/]);
+    cases.push([
+      ["--module", token.config.module, "--token-label", LABEL, "--pin-file", loosePin],
+      EXIT_CODES.pinSourceInsecure,
+      /accessible by group or others/,
+    ]);
     for (const [args, code, message] of cases) {
       const r = vigil(["keys", "list", ...args]);
       expect(r.code, r.stderr).toBe(code);

@@ -14,11 +14,14 @@ export interface TestKey {
 
 export function randomKey(): TestKey {
   const sk = bls.SecretKey.fromKeygen(crypto.randomBytes(32));
-  return { secret: sk.toBytes(), pubkey: "0x" + Buffer.from(sk.toPublicKey().toBytes()).toString("hex") };
+  return { secret: sk.toBytes(), pubkey: `0x${Buffer.from(sk.toPublicKey().toBytes()).toString("hex")}` };
 }
 
 /** Test-speed KDF parameters (real keystores use c = n = 2^18). */
-export const CHEAP_PBKDF2 = () => ({ function: "pbkdf2" as const, params: { dklen: 32, c: 2, prf: "hmac-sha256" as const, salt: crypto.randomBytes(32).toString("hex") } });
+export const CHEAP_PBKDF2 = () => ({
+  function: "pbkdf2" as const,
+  params: { dklen: 32, c: 2, prf: "hmac-sha256" as const, salt: crypto.randomBytes(32).toString("hex") },
+});
 export const CHEAP_SCRYPT = () => ({ function: "scrypt" as const, params: { dklen: 32, n: 16, r: 8, p: 1, salt: crypto.randomBytes(32).toString("hex") } });
 
 /**
@@ -37,7 +40,7 @@ export async function writeKeystores(
       const kdf = opts.kdf === "scrypt" ? CHEAP_SCRYPT() : CHEAP_PBKDF2();
       const ks = await create(password, k.secret, Buffer.from(k.pubkey.slice(2), "hex"), `m/12381/3600/${i}/0/0`, "", kdf);
       fs.writeFileSync(path.join(dir, `keystore-${i}.json`), JSON.stringify(ks));
-      if (opts.perFilePasswords) fs.writeFileSync(path.join(dir, `keystore-${i}.txt`), password + "\n");
+      if (opts.perFilePasswords) fs.writeFileSync(path.join(dir, `keystore-${i}.txt`), `${password}\n`);
     }),
   );
 }

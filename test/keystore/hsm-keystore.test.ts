@@ -4,7 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import bls from "@chainsafe/bls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EXIT_CODES } from "../../config/index.js";
+import { EXIT_CODES } from "../../common/index.js";
 import { APPLICATION, requireWrappingKey, sealSecret } from "../../signer/keystore/envelope.js";
 import { HsmRecordTamperedError, InvalidKeystoreError, KeyConflictError, KeyNotFoundError } from "../../signer/keystore/errors.js";
 import { initToken, tokenStatus } from "../../signer/keystore/hsm-admin.js";

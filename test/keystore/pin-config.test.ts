@@ -2,7 +2,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { EXIT_CODES } from "../../config/index.js";
+import { EXIT_CODES } from "../../common/index.js";
 import { loadHsmConfig, parseHsmSection } from "../../signer/keystore/config.js";
 import { PinSourceError } from "../../signer/keystore/errors.js";
 import { readPin } from "../../signer/keystore/pin.js";

@@ -3,14 +3,8 @@ import fs from "node:fs";
 import path from "node:path";
 import pkcs11js from "pkcs11js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EXIT_CODES } from "../../config/index.js";
-import {
-  HsmModuleError,
-  HsmPinLockedError,
-  HsmTokenNotFoundError,
-  HsmWrappingKeyMissingError,
-  HsmWrongPinError,
-} from "../../signer/keystore/errors.js";
+import { EXIT_CODES } from "../../common/index.js";
+import { HsmModuleError, HsmPinLockedError, HsmTokenNotFoundError, HsmWrappingKeyMissingError, HsmWrongPinError } from "../../signer/keystore/errors.js";
 import { Pkcs11KeyStore } from "../../signer/keystore/pkcs11-keystore.js";
 import { mapLoginError, TokenSession, type Pkcs11 } from "../../signer/keystore/pkcs11-session.js";
 import { createToken, SOFTHSM_MODULE, type TestToken } from "../helpers/softhsm.js";
@@ -49,7 +43,9 @@ describe("module", () => {
     expect(err).toBeInstanceOf(HsmModuleError);
     expect(err.message).toMatch(/is not a PKCS#11 library/);
     // A real shared library without C_GetFunctionList.
-    const libz = ["/usr/lib/x86_64-linux-gnu/libz.so.1", "/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/aarch64-linux-gnu/libz.so.1"].find((f) => fs.existsSync(f));
+    const libz = ["/usr/lib/x86_64-linux-gnu/libz.so.1", "/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/aarch64-linux-gnu/libz.so.1"].find((f) =>
+      fs.existsSync(f),
+    );
     if (libz) {
       const err2 = caught(() => Pkcs11KeyStore.open({ ...token.config, module: libz }));
       expect(err2).toBeInstanceOf(HsmModuleError);

@@ -6,7 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { EXIT_CODES } from "../../config/index.js";
+import { EXIT_CODES } from "../../common/index.js";
 import { createToken, HsmWrongPinError, initToken, tokenStatus, TokenExistsError } from "../../signer/keystore/index.js";
 import { acquireModule, ckrName, findSlot, P, releaseModule } from "../../signer/keystore/pkcs11-session.js";
 import { deleteToken, SOFTHSM_MODULE, softhsmConfPath } from "../helpers/softhsm.js";
@@ -23,7 +23,7 @@ afterAll(() => deleteToken(LABEL));
 
 function pinFile(name: string, pin: string): string {
   const file = path.join(dir, name);
-  fs.writeFileSync(file, pin + "\n", { mode: 0o600 });
+  fs.writeFileSync(file, `${pin}\n`, { mode: 0o600 });
   return file;
 }
 

@@ -11,12 +11,12 @@ import { fillDisk, mountTmpfs, unmount } from "./cli-process.js";
 const work = tempDir("vigil-audit-log-");
 const entry = (n: number) => ({
   clientId: "c",
-  pubkey: "0x" + "aa".repeat(48),
+  pubkey: `0x${"aa".repeat(48)}`,
   type: n % 2 === 0 ? "ATTESTATION" : "RANDAO_REVEAL",
   slot: String(n),
   sourceEpoch: null,
   targetEpoch: null,
-  signingRoot: "0x" + "bb".repeat(32),
+  signingRoot: `0x${"bb".repeat(32)}`,
   signature: `0x${n}`,
   at: new Date(0).toISOString(),
 });

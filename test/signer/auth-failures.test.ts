@@ -103,7 +103,12 @@ describe("the throttle across addresses", () => {
     let now = 0;
     const lines = new LogCapture();
     const counted: string[] = [];
-    const guard = new AuthFailureGuard(pino(lines), (api, throttled) => counted.push(`${api}:${throttled}`), { perSourceBurst: 5, globalBurst: 3, globalPerSecond: 1, logIntervalMs: 10_000 }, () => now);
+    const guard = new AuthFailureGuard(
+      pino(lines),
+      (api, throttled) => counted.push(`${api}:${throttled}`),
+      { perSourceBurst: 5, globalBurst: 3, globalPerSecond: 1, logIntervalMs: 10_000 },
+      () => now,
+    );
     expect(guard.failed("admin", "10.0.0.1", "wrong bearer token").throttled).toBe(false);
     expect(guard.failed("admin", "10.0.0.2", "wrong bearer token").throttled).toBe(false);
     expect(guard.failed("admin", "10.0.0.3", "wrong bearer token").throttled).toBe(false);

@@ -8,13 +8,24 @@ import https from "node:https";
 import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HttpGuard } from "../../config/index.js";
+import { HttpGuard } from "../../common/index.js";
 import { parseSignerConfig, type RunningSigner } from "../../signer/index.js";
 import { WallClockGuard } from "../../signer/server/wall-clock-guard.js";
 import { validateSignRequest } from "../../signer/signing/index.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
-import { attestationBody, blockBody, GVR, http as fetchHttp, interopPubkey, randaoBody, start, testConfig, tokenWithInteropKeys, writePrivate } from "./harness.js";
+import {
+  attestationBody,
+  blockBody,
+  GVR,
+  http as fetchHttp,
+  interopPubkey,
+  randaoBody,
+  start,
+  testConfig,
+  tokenWithInteropKeys,
+  writePrivate,
+} from "./harness.js";
 
 const work = tempDir("vigil-signer-guard-");
 const pk = (i: number) => interopPubkey(i);
@@ -47,7 +58,12 @@ function raw(url: string, opts: { method?: string; headers?: Record<string, stri
   return new Promise((resolve, reject) => {
     const req = mod.request(
       url,
-      { method: opts.method ?? (opts.body === undefined ? "GET" : "POST"), headers: { ...(opts.body !== undefined ? { "content-type": "application/json" } : {}), ...opts.headers }, agent: false, ...(opts.ca ? { ca: opts.ca, checkServerIdentity: () => undefined } : {}) }, // the pinned CA is the check: Host may name another host
+      {
+        method: opts.method ?? (opts.body === undefined ? "GET" : "POST"),
+        headers: { ...(opts.body !== undefined ? { "content-type": "application/json" } : {}), ...opts.headers },
+        agent: false,
+        ...(opts.ca ? { ca: opts.ca, checkServerIdentity: () => undefined } : {}),
+      }, // the pinned CA is the check: Host may name another host
       (res) => {
         let body = "";
         res.on("data", (d) => (body += d));
@@ -67,17 +83,41 @@ const exitBody = (epoch = 1) => ({
 });
 const depositBody = () => ({
   type: "DEPOSIT",
-  deposit: { pubkey: pk(0), withdrawal_credentials: "0x" + "00".repeat(32), amount: "32000000000", genesis_fork_version: "0x00000001" },
+  deposit: { pubkey: pk(0), withdrawal_credentials: `0x${"00".repeat(32)}`, amount: "32000000000", genesis_fork_version: "0x00000001" },
 });
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 const auditTypes = async (s: RunningSigner) =>
-  (await fetchHttp(`${s.url}/admin/v1/signatures?after=0&limit=10000`, { headers: bearer(ADMIN_TOKEN) })).json().signatures.map((e: { type: string; clientId: string }) => `${e.clientId}:${e.type}`);
+  (await fetchHttp(`${s.url}/admin/v1/signatures?after=0&limit=10000`, { headers: bearer(ADMIN_TOKEN) }))
+    .json()
+    .signatures.map((e: { type: string; clientId: string }) => `${e.clientId}:${e.type}`);
 
 beforeAll(async () => {
   token = await tokenWithInteropKeys("vigil-test-signer-guard", 4);
   tlsDir = path.join(work, "tls");
   fs.mkdirSync(tlsDir, { recursive: true });
-  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "server.key", "-out", "server.crt", "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"], { cwd: tlsDir, stdio: "ignore" });
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      "server.key",
+      "-out",
+      "server.crt",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+    ],
+    { cwd: tlsDir, stdio: "ignore" },
+  );
   ({ signer } = await start(
     testConfig(token, path.join(work, "signer"), {
       network: { name: "minimal-devnet", genesisTime: GENESIS_TIME, secondsPerSlot: SECONDS_PER_SLOT },
@@ -86,7 +126,11 @@ beforeAll(async () => {
         { id: "vc", tokenFile: writePrivate(path.join(work, "vc.token"), VC_TOKEN), keys: "*" },
         { id: "exiter", tokenFile: writePrivate(path.join(work, "exiter.token"), EXITER_TOKEN), keys: "*", allowedTypes: "*" },
         { id: "lodestar", listen: { host: "127.0.0.1", port: 0 }, keys: "*" },
-        { id: "secure", listen: { host: "127.0.0.1", port: 0, tls: { cert: path.join(tlsDir, "server.crt"), key: path.join(tlsDir, "server.key") } }, keys: [pk(3)] },
+        {
+          id: "secure",
+          listen: { host: "127.0.0.1", port: 0, tls: { cert: path.join(tlsDir, "server.crt"), key: path.join(tlsDir, "server.key") } },
+          keys: [pk(3)],
+        },
       ],
       admin: { tokenFile: writePrivate(path.join(work, "admin.token"), ADMIN_TOKEN) },
       keymanager: { enabled: true, tokenFile: writePrivate(path.join(work, "km.token"), KM_TOKEN) },
@@ -94,7 +138,9 @@ beforeAll(async () => {
       logLevel: "warn",
     }),
   ));
-  ({ signer: plain } = await start(testConfig(token, path.join(work, "plain"), { admin: { tokenFile: writePrivate(path.join(work, "admin.token"), ADMIN_TOKEN) }, logLevel: "warn" })));
+  ({ signer: plain } = await start(
+    testConfig(token, path.join(work, "plain"), { admin: { tokenFile: writePrivate(path.join(work, "admin.token"), ADMIN_TOKEN) }, logLevel: "warn" }),
+  ));
 }, 180_000);
 
 afterAll(async () => {
@@ -190,7 +236,8 @@ describe("Host allowlist (DNS rebinding)", () => {
 describe("Origin (cross-origin requests from a page)", () => {
   it("every listener refuses a request carrying a browser Origin or Sec-Fetch-Site: cross-site", async () => {
     for (const e of endpoints()) {
-      for (const headers of [{ origin: `http://${EVIL}` }, { origin: "null" }, { "sec-fetch-site": "cross-site" }]) {
+      const browserHeaders: Record<string, string>[] = [{ origin: `http://${EVIL}` }, { origin: "null" }, { "sec-fetch-site": "cross-site" }];
+      for (const headers of browserHeaders) {
         const res = await raw(e.url, { headers: { ...e.headers, ...headers } });
         expect(res.status, `${e.name} ${JSON.stringify(headers)}`).toBe(403);
         expect(res.json().code).toBe("ORIGIN_NOT_ALLOWED");
@@ -199,9 +246,15 @@ describe("Origin (cross-origin requests from a page)", () => {
   });
 
   it("a sign request from a page is refused and nothing is signed; no CORS header is ever sent", async () => {
-    const res = await raw(`${signer.url}/api/v1/eth2/sign/${pk(1)}`, { headers: { ...bearer(VC_TOKEN), origin: "http://localhost:3000" }, body: JSON.stringify(randaoBody(2)) });
+    const res = await raw(`${signer.url}/api/v1/eth2/sign/${pk(1)}`, {
+      headers: { ...bearer(VC_TOKEN), origin: "http://localhost:3000" },
+      body: JSON.stringify(randaoBody(2)),
+    });
     expect(res.status).toBe(403);
-    const preflight = await raw(`${signer.url}/api/v1/eth2/sign/${pk(1)}`, { method: "OPTIONS", headers: { origin: "http://localhost:3000", "access-control-request-method": "POST" } });
+    const preflight = await raw(`${signer.url}/api/v1/eth2/sign/${pk(1)}`, {
+      method: "OPTIONS",
+      headers: { origin: "http://localhost:3000", "access-control-request-method": "POST" },
+    });
     expect(preflight.status).toBe(403);
     const ok = await fetchHttp(`${signer.url}/upcheck`);
     expect([...ok.headers.keys()].filter((h) => h.startsWith("access-control-"))).toEqual([]);
@@ -252,13 +305,19 @@ describe("per-client request types", () => {
 
   it("config: allowedTypes names a type; defaultClient applies only without clients", () => {
     const base = { network: "minimal-devnet", hsm: { module: "/x.so", tokenLabel: "t", pin: { env: "P" } } };
-    expect(() => parseSignerConfig({ ...base, clients: [{ id: "a", tokenFile: "/t", keys: "*", allowedTypes: ["EXIT"] }] })).toThrow(/clients\[0\]\.allowedTypes\[0\] must be one of/);
+    expect(() => parseSignerConfig({ ...base, clients: [{ id: "a", tokenFile: "/t", keys: "*", allowedTypes: ["EXIT"] }] })).toThrow(
+      /clients\[0\]\.allowedTypes\[0\] must be one of/,
+    );
     expect(() => parseSignerConfig({ ...base, clients: [], defaultClient: { allowedTypes: "*" } })).toThrow(/defaultClient applies only without clients/);
     expect(parseSignerConfig({ ...base, defaultClient: { allowedTypes: "*" } }).defaultClient.allowedTypes).toBe("*");
     expect(parseSignerConfig(base).defaultClient.allowedTypes).not.toContain("VOLUNTARY_EXIT");
-    expect(() => parseSignerConfig({ ...base, http: { hostAllowlist: ["evil.example/path"] } })).toThrow(/http\.hostAllowlist\[0\] "evil\.example\/path" is not a host name/);
+    expect(() => parseSignerConfig({ ...base, http: { hostAllowlist: ["evil.example/path"] } })).toThrow(
+      /http\.hostAllowlist\[0\] "evil\.example\/path" is not a host name/,
+    );
     expect(() => parseSignerConfig({ ...base, http: { allowedOrigins: ["evil.example"] } })).toThrow(/http\.allowedOrigins\[0\]/);
-    expect(() => parseSignerConfig({ ...base, clients: [{ id: "a", listen: { port: 1, tls: true }, keys: "*" }] })).toThrow(/clients\[0\]\.listen\.tls is true but there is no top-level tls/);
+    expect(() => parseSignerConfig({ ...base, clients: [{ id: "a", listen: { port: 1, tls: true }, keys: "*" }] })).toThrow(
+      /clients\[0\]\.listen\.tls is true but there is no top-level tls/,
+    );
   });
 });
 
@@ -270,7 +329,10 @@ describe("slashable messages far ahead of the wall clock", () => {
     expect(res.status).toBe(412);
     expect(res.json()).toMatchObject({ code: "EPOCH_TOO_FAR_AHEAD", reason: "EPOCH_TOO_FAR_AHEAD" });
     // Had (0, 2^63-1) been recorded, this one would be a surrounded vote.
-    const real = await fetchHttp(`${signer.url}/api/v1/eth2/sign/${pk(1)}`, { body: attestationBody(CURRENT_EPOCH - 1, CURRENT_EPOCH), headers: bearer(VC_TOKEN) });
+    const real = await fetchHttp(`${signer.url}/api/v1/eth2/sign/${pk(1)}`, {
+      body: attestationBody(CURRENT_EPOCH - 1, CURRENT_EPOCH),
+      headers: bearer(VC_TOKEN),
+    });
     expect(real.status).toBe(200);
   });
 
@@ -287,7 +349,9 @@ describe("slashable messages far ahead of the wall clock", () => {
     expect(far.json().code).toBe("SLOT_TOO_FAR_AHEAD");
     const lastAllowed = (CURRENT_EPOCH + 3) * SLOTS_PER_EPOCH - 1;
     expect((await fetchHttp(`${signer.url}/api/v1/eth2/sign/${pk(1)}`, { body: blockBody(lastAllowed + 1), headers: bearer(VC_TOKEN) })).status).toBe(412);
-    expect((await fetchHttp(`${signer.url}/api/v1/eth2/sign/${pk(1)}`, { body: blockBody(CURRENT_EPOCH * SLOTS_PER_EPOCH + 4), headers: bearer(VC_TOKEN) })).status).toBe(200);
+    expect(
+      (await fetchHttp(`${signer.url}/api/v1/eth2/sign/${pk(1)}`, { body: blockBody(CURRENT_EPOCH * SLOTS_PER_EPOCH + 4), headers: bearer(VC_TOKEN) })).status,
+    ).toBe(200);
     const text = (await fetchHttp(`${signer.metricsUrl}/metrics`)).text;
     expect(text).toMatch(/vigil_signer_slashing_refusals_total\{reason="SLOT_TOO_FAR_AHEAD"\} [1-9]/);
   });

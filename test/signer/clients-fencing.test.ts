@@ -40,9 +40,9 @@ beforeAll(async () => {
   const dir = path.join(work, "signer");
   config = testConfig(token, dir, {
     clients: [
-      { id: "primary", tokenFile: writePrivate(path.join(work, "primary.token"), PRIMARY_TOKEN + "\n"), keys: "*" },
+      { id: "primary", tokenFile: writePrivate(path.join(work, "primary.token"), `${PRIMARY_TOKEN}\n`), keys: "*" },
       { id: "backup", listen: { host: "127.0.0.1", port: 0 }, keys: [pk(0), pk(1)] },
-      { id: "standby", tokenFile: writePrivate(path.join(work, "standby.token"), STANDBY_TOKEN + "\n"), keys: "*", initiallyEnabled: false },
+      { id: "standby", tokenFile: writePrivate(path.join(work, "standby.token"), `${STANDBY_TOKEN}\n`), keys: "*", initiallyEnabled: false },
     ],
     admin: { tokenFile: writePrivate(path.join(work, "admin.token"), ADMIN_TOKEN) },
     metrics: { host: "127.0.0.1", port: 0 },
@@ -76,8 +76,7 @@ describe("client identities", () => {
   });
 
   it("a client configured initiallyEnabled: false is refused until an activate call enables it", async () => {
-    const standbySign = () =>
-      http(`${signer.url}/api/v1/eth2/sign/${pk(3)}`, { body: randaoBody(5), headers: { authorization: `Bearer ${STANDBY_TOKEN}` } });
+    const standbySign = () => http(`${signer.url}/api/v1/eth2/sign/${pk(3)}`, { body: randaoBody(5), headers: { authorization: `Bearer ${STANDBY_TOKEN}` } });
     const refused = await standbySign();
     expect(refused.status).toBe(403);
     expect(refused.json().code).toBe("CLIENT_DISABLED");
@@ -177,7 +176,8 @@ describe("admin API: fencing", () => {
     const res = await admin("/clients/backup/disable", { generation: 3 });
     expect(res.status).toBe(200);
     disableAnswered = true;
-    const feed = async () => (await admin(`/signatures?after=0&limit=10000`)).json().signatures.filter((s: { clientId: string }) => s.clientId === "backup").length;
+    const feed = async () =>
+      (await admin(`/signatures?after=0&limit=10000`)).json().signatures.filter((s: { clientId: string }) => s.clientId === "backup").length;
     const atDisable = await feed();
     const replies = await Promise.all(sends);
     expect(await feed()).toBe(atDisable); // nothing released to backup after the disable answered
@@ -231,9 +231,59 @@ describe("TLS client certificates", () => {
     const dir = path.join(work, "tls");
     fs.mkdirSync(dir, { recursive: true });
     const openssl = (args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] }).toString();
-    openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "server.key", "-out", "server.crt", "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"]);
-    openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "client.key", "-out", "client.crt", "-days", "2", "-subj", "/CN=teku-1"]);
-    openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "other.key", "-out", "other.crt", "-days", "2", "-subj", "/CN=other"]);
+    openssl([
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      "server.key",
+      "-out",
+      "server.crt",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+    ]);
+    openssl([
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      "client.key",
+      "-out",
+      "client.crt",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=teku-1",
+    ]);
+    openssl([
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      "other.key",
+      "-out",
+      "other.crt",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=other",
+    ]);
     const fp = /=([0-9A-F:]+)/.exec(openssl(["x509", "-in", "client.crt", "-noout", "-fingerprint", "-sha256"]))![1]!;
     const tlsConfig = testConfig(token, path.join(work, "tls-signer"), {
       tls: { cert: path.join(dir, "server.crt"), key: path.join(dir, "server.key"), requestClientCert: true },

@@ -33,7 +33,10 @@ describe("signer config", () => {
   });
 
   it("takes a custom network object", () => {
-    const c = parseSignerConfig({ ...base, network: { name: "dev", preset: "minimal", genesisForkVersion: "0x00000001", forkVersions: { ALTAIR: "0x01000001" } } });
+    const c = parseSignerConfig({
+      ...base,
+      network: { name: "dev", preset: "minimal", genesisForkVersion: "0x00000001", forkVersions: { ALTAIR: "0x01000001" } },
+    });
     expect(c.network.preset).toBe("minimal");
   });
 
@@ -48,7 +51,16 @@ describe("signer config", () => {
     [{ ...base, clients: [{ id: "a", keys: "*" }] }, "clients[0]"],
     [{ ...base, clients: [{ id: "a", tokenFile: "t" }] }, "clients[0].keys"],
     [{ ...base, clients: [{ id: "a", tokenFile: "t", keys: ["0x12"] }] }, "clients[0].keys[0]"],
-    [{ ...base, clients: [{ id: "a", tokenFile: "t", keys: "*" }, { id: "a", tokenFile: "u", keys: "*" }] }, "clients[1].id"],
+    [
+      {
+        ...base,
+        clients: [
+          { id: "a", tokenFile: "t", keys: "*" },
+          { id: "a", tokenFile: "u", keys: "*" },
+        ],
+      },
+      "clients[1].id",
+    ],
     [{ ...base, clients: [{ id: "a", tlsClientCertSha256: "zz", keys: "*" }] }, "clients[0].tlsClientCertSha256"],
     [{ ...base, clients: [{ id: "a", listen: { port: 9000 }, keys: "*" }] }, "clients[0].listen"],
     [{ ...base, clients: [{ id: "a", tlsClientCertSha256: "AB".repeat(32), keys: "*" }] }, "clients[0].tlsClientCertSha256"],
@@ -71,7 +83,7 @@ describe("signer config", () => {
   });
 
   it("loads the shipped example", () => {
-    const example = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../config/signer.example.json");
+    const example = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../examples/signer.example.json");
     const c = loadSignerConfig(example);
     expect(c.clients?.map((x) => x.id)).toEqual(["primary", "backup", "teku-1"]);
   });

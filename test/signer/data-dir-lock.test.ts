@@ -6,7 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EXIT_CODES } from "../../config/index.js";
+import { EXIT_CODES } from "../../common/index.js";
 import { FencingStore } from "../../signer/server/fencing-store.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -56,7 +56,10 @@ describe("the data directory lock", () => {
     try {
       const second = spawnSigner(configFile);
       expect(await second.exit).toBe(EXIT_CODES.dataDirInUse);
-      const lines = second.stderr().split("\n").filter((l) => l !== "");
+      const lines = second
+        .stderr()
+        .split("\n")
+        .filter((l) => l !== "");
       expect(lines).toHaveLength(1);
       expect(lines[0]).toBe(
         `vigil: data directory ${dataDir} is in use by another signer (pid ${first.child.pid}); stop it first, or give this one its own dataDir [DATA_DIR_IN_USE]`,

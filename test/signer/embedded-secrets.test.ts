@@ -6,7 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { coreDumpLimit } from "../../config/index.js";
+import { coreDumpLimit } from "../../common/index.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -25,7 +25,11 @@ const trapPath = `${trapDir}:${process.env.PATH}`;
 const limits = fs.existsSync("/proc/self/limits") ? fs.readFileSync("/proc/self/limits", "utf8") : "";
 const hardLimit = /^Max core file size\s+\S+\s+(\S+)/m.exec(limits)?.[1];
 const cannotEnable =
-  hardLimit === undefined ? "no /proc/self/limits (not Linux)" : hardLimit === "0" ? "the hard core-file-size limit here is 0, so core dumps cannot be switched on for the check" : undefined;
+  hardLimit === undefined
+    ? "no /proc/self/limits (not Linux)"
+    : hardLimit === "0"
+      ? "the hard core-file-size limit here is 0, so core dumps cannot be switched on for the check"
+      : undefined;
 if (cannotEnable) console.warn(`SKIPPING core-dump checks: ${cannotEnable}`);
 const withCoreDumpsOn = (argv: string[]) => ["/bin/sh", ["-c", 'ulimit -S -c "$(ulimit -H -c)" && exec "$@"', "sh", ...argv]] as const;
 
@@ -53,7 +57,9 @@ const cmdline = (pid: number) => fs.readFileSync(`/proc/${pid}/cmdline`, "utf8")
 describe("first run (npm start): token creation", () => {
   it("creates the token with no child process at all (softhsm2-util never runs); the PIN files open it", async () => {
     const dataDir = path.join(work, "first-run");
-    const run = startSigner(["bash", "cli/start-embedded.sh", "--data-dir", dataDir, "--network", "minimal-devnet", "--keys", "2", "--port", "0"], { PATH: trapPath });
+    const run = startSigner(["bash", "cli/start-embedded.sh", "--data-dir", dataDir, "--network", "minimal-devnet", "--keys", "2", "--port", "0"], {
+      PATH: trapPath,
+    });
     const url = await run.ready;
     expect(run.stderr()).toContain('created SoftHSM2 token "vigil-embedded"');
     expect(fs.existsSync(trapLog)).toBe(false);
@@ -96,17 +102,21 @@ describe.skipIf(cannotEnable !== undefined)("core dumps are off in the running s
   it.each([
     ["npm start's script (cli/start-embedded.sh)", ["bash", "cli/start-embedded.sh"]],
     ["node bin/vigil.js signer start", [process.execPath, "bin/vigil.js", "signer", "start"]],
-  ])("%s", async (name, launcher) => {
-    const dataDir = path.join(work, `core-${launcher.length}`);
-    const run = startSigner([...launcher, "--embedded", "--data-dir", dataDir, "--network", "minimal-devnet", "--keys", "1", "--port", "0"], {});
-    await run.ready;
-    const pid = run.child.pid!;
-    expect(cmdline(pid)).toMatch(/bin\/vigil\.js signer start --embedded/); // the signer itself, not a wrapper
-    expect(coreDumpLimit(pid), name).toBe("0");
-    expect(fs.readFileSync(`/proc/${pid}/limits`, "utf8")).toMatch(/^Max core file size\s+0\s/m);
-    run.child.kill("SIGTERM");
-    expect(await run.exited).toBe(0);
-  }, 90_000);
+  ])(
+    "%s",
+    async (name, launcher) => {
+      const dataDir = path.join(work, `core-${launcher.length}`);
+      const run = startSigner([...launcher, "--embedded", "--data-dir", dataDir, "--network", "minimal-devnet", "--keys", "1", "--port", "0"], {});
+      await run.ready;
+      const pid = run.child.pid!;
+      expect(cmdline(pid)).toMatch(/bin\/vigil\.js signer start --embedded/); // the signer itself, not a wrapper
+      expect(coreDumpLimit(pid), name).toBe("0");
+      expect(fs.readFileSync(`/proc/${pid}/limits`, "utf8")).toMatch(/^Max core file size\s+0\s/m);
+      run.child.kill("SIGTERM");
+      expect(await run.exited).toBe(0);
+    },
+    90_000,
+  );
 
   it("refuses to start when it cannot turn core dumps off (fail closed), before touching any key", () => {
     const dataDir = path.join(work, "no-prlimit");

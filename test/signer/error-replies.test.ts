@@ -13,7 +13,7 @@ import {
 } from "../../signer/server/service-errors.js";
 import { ClientGoneError, QueueFullError, UnknownPubkeyError } from "../../signer/signing/index.js";
 
-const PK = "0x" + "a1".repeat(48);
+const PK = `0x${"a1".repeat(48)}`;
 
 describe("domain errors become HTTP replies in one table", () => {
   it("admission refusals", () => {
@@ -23,7 +23,12 @@ describe("domain errors become HTTP replies in one table", () => {
       body: { code: "INVALID_REQUEST", message: "identifier must be a 0x-prefixed 48-byte public key", field: "identifier" },
       expected: true,
     });
-    expect(errorReply(new UnauthenticatedError("no client"))).toEqual({ status: 401, outcome: "not_allowed", body: { code: "UNAUTHENTICATED", message: "no client" }, expected: true });
+    expect(errorReply(new UnauthenticatedError("no client"))).toEqual({
+      status: 401,
+      outcome: "not_allowed",
+      body: { code: "UNAUTHENTICATED", message: "no client" },
+      expected: true,
+    });
     expect(errorReply(new KeyNotAllowedError("vc1", PK))).toEqual({
       status: 403,
       outcome: "not_allowed",
@@ -35,8 +40,16 @@ describe("domain errors become HTTP replies in one table", () => {
       message: "client vc1 may not sign BLOCK_V2 (see allowedTypes in the signer's config)",
     });
     expect(errorReply(new ClientDisabledError("vc1")).body).toEqual({ code: "CLIENT_DISABLED", message: "client vc1 is disabled" });
-    expect(errorReply(new ClientDisabledError("vc1", true))).toMatchObject({ status: 403, body: { message: "client vc1 was disabled while its request was being signed" } });
-    expect(errorReply(new UnknownPubkeyError(PK))).toEqual({ status: 404, outcome: "unknown_key", body: { code: "UNKNOWN_PUBKEY", message: `no key loaded for public key ${PK}` }, expected: true });
+    expect(errorReply(new ClientDisabledError("vc1", true))).toMatchObject({
+      status: 403,
+      body: { message: "client vc1 was disabled while its request was being signed" },
+    });
+    expect(errorReply(new UnknownPubkeyError(PK))).toEqual({
+      status: 404,
+      outcome: "unknown_key",
+      body: { code: "UNKNOWN_PUBKEY", message: `no key loaded for public key ${PK}` },
+      expected: true,
+    });
   });
 
   it("load: 503 with Retry-After, counted as overloaded", () => {
@@ -62,6 +75,11 @@ describe("domain errors become HTTP replies in one table", () => {
   });
 
   it("anything else is a 500 that names no detail", () => {
-    expect(errorReply(new Error("secret detail"))).toEqual({ status: 500, outcome: "error", body: { code: "INTERNAL", message: "internal error (see the signer's log)" }, expected: false });
+    expect(errorReply(new Error("secret detail"))).toEqual({
+      status: 500,
+      outcome: "error",
+      body: { code: "INTERNAL", message: "internal error (see the signer's log)" },
+      expected: false,
+    });
   });
 });

@@ -9,7 +9,17 @@ import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
-import { metrics, metricValue, mountTmpfs, spawnSigner, stopWithSigterm, unmount, writeSignerConfig, type SignerProcess, killLeftovers } from "./cli-process.js";
+import {
+  metrics,
+  metricValue,
+  mountTmpfs,
+  spawnSigner,
+  stopWithSigterm,
+  unmount,
+  writeSignerConfig,
+  type SignerProcess,
+  killLeftovers,
+} from "./cli-process.js";
 import { attestationBody, http, interopPubkey, tokenWithInteropKeys } from "./harness.js";
 
 const KEYS = 2;

@@ -1,11 +1,7 @@
-// SIGTERM while the slashing database cannot be written (its filesystem full, or read-only) ends the signer in an
-// orderly way: the slashing worker and its checkpoint thread close their connections before the process exits.
-// Before: a V8 fatal error (exit 134) in the checkpoint worker in about 3 of 5 trials.
-import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { EXIT_CODES } from "../../config/index.js";
+import { EXIT_CODES } from "../../common/index.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
 import { fillDisk, makeExt4ReadOnly, mountExt4, mountTmpfs, spawnSigner, stopWithSigterm, unmount, writeSignerConfig, killLeftovers } from "./cli-process.js";
@@ -58,7 +54,11 @@ async function trial(
     let last: { status: number; code?: string } = { status: 200 };
     for (let e = 100; e < 2_000 && last.code !== "DB_WRITE_FAILED"; e++) {
       last = await sign(url, e);
-      if (last.status !== 200) expect(last, "only the two durable writes may fail").toMatchObject({ status: 503, code: expect.stringMatching(/^(DB_WRITE_FAILED|AUDIT_LOG_UNAVAILABLE)$/) });
+      if (last.status !== 200)
+        expect(last, "only the two durable writes may fail").toMatchObject({
+          status: 503,
+          code: expect.stringMatching(/^(DB_WRITE_FAILED|AUDIT_LOG_UNAVAILABLE)$/),
+        });
     }
     expect(last).toMatchObject({ status: 503, code: "DB_WRITE_FAILED" });
     await new Promise((r) => setTimeout(r, 300)); // the checkpoint thread runs into the broken disk too

@@ -3,7 +3,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { Writable } from "node:stream";
-import { bytesToHex } from "../../config/index.js";
+import { bytesToHex } from "../../common/index.js";
 import { initToken, openKeyStore } from "../../signer/keystore/index.js";
 import { parseSignerConfig, startSigner, type RunningSigner, type SignerConfig } from "../../signer/index.js";
 import { interopSecretKey } from "../signing/interop-keys.js";
@@ -101,9 +101,9 @@ export function attestationBody(source: number, target: number, opts: { gvr?: st
     attestation: {
       slot: String(opts.slot ?? target * 8),
       index: "0",
-      beacon_block_root: opts.blockRoot ?? "0x" + "11".repeat(32),
-      source: { epoch: String(source), root: "0x" + "22".repeat(32) },
-      target: { epoch: String(target), root: "0x" + "33".repeat(32) },
+      beacon_block_root: opts.blockRoot ?? `0x${"11".repeat(32)}`,
+      source: { epoch: String(source), root: `0x${"22".repeat(32)}` },
+      target: { epoch: String(target), root: `0x${"33".repeat(32)}` },
     },
   };
 }
@@ -120,9 +120,9 @@ export function blockBody(slot: number, opts: { gvr?: string; bodyRoot?: string 
       block_header: {
         slot: String(slot),
         proposer_index: "0",
-        parent_root: "0x" + "44".repeat(32),
-        state_root: "0x" + "55".repeat(32),
-        body_root: opts.bodyRoot ?? "0x" + "66".repeat(32),
+        parent_root: `0x${"44".repeat(32)}`,
+        state_root: `0x${"55".repeat(32)}`,
+        body_root: opts.bodyRoot ?? `0x${"66".repeat(32)}`,
       },
     },
   };
@@ -136,4 +136,4 @@ export function randaoBody(epoch: number, gvr = GVR) {
   };
 }
 
-export const GVR = "0x" + "ab".repeat(32);
+export const GVR = `0x${"ab".repeat(32)}`;

@@ -4,13 +4,13 @@ import fs from "node:fs";
 import path from "node:path";
 import bls from "@chainsafe/bls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bytesToHex, hexToBytes } from "../../config/index.js";
+import { bytesToHex, hexToBytes } from "../../common/index.js";
 import type { RunningSigner } from "../../signer/index.js";
 import { computeSigningRoot, MINIMAL_DEVNET, validateSignRequest } from "../../signer/signing/index.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
 import { interopSecretKey } from "../signing/interop-keys.js";
-import { attestationBody, blockBody, GVR, http, interopPubkey, LogCapture, randaoBody, start, testConfig, tokenWithInteropKeys } from "./harness.js";
+import { attestationBody, blockBody, GVR, http, interopPubkey, type LogCapture, randaoBody, start, testConfig, tokenWithInteropKeys } from "./harness.js";
 
 const KEYS = 8;
 const work = tempDir("vigil-signer-http-");
@@ -106,7 +106,7 @@ describe("malformed requests: 400 naming the field", () => {
   });
 
   it("a signingRoot that differs from the computed one", async () => {
-    const res = await http(signUrl(0), { body: { ...randaoBody(3), signingRoot: "0x" + "00".repeat(32) } });
+    const res = await http(signUrl(0), { body: { ...randaoBody(3), signingRoot: `0x${"00".repeat(32)}` } });
     expect(res.status).toBe(400);
     expect(res.json()).toMatchObject({ code: "SIGNING_ROOT_MISMATCH", field: "signingRoot" });
   });
@@ -146,7 +146,7 @@ describe("slashing protection: 412 with the reason", () => {
     const again = await http(signUrl(2), { body: blockBody(100) });
     expect(again.status).toBe(200);
     expect(again.json()).toEqual(first.json());
-    const other = await http(signUrl(2), { body: blockBody(100, { bodyRoot: "0x" + "99".repeat(32) }) });
+    const other = await http(signUrl(2), { body: blockBody(100, { bodyRoot: `0x${"99".repeat(32)}` }) });
     expect(other.status).toBe(412);
     expect(other.json()).toMatchObject({ code: "DOUBLE_BLOCK_PROPOSAL", reason: "DOUBLE_BLOCK_PROPOSAL" });
   });
@@ -161,7 +161,7 @@ describe("slashing protection: 412 with the reason", () => {
 
   it("of 20 concurrent conflicting attestations exactly one is signed", async () => {
     const replies = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => http(signUrl(4), { body: attestationBody(1, 2, { blockRoot: "0x" + i.toString(16).padStart(64, "0") }) })),
+      Array.from({ length: 20 }, (_, i) => http(signUrl(4), { body: attestationBody(1, 2, { blockRoot: `0x${i.toString(16).padStart(64, "0")}` }) })),
     );
     const statuses = replies.map((r) => r.status).sort();
     expect(statuses.filter((s) => s === 200)).toHaveLength(1);
@@ -170,7 +170,7 @@ describe("slashing protection: 412 with the reason", () => {
   });
 
   it("one network per signer: another genesis_validators_root is refused (412), for every type", async () => {
-    const other = "0x" + "cd".repeat(32);
+    const other = `0x${"cd".repeat(32)}`;
     for (const body of [attestationBody(10, 11, { gvr: other }), randaoBody(9, other), blockBody(500, { gvr: other })]) {
       const res = await http(signUrl(5), { body });
       expect(res.status).toBe(412);
@@ -206,13 +206,14 @@ describe("overload: 503 with Retry-After", () => {
 });
 
 describe("without clients in the config", () => {
-  it("every request is the implicit client \"default\", which the admin API can fence", async () => {
+  it('every request is the implicit client "default", which the admin API can fence', async () => {
     const adminToken = "admin-token-for-default-client";
     const tokenFile = path.join(work, "admin.token");
     fs.writeFileSync(tokenFile, adminToken, { mode: 0o600 });
     const { signer: s } = await start(testConfig(token, path.join(work, "default"), { admin: { tokenFile }, logLevel: "warn" }));
     try {
-      const admin = (p: string, body?: unknown) => http(`${s.url}/admin/v1${p}`, { ...(body ? { body } : {}), headers: { authorization: `Bearer ${adminToken}` } });
+      const admin = (p: string, body?: unknown) =>
+        http(`${s.url}/admin/v1${p}`, { ...(body ? { body } : {}), headers: { authorization: `Bearer ${adminToken}` } });
       expect((await http(`${s.url}/api/v1/eth2/sign/${pk(0)}`, { body: randaoBody(1) })).status).toBe(200);
       expect((await admin("/clients")).json().clients.map((c: { id: string }) => c.id)).toEqual(["default"]);
       expect((await admin("/clients/default/disable", { generation: 1 })).status).toBe(200);

@@ -52,9 +52,7 @@ describe("keymanager API", () => {
   it("lists the loaded keys", async () => {
     const res = await km(a, "GET");
     expect(res.status).toBe(200);
-    expect(res.json().data).toEqual(
-      [pk(0), pk(1)].sort().map((p) => ({ validating_pubkey: p, derivation_path: "", readonly: false })),
-    );
+    expect(res.json().data).toEqual([pk(0), pk(1)].sort().map((p) => ({ validating_pubkey: p, derivation_path: "", readonly: false })));
   });
 
   it("delete: stops the key, removes it from the token, exports its history", async () => {
@@ -86,7 +84,9 @@ describe("keymanager API", () => {
     } finally {
       await store.close();
     }
-    ({ signer: a } = await start(testConfig(tokenA, path.join(work, "a"), { keymanager: { enabled: true, tokenFile: path.join(work, "km.token") }, logLevel: "warn" })));
+    ({ signer: a } = await start(
+      testConfig(tokenA, path.join(work, "a"), { keymanager: { enabled: true, tokenFile: path.join(work, "km.token") }, logLevel: "warn" }),
+    ));
   });
 
   it("import on another signer: history first, then the key; conflicting messages stay refused", async () => {
@@ -96,7 +96,7 @@ describe("keymanager API", () => {
     expect(res.json()).toEqual({ data: [{ status: "imported" }] });
     expect((await km(b, "GET")).json().data.map((k: { validating_pubkey: string }) => k.validating_pubkey)).toEqual([pk(0)]);
     // The exported history pinned B's database to the same network and protects the key there.
-    const conflicting = await http(`${b.url}/api/v1/eth2/sign/${pk(0)}`, { body: attestationBody(3, 4, { blockRoot: "0x" + "77".repeat(32) }) });
+    const conflicting = await http(`${b.url}/api/v1/eth2/sign/${pk(0)}`, { body: attestationBody(3, 4, { blockRoot: `0x${"77".repeat(32)}` }) });
     expect(conflicting.status).toBe(412);
     expect(conflicting.json().reason).toBe("DOUBLE_VOTE");
     expect((await http(`${b.url}/api/v1/eth2/sign/${pk(0)}`, { body: attestationBody(4, 5) })).status).toBe(200);
@@ -118,7 +118,9 @@ describe("keymanager API", () => {
 
   it("the key store keeps the imported key across a restart", async () => {
     await b.close();
-    ({ signer: b } = await start(testConfig(tokenB, path.join(work, "b"), { keymanager: { enabled: true, tokenFile: path.join(work, "km.token") }, logLevel: "warn" })));
+    ({ signer: b } = await start(
+      testConfig(tokenB, path.join(work, "b"), { keymanager: { enabled: true, tokenFile: path.join(work, "km.token") }, logLevel: "warn" }),
+    ));
     expect(b.publicKeys).toEqual([pk(0)]);
   });
 

@@ -49,7 +49,7 @@ describe("graceful close", () => {
   });
 
   it("refuses to start on a database pinned to another network", async () => {
-    const config = testConfig(token, path.join(work, "close"), { genesisValidatorsRoot: "0x" + "01".repeat(32), logLevel: "warn" });
+    const config = testConfig(token, path.join(work, "close"), { genesisValidatorsRoot: `0x${"01".repeat(32)}`, logLevel: "warn" });
     await expect(start(config)).rejects.toMatchObject({ code: "GENESIS_VALIDATORS_ROOT_MISMATCH" });
   });
 });

@@ -2,7 +2,7 @@
 import path from "node:path";
 import bls from "@chainsafe/bls";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { hexToBytes } from "../../config/index.js";
+import { hexToBytes } from "../../common/index.js";
 import type { RunningSigner } from "../../signer/index.js";
 import { computeSigningRoot, MAINNET, validateSignRequest } from "../../signer/signing/index.js";
 import type { TestToken } from "../helpers/softhsm.js";
@@ -32,12 +32,12 @@ it("signs mainnet attestations and sync-committee messages with mainnet domains"
       attestation: {
         slot: "11649024",
         index: "0",
-        beacon_block_root: "0x" + "aa".repeat(32),
-        source: { epoch: "364030", root: "0x" + "bb".repeat(32) },
-        target: { epoch: "364032", root: "0x" + "cc".repeat(32) },
+        beacon_block_root: `0x${"aa".repeat(32)}`,
+        source: { epoch: "364030", root: `0x${"bb".repeat(32)}` },
+        target: { epoch: "364032", root: `0x${"cc".repeat(32)}` },
       },
     },
-    { type: "SYNC_COMMITTEE_MESSAGE", fork_info, sync_committee_message: { beacon_block_root: "0x" + "dd".repeat(32), slot: "11649025" } },
+    { type: "SYNC_COMMITTEE_MESSAGE", fork_info, sync_committee_message: { beacon_block_root: `0x${"dd".repeat(32)}`, slot: "11649025" } },
   ];
   for (const body of bodies) {
     const res = await http(`${signer.url}/api/v1/eth2/sign/${interopPubkey(1)}`, { body });
@@ -47,7 +47,7 @@ it("signs mainnet attestations and sync-committee messages with mainnet domains"
   }
   // The pinned mainnet root: a request for another network is refused.
   const other = await http(`${signer.url}/api/v1/eth2/sign/${interopPubkey(1)}`, {
-    body: { ...bodies[1], fork_info: { ...fork_info, genesis_validators_root: "0x" + "00".repeat(32) } },
+    body: { ...bodies[1], fork_info: { ...fork_info, genesis_validators_root: `0x${"00".repeat(32)}` } },
   });
   expect(other.status).toBe(412);
 });

@@ -30,10 +30,21 @@ interface Timed {
 async function timed(url: string, body: unknown, signal?: AbortSignal): Promise<Timed> {
   const started = performance.now();
   try {
-    const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), ...(signal ? { signal } : {}) });
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      ...(signal ? { signal } : {}),
+    });
     const text = await res.text();
     const reply = res.status === 200 ? {} : (JSON.parse(text) as { code?: string; expectedWaitMs?: number });
-    return { status: res.status, ms: performance.now() - started, retryAfter: res.headers.get("retry-after"), code: reply.code, expectedWaitMs: reply.expectedWaitMs };
+    return {
+      status: res.status,
+      ms: performance.now() - started,
+      retryAfter: res.headers.get("retry-after"),
+      code: reply.code,
+      expectedWaitMs: reply.expectedWaitMs,
+    };
   } catch {
     return { status: 0, ms: performance.now() - started, retryAfter: null, code: undefined };
   }
@@ -90,13 +101,17 @@ async function burst(base: string, requests: { path: string; body: unknown }[]):
 }
 
 function metric(text: string, series: string): number {
-  const line = text.split("\n").find((l) => l.startsWith(series + " "));
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
   return line ? Number(line.slice(series.length + 1)) : 0;
 }
 
 describe("admission by expected wait", () => {
   it("a burst beyond limits.maxWaitMs (20 ms here) of work: the excess gets 503 OVERLOADED + Retry-After at once, nothing recorded for it", async () => {
-    const config = testConfig(token, path.join(work, "burst"), { genesisValidatorsRoot: GVR, logLevel: "warn", limits: { blsThreads: 1, maxWaitMs: 20, maxConnections: 4096 } });
+    const config = testConfig(token, path.join(work, "burst"), {
+      genesisValidatorsRoot: GVR,
+      logLevel: "warn",
+      limits: { blsThreads: 1, maxWaitMs: 20, maxConnections: 4096 },
+    });
     const { signer } = await start(config);
     try {
       const url = (i: number) => `${signer.url}/api/v1/eth2/sign/${interopPubkey(i % KEYS)}`;
@@ -157,12 +172,19 @@ describe("admission by expected wait", () => {
   });
 
   it("requests whose client closed the connection while queued are not signed", async () => {
-    const config = testConfig(token, path.join(work, "gone"), { genesisValidatorsRoot: GVR, logLevel: "warn", limits: { blsThreads: 1, maxWaitMs: 60_000, maxConnections: 4096 } });
+    const config = testConfig(token, path.join(work, "gone"), {
+      genesisValidatorsRoot: GVR,
+      logLevel: "warn",
+      limits: { blsThreads: 1, maxWaitMs: 60_000, maxConnections: 4096 },
+    });
     const { signer } = await start(config);
     try {
       const url = (i: number) => `${signer.url}/api/v1/eth2/sign/${interopPubkey(i % KEYS)}`;
       const signPath = (i: number) => `/api/v1/eth2/sign/${interopPubkey(i % KEYS)}`;
-      const sent = await burst(signer.url, Array.from({ length: 1500 }, (_, i) => ({ path: signPath(i), body: randaoBody(i) })));
+      const sent = await burst(
+        signer.url,
+        Array.from({ length: 1500 }, (_, i) => ({ path: signPath(i), body: randaoBody(i) })),
+      );
       const kept = sent.replies.slice(0, 200);
       const abandoned = sent.replies.slice(200);
       // The clients behind the first 200 give up once the first signature is back: they are queued by then.
@@ -181,7 +203,10 @@ describe("admission by expected wait", () => {
       const gone = metric(metrics, 'vigil_signer_requests_shed_total{reason="client_gone"}');
       expect(gone).toBeGreaterThan(0);
       await signer.close(); // flushes the audit feed
-      const audited = fs.readFileSync(path.join(config.dataDir, "audit", "signatures.jsonl"), "utf8").trim().split("\n").length;
+      const audited = fs
+        .readFileSync(path.join(config.dataDir, "audit", "signatures.jsonl"), "utf8")
+        .trim()
+        .split("\n").length;
       // Released signatures (audited) are the kept ones, the abandoned ones answered before the abort, and at most a
       // few in a worker when it came: at least half of the unanswered abandoned requests were never signed.
       const unanswered = abandoned.length - answered;

@@ -24,7 +24,10 @@ interface Recorded {
 
 function perTypeExamples(): Recorded[] {
   const out: Recorded[] = [];
-  for (const file of fs.readdirSync(REFERENCE_DIR).filter((f) => f.endsWith(".json")).sort()) {
+  for (const file of fs
+    .readdirSync(REFERENCE_DIR)
+    .filter((f) => f.endsWith(".json"))
+    .sort()) {
     const example = JSON.parse(fs.readFileSync(path.join(REFERENCE_DIR, file), "utf8"));
     if (example.request.method !== "POST") continue;
     out.push({ name: file, path: example.request.path, accept: example.request.headers.accept, body: example.body, signature: example.response.signature });

@@ -16,7 +16,7 @@ import { tempDir } from "../helpers/tmp.js";
 import { attestationBody, GVR, randaoBody } from "./harness.js";
 
 const work = tempDir("vigil-release-gate-");
-const PK = "0x" + "a1".repeat(48);
+const PK = `0x${"a1".repeat(48)}`;
 
 function setUp(name: string) {
   const fencing = FencingStore.open(path.join(work, name, "signer-state.sqlite"));
@@ -30,7 +30,7 @@ function setUp(name: string) {
   } as unknown as AuditLog;
   const slashing = { checkAndRecord: async () => "recorded", pin: async () => {}, genesisValidatorsRoot: GVR } as unknown as SlashingProtection;
   const pool = { publicKeys: [PK], sign: async () => new Uint8Array(96).fill(7) } as unknown as BlsPool;
-  const service = new SigningService({ network: MINIMAL_DEVNET, slashing, pool, fencing, audit, maxQueueDepth: 10 });
+  const service = new SigningService({ network: MINIMAL_DEVNET, slashing, pool, fencing, audit, maxQueueDepth: 10, maxWaitMs: 60_000 });
   return { fencing, service, syncs, durable, client: new ClientState("primary", undefined) };
 }
 
@@ -51,7 +51,7 @@ describe("release with a durable audit entry", () => {
     expect(service.queueDepth).toBe(1);
     syncs[0]!();
     await releasing;
-    expect(sent).toEqual(["0x" + "07".repeat(96)]);
+    expect(sent).toEqual([`0x${"07".repeat(96)}`]);
     expect(client.inFlight).toBe(0);
     expect(client.signed).toBe(1);
   });
@@ -64,7 +64,10 @@ describe("release with a durable audit entry", () => {
     await new Promise((r) => setImmediate(r));
     expect(fencing.apply("primary", false, 1).ok).toBe(true); // the admin API answers "disabled" here
     syncs[0]!();
-    const refusal = await releasing.then(() => undefined, (err: unknown) => err);
+    const refusal = await releasing.then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     expect(refusal).toMatchObject({ code: "CLIENT_DISABLED", clientId: "primary", duringSigning: true });
     expect(errorReply(refusal)).toMatchObject({ status: 403, body: { code: "CLIENT_DISABLED" } });
     expect(sent).toEqual([]);

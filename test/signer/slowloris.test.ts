@@ -65,7 +65,15 @@ function signOnce(epoch: number, deadlineMs: number): Promise<{ status: number; 
   const body = JSON.stringify(randaoBody(epoch));
   return new Promise((resolve) => {
     const req = http.request(
-      { host: url.hostname, port: url.port, method: "POST", path: `/api/v1/eth2/sign/${interopPubkey(0)}`, agent: false, timeout: deadlineMs, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+      {
+        host: url.hostname,
+        port: url.port,
+        method: "POST",
+        path: `/api/v1/eth2/sign/${interopPubkey(0)}`,
+        agent: false,
+        timeout: deadlineMs,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+      },
       (res) => {
         res.resume();
         res.on("end", () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }));
@@ -84,7 +92,7 @@ function trickler(kind: Trickle): { closed: Promise<number> } {
   const opened = performance.now();
   const socket = net.connect(Number(url.port), url.hostname);
   const head = `POST /api/v1/eth2/sign/${interopPubkey(0)} HTTP/1.1\r\nhost: ${url.host}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n`;
-  let pending = kind === "headers" ? head : kind === "body" ? "{" + " ".repeat(998) + "}" : "";
+  let pending = kind === "headers" ? head : kind === "body" ? `{${" ".repeat(998)}}` : "";
   let timer: NodeJS.Timeout | undefined;
   socket.on("connect", () => {
     if (kind === "body") socket.write(head);
@@ -113,7 +121,14 @@ describe("slowloris flood with a lowered fd limit", () => {
       new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
         const body = JSON.stringify(randaoBody(epoch));
         const req = http.request(
-          { host: url.hostname, port: url.port, method: "POST", path: `/api/v1/eth2/sign/${interopPubkey(0)}`, agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+          {
+            host: url.hostname,
+            port: url.port,
+            method: "POST",
+            path: `/api/v1/eth2/sign/${interopPubkey(0)}`,
+            agent,
+            headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+          },
           (res) => {
             res.resume();
             res.on("end", () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
@@ -131,33 +146,29 @@ describe("slowloris flood with a lowered fd limit", () => {
     }
   });
 
-  it(
-    "more trickling connections than file descriptors: the validator client still signs, tricklers are closed, the signer stays up",
-    async () => {
-      const kinds: Trickle[] = ["headers", "body", "silent"];
-      const closed: Promise<number>[] = [];
-      const signs: Promise<{ status: number; ms: number }>[] = [];
-      // 3 s of flood: 40 new trickling connections every 100 ms (1,200 in all, 4.7x the fd limit), and a signing
-      // request from the legitimate client every 250 ms.
-      for (let tick = 0; tick < 30; tick++) {
-        for (let i = 0; i < 40; i++) closed.push(trickler(kinds[(tick + i) % 3]!).closed);
-        if (tick % 2 === 1 || tick === 0) signs.push(signOnce(100 + tick, 3000));
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      const replies = await Promise.all(signs);
-      expect(replies.map((r) => r.status)).toEqual(replies.map(() => 200));
-      expect(Math.max(...replies.map((r) => r.ms))).toBeLessThan(3000);
+  it("more trickling connections than file descriptors: the validator client still signs, tricklers are closed, the signer stays up", async () => {
+    const kinds: Trickle[] = ["headers", "body", "silent"];
+    const closed: Promise<number>[] = [];
+    const signs: Promise<{ status: number; ms: number }>[] = [];
+    // 3 s of flood: 40 new trickling connections every 100 ms (1,200 in all, 4.7x the fd limit), and a signing
+    // request from the legitimate client every 250 ms.
+    for (let tick = 0; tick < 30; tick++) {
+      for (let i = 0; i < 40; i++) closed.push(trickler(kinds[(tick + i) % 3]!).closed);
+      if (tick % 2 === 1 || tick === 0) signs.push(signOnce(100 + tick, 3000));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const replies = await Promise.all(signs);
+    expect(replies.map((r) => r.status)).toEqual(replies.map(() => 200));
+    expect(Math.max(...replies.map((r) => r.ms))).toBeLessThan(3000);
 
-      // Every trickler is closed by the server (budget eviction or a timeout) within the request timeout plus slack,
-      // although none of them ever stopped sending.
-      const lifetimes = await Promise.all(closed);
-      expect(lifetimes.length).toBe(1200);
-      expect(Math.max(...lifetimes)).toBeLessThan(LIMITS.requestTimeoutMs + 2500);
+    // Every trickler is closed by the server (budget eviction or a timeout) within the request timeout plus slack,
+    // although none of them ever stopped sending.
+    const lifetimes = await Promise.all(closed);
+    expect(lifetimes.length).toBe(1200);
+    expect(Math.max(...lifetimes)).toBeLessThan(LIMITS.requestTimeoutMs + 2500);
 
-      expect(child.exitCode).toBeNull();
-      expect((await signOnce(1000, 3000)).status).toBe(200);
-      expect(stderr).not.toMatch(/EMFILE/);
-    },
-    60_000,
-  );
+    expect(child.exitCode).toBeNull();
+    expect((await signOnce(1000, 3000)).status).toBe(200);
+    expect(stderr).not.toMatch(/EMFILE/);
+  }, 60_000);
 });

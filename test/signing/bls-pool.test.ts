@@ -2,7 +2,7 @@
 import { fileURLToPath } from "node:url";
 import bls from "@chainsafe/bls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bytesToHex } from "../../config/index.js";
+import { bytesToHex } from "../../common/index.js";
 import { BlsPool, QueueFullError, UnknownPubkeyError } from "../../signer/signing/index.js";
 import { interopSecretKey, interopSecretKeys } from "./interop-keys.js";
 
@@ -40,7 +40,7 @@ describe("BlsPool", () => {
   });
 
   it("rejects unknown keys and bad roots", async () => {
-    await expect(pool.sign("0x" + "ab".repeat(48), root(1))).rejects.toBeInstanceOf(UnknownPubkeyError);
+    await expect(pool.sign(`0x${"ab".repeat(48)}`, root(1))).rejects.toBeInstanceOf(UnknownPubkeyError);
     await expect(pool.sign(pubkeyOf(0), new Uint8Array(31))).rejects.toMatchObject({ code: "INVALID_REQUEST" });
   });
 
@@ -53,7 +53,7 @@ describe("BlsPool", () => {
     expect(bytesToHex(await pool.sign(pubkeyOf(11), root(3)))).toBe(expectedSignature(11, root(3)));
 
     const inFlight = pool.sign(pubkeyOf(10), root(4)); // accepted before the removal: still signed
-    await pool.removeKeys([pubkeyOf(10), "0x" + "cd".repeat(48)]);
+    await pool.removeKeys([pubkeyOf(10), `0x${"cd".repeat(48)}`]);
     expect(bytesToHex(await inFlight)).toBe(expectedSignature(10, root(4)));
     await expect(pool.sign(pubkeyOf(10), root(4))).rejects.toBeInstanceOf(UnknownPubkeyError);
     expect(pool.hasKey(pubkeyOf(11))).toBe(true);

@@ -34,7 +34,7 @@ export interface MatrixCase {
   expectedSlashing: { kind: "block"; slot: bigint } | { kind: "attestation"; sourceEpoch: bigint; targetEpoch: bigint } | { kind: "none" };
 }
 
-const hex = (bytes: Uint8Array) => "0x" + Buffer.from(bytes).toString("hex");
+const hex = (bytes: Uint8Array) => `0x${Buffer.from(bytes).toString("hex")}`;
 const unhex = (s: string) => Uint8Array.from(Buffer.from(s.slice(2), "hex"));
 const sha256 = (...parts: Uint8Array[]) => new Uint8Array(createHash("sha256").update(Buffer.concat(parts)).digest());
 const filled = (length: number, byte: number) => new Uint8Array(length).fill(byte);
@@ -89,7 +89,12 @@ export function forkMatrix(ssz: Ssz, network: NetworkConfig, slotsPerEpoch: numb
       const label = (type: string) => `${fork} ${type} ${when}`;
       const dom = (type: readonly number[], v: string = version) => domainByHand(type, v, gvr);
       const push = (type: string, body: Record<string, unknown>, objectRoot: Uint8Array, domain: Uint8Array, slashing: MatrixCase["expectedSlashing"]) =>
-        cases.push({ name: label(type), body: { type, fork_info, ...body }, expectedSigningRoot: signingRootByHand(objectRoot, domain), expectedSlashing: slashing });
+        cases.push({
+          name: label(type),
+          body: { type, fork_info, ...body },
+          expectedSigningRoot: signingRootByHand(objectRoot, domain),
+          expectedSlashing: slashing,
+        });
 
       // Blocks: BLOCK (phase0 body) and BLOCK_V2 (full block up to Altair, header after).
       const slot = epoch * spe + 3n;
@@ -97,18 +102,39 @@ export function forkMatrix(ssz: Ssz, network: NetworkConfig, slotsPerEpoch: numb
       phase0Block.slot = Number(slot);
       phase0Block.proposerIndex = 7;
       phase0Block.parentRoot = filled(32, 1);
-      push("BLOCK", { block: ssz.phase0.BeaconBlock.toJson(phase0Block) }, ssz.phase0.BeaconBlock.hashTreeRoot(phase0Block), dom(DOMAIN.BEACON_PROPOSER), { kind: "block", slot });
+      push("BLOCK", { block: ssz.phase0.BeaconBlock.toJson(phase0Block) }, ssz.phase0.BeaconBlock.hashTreeRoot(phase0Block), dom(DOMAIN.BEACON_PROPOSER), {
+        kind: "block",
+        slot,
+      });
       if (fork === "PHASE0") {
-        push("BLOCK_V2", { beacon_block: { version: fork, block: ssz.phase0.BeaconBlock.toJson(phase0Block) } }, ssz.phase0.BeaconBlock.hashTreeRoot(phase0Block), dom(DOMAIN.BEACON_PROPOSER), { kind: "block", slot });
+        push(
+          "BLOCK_V2",
+          { beacon_block: { version: fork, block: ssz.phase0.BeaconBlock.toJson(phase0Block) } },
+          ssz.phase0.BeaconBlock.hashTreeRoot(phase0Block),
+          dom(DOMAIN.BEACON_PROPOSER),
+          { kind: "block", slot },
+        );
       } else if (fork === "ALTAIR") {
         const block = ssz.altair.BeaconBlock.defaultValue();
         block.slot = Number(slot);
         block.proposerIndex = 9;
         block.stateRoot = filled(32, 2);
-        push("BLOCK_V2", { beacon_block: { version: fork, block: ssz.altair.BeaconBlock.toJson(block) } }, ssz.altair.BeaconBlock.hashTreeRoot(block), dom(DOMAIN.BEACON_PROPOSER), { kind: "block", slot });
+        push(
+          "BLOCK_V2",
+          { beacon_block: { version: fork, block: ssz.altair.BeaconBlock.toJson(block) } },
+          ssz.altair.BeaconBlock.hashTreeRoot(block),
+          dom(DOMAIN.BEACON_PROPOSER),
+          { kind: "block", slot },
+        );
       } else {
         const header = { slot: Number(slot), proposerIndex: 11, parentRoot: filled(32, 3), stateRoot: filled(32, 4), bodyRoot: filled(32, 5 + k) };
-        push("BLOCK_V2", { beacon_block: { version: fork, block_header: ssz.phase0.BeaconBlockHeader.toJson(header) } }, ssz.phase0.BeaconBlockHeader.hashTreeRoot(header), dom(DOMAIN.BEACON_PROPOSER), { kind: "block", slot });
+        push(
+          "BLOCK_V2",
+          { beacon_block: { version: fork, block_header: ssz.phase0.BeaconBlockHeader.toJson(header) } },
+          ssz.phase0.BeaconBlockHeader.hashTreeRoot(header),
+          dom(DOMAIN.BEACON_PROPOSER),
+          { kind: "block", slot },
+        );
       }
 
       // Attestation: the target epoch picks the fork version, so put the slot in the *next* epoch.
@@ -121,7 +147,13 @@ export function forkMatrix(ssz: Ssz, network: NetworkConfig, slotsPerEpoch: numb
         target: { epoch: Number(epoch), root: filled(32, 8) },
       });
       const attestation = attestationData((epoch + 1n) * spe);
-      push("ATTESTATION", { attestation: ssz.phase0.AttestationData.toJson(attestation) }, ssz.phase0.AttestationData.hashTreeRoot(attestation), dom(DOMAIN.BEACON_ATTESTER), { kind: "attestation", sourceEpoch: epoch - 1n, targetEpoch: epoch });
+      push(
+        "ATTESTATION",
+        { attestation: ssz.phase0.AttestationData.toJson(attestation) },
+        ssz.phase0.AttestationData.hashTreeRoot(attestation),
+        dom(DOMAIN.BEACON_ATTESTER),
+        { kind: "attestation", sourceEpoch: epoch - 1n, targetEpoch: epoch },
+      );
 
       const aggSlot = epoch * spe + 1n;
       push("AGGREGATION_SLOT", { aggregation_slot: { slot: aggSlot.toString() } }, uint64RootByHand(aggSlot), dom(DOMAIN.SELECTION_PROOF), { kind: "none" });
@@ -132,7 +164,13 @@ export function forkMatrix(ssz: Ssz, network: NetworkConfig, slotsPerEpoch: numb
       phase0Aggregate.aggregate.data = attestationData(epoch * spe + 2n);
       phase0Aggregate.selectionProof = filled(96, 9);
       const phase0AggregateJson = ssz.phase0.AggregateAndProof.toJson(phase0Aggregate);
-      push("AGGREGATE_AND_PROOF", { aggregate_and_proof: phase0AggregateJson }, ssz.phase0.AggregateAndProof.hashTreeRoot(phase0Aggregate), dom(DOMAIN.AGGREGATE_AND_PROOF), { kind: "none" });
+      push(
+        "AGGREGATE_AND_PROOF",
+        { aggregate_and_proof: phase0AggregateJson },
+        ssz.phase0.AggregateAndProof.hashTreeRoot(phase0Aggregate),
+        dom(DOMAIN.AGGREGATE_AND_PROOF),
+        { kind: "none" },
+      );
       if (forkIndex(fork) >= forkIndex("ELECTRA")) {
         const electra = ssz.electra.AggregateAndProof.defaultValue();
         electra.aggregatorIndex = 5;
@@ -142,9 +180,19 @@ export function forkMatrix(ssz: Ssz, network: NetworkConfig, slotsPerEpoch: numb
         const json = ssz.electra.AggregateAndProof.toJson(electra);
         const root = ssz.electra.AggregateAndProof.hashTreeRoot(electra);
         push("AGGREGATE_AND_PROOF_V2", { aggregate_and_proof: { version: fork, data: json } }, root, dom(DOMAIN.AGGREGATE_AND_PROOF), { kind: "none" });
-        cases.push({ ...cases[cases.length - 1]!, name: label("AGGREGATE_AND_PROOF_V2 (bare legacy form)"), body: { type: "AGGREGATE_AND_PROOF_V2", fork_info, aggregate_and_proof: json } });
+        cases.push({
+          ...cases[cases.length - 1]!,
+          name: label("AGGREGATE_AND_PROOF_V2 (bare legacy form)"),
+          body: { type: "AGGREGATE_AND_PROOF_V2", fork_info, aggregate_and_proof: json },
+        });
       } else {
-        push("AGGREGATE_AND_PROOF_V2", { aggregate_and_proof: { version: fork, data: phase0AggregateJson } }, ssz.phase0.AggregateAndProof.hashTreeRoot(phase0Aggregate), dom(DOMAIN.AGGREGATE_AND_PROOF), { kind: "none" });
+        push(
+          "AGGREGATE_AND_PROOF_V2",
+          { aggregate_and_proof: { version: fork, data: phase0AggregateJson } },
+          ssz.phase0.AggregateAndProof.hashTreeRoot(phase0Aggregate),
+          dom(DOMAIN.AGGREGATE_AND_PROOF),
+          { kind: "none" },
+        );
       }
 
       push("RANDAO_REVEAL", { randao_reveal: { epoch: epoch.toString() } }, uint64RootByHand(epoch), dom(DOMAIN.RANDAO), { kind: "none" });
@@ -152,14 +200,32 @@ export function forkMatrix(ssz: Ssz, network: NetworkConfig, slotsPerEpoch: numb
       // EIP-7044: from Deneb on, exits are signed with the Capella fork version whatever their epoch.
       const exit = { epoch: Number(epoch), validatorIndex: 42 };
       const exitVersion = forkIndex(fork) >= forkIndex("DENEB") ? versionOf(network, "CAPELLA") : version;
-      push("VOLUNTARY_EXIT", { voluntary_exit: ssz.phase0.VoluntaryExit.toJson(exit) }, ssz.phase0.VoluntaryExit.hashTreeRoot(exit), dom(DOMAIN.VOLUNTARY_EXIT, exitVersion), { kind: "none" });
+      push(
+        "VOLUNTARY_EXIT",
+        { voluntary_exit: ssz.phase0.VoluntaryExit.toJson(exit) },
+        ssz.phase0.VoluntaryExit.hashTreeRoot(exit),
+        dom(DOMAIN.VOLUNTARY_EXIT, exitVersion),
+        { kind: "none" },
+      );
 
       const syncSlot = epoch * spe + 4n;
       const blockRoot = filled(32, 10 + k);
-      push("SYNC_COMMITTEE_MESSAGE", { sync_committee_message: { beacon_block_root: hex(blockRoot), slot: syncSlot.toString() } }, blockRoot, dom(DOMAIN.SYNC_COMMITTEE), { kind: "none" });
+      push(
+        "SYNC_COMMITTEE_MESSAGE",
+        { sync_committee_message: { beacon_block_root: hex(blockRoot), slot: syncSlot.toString() } },
+        blockRoot,
+        dom(DOMAIN.SYNC_COMMITTEE),
+        { kind: "none" },
+      );
 
       const selection = { slot: Number(syncSlot), subcommitteeIndex: 2 };
-      push("SYNC_COMMITTEE_SELECTION_PROOF", { sync_aggregator_selection_data: ssz.altair.SyncAggregatorSelectionData.toJson(selection) }, ssz.altair.SyncAggregatorSelectionData.hashTreeRoot(selection), dom(DOMAIN.SYNC_COMMITTEE_SELECTION_PROOF), { kind: "none" });
+      push(
+        "SYNC_COMMITTEE_SELECTION_PROOF",
+        { sync_aggregator_selection_data: ssz.altair.SyncAggregatorSelectionData.toJson(selection) },
+        ssz.altair.SyncAggregatorSelectionData.hashTreeRoot(selection),
+        dom(DOMAIN.SYNC_COMMITTEE_SELECTION_PROOF),
+        { kind: "none" },
+      );
 
       const contribution = ssz.altair.ContributionAndProof.defaultValue();
       contribution.aggregatorIndex = 3;
@@ -167,7 +233,13 @@ export function forkMatrix(ssz: Ssz, network: NetworkConfig, slotsPerEpoch: numb
       contribution.contribution.beaconBlockRoot = blockRoot;
       contribution.contribution.subcommitteeIndex = 1;
       contribution.contribution.aggregationBits.set(0, true);
-      push("SYNC_COMMITTEE_CONTRIBUTION_AND_PROOF", { contribution_and_proof: ssz.altair.ContributionAndProof.toJson(contribution) }, ssz.altair.ContributionAndProof.hashTreeRoot(contribution), dom(DOMAIN.CONTRIBUTION_AND_PROOF), { kind: "none" });
+      push(
+        "SYNC_COMMITTEE_CONTRIBUTION_AND_PROOF",
+        { contribution_and_proof: ssz.altair.ContributionAndProof.toJson(contribution) },
+        ssz.altair.ContributionAndProof.hashTreeRoot(contribution),
+        dom(DOMAIN.CONTRIBUTION_AND_PROOF),
+        { kind: "none" },
+      );
     }
   });
 
@@ -177,7 +249,7 @@ export function forkMatrix(ssz: Ssz, network: NetworkConfig, slotsPerEpoch: numb
   const depositForkVersion = "0x10000910";
   cases.push({
     name: "DEPOSIT (genesis_fork_version from the body)",
-    body: { type: "DEPOSIT", deposit: { ...ssz.phase0.DepositMessage.toJson(depositMessage) as object, genesis_fork_version: depositForkVersion } },
+    body: { type: "DEPOSIT", deposit: { ...(ssz.phase0.DepositMessage.toJson(depositMessage) as object), genesis_fork_version: depositForkVersion } },
     expectedSigningRoot: signingRootByHand(ssz.phase0.DepositMessage.hashTreeRoot(depositMessage), domainByHand(DOMAIN.DEPOSIT, depositForkVersion, zero)),
     expectedSlashing: { kind: "none" },
   });

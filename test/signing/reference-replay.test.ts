@@ -8,15 +8,8 @@ import fs from "node:fs";
 import path from "node:path";
 import zlib from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bytesToHex, hexToBytes } from "../../config/index.js";
-import {
-  BlsPool,
-  computeSigningRoot,
-  loadConsensus,
-  MINIMAL_DEVNET,
-  validateSignRequest,
-  type SignRequest,
-} from "../../signer/signing/index.js";
+import { bytesToHex, hexToBytes } from "../../common/index.js";
+import { BlsPool, computeSigningRoot, loadConsensus, MINIMAL_DEVNET, validateSignRequest, type SignRequest } from "../../signer/signing/index.js";
 import { interopSecretKeys } from "./interop-keys.js";
 import { REFERENCE_DIR } from "./reference.js";
 
@@ -32,7 +25,10 @@ interface Recorded {
 
 function loadRecorded(): Recorded[] {
   const recorded: Recorded[] = [];
-  for (const file of fs.readdirSync(REFERENCE_DIR).filter((f) => f.endsWith(".json")).sort()) {
+  for (const file of fs
+    .readdirSync(REFERENCE_DIR)
+    .filter((f) => f.endsWith(".json"))
+    .sort()) {
     const example = JSON.parse(fs.readFileSync(path.join(REFERENCE_DIR, file), "utf8"));
     const match = SIGN_PATH.exec(example.request.path);
     if (!match || example.request.method !== "POST") continue; // GET_publicKeys
@@ -44,12 +40,21 @@ function loadRecorded(): Recorded[] {
       signature: example.response.signature,
     });
   }
-  const lines = zlib.gunzipSync(fs.readFileSync(path.join(REFERENCE_DIR, "n64-minimal-requests.jsonl.gz"))).toString("utf8").split("\n");
+  const lines = zlib
+    .gunzipSync(fs.readFileSync(path.join(REFERENCE_DIR, "n64-minimal-requests.jsonl.gz")))
+    .toString("utf8")
+    .split("\n");
   lines.forEach((line, i) => {
     if (line.trim() === "") return;
     const entry = JSON.parse(line);
     if (entry.type === undefined) return; // GET lines
-    recorded.push({ name: `jsonl line ${i + 1} ${entry.type}`, pubkey: entry.pubkey, body: entry.body, signingRoot: entry.signingRoot, signature: entry.signature });
+    recorded.push({
+      name: `jsonl line ${i + 1} ${entry.type}`,
+      pubkey: entry.pubkey,
+      body: entry.body,
+      signingRoot: entry.signingRoot,
+      signature: entry.signature,
+    });
   });
   return recorded;
 }

@@ -3,7 +3,7 @@
  * uint64 range limits.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { bytesToHex } from "../../config/index.js";
+import { bytesToHex } from "../../common/index.js";
 import { computeSigningRoot, loadConsensus, MAINNET, validateSignRequest, type Consensus } from "../../signer/signing/index.js";
 import { forkMatrix, type MatrixCase } from "./fork-matrix.js";
 
@@ -45,17 +45,20 @@ describe("signing roots, mainnet preset", () => {
   // Web3Signer's OpenAPI BLOCK_V2 examples use proposer_index 4666673844721362956. Lodestar types validator
   // indices as JS numbers, so values above 2^53-1 are refused with a clear error rather than hashed wrongly.
   it("refuses a validator index above 2^53-1, naming the field", () => {
-    const body = { type: "BLOCK_V2", fork_info: OPENAPI_FORK_INFO, beacon_block: { version: "CAPELLA", block_header: openApiHeader("0x" + "11".repeat(32)) } };
+    const body = { type: "BLOCK_V2", fork_info: OPENAPI_FORK_INFO, beacon_block: { version: "CAPELLA", block_header: openApiHeader(`0x${"11".repeat(32)}`) } };
     expect(() => computeSigningRoot(validateSignRequest(body), MAINNET)).toThrow(/invalid beacon_block\.block_header: .*MAX_SAFE_INTEGER/);
   });
 
   it("accepts the full uint64 range where slashing protection reads it (block slot, attestation epochs)", () => {
     const max = "18446744073709551615";
-    const header = { ...openApiHeader("0x" + "11".repeat(32)), proposer_index: "1", slot: max };
-    const block = computeSigningRoot(validateSignRequest({ type: "BLOCK_V2", fork_info: OPENAPI_FORK_INFO, beacon_block: { version: "DENEB", block_header: header } }), MAINNET);
+    const header = { ...openApiHeader(`0x${"11".repeat(32)}`), proposer_index: "1", slot: max };
+    const block = computeSigningRoot(
+      validateSignRequest({ type: "BLOCK_V2", fork_info: OPENAPI_FORK_INFO, beacon_block: { version: "DENEB", block_header: header } }),
+      MAINNET,
+    );
     expect(block.slashing).toEqual({ kind: "block", slot: 2n ** 64n - 1n });
-    const checkpoint = { epoch: max, root: "0x" + "22".repeat(32) };
-    const attestation = { slot: max, index: "0", beacon_block_root: "0x" + "33".repeat(32), source: checkpoint, target: checkpoint };
+    const checkpoint = { epoch: max, root: `0x${"22".repeat(32)}` };
+    const attestation = { slot: max, index: "0", beacon_block_root: `0x${"33".repeat(32)}`, source: checkpoint, target: checkpoint };
     const result = computeSigningRoot(validateSignRequest({ type: "ATTESTATION", fork_info: OPENAPI_FORK_INFO, attestation }), MAINNET);
     expect(result.slashing).toEqual({ kind: "attestation", sourceEpoch: 2n ** 64n - 1n, targetEpoch: 2n ** 64n - 1n });
   });

@@ -1,6 +1,6 @@
 /** Signing roots per type and fork under the minimal preset (this file's process runs minimal only). */
 import { beforeAll, describe, expect, it } from "vitest";
-import { bytesToHex } from "../../config/index.js";
+import { bytesToHex } from "../../common/index.js";
 import { computeSigningRoot, loadConsensus, MINIMAL_DEVNET, validateSignRequest, type Consensus } from "../../signer/signing/index.js";
 import { forkMatrix, type MatrixCase } from "./fork-matrix.js";
 

@@ -11,9 +11,9 @@ import { REFERENCE_DIR } from "./reference.js";
 
 const UNSAFE = "9007199254740993"; // 2^53 + 1: JSON.parse gives 9007199254740992
 const MAX_SAFE = "9007199254740991";
-const ROOT = "0x" + "11".repeat(32);
+const ROOT = `0x${"11".repeat(32)}`;
 const FORK_INFO = { fork: { previous_version: "0x00000001", current_version: "0x01000001", epoch: "0" }, genesis_validators_root: ROOT };
-const PUBKEY = "0x" + "aa".repeat(48);
+const PUBKEY = `0x${"aa".repeat(48)}`;
 
 /** One body per type: the captured Lodestar ones, and hand-made ones for the types it never sent. */
 function bodies(): [string, Record<string, unknown>][] {
@@ -58,7 +58,15 @@ describe("uint64 fields sent as JSON numbers", () => {
 
   it("covers the fields that matter", () => {
     const all = cases.flatMap(([, b]) => decimalPaths(b).map((p) => p.join(".")));
-    for (const field of ["attestation.source.epoch", "attestation.target.epoch", "beacon_block.block_header.slot", "validator_registration.gas_limit", "validator_registration.timestamp", "deposit.amount", "voluntary_exit.validator_index"]) {
+    for (const field of [
+      "attestation.source.epoch",
+      "attestation.target.epoch",
+      "beacon_block.block_header.slot",
+      "validator_registration.gas_limit",
+      "validator_registration.timestamp",
+      "deposit.amount",
+      "voluntary_exit.validator_index",
+    ]) {
       expect(all).toContain(field);
     }
   });

@@ -16,8 +16,8 @@ const FORK_INFO = {
   fork: { previous_version: "0x00000001", current_version: "0x01000001", epoch: "0" },
   genesis_validators_root: "0x270d43e74ce340de4bca2b1936beca0f4f5408d9e78aec4850920baf659d5b69",
 };
-const ROOT = "0x" + "11".repeat(32);
-const SIG = "0x" + "22".repeat(96);
+const ROOT = `0x${"11".repeat(32)}`;
+const SIG = `0x${"22".repeat(96)}`;
 const attestationData = () => ({ slot: "0", index: "0", beacon_block_root: ROOT, source: { epoch: "0", root: ROOT }, target: { epoch: "0", root: ROOT } });
 const attestation = () => ({ type: "ATTESTATION", fork_info: structuredClone(FORK_INFO), attestation: attestationData() });
 const header = () => ({ slot: "9", proposer_index: "1", parent_root: ROOT, state_root: ROOT, body_root: ROOT });
@@ -57,26 +57,130 @@ describe("request validation names the field at fault", () => {
     ["an unknown type", () => ({ ...attestation(), type: "BLOB_SIDECAR" }), "type"],
     ["a missing message", () => ({ type: "ATTESTATION", fork_info: FORK_INFO }), "attestation"],
     ["a missing fork_info", () => ({ type: "RANDAO_REVEAL", randao_reveal: { epoch: "1" } }), "fork_info"],
-    ["a non-decimal epoch", () => { const b = attestation(); b.attestation.source.epoch = "0x10"; return b; }, "attestation.source.epoch"],
-    ["a negative epoch", () => { const b = attestation(); b.attestation.target.epoch = "-1"; return b; }, "attestation.target.epoch"],
+    [
+      "a non-decimal epoch",
+      () => {
+        const b = attestation();
+        b.attestation.source.epoch = "0x10";
+        return b;
+      },
+      "attestation.source.epoch",
+    ],
+    [
+      "a negative epoch",
+      () => {
+        const b = attestation();
+        b.attestation.target.epoch = "-1";
+        return b;
+      },
+      "attestation.target.epoch",
+    ],
     ["a uint64 above 2^64-1", () => ({ type: "RANDAO_REVEAL", fork_info: FORK_INFO, randao_reveal: { epoch: "18446744073709551616" } }), "randao_reveal.epoch"],
-    ["a short root", () => { const b = attestation(); b.attestation.beacon_block_root = "0x1234"; return b; }, "attestation.beacon_block_root"],
-    ["a bad fork version", () => { const b = attestation(); b.fork_info.fork.current_version = "0x010000"; return b; }, "fork_info.fork.current_version"],
-    ["a missing genesis_validators_root", () => { const b = attestation() as { fork_info: Partial<typeof FORK_INFO> }; delete b.fork_info.genesis_validators_root; return b; }, "fork_info.genesis_validators_root"],
+    [
+      "a short root",
+      () => {
+        const b = attestation();
+        b.attestation.beacon_block_root = "0x1234";
+        return b;
+      },
+      "attestation.beacon_block_root",
+    ],
+    [
+      "a bad fork version",
+      () => {
+        const b = attestation();
+        b.fork_info.fork.current_version = "0x010000";
+        return b;
+      },
+      "fork_info.fork.current_version",
+    ],
+    [
+      "a missing genesis_validators_root",
+      () => {
+        const b = attestation() as { fork_info: Partial<typeof FORK_INFO> };
+        delete b.fork_info.genesis_validators_root;
+        return b;
+      },
+      "fork_info.genesis_validators_root",
+    ],
     ["a malformed signingRoot", () => ({ ...attestation(), signingRoot: "0xabc" }), "signingRoot"],
-    ["signing_root and signingRoot that differ", () => ({ ...attestation(), signingRoot: ROOT, signing_root: "0x" + "33".repeat(32) }), "signing_root"],
-    ["an unknown BLOCK_V2 version", () => ({ type: "BLOCK_V2", fork_info: FORK_INFO, beacon_block: { version: "GLOAS", block_header: header() } }), "beacon_block.version"],
-    ["a Bellatrix block without block_header", () => ({ type: "BLOCK_V2", fork_info: FORK_INFO, beacon_block: { version: "BELLATRIX", block: header() } }), "beacon_block.block_header"],
-    ["a Phase0 block without block", () => ({ type: "BLOCK_V2", fork_info: FORK_INFO, beacon_block: { version: "PHASE0", block_header: header() } }), "beacon_block.block"],
-    ["a header without body_root", () => { const h: Partial<ReturnType<typeof header>> = header(); delete h.body_root; return { type: "BLOCK_V2", fork_info: FORK_INFO, beacon_block: { version: "DENEB", block_header: h } }; }, "beacon_block.block_header.body_root"],
-    ["an Altair block without sync_aggregate", () => { const b = altairBlockBody(); delete b.beacon_block.block.body.sync_aggregate; return b; }, "beacon_block.block.body.sync_aggregate"],
-    ["an Altair block whose sync bits do not fit the preset", () => { const b = altairBlockBody(); b.beacon_block.block.body.sync_aggregate.sync_committee_bits = "0x" + "00".repeat(64); delete b.signingRoot; return b; }, "beacon_block.block"],
-    ["an Electra aggregate without committee_bits", () => ({ type: "AGGREGATE_AND_PROOF_V2", fork_info: FORK_INFO, aggregate_and_proof: { version: "ELECTRA", data: aggregate() } }), "aggregate_and_proof.data.aggregate.committee_bits"],
-    ["an AGGREGATE_AND_PROOF_V2 with version but no data", () => ({ type: "AGGREGATE_AND_PROOF_V2", fork_info: FORK_INFO, aggregate_and_proof: { version: "DENEB" } }), "aggregate_and_proof.data"],
-    ["a deposit without genesis_fork_version", () => ({ type: "DEPOSIT", deposit: { pubkey: "0x" + "aa".repeat(48), withdrawal_credentials: ROOT, amount: "32000000000" } }), "deposit.genesis_fork_version"],
-    ["a registration with a short fee_recipient", () => ({ type: "VALIDATOR_REGISTRATION", validator_registration: { fee_recipient: "0x00", gas_limit: "1", timestamp: "1", pubkey: "0x" + "aa".repeat(48) } }), "validator_registration.fee_recipient"],
-    ["a sync message with a bad root", () => ({ type: "SYNC_COMMITTEE_MESSAGE", fork_info: FORK_INFO, sync_committee_message: { beacon_block_root: "root", slot: "1" } }), "sync_committee_message.beacon_block_root"],
-    ["a contribution without selection_proof", () => ({ type: "SYNC_COMMITTEE_CONTRIBUTION_AND_PROOF", fork_info: FORK_INFO, contribution_and_proof: { aggregator_index: "1", contribution: {} } }), "contribution_and_proof.selection_proof"],
+    ["signing_root and signingRoot that differ", () => ({ ...attestation(), signingRoot: ROOT, signing_root: `0x${"33".repeat(32)}` }), "signing_root"],
+    [
+      "an unknown BLOCK_V2 version",
+      () => ({ type: "BLOCK_V2", fork_info: FORK_INFO, beacon_block: { version: "GLOAS", block_header: header() } }),
+      "beacon_block.version",
+    ],
+    [
+      "a Bellatrix block without block_header",
+      () => ({ type: "BLOCK_V2", fork_info: FORK_INFO, beacon_block: { version: "BELLATRIX", block: header() } }),
+      "beacon_block.block_header",
+    ],
+    [
+      "a Phase0 block without block",
+      () => ({ type: "BLOCK_V2", fork_info: FORK_INFO, beacon_block: { version: "PHASE0", block_header: header() } }),
+      "beacon_block.block",
+    ],
+    [
+      "a header without body_root",
+      () => {
+        const h: Partial<ReturnType<typeof header>> = header();
+        delete h.body_root;
+        return { type: "BLOCK_V2", fork_info: FORK_INFO, beacon_block: { version: "DENEB", block_header: h } };
+      },
+      "beacon_block.block_header.body_root",
+    ],
+    [
+      "an Altair block without sync_aggregate",
+      () => {
+        const b = altairBlockBody();
+        delete b.beacon_block.block.body.sync_aggregate;
+        return b;
+      },
+      "beacon_block.block.body.sync_aggregate",
+    ],
+    [
+      "an Altair block whose sync bits do not fit the preset",
+      () => {
+        const b = altairBlockBody();
+        b.beacon_block.block.body.sync_aggregate.sync_committee_bits = `0x${"00".repeat(64)}`;
+        delete b.signingRoot;
+        return b;
+      },
+      "beacon_block.block",
+    ],
+    [
+      "an Electra aggregate without committee_bits",
+      () => ({ type: "AGGREGATE_AND_PROOF_V2", fork_info: FORK_INFO, aggregate_and_proof: { version: "ELECTRA", data: aggregate() } }),
+      "aggregate_and_proof.data.aggregate.committee_bits",
+    ],
+    [
+      "an AGGREGATE_AND_PROOF_V2 with version but no data",
+      () => ({ type: "AGGREGATE_AND_PROOF_V2", fork_info: FORK_INFO, aggregate_and_proof: { version: "DENEB" } }),
+      "aggregate_and_proof.data",
+    ],
+    [
+      "a deposit without genesis_fork_version",
+      () => ({ type: "DEPOSIT", deposit: { pubkey: `0x${"aa".repeat(48)}`, withdrawal_credentials: ROOT, amount: "32000000000" } }),
+      "deposit.genesis_fork_version",
+    ],
+    [
+      "a registration with a short fee_recipient",
+      () => ({
+        type: "VALIDATOR_REGISTRATION",
+        validator_registration: { fee_recipient: "0x00", gas_limit: "1", timestamp: "1", pubkey: `0x${"aa".repeat(48)}` },
+      }),
+      "validator_registration.fee_recipient",
+    ],
+    [
+      "a sync message with a bad root",
+      () => ({ type: "SYNC_COMMITTEE_MESSAGE", fork_info: FORK_INFO, sync_committee_message: { beacon_block_root: "root", slot: "1" } }),
+      "sync_committee_message.beacon_block_root",
+    ],
+    [
+      "a contribution without selection_proof",
+      () => ({ type: "SYNC_COMMITTEE_CONTRIBUTION_AND_PROOF", fork_info: FORK_INFO, contribution_and_proof: { aggregator_index: "1", contribution: {} } }),
+      "contribution_and_proof.selection_proof",
+    ],
   ];
   it.each(cases)("rejects %s", (_, body, field) => expectInvalid(body(), field));
 });
@@ -94,7 +198,10 @@ describe("what validation lets through", () => {
   });
 
   it("needs no fork_info for DEPOSIT and VALIDATOR_REGISTRATION", () => {
-    const deposit = { type: "DEPOSIT", deposit: { pubkey: "0x" + "aa".repeat(48), withdrawal_credentials: ROOT, amount: "32000000000", genesis_fork_version: "0x00000000" } };
+    const deposit = {
+      type: "DEPOSIT",
+      deposit: { pubkey: `0x${"aa".repeat(48)}`, withdrawal_credentials: ROOT, amount: "32000000000", genesis_fork_version: "0x00000000" },
+    };
     expect(computeSigningRoot(validateSignRequest(deposit), MINIMAL_DEVNET).slashing).toEqual({ kind: "none" });
   });
 
@@ -110,7 +217,7 @@ describe("what validation lets through", () => {
 describe("client signing root", () => {
   it("is refused when it differs from the computed one, under either name", () => {
     for (const name of ["signingRoot", "signing_root"]) {
-      const body = { ...attestation(), [name]: "0x" + "44".repeat(32) };
+      const body = { ...attestation(), [name]: `0x${"44".repeat(32)}` };
       let error: unknown;
       try {
         computeSigningRoot(validateSignRequest(body), MINIMAL_DEVNET);
@@ -124,7 +231,7 @@ describe("client signing root", () => {
 
   it("is accepted in any letter case when it matches", () => {
     const { signingRoot } = computeSigningRoot(validateSignRequest(attestation()), MINIMAL_DEVNET);
-    const upper = "0x" + Buffer.from(signingRoot).toString("hex").toUpperCase();
+    const upper = `0x${Buffer.from(signingRoot).toString("hex").toUpperCase()}`;
     expect(() => computeSigningRoot(validateSignRequest({ ...attestation(), signing_root: upper }), MINIMAL_DEVNET)).not.toThrow();
   });
 });

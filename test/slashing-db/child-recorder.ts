@@ -15,8 +15,8 @@ import { openSlashingDb } from "../../slashing-db/index.js";
 
 const [mode, dbPath, gvr, ...rest] = process.argv.slice(2);
 
-const rootOf = (...parts: unknown[]) => "0x" + createHash("sha256").update(parts.join("/")).digest("hex");
-export const pubkeyOf = (i: number) => "0x" + createHash("sha256").update(`validator-${i}`).digest("hex").padEnd(96, "0");
+const rootOf = (...parts: unknown[]) => `0x${createHash("sha256").update(parts.join("/")).digest("hex")}`;
+export const pubkeyOf = (i: number) => `0x${createHash("sha256").update(`validator-${i}`).digest("hex").padEnd(96, "0")}`;
 
 async function conflict(): Promise<void> {
   const [pubkey, n, startAt, tag] = rest as [string, string, string, string];
@@ -27,7 +27,7 @@ async function conflict(): Promise<void> {
   const blocks = Array.from({ length: Number(n) }, (_, i) => db.checkAndRecordBlock(pubkey, 100, rootOf(tag, "block", i)));
   const result = { attestations: await count(atts), blocks: await count(blocks) };
   db.close();
-  process.stdout.write(JSON.stringify(result) + "\n");
+  process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
 async function load(): Promise<void> {

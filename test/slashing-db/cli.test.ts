@@ -6,9 +6,9 @@ import { describe, expect, it } from "vitest";
 import { tempDir } from "../helpers/tmp.js";
 
 const VIGIL = path.resolve(__dirname, "../../bin/vigil.js");
-const GVR = "0x" + "55".repeat(32);
-const PK1 = "0x" + "a1".repeat(48);
-const PK2 = "0x" + "a2".repeat(48);
+const GVR = `0x${"55".repeat(32)}`;
+const PK1 = `0x${"a1".repeat(48)}`;
+const PK2 = `0x${"a2".repeat(48)}`;
 const dir = tempDir();
 
 function vigil(...args: string[]) {
@@ -70,7 +70,7 @@ describe("vigil slashing", () => {
   });
 
   it("interchange for another network: exit 4 (refused)", () => {
-    const other = { ...good, metadata: { ...good.metadata, genesis_validators_root: "0x" + "66".repeat(32) } };
+    const other = { ...good, metadata: { ...good.metadata, genesis_validators_root: `0x${"66".repeat(32)}` } };
     const r = vigil("slashing", "import", writeJson("other.json", other), "--db", db);
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/genesis_validators_root/);

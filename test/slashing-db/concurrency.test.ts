@@ -12,11 +12,11 @@ import { SlashingProtectionError, openSlashingDb } from "../../slashing-db/index
 import { freshDbPath, tempDir } from "../helpers/tmp.js";
 
 const CHILD = path.resolve(__dirname, "../../dist/test/slashing-db/child-recorder.js");
-const GVR = "0x" + "22".repeat(32);
-const PUBKEY = "0x" + "c3".repeat(48);
+const GVR = `0x${"22".repeat(32)}`;
+const PUBKEY = `0x${"c3".repeat(48)}`;
 const dir = tempDir();
 const run = promisify(execFile);
-const root = (i: number) => "0x" + i.toString(16).padStart(64, "0");
+const root = (i: number) => `0x${i.toString(16).padStart(64, "0")}`;
 
 describe("concurrent conflicting requests", () => {
   it("500 concurrent attestations for one key and target: exactly one allowed, the rest DOUBLE_VOTE", async () => {
@@ -43,7 +43,12 @@ describe("concurrent conflicting requests", () => {
   it("concurrent surround votes in both directions: never both sides allowed", async () => {
     const db = openSlashingDb(freshDbPath(dir), { genesisValidatorsRoot: GVR });
     // (2, 9) surrounds (3, 8); (4, 7) is surrounded by both.
-    const votes: [number, number][] = [[3, 8], [2, 9], [4, 7], [3, 8]];
+    const votes: [number, number][] = [
+      [3, 8],
+      [2, 9],
+      [4, 7],
+      [3, 8],
+    ];
     const results = await Promise.allSettled(votes.map(([s, t], i) => db.checkAndRecordAttestation(PUBKEY, s, t, root(100 + i))));
     expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "rejected", "rejected"]);
     db.close();
@@ -103,5 +108,5 @@ function recordUntilKilled(file: string, validators: number, firstTarget: number
 }
 
 // Same derivations as the child (kept here so the test states what it expects independently).
-const rootOf = (...parts: unknown[]) => "0x" + createHash("sha256").update(parts.join("/")).digest("hex");
-const pubkeyOf = (i: number) => "0x" + createHash("sha256").update(`validator-${i}`).digest("hex").padEnd(96, "0");
+const rootOf = (...parts: unknown[]) => `0x${createHash("sha256").update(parts.join("/")).digest("hex")}`;
+const pubkeyOf = (i: number) => `0x${createHash("sha256").update(`validator-${i}`).digest("hex").padEnd(96, "0")}`;

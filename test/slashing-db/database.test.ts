@@ -2,20 +2,14 @@
 import fs from "node:fs";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
-import {
-  InterchangeError,
-  SlashingDbInputError,
-  SlashingDbUnavailableError,
-  SlashingProtectionError,
-  openSlashingDb,
-} from "../../slashing-db/index.js";
+import { InterchangeError, SlashingDbInputError, SlashingDbUnavailableError, SlashingProtectionError, openSlashingDb } from "../../slashing-db/index.js";
 import { freshDbPath, tempDir } from "../helpers/tmp.js";
 
-const GVR = "0x" + "33".repeat(32);
-const OTHER_GVR = "0x" + "44".repeat(32);
-const PK = "0x" + "ab".repeat(48);
-const R1 = "0x" + "01".repeat(32);
-const R2 = "0x" + "02".repeat(32);
+const GVR = `0x${"33".repeat(32)}`;
+const OTHER_GVR = `0x${"44".repeat(32)}`;
+const PK = `0x${"ab".repeat(48)}`;
+const R1 = `0x${"01".repeat(32)}`;
+const R2 = `0x${"02".repeat(32)}`;
 const dir = tempDir();
 
 const interchange = (records: unknown[], gvr = GVR) => ({
@@ -122,7 +116,11 @@ describe("input validation", () => {
 
   it("a refusal carries the checked message and what it collides with as fields", async () => {
     const db = openSlashingDb(freshDbPath(dir), { genesisValidatorsRoot: GVR });
-    const caught = async (p: Promise<unknown>) => p.then(() => expect.unreachable("allowed"), (err: unknown) => err as SlashingProtectionError);
+    const caught = async (p: Promise<unknown>) =>
+      p.then(
+        () => expect.unreachable("allowed"),
+        (err: unknown) => err as SlashingProtectionError,
+      );
     await db.checkAndRecordBlock(PK, 10, R1);
     const block = await caught(db.checkAndRecordBlock(PK, 10, R2));
     expect(block).toMatchObject({ refusal: "DOUBLE_BLOCK_PROPOSAL", pubkey: PK, slot: 10n, existing: { kind: "block", slot: 10n, signingRoot: R1 } });
@@ -145,7 +143,7 @@ describe("input validation", () => {
     const db = openSlashingDb(freshDbPath(dir), { genesisValidatorsRoot: GVR });
     const bad = interchange([
       { pubkey: PK, signed_blocks: [{ slot: "1" }], signed_attestations: [] },
-      { pubkey: "0x" + "cd".repeat(48), signed_blocks: [], signed_attestations: [{ source_epoch: "1", target_epoch: 2 }] },
+      { pubkey: `0x${"cd".repeat(48)}`, signed_blocks: [], signed_attestations: [{ source_epoch: "1", target_epoch: 2 }] },
     ]);
     expect(() => db.importInterchange(bad)).toThrow(/data\[1\]\.signed_attestations\[0\]\.target_epoch/);
     expect(db.stats()).toMatchObject({ validators: 0, blocks: 0, attestations: 0 });
@@ -162,7 +160,7 @@ describe("a zero signing root in an interchange", () => {
   // compared byte for byte like any other (slashing-db/codec.ts parseSigningRoot; the suite's
   // multiple_interchanges_multiple_validators_repeat_idem fails if zero is read as absent). Pinned so nobody starts
   // reading zero as absent (or absent as zero) without meaning to.
-  const ZERO = "0x" + "00".repeat(32);
+  const ZERO = `0x${"00".repeat(32)}`;
 
   it("is kept as a known root, compared byte for byte, and exported as given", async () => {
     const db = openSlashingDb(freshDbPath(dir), { genesisValidatorsRoot: GVR });

@@ -8,8 +8,8 @@ import { describe, expect, it } from "vitest";
 import { SlashingDbUnavailableError, openSlashingDb } from "../../slashing-db/index.js";
 import { freshDbPath, tempDir } from "../helpers/tmp.js";
 
-const GVR = "0x" + "33".repeat(32);
-const PK = "0x" + "ab".repeat(48);
+const GVR = `0x${"33".repeat(32)}`;
+const PK = `0x${"ab".repeat(48)}`;
 const dir = tempDir();
 
 async function failure(p: Promise<unknown>): Promise<SlashingDbUnavailableError> {
@@ -43,8 +43,8 @@ describe("slashing database failures", () => {
   it("a file replaced by another one at the same path counts as gone", async () => {
     const file = freshDbPath(dir);
     const db = openSlashingDb(file, { genesisValidatorsRoot: GVR });
-    fs.renameSync(file, file + ".moved");
-    fs.copyFileSync(file + ".moved", file);
+    fs.renameSync(file, `${file}.moved`);
+    fs.copyFileSync(`${file}.moved`, file);
     expect((await failure(db.checkAndRecordBlock(PK, 5))).failure).toBe("FILE_GONE");
     db.close();
   });

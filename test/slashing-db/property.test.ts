@@ -9,9 +9,9 @@ import { SlashingProtectionError, openSlashingDb } from "../../slashing-db/index
 import { freshDbPath, tempDir } from "../helpers/tmp.js";
 import { Oracle, attsSlashable, blocksSlashable, type OAtt, type OBlock } from "./oracle.js";
 
-const GVR = "0x" + "11".repeat(32);
-const KEYS = ["0x" + "a1".repeat(48), "0x" + "B2".repeat(48)]; // mixed case on purpose
-const ROOTS = [undefined, "0x" + "01".repeat(32), "0x" + "02".repeat(32), "0x" + "00".repeat(32)];
+const GVR = `0x${"11".repeat(32)}`;
+const KEYS = [`0x${"a1".repeat(48)}`, `0x${"B2".repeat(48)}`]; // mixed case on purpose
+const ROOTS = [undefined, `0x${"01".repeat(32)}`, `0x${"02".repeat(32)}`, `0x${"00".repeat(32)}`];
 const dir = tempDir();
 
 const key = fc.integer({ min: 0, max: KEYS.length - 1 });
@@ -29,16 +29,18 @@ const op = fc.oneof(
 function recordedRows(file: string): { blocks: OBlock[]; atts: OAtt[] }[] {
   const raw = new Database(file, { readonly: true });
   try {
-    const hex = (b: Buffer | null) => (b ? "0x" + b.toString("hex") : undefined);
+    const hex = (b: Buffer | null) => (b ? `0x${b.toString("hex")}` : undefined);
     const ids = raw.prepare("SELECT id FROM validators").all() as { id: number }[];
     return ids.map(({ id }) => ({
       blocks: (raw.prepare("SELECT slot, signing_root FROM signed_blocks WHERE validator_id = ?").all(id) as any[]).map((r) => ({
         slot: BigInt(r.slot),
         root: hex(r.signing_root),
       })),
-      atts: (raw.prepare("SELECT source_epoch, target_epoch, signing_root FROM signed_attestations WHERE validator_id = ?").all(id) as any[]).map(
-        (r) => ({ source: BigInt(r.source_epoch), target: BigInt(r.target_epoch), root: hex(r.signing_root) }),
-      ),
+      atts: (raw.prepare("SELECT source_epoch, target_epoch, signing_root FROM signed_attestations WHERE validator_id = ?").all(id) as any[]).map((r) => ({
+        source: BigInt(r.source_epoch),
+        target: BigInt(r.target_epoch),
+        root: hex(r.signing_root),
+      })),
     }));
   } finally {
     raw.close();
@@ -87,10 +89,8 @@ describe("slashing database vs brute-force oracle", () => {
           expect(await Promise.all(answers)).toEqual(expected);
 
           for (const { blocks, atts } of recordedRows(db.path)) {
-            for (let i = 0; i < blocks.length; i++)
-              for (let j = i + 1; j < blocks.length; j++) expect(blocksSlashable(blocks[i]!, blocks[j]!)).toBe(false);
-            for (let i = 0; i < atts.length; i++)
-              for (let j = i + 1; j < atts.length; j++) expect(attsSlashable(atts[i]!, atts[j]!)).toBe(false);
+            for (let i = 0; i < blocks.length; i++) for (let j = i + 1; j < blocks.length; j++) expect(blocksSlashable(blocks[i]!, blocks[j]!)).toBe(false);
+            for (let i = 0; i < atts.length; i++) for (let j = i + 1; j < atts.length; j++) expect(attsSlashable(atts[i]!, atts[j]!)).toBe(false);
           }
         } finally {
           db.close();

@@ -15,9 +15,9 @@ import {
 import { errorFromWire } from "../../slashing-db/errors.js";
 import { freshDbPath, tempDir } from "../helpers/tmp.js";
 
-const GVR = "0x" + "33".repeat(32);
-const OTHER = "0x" + "44".repeat(32);
-const PK = "0x" + "ab".repeat(48);
+const GVR = `0x${"33".repeat(32)}`;
+const OTHER = `0x${"44".repeat(32)}`;
+const PK = `0x${"ab".repeat(48)}`;
 const dir = tempDir();
 const bytes = (hex: string) => Uint8Array.from(Buffer.from(hex.slice(2), "hex"));
 const root = (n: number) => new Uint8Array(32).fill(n);
@@ -48,7 +48,7 @@ describe("ThreadedSlashingProtection", () => {
     }
     const db = openSlashingDb(file);
     try {
-      expect(db.judgeBlock(PK, 10, "0x" + "01".repeat(32)).kind).toBe("repeat");
+      expect(db.judgeBlock(PK, 10, `0x${"01".repeat(32)}`).kind).toBe("repeat");
     } finally {
       db.close();
     }

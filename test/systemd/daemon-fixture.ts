@@ -4,14 +4,14 @@
 //   FIXTURE_INFLIGHT_MS=<n>  a request in flight at shutdown that commits after n ms (default 300)
 //   FIXTURE_HANG_CLOSE=1     close() never finishes (for the second-signal test)
 // SIGUSR1 closes the database behind the daemon's back (liveness check fails); SIGUSR2 blocks the event loop.
-import { runDaemon } from "../../config/index.js";
+import { runDaemon } from "../../common/index.js";
 import { openSlashingDb } from "../../slashing-db/index.js";
 
 const dbPath = process.env.FIXTURE_DB;
 if (!dbPath) throw new Error("FIXTURE_DB is required");
 const inflightMs = Number(process.env.FIXTURE_INFLIGHT_MS ?? 300);
-const pubkey = "0x" + "a1".repeat(48);
-const out = (line: string) => process.stdout.write(line + "\n");
+const pubkey = `0x${"a1".repeat(48)}`;
+const out = (line: string) => process.stdout.write(`${line}\n`);
 
 await runDaemon({
   name: "fixture",
@@ -21,7 +21,7 @@ await runDaemon({
     hooks.status("loading keys 0/2");
     await new Promise((r) => setTimeout(r, 100));
     hooks.status("loading keys 2/2");
-    const db = openSlashingDb(dbPath, { genesisValidatorsRoot: "0x" + "11".repeat(32) });
+    const db = openSlashingDb(dbPath, { genesisValidatorsRoot: `0x${"11".repeat(32)}` });
     let accepting = true;
     const inFlight = new Set<Promise<unknown>>();
     let nextSlot = 1;

@@ -8,7 +8,7 @@ import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { loadUnixDgram } from "../../config/systemd-notify.js";
+import { loadUnixDgram } from "../../common/systemd-notify.js";
 import { openSlashingDb } from "../../slashing-db/index.js";
 import { fakeNotifySocket, type FakeNotifySocket } from "../helpers/notify-socket.js";
 
@@ -16,7 +16,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const FIXTURE = path.join(ROOT, "dist/test/systemd/daemon-fixture.js");
 const dgram = loadUnixDgram();
 const missing = "error" in dgram ? dgram.error : undefined;
-const PUBKEY = "0x" + "a1".repeat(48);
+const PUBKEY = `0x${"a1".repeat(48)}`;
 
 interface Child {
   proc: ChildProcess;
@@ -47,7 +47,10 @@ function startFixture(env: Record<string, string>): Child {
           clearTimeout(timer);
           resolve(hit);
         };
-        const timer = setTimeout(() => reject(new Error(`no line matching ${re} within ${timeoutMs} ms; last lines: ${JSON.stringify(lines.slice(-20))}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`no line matching ${re} within ${timeoutMs} ms; last lines: ${JSON.stringify(lines.slice(-20))}`)),
+          timeoutMs,
+        );
         waiters.add(check);
         check();
       });

@@ -21,7 +21,10 @@ describe.skipIf(skip !== undefined)("systemd/install.sh", () => {
   const stat = (rel: string) => fs.statSync(p(rel));
   const mode = (rel: string) => (stat(rel).mode & 0o7777).toString(8).padStart(4, "0");
   const idOf = (file: "passwd" | "group", name: string) => {
-    const line = fs.readFileSync(p(`etc/${file}`), "utf8").split("\n").find((l) => l.startsWith(`${name}:`));
+    const line = fs
+      .readFileSync(p(`etc/${file}`), "utf8")
+      .split("\n")
+      .find((l) => l.startsWith(`${name}:`));
     if (!line) throw new Error(`${name} not in ${file}`);
     return Number(line.split(":")[2]);
   };
@@ -65,7 +68,9 @@ describe.skipIf(skip !== undefined)("systemd/install.sh", () => {
     expect([mode("etc/vigil/watchdog.json"), stat("etc/vigil/watchdog.json").gid]).toEqual(["0640", idOf("group", "vigil-watchdog")]);
     expect(mode("etc/vigil/signer.json.example")).toBe("0644");
     // nothing under the release is writable by anyone but root
-    const writable = execFileSync("find", [p("opt/vigil/releases"), "!", "-type", "l", "(", "-perm", "/022", "-o", "!", "-uid", "0", ")"], { encoding: "utf8" }).trim();
+    const writable = execFileSync("find", [p("opt/vigil/releases"), "!", "-type", "l", "(", "-perm", "/022", "-o", "!", "-uid", "0", ")"], {
+      encoding: "utf8",
+    }).trim();
     expect(writable).toBe("");
   });
 
@@ -79,7 +84,9 @@ describe.skipIf(skip !== undefined)("systemd/install.sh", () => {
     // The release holds its own copy (never a link into the checkout), with no dev-only package at all …
     expect(fs.lstatSync(path.join(rel, "node_modules")).isDirectory()).toBe(true);
     const lock = JSON.parse(fs.readFileSync(path.join(ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, { dev?: boolean }> };
-    const devOnly = Object.entries(lock.packages).filter(([key, e]) => key.startsWith("node_modules/") && e.dev).map(([key]) => key);
+    const devOnly = Object.entries(lock.packages)
+      .filter(([key, e]) => key.startsWith("node_modules/") && e.dev)
+      .map(([key]) => key);
     expect(devOnly.length).toBeGreaterThan(50); // vitest, typescript, @types/node and what they pull in
     expect(devOnly.filter((key) => fs.existsSync(path.join(rel, key)))).toEqual([]);
     expect(execFileSync("find", [path.join(rel, "node_modules"), "-xtype", "l"], { encoding: "utf8" }).trim()).toBe(""); // no dangling .bin links

@@ -1,5 +1,11 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { loadUnixDgram, startSystemdWatchdogPinger, SystemdNotifier, systemdWatchdogIntervalMs, type SystemdWatchdogPinger } from "../../config/systemd-notify.js";
+import {
+  loadUnixDgram,
+  startSystemdWatchdogPinger,
+  SystemdNotifier,
+  systemdWatchdogIntervalMs,
+  type SystemdWatchdogPinger,
+} from "../../common/systemd-notify.js";
 import { fakeNotifySocket, type FakeNotifySocket } from "../helpers/notify-socket.js";
 
 const dgram = loadUnixDgram();

@@ -16,7 +16,10 @@ const UNITS = [...SERVICES, "vigil-slashing-prune.timer"];
 const MAX_EXPOSURE = 2.5;
 
 const analyze = spawnSync("systemd-analyze", ["--version"], { encoding: "utf8" });
-const analyzeMissing = analyze.status === 0 ? undefined : `systemd-analyze is not available (${analyze.error?.message ?? analyze.stderr.trim()}); install the Debian package "systemd"`;
+const analyzeMissing =
+  analyze.status === 0
+    ? undefined
+    : `systemd-analyze is not available (${analyze.error?.message ?? analyze.stderr.trim()}); install the Debian package "systemd"`;
 if (analyzeMissing) console.warn(`SKIPPING systemd-analyze checks: ${analyzeMissing}`);
 const systemdVersion = Number(/systemd (\d+)/.exec(analyze.stdout ?? "")?.[1] ?? 0);
 
@@ -87,7 +90,10 @@ describe.skipIf(analyzeMissing !== undefined)("systemd-analyze", () => {
   const DROPINS = fs.readdirSync(path.join(UNIT_DIR, "dropins")).filter((f) => f.endsWith(".conf"));
 
   it.each(DROPINS)("the example drop-in %s keeps the signer unit valid and rated OK", (dropin) => {
-    const root = fakeRoot({ "vigil-signer.service": unitText("vigil-signer.service") }, { [`vigil-signer.service.d/${dropin}`]: unitText(`dropins/${dropin}`) });
+    const root = fakeRoot(
+      { "vigil-signer.service": unitText("vigil-signer.service") },
+      { [`vigil-signer.service.d/${dropin}`]: unitText(`dropins/${dropin}`) },
+    );
     const r = verify(root, ["vigil-signer.service"]);
     expect(r.stderr.trim()).toBe("");
     expect(r.status).toBe(0);

@@ -56,11 +56,13 @@ export function check(feed: FeedSignature[], maxHandovers: number): CheckReport 
     for (const s of sigs) {
       if (s.type === "BLOCK_V2" || s.type === "BLOCK") {
         const prev = blocks.get(String(s.slot));
-        if (prev && prev.signingRoot !== s.signingRoot) slashable.push(`double block: ${short} slot ${s.slot} (seq ${prev.seq} by ${prev.clientId}, seq ${s.seq} by ${s.clientId})`);
+        if (prev && prev.signingRoot !== s.signingRoot)
+          slashable.push(`double block: ${short} slot ${s.slot} (seq ${prev.seq} by ${prev.clientId}, seq ${s.seq} by ${s.clientId})`);
         else blocks.set(String(s.slot), s);
       } else if (s.type === "ATTESTATION") {
         const prev = votes.get(String(s.targetEpoch));
-        if (prev && prev.signingRoot !== s.signingRoot) slashable.push(`double vote: ${short} target ${s.targetEpoch} (seq ${prev.seq} by ${prev.clientId}, seq ${s.seq} by ${s.clientId})`);
+        if (prev && prev.signingRoot !== s.signingRoot)
+          slashable.push(`double vote: ${short} target ${s.targetEpoch} (seq ${prev.seq} by ${prev.clientId}, seq ${s.seq} by ${s.clientId})`);
         else votes.set(String(s.targetEpoch), s);
         atts.push(s);
       }
@@ -82,10 +84,13 @@ export function check(feed: FeedSignature[], maxHandovers: number): CheckReport 
     }
     handovers[pubkey] = runs.map((r) => r.client);
     if (runs.length - 1 > maxHandovers) {
-      overlaps.push(`${short} moved between clients ${runs.length - 1} times (allowed ${maxHandovers}): ${runs.map((r) => `${r.client}[${r.first.seq}..${r.last.seq}]`).join(" ")}`);
+      overlaps.push(
+        `${short} moved between clients ${runs.length - 1} times (allowed ${maxHandovers}): ${runs.map((r) => `${r.client}[${r.first.seq}..${r.last.seq}]`).join(" ")}`,
+      );
     }
     for (let i = 1; i < runs.length; i++) {
-      if (Date.parse(runs[i]!.first.at) < Date.parse(runs[i - 1]!.last.at)) overlaps.push(`${short}: ${runs[i]!.client} signed before ${runs[i - 1]!.client}'s last signature`);
+      if (Date.parse(runs[i]!.first.at) < Date.parse(runs[i - 1]!.last.at))
+        overlaps.push(`${short}: ${runs[i]!.client} signed before ${runs[i - 1]!.client}'s last signature`);
     }
   }
   return { signatures: feed.length, byClient, slashable, overlaps, handovers };

@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EXIT_CODES } from "../../config/index.js";
+import { EXIT_CODES } from "../../common/index.js";
 import { admin, createSimEnv, sleep, SLOT_MS, waitFor, type SimEnv } from "./sim/harness.js";
 import type { ClientsResponse } from "../../admin-api/index.js";
 

@@ -11,14 +11,29 @@ import { SimChain } from "./sim/chain.js";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vigil-wd-cont-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-const GVR = "0x" + "ab".repeat(32);
-const PK = "0x" + "a1".repeat(48);
-const root = (b: string) => "0x" + b.repeat(32);
-const signer = (id: string, slashingDbPath?: string) => ({ id, url: "http://127.0.0.1:1", adminTokenFile: "/dev/null", timeoutMs: 100, ...(slashingDbPath ? { slashingDbPath } : {}) });
+const GVR = `0x${"ab".repeat(32)}`;
+const PK = `0x${"a1".repeat(48)}`;
+const root = (b: string) => `0x${b.repeat(32)}`;
+const signer = (id: string, slashingDbPath?: string) => ({
+  id,
+  url: "http://127.0.0.1:1",
+  adminTokenFile: "/dev/null",
+  timeoutMs: 100,
+  ...(slashingDbPath ? { slashingDbPath } : {}),
+});
 
 describe("continuity across signers", () => {
   it("same signer: nothing to move", async () => {
-    const r = await ensureContinuity({ from: signer("a"), to: signer("a"), clock: new ChainClock(0, 100, 2), beaconUrl: "", validatorIndices: [], knownPubkeys: [], quietEpochs: 2, probeTimeoutMs: 100 });
+    const r = await ensureContinuity({
+      from: signer("a"),
+      to: signer("a"),
+      clock: new ChainClock(0, 100, 2),
+      beaconUrl: "",
+      validatorIndices: [],
+      knownPubkeys: [],
+      quietEpochs: 2,
+      probeTimeoutMs: 100,
+    });
     expect(r.mode).toBe("shared-signer");
   });
 
@@ -29,7 +44,16 @@ describe("continuity across signers", () => {
     await old.checkAndRecordAttestation(PK, 4, 5, root("11"));
     await old.checkAndRecordBlock(PK, 42, root("22"));
     old.close();
-    const r = await ensureContinuity({ from: signer("a", a), to: signer("b", b), clock: new ChainClock(0, 100, 2), beaconUrl: "", validatorIndices: [], knownPubkeys: [], quietEpochs: 2, probeTimeoutMs: 100 });
+    const r = await ensureContinuity({
+      from: signer("a", a),
+      to: signer("b", b),
+      clock: new ChainClock(0, 100, 2),
+      beaconUrl: "",
+      validatorIndices: [],
+      knownPubkeys: [],
+      quietEpochs: 2,
+      probeTimeoutMs: 100,
+    });
     expect(r.mode).toBe("interchange");
     const db = openSlashingDb(b);
     try {
@@ -41,7 +65,20 @@ describe("continuity across signers", () => {
       db.close();
     }
     // idempotent: a resumed failover imports again
-    expect((await ensureContinuity({ from: signer("a", a), to: signer("b", b), clock: new ChainClock(0, 100, 2), beaconUrl: "", validatorIndices: [], knownPubkeys: [], quietEpochs: 2, probeTimeoutMs: 100 })).mode).toBe("interchange");
+    expect(
+      (
+        await ensureContinuity({
+          from: signer("a", a),
+          to: signer("b", b),
+          clock: new ChainClock(0, 100, 2),
+          beaconUrl: "",
+          validatorIndices: [],
+          knownPubkeys: [],
+          quietEpochs: 2,
+          probeTimeoutMs: 100,
+        })
+      ).mode,
+    ).toBe("interchange");
   });
 
   it("old history unreadable: watermarks above the current epoch, then N quiet epochs on chain (a live epoch restarts the count)", async () => {

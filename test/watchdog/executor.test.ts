@@ -86,7 +86,11 @@ function backupSigns(): void {
   signingTimer = setInterval(() => signer.sign("b"), 50);
 }
 
-const states = () => store.auditLog(100).filter((a) => a.kind === "transition").map((a) => a.state);
+const states = () =>
+  store
+    .auditLog(100)
+    .filter((a) => a.kind === "transition")
+    .map((a) => a.state);
 
 describe("failover executor", () => {
   it("happy path: fence before activate, generation above everything, every transition recorded", async () => {
@@ -211,8 +215,8 @@ describe("failover executor", () => {
   });
 
   describe("two signers (continuity)", () => {
-    const GVR = "0x" + "ab".repeat(32);
-    const PK = "0x" + "b2".repeat(48);
+    const GVR = `0x${"ab".repeat(32)}`;
+    const PK = `0x${"b2".repeat(48)}`;
     let other: FakeSigner;
     beforeEach(async () => {
       other = await FakeSigner.start(TOKEN, ["b"]);
@@ -256,7 +260,7 @@ describe("failover executor", () => {
       const fromDb = path.join(dir, "from.sqlite");
       const toDb = path.join(dir, "to.sqlite");
       const old = openSlashingDb(fromDb, { genesisValidatorsRoot: GVR });
-      await old.checkAndRecordAttestation(PK, 2, 3, "0x" + "11".repeat(32));
+      await old.checkAndRecordAttestation(PK, 2, 3, `0x${"11".repeat(32)}`);
       old.close();
       openSlashingDb(toDb, { genesisValidatorsRoot: GVR }).close(); // the new signer's own database exists
       other.generation = 10;
@@ -268,7 +272,7 @@ describe("failover executor", () => {
       expect(signer.calls).toEqual(["disable p 11"]);
       expect(other.calls).toEqual(["enable b 11"]);
       const db = openSlashingDb(toDb);
-      expect(db.judgeAttestation(PK, 2, 3, "0x" + "22".repeat(32)).kind).toBe("refused");
+      expect(db.judgeAttestation(PK, 2, 3, `0x${"22".repeat(32)}`).kind).toBe("refused");
       db.close();
     });
 

@@ -33,8 +33,18 @@ beforeAll(async () => {
       validators: { indices: ["1"] },
       signers: { main: { url: "http://127.0.0.1:1", adminTokenFile: "admin.token", timeoutMs: 200 } },
       stacks: {
-        primary: { clientId: "p", signer: "main", beaconNode: { url: "http://127.0.0.1:1" }, service: { statusCommand: ["true"], stopCommand: ["true"], startCommand: ["true"] } },
-        backup: { clientId: "b", signer: "main", beaconNode: { url: "http://127.0.0.1:1" }, service: { statusCommand: ["true"], stopCommand: ["true"], startCommand: ["true"] } },
+        primary: {
+          clientId: "p",
+          signer: "main",
+          beaconNode: { url: "http://127.0.0.1:1" },
+          service: { statusCommand: ["true"], stopCommand: ["true"], startCommand: ["true"] },
+        },
+        backup: {
+          clientId: "b",
+          signer: "main",
+          beaconNode: { url: "http://127.0.0.1:1" },
+          service: { statusCommand: ["true"], stopCommand: ["true"], startCommand: ["true"] },
+        },
       },
       failover: { automatic: false },
       metrics: { enabled: true, host: "127.0.0.1", port: 0, hostAllowlist: ["watchdog.internal"] },
@@ -67,7 +77,14 @@ it("refuses a foreign Host and a browser Origin on /metrics and /healthz; serves
 });
 
 it("config: a bad allowlist entry names its field", () => {
-  const base = { validators: { indices: ["1"] }, signers: { main: { url: "http://127.0.0.1:9000", adminTokenFile: "a" } }, stacks: { primary: { clientId: "p", signer: "main", beaconNode: { url: "http://127.0.0.1:1" }, service: { unit: "a" } }, backup: { clientId: "b", signer: "main", beaconNode: { url: "http://127.0.0.1:1" }, service: { unit: "b" } } } };
+  const base = {
+    validators: { indices: ["1"] },
+    signers: { main: { url: "http://127.0.0.1:9000", adminTokenFile: "a" } },
+    stacks: {
+      primary: { clientId: "p", signer: "main", beaconNode: { url: "http://127.0.0.1:1" }, service: { unit: "a" } },
+      backup: { clientId: "b", signer: "main", beaconNode: { url: "http://127.0.0.1:1" }, service: { unit: "b" } },
+    },
+  };
   expect(() => parseWatchdogConfig({ ...base, metrics: { hostAllowlist: ["http://x"] } })).toThrow(/metrics\.hostAllowlist\[0\]/);
   expect(parseWatchdogConfig(base).metrics).toMatchObject({ hostAllowlist: [], allowedOrigins: [] });
 });

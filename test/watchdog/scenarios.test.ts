@@ -60,10 +60,14 @@ describe("watchdog scenarios (real signer, fast slots)", () => {
     env.vcs.primary.stop();
     const store = WatchdogStore.open(env.config.dataDir);
     try {
-      const rec = await waitFor("failover DONE", () => {
-        const r = store.lastFailover();
-        return r && (r.state === "DONE" || r.state === "FAILED" || r.state === "ROLLED_BACK" || r.state === "REFUSED") ? r : undefined;
-      }, 15_000);
+      const rec = await waitFor(
+        "failover DONE",
+        () => {
+          const r = store.lastFailover();
+          return r && (r.state === "DONE" || r.state === "FAILED" || r.state === "ROLLED_BACK" || r.state === "REFUSED") ? r : undefined;
+        },
+        15_000,
+      );
       expect(rec.state).toBe("DONE");
       expect(rec.trigger).toBe("auto");
       expect(store.activeStack()).toBe("backup");
@@ -72,7 +76,9 @@ describe("watchdog scenarios (real signer, fast slots)", () => {
     }
     const first = await waitFor("backup's first signature in the feed", async () => (await env!.feed()).raw.find((s) => s.clientId === "backup-vc"), 5_000);
     const deathToSignatureMs = Date.parse(first.at) - deathAt;
-    console.log(`[measure] primary death → backup's first signature: ${deathToSignatureMs} ms (${(deathToSignatureMs / SLOT_MS).toFixed(1)} slots of ${SLOT_MS} ms)`);
+    console.log(
+      `[measure] primary death → backup's first signature: ${deathToSignatureMs} ms (${(deathToSignatureMs / SLOT_MS).toFixed(1)} slots of ${SLOT_MS} ms)`,
+    );
     // bound: silence window (2 slots) + 3 checks + failover steps + the next slot boundary, with margin
     expect(deathToSignatureMs).toBeLessThan(12 * SLOT_MS);
     expect(await enabledClients(env)).toEqual(["backup-vc"]);

@@ -11,7 +11,6 @@ import type { ClientsResponse } from "../../admin-api/index.js";
 
 const VIGIL = path.resolve(__dirname, "../../bin/vigil.js");
 
-
 let env: SimEnv | undefined;
 const children: ChildProcess[] = [];
 afterEach(async () => {
@@ -81,10 +80,14 @@ describe("watchdog SIGKILLed at each step of a failover", () => {
       env = await createSimEnv(`kill-${p.point.replace(":", "-").toLowerCase()}`);
       env.vcs.primary.start();
       const first = startChild(env, p.point);
-      await waitFor("standby fenced by the watchdog", async () => {
-        const r = await admin<ClientsResponse>(env!, "/admin/v1/clients");
-        return r.body.clients.find((c) => c.id === "backup-vc")?.enabled === false;
-      }, 15_000).catch((err) => {
+      await waitFor(
+        "standby fenced by the watchdog",
+        async () => {
+          const r = await admin<ClientsResponse>(env!, "/admin/v1/clients");
+          return r.body.clients.find((c) => c.id === "backup-vc")?.enabled === false;
+        },
+        15_000,
+      ).catch((err) => {
         throw new Error(`${(err as Error).message}\n${first.output()}`);
       });
       // from the watchdog's first look on (before it, a fresh signer has every client enabled: its default)
@@ -105,9 +108,12 @@ describe("watchdog SIGKILLed at each step of a failover", () => {
         expect(store.openFailover()!.state).toBe(p.paused); // the kill left it open, as a crash would
 
         const second = startChild(env);
-        const done = await waitFor("failover completed after restart", () => store.lastFailover()?.state === "DONE" && store.lastFailover(), 20_000).catch((err) => {
-          throw new Error(`${(err as Error).message}\n${second.output()}`);
-        });
+        const done = await waitFor("failover completed after restart", () => store.lastFailover()?.state === "DONE" && store.lastFailover(), 20_000).catch(
+          (err) => {
+            throw new Error(`${(err as Error).message}\n${second.output()}`);
+          },
+        );
+        if (!done) throw new Error("waitFor resolved without a failover");
         const after = store.failover(interrupted.id)!;
         if (p.outcome === "resumed") {
           expect(after.state).toBe("DONE");
@@ -138,10 +144,14 @@ describe("watchdog SIGKILLed at each step of a failover", () => {
   it("SIGTERM stops the daemon cleanly (exit 0, audited)", async () => {
     env = await createSimEnv("sigterm");
     const d = startChild(env);
-    await waitFor("standby fenced by the watchdog", async () => {
-      const r = await admin<ClientsResponse>(env!, "/admin/v1/clients");
-      return r.body.clients.find((c) => c.id === "backup-vc")?.enabled === false;
-    }, 15_000);
+    await waitFor(
+      "standby fenced by the watchdog",
+      async () => {
+        const r = await admin<ClientsResponse>(env!, "/admin/v1/clients");
+        return r.body.clients.find((c) => c.id === "backup-vc")?.enabled === false;
+      },
+      15_000,
+    );
     const exited = new Promise<number | null>((r) => d.child.once("exit", (code) => r(code)));
     d.child.kill("SIGTERM");
     expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r("still running"), 8_000))])).toBe(0);

@@ -18,7 +18,12 @@ const base = () => ({
   signers: { main: { url: "http://127.0.0.1:9000", adminTokenFile: "admin.token" } },
   stacks: {
     primary: { clientId: "p", signer: "main", beaconNode: { url: "http://127.0.0.1:5052" }, service: { unit: "lodestar-vc" } },
-    backup: { clientId: "b", signer: "main", beaconNode: { url: "http://10.0.0.2:5052/" }, service: { statusCommand: ["ssh", "backup", "systemctl", "is-active", "vc"], stopCommand: ["true"], startCommand: ["true"] } },
+    backup: {
+      clientId: "b",
+      signer: "main",
+      beaconNode: { url: "http://10.0.0.2:5052/" },
+      service: { statusCommand: ["ssh", "backup", "systemctl", "is-active", "vc"], stopCommand: ["true"], startCommand: ["true"] },
+    },
   },
 });
 
@@ -50,7 +55,7 @@ describe("config", () => {
   });
 
   it("the shipped example parses", () => {
-    const example = path.resolve(__dirname, "../../config/watchdog.example.json");
+    const example = path.resolve(__dirname, "../../examples/watchdog.example.json");
     const c = loadWatchdogConfig(example);
     expect(c.stacks.backup.service.statusCommand[0]).toBe("ssh");
   });
@@ -99,13 +104,36 @@ const beacon = (over: Partial<BeaconProbe> = {}): BeaconProbe => ({
   durationMs: 3,
   ...over,
 });
-const monitor = { intervalMs: 100, probeTimeoutMs: 100, failuresBeforeFailover: 3, successesBeforeHealthy: 2, signerSilenceSlots: 2, minPeers: 5, maxSyncDistance: 2 };
-const view = (over: Partial<ClientView> = {}): ClientView => ({ id: "p", enabled: true, changedAtGeneration: 0, inFlight: 0, lastRequestAt: null, lastSignedAt: null, signed: 0, refused: 0, lastSigned: [], ...over });
+const monitor = {
+  intervalMs: 100,
+  probeTimeoutMs: 100,
+  failuresBeforeFailover: 3,
+  successesBeforeHealthy: 2,
+  signerSilenceSlots: 2,
+  minPeers: 5,
+  maxSyncDistance: 2,
+};
+const view = (over: Partial<ClientView> = {}): ClientView => ({
+  id: "p",
+  enabled: true,
+  changedAtGeneration: 0,
+  inFlight: 0,
+  lastRequestAt: null,
+  lastSignedAt: null,
+  signed: 0,
+  refused: 0,
+  lastSigned: [],
+  ...over,
+});
 
 describe("health judgements", () => {
   it("beacon: healthy, syncing, far behind, EL offline, few peers, unreachable", () => {
     expect(judgeBeacon(beacon(), monitor).ok).toBe(true);
-    expect(judgeBeacon(beacon({ healthStatus: 206, isSyncing: true, syncDistance: 9 }), monitor).reasons).toEqual(["health 206 (syncing)", "syncing (distance 9)", "sync distance 9 > 2"]);
+    expect(judgeBeacon(beacon({ healthStatus: 206, isSyncing: true, syncDistance: 9 }), monitor).reasons).toEqual([
+      "health 206 (syncing)",
+      "syncing (distance 9)",
+      "sync distance 9 > 2",
+    ]);
     expect(judgeBeacon(beacon({ elOffline: true }), monitor).reasons).toEqual(["execution client offline"]);
     expect(judgeBeacon(beacon({ peers: 1 }), monitor).reasons).toEqual(["1 peers < 5"]);
     expect(judgeBeacon(beacon({ reachable: false, errors: ["health: ECONNREFUSED"] }), monitor).reasons[0]).toMatch(/unreachable.*ECONNREFUSED/);
@@ -122,7 +150,11 @@ describe("health judgements", () => {
   });
 
   it("only the signer's silence counts against the active stack; lost sight alone is not failure", () => {
-    const blind = { service: { state: "unknown" as const, detail: "timed out", durationMs: 1000 }, beacon: beacon({ reachable: false }), witness: "signing" as const };
+    const blind = {
+      service: { state: "unknown" as const, detail: "timed out", durationMs: 1000 },
+      beacon: beacon({ reachable: false }),
+      witness: "signing" as const,
+    };
     expect(assessActive(blind, null, monitor)).toMatchObject({ bad: false, inconclusive: false });
     expect(assessActive({ ...blind, witness: "silent" }, null, monitor)).toMatchObject({ bad: true });
     expect(assessActive({ ...blind, witness: "unknown" }, null, monitor)).toMatchObject({ bad: false, inconclusive: true });
@@ -141,7 +173,10 @@ describe("service probe", () => {
   it("runs argv without a shell, reads systemctl's exit codes, kills on timeout", async () => {
     expect(interpretStatus(await runCommand(["sh", "-c", "echo active"], 2000))).toMatchObject({ state: "active", detail: "active" });
     expect(interpretStatus(await runCommand(["sh", "-c", "echo failed; exit 3"], 2000))).toMatchObject({ state: "inactive", detail: "failed" });
-    expect(interpretStatus(await runCommand(["sh", "-c", "echo 'ssh: connect to host x: No route' >&2; exit 255"], 2000))).toMatchObject({ state: "unknown", detail: "exit 255: ssh: connect to host x: No route" });
+    expect(interpretStatus(await runCommand(["sh", "-c", "echo 'ssh: connect to host x: No route' >&2; exit 255"], 2000))).toMatchObject({
+      state: "unknown",
+      detail: "exit 255: ssh: connect to host x: No route",
+    });
     const started = Date.now();
     const slow = await runCommand(["sh", "-c", "sleep 5"], 200);
     expect(Date.now() - started).toBeLessThan(2000);
@@ -202,7 +237,14 @@ describe("the independent checker", () => {
     expect(r.overlaps[0]).toMatch(/moved between clients 4 times/);
   });
   it("accepts a clean hand-over and repeats of the same message", () => {
-    const r = check([sig(1, "a", { sourceEpoch: "1", targetEpoch: "2", signingRoot: "0x1" }), sig(2, "b", { sourceEpoch: "1", targetEpoch: "2", signingRoot: "0x1" }), sig(3, "b", { sourceEpoch: "2", targetEpoch: "3" })], 1);
+    const r = check(
+      [
+        sig(1, "a", { sourceEpoch: "1", targetEpoch: "2", signingRoot: "0x1" }),
+        sig(2, "b", { sourceEpoch: "1", targetEpoch: "2", signingRoot: "0x1" }),
+        sig(3, "b", { sourceEpoch: "2", targetEpoch: "3" }),
+      ],
+      1,
+    );
     expect(r).toMatchObject({ slashable: [], overlaps: [] });
   });
 });

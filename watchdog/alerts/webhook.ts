@@ -1,4 +1,4 @@
-import { readSecretFile } from "../../config/secret-file.js";
+import { readSecretFile } from "../../common/index.js";
 import type { WebhookConfig } from "../config.js";
 import { WatchdogConfigError } from "../errors.js";
 
@@ -12,7 +12,10 @@ export class WebhookSender {
   ) {
     this.token =
       cfg.tokenFile !== undefined
-        ? readSecretFile(cfg.tokenFile, { what: "webhook token", error: (refusal) => new WatchdogConfigError("alerts.webhook.tokenFile", refusal.message) }).trim()
+        ? readSecretFile(cfg.tokenFile, {
+            what: "webhook token",
+            error: (refusal) => new WatchdogConfigError("alerts.webhook.tokenFile", refusal.message),
+          }).trim()
         : undefined;
   }
 

@@ -56,7 +56,10 @@ export async function ensureContinuity(ctx: ContinuityContext): Promise<Continui
     const db = openSlashingDb(toPath);
     try {
       const s = db.importInterchange(exported.interchange);
-      return { mode: "interchange", detail: `imported ${s.validators} validator(s), ${s.blocksAdded} block(s), ${s.attestationsAdded} attestation(s) from signer ${ctx.from.id}` };
+      return {
+        mode: "interchange",
+        detail: `imported ${s.validators} validator(s), ${s.blocksAdded} block(s), ${s.attestationsAdded} attestation(s) from signer ${ctx.from.id}`,
+      };
     } finally {
       db.close();
     }
@@ -115,7 +118,8 @@ async function waitQuietEpochs(ctx: ContinuityContext, sleep: (ms: number) => Pr
   const deadline = clock.nowMs() + (ctx.quietEpochs * 3 + 4) * clock.epochDurationMs;
   while (quiet < ctx.quietEpochs) {
     ctx.shouldStop?.();
-    if (clock.nowMs() > deadline) throw new ContinuityError("CONTINUITY_TIMEOUT", `the validators were not seen quiet for ${ctx.quietEpochs} full epoch(s) in time`);
+    if (clock.nowMs() > deadline)
+      throw new ContinuityError("CONTINUITY_TIMEOUT", `the validators were not seen quiet for ${ctx.quietEpochs} full epoch(s) in time`);
     const endOfEpoch = clock.epochStartMs(epoch + 1);
     if (clock.nowMs() < endOfEpoch) {
       await sleep(Math.min(endOfEpoch - clock.nowMs() + 50, 1_000));

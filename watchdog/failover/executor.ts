@@ -67,7 +67,13 @@ export class FailoverExecutor {
     const cfg = this.d.config;
     let rec = this.d.store.createFailover({ from, to, trigger, reason }, this.d.lease, cfg.failover.leaseMs);
     this.d.metrics?.setFailoverState("PRECONDITIONS");
-    this.d.alerter.send({ level: "warning", event: "failover_started", message: `${trigger} failover ${from} → ${to}: ${reason}`, failoverId: rec.id, stack: from });
+    this.d.alerter.send({
+      level: "warning",
+      event: "failover_started",
+      message: `${trigger} failover ${from} → ${to}: ${reason}`,
+      failoverId: rec.id,
+      stack: from,
+    });
     return this.withLease(rec, async () => {
       await this.pause.at("PRECONDITIONS");
       const pre = await checkPreconditions(cfg, this.stack(from), this.stack(to), this.d.signers);
@@ -97,7 +103,13 @@ export class FailoverExecutor {
   async recover(rec: FailoverRecord): Promise<FailoverOutcome> {
     const action = recoveryAction(rec.state);
     this.d.log.warn({ failoverId: rec.id, state: rec.state, action }, "recovering an interrupted failover");
-    this.d.alerter.send({ level: "warning", event: "failover_recovering", message: `failover ${rec.id} (${rec.from} → ${rec.to}) interrupted in ${rec.state}: ${action}`, failoverId: rec.id, state: rec.state });
+    this.d.alerter.send({
+      level: "warning",
+      event: "failover_recovering",
+      message: `failover ${rec.id} (${rec.from} → ${rec.to}) interrupted in ${rec.state}: ${action}`,
+      failoverId: rec.id,
+      state: rec.state,
+    });
     return this.withLease(rec, async () => {
       if (action === "none") return { record: rec };
       if (action === "abandon") {
@@ -112,7 +124,13 @@ export class FailoverExecutor {
         this.finished(rec);
         return { record: rec };
       }
-      rec = this.d.store.recordProgress(rec.id, this.d.lease, rec.state, { resumedAt: [...(rec.progress.resumedAt ?? []), Date.now()] }, `resuming in ${rec.state}`);
+      rec = this.d.store.recordProgress(
+        rec.id,
+        this.d.lease,
+        rec.state,
+        { resumedAt: [...(rec.progress.resumedAt ?? []), Date.now()] },
+        `resuming in ${rec.state}`,
+      );
       return { record: await this.drive(rec) };
     });
   }
@@ -180,9 +198,19 @@ export class FailoverExecutor {
     for (;;) {
       this.checkLease(rec);
       const view = await this.signerCall(() => signer.client(from.clientId));
-      if (view.enabled) throw new StepAbort("FAILED", "FENCE_LOST", `${from.clientId} was re-enabled at signer ${signer.id} (generation ${view.changedAtGeneration}): a newer decision exists`);
+      if (view.enabled)
+        throw new StepAbort(
+          "FAILED",
+          "FENCE_LOST",
+          `${from.clientId} was re-enabled at signer ${signer.id} (generation ${view.changedAtGeneration}): a newer decision exists`,
+        );
       if (view.inFlight === 0) break;
-      if (Date.now() > deadline) throw new StepAbort("FAILED", "DRAIN_TIMEOUT", `${view.inFlight} request(s) of ${from.clientId} still in flight after ${cfg.failover.drainTimeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new StepAbort(
+          "FAILED",
+          "DRAIN_TIMEOUT",
+          `${view.inFlight} request(s) of ${from.clientId} still in flight after ${cfg.failover.drainTimeoutMs} ms`,
+        );
       await this.sleep(50);
     }
     await this.pause.at("DRAINING:after");
@@ -217,10 +245,21 @@ export class FailoverExecutor {
         sleep: this.sleep,
         shouldStop: () => this.checkLease(rec),
         onWatermarks: (epoch) => {
-          rec = this.d.store.recordProgress(rec.id, this.d.lease, "CONTINUITY", { watermarkEpoch: epoch }, `watermarks of signer ${to.signer} raised to epoch ${epoch}`);
+          rec = this.d.store.recordProgress(
+            rec.id,
+            this.d.lease,
+            "CONTINUITY",
+            { watermarkEpoch: epoch },
+            `watermarks of signer ${to.signer} raised to epoch ${epoch}`,
+          );
         },
         onLiveSeen: (epoch, live) =>
-          this.d.alerter.send({ level: "critical", event: "keys_live_after_fence", message: `${live.length} validator(s) still live on chain in epoch ${epoch} after ${from.name} was fenced; waiting`, failoverId: rec.id }),
+          this.d.alerter.send({
+            level: "critical",
+            event: "keys_live_after_fence",
+            message: `${live.length} validator(s) still live on chain in epoch ${epoch} after ${from.name} was fenced; waiting`,
+            failoverId: rec.id,
+          }),
       });
     } catch (err) {
       if (err instanceof LeaseLostError) throw err;
@@ -228,7 +267,10 @@ export class FailoverExecutor {
     }
     await this.pause.at("CONTINUITY:after");
     return this.transition(rec.id, this.d.lease, "CONTINUITY", "ACTIVATING", result.detail, {
-      progress: { continuity: { mode: result.mode, detail: result.detail, at: Date.now() }, ...(result.watermarkEpoch !== undefined ? { watermarkEpoch: result.watermarkEpoch } : {}) },
+      progress: {
+        continuity: { mode: result.mode, detail: result.detail, at: Date.now() },
+        ...(result.watermarkEpoch !== undefined ? { watermarkEpoch: result.watermarkEpoch } : {}),
+      },
     });
   }
 
@@ -241,7 +283,8 @@ export class FailoverExecutor {
     const gen = rec.generation!;
     await this.pause.at("ACTIVATING");
     const fenced = await this.signerCall(() => fromSigner.client(from.clientId));
-    if (fenced.enabled) throw new StepAbort("FAILED", "FENCE_LOST", `${from.clientId} is enabled again at signer ${fromSigner.id}: refusing to activate ${to.clientId}`);
+    if (fenced.enabled)
+      throw new StepAbort("FAILED", "FENCE_LOST", `${from.clientId} is enabled again at signer ${fromSigner.id}: refusing to activate ${to.clientId}`);
     const current = await this.signerCall(() => toSigner.generation());
     if (current > gen) throw new StepAbort("FAILED", "SUPERSEDED", `signer ${toSigner.id} is at generation ${current} > ${gen}: a newer decision exists`);
     const before = await this.signerCall(() => toSigner.client(to.clientId));
@@ -251,7 +294,13 @@ export class FailoverExecutor {
     await this.signerCall(() => toSigner.enable(to.clientId, gen, decisionOf(rec)));
     const view = await this.signerCall(() => toSigner.client(to.clientId));
     if (!view.enabled) throw new StepAbort("FAILED", "ACTIVATION_NOT_CONFIRMED", `signer ${toSigner.id} still reports ${to.clientId} disabled after enable`);
-    rec = this.d.store.recordProgress(rec.id, this.d.lease, "ACTIVATING", { activatedAt: rec.progress.activatedAt ?? Date.now() }, `${to.clientId} enabled at signer ${toSigner.id}`);
+    rec = this.d.store.recordProgress(
+      rec.id,
+      this.d.lease,
+      "ACTIVATING",
+      { activatedAt: rec.progress.activatedAt ?? Date.now() },
+      `${to.clientId} enabled at signer ${toSigner.id}`,
+    );
     const start = await this.runService(to, "start");
     await this.pause.at("ACTIVATING:after");
     return this.transition(rec.id, this.d.lease, "ACTIVATING", "VERIFYING", `${to.clientId} enabled (generation ${gen}); start command: ${start.detail}`, {
@@ -290,7 +339,11 @@ export class FailoverExecutor {
         });
       }
       if (Date.now() > deadline) {
-        throw new StepAbort("FAILED", "VERIFY_TIMEOUT", `${to.clientId} did not sign within ${cfg.failover.verifySlots} slot(s) of activation; ${rec.from} stays fenced`);
+        throw new StepAbort(
+          "FAILED",
+          "VERIFY_TIMEOUT",
+          `${to.clientId} did not sign within ${cfg.failover.verifySlots} slot(s) of activation; ${rec.from} stays fenced`,
+        );
       }
       await this.sleep(Math.min(100, cfg.chain.slotDurationMs / 4));
     }
@@ -317,10 +370,15 @@ export class FailoverExecutor {
         detail = `${from.clientId} left disabled: the signer moved to generation ${err.currentGeneration}`;
       }
     } else {
-      detail = view.enabled ? `${from.clientId} was not disabled; nothing to undo` : `${from.clientId} disabled at generation ${view.changedAtGeneration}, not by this failover; left as is`;
+      detail = view.enabled
+        ? `${from.clientId} was not disabled; nothing to undo`
+        : `${from.clientId} disabled at generation ${view.changedAtGeneration}, not by this failover; left as is`;
     }
     const message = `${why}; ${detail}`;
-    return this.transition(rec.id, this.d.lease, "FENCING", "ROLLED_BACK", message, { outcome: { code, message }, progress: { rollback: { reEnabled, detail } } });
+    return this.transition(rec.id, this.d.lease, "FENCING", "ROLLED_BACK", message, {
+      outcome: { code, message },
+      progress: { rollback: { reEnabled, detail } },
+    });
   }
 
   // --- helpers ------------------------------------------------------------------------------------------
@@ -343,7 +401,13 @@ export class FailoverExecutor {
     const r = await this.run(argv, stack.service.timeoutMs);
     const ok = r.exitCode === 0;
     const detail = ok ? "ok" : describeFailure(r);
-    if (!ok) this.d.alerter.send({ level: "warning", event: `service_${verb}_failed`, message: `${verb} command for ${stack.name} failed: ${detail}`, stack: stack.name });
+    if (!ok)
+      this.d.alerter.send({
+        level: "warning",
+        event: `service_${verb}_failed`,
+        message: `${verb} command for ${stack.name} failed: ${detail}`,
+        stack: stack.name,
+      });
     return { ok, detail, at: Date.now() };
   }
 
@@ -367,13 +431,16 @@ export class FailoverExecutor {
   private async withLease<T>(rec: FailoverRecord, fn: () => Promise<T>): Promise<T> {
     const leaseMs = this.d.config.failover.leaseMs;
     this.leaseLost = false;
-    const timer = setInterval(() => {
-      try {
-        if (!this.d.store.renewLease(rec.id, this.d.lease, leaseMs)) this.leaseLost = true;
-      } catch (err) {
-        this.d.log.warn({ err: (err as Error).message }, "could not renew the failover lease");
-      }
-    }, Math.max(100, Math.floor(leaseMs / 3)));
+    const timer = setInterval(
+      () => {
+        try {
+          if (!this.d.store.renewLease(rec.id, this.d.lease, leaseMs)) this.leaseLost = true;
+        } catch (err) {
+          this.d.log.warn({ err: (err as Error).message }, "could not renew the failover lease");
+        }
+      },
+      Math.max(100, Math.floor(leaseMs / 3)),
+    );
     try {
       return await fn();
     } finally {

@@ -58,7 +58,11 @@ export async function checkPreconditions(
 async function clientKnown(signer: SignerAdminClient, stack: StackConfig, label: string): Promise<Precondition> {
   try {
     const v = await signer.client(stack.clientId);
-    return { name: `${label} ${stack.clientId} known at signer ${signer.id}`, ok: true, detail: `${v.enabled ? "enabled" : "disabled"}, last request ${v.lastRequestAt ?? "never"}` };
+    return {
+      name: `${label} ${stack.clientId} known at signer ${signer.id}`,
+      ok: true,
+      detail: `${v.enabled ? "enabled" : "disabled"}, last request ${v.lastRequestAt ?? "never"}`,
+    };
   } catch (err) {
     return { name: `${label} ${stack.clientId} known at signer ${signer.id}`, ok: false, detail: (err as Error).message };
   }

@@ -14,7 +14,8 @@ export interface Verdict {
 export function judgeBeacon(b: BeaconProbe, m: Pick<MonitorConfig, "minPeers" | "maxSyncDistance">): Verdict {
   const reasons: string[] = [];
   if (!b.reachable) return { ok: false, reasons: [`beacon node unreachable (${b.errors.join("; ") || "no answer"})`] };
-  if (b.healthStatus !== 200) reasons.push(b.healthStatus === null ? "health endpoint did not answer" : `health ${b.healthStatus}${b.healthStatus === 206 ? " (syncing)" : ""}`);
+  if (b.healthStatus !== 200)
+    reasons.push(b.healthStatus === null ? "health endpoint did not answer" : `health ${b.healthStatus}${b.healthStatus === 206 ? " (syncing)" : ""}`);
   if (b.isSyncing === null) reasons.push("sync status unknown");
   else if (b.isSyncing) reasons.push(`syncing (distance ${b.syncDistance ?? "?"})`);
   if (b.syncDistance !== null && b.syncDistance > m.maxSyncDistance) reasons.push(`sync distance ${b.syncDistance} > ${m.maxSyncDistance}`);

@@ -17,7 +17,7 @@ export async function httpJson<T>(
     });
     const text = await res.text();
     const durationMs = Date.now() - started;
-    let body: unknown = undefined;
+    let body: unknown;
     if (text !== "") {
       try {
         body = JSON.parse(text);

@@ -1,7 +1,7 @@
 import os from "node:os";
 import path from "node:path";
 import type Database from "better-sqlite3";
-import { DurableSqliteError, openDurableSqlite, type SqliteMigration } from "../../config/sqlite.js";
+import { DurableSqliteError, openDurableSqlite, type SqliteMigration } from "../../common/index.js";
 import type { StackName } from "../config.js";
 import { FailoverRefusedError, WatchdogStateError } from "../errors.js";
 import { isTerminal, type FailoverProgress, type FailoverRecord, type FailoverState, type FailoverTrigger } from "../failover/states.js";
@@ -122,7 +122,10 @@ export class WatchdogStore {
       this.db = openDurableSqlite(file, { migrations: WATCHDOG_MIGRATIONS });
     } catch (err) {
       if (err instanceof DurableSqliteError && err.code === "SQLITE_SCHEMA_TOO_NEW") {
-        throw new WatchdogStateError("STATE_DB_SCHEMA", `watchdog state ${file} has schema ${err.details.foundVersion}; this Vigil knows ${err.details.knownVersion}`);
+        throw new WatchdogStateError(
+          "STATE_DB_SCHEMA",
+          `watchdog state ${file} has schema ${err.details.foundVersion}; this Vigil knows ${err.details.knownVersion}`,
+        );
       }
       const reason = err instanceof DurableSqliteError ? err.reason : (err as Error).message;
       throw new WatchdogStateError("STATE_DB_OPEN_FAILED", `cannot open watchdog state ${file}: ${reason}`);
@@ -237,7 +240,16 @@ export class WatchdogStore {
             `UPDATE failovers SET state = ?, progress = ?, generation = COALESCE(?, generation), outcome_code = COALESCE(?, outcome_code),
                outcome_message = COALESCE(?, outcome_message), updated_at = ?, ended_at = ? WHERE id = ?`,
           )
-          .run(to, JSON.stringify(progress), patch.generation ?? null, patch.outcome?.code ?? null, patch.outcome?.message ?? null, now, isTerminal(to) ? now : null, id);
+          .run(
+            to,
+            JSON.stringify(progress),
+            patch.generation ?? null,
+            patch.outcome?.code ?? null,
+            patch.outcome?.message ?? null,
+            now,
+            isTerminal(to) ? now : null,
+            id,
+          );
         if (patch.generation !== undefined && patch.generation > this.lastGeneration()) this.setMeta("last_generation", String(patch.generation));
         if (patch.activeStack) this.setMeta("active_stack", patch.activeStack);
         this.insertAudit("transition", `${from} → ${to}: ${note}`, patch.outcome ?? null, id, to);
@@ -281,7 +293,13 @@ export class WatchdogStore {
         this.db
           .prepare("UPDATE failovers SET lease_owner = ?, lease_pid = ?, lease_host = ?, lease_expires_at = ? WHERE id = ?")
           .run(lease.owner, lease.pid, lease.host, now + leaseMs, open.id);
-        this.insertAudit("recovery", `failover ${open.id} found in ${open.state} with its executor gone; taken over`, { previousOwner: open.lease.owner }, open.id, open.state);
+        this.insertAudit(
+          "recovery",
+          `failover ${open.id} found in ${open.state} with its executor gone; taken over`,
+          { previousOwner: open.lease.owner },
+          open.id,
+          open.state,
+        );
         return this.failover(open.id);
       })
       .immediate();
@@ -295,11 +313,20 @@ export class WatchdogStore {
 
   auditLog(limit: number, afterSeq = 0): AuditEntry[] {
     return this.db
-      .prepare<[number, number], { seq: number; at: number; kind: string; failover_id: number | null; state: string | null; message: string; data: string | null }>(
-        "SELECT * FROM (SELECT * FROM audit WHERE seq > ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-      )
+      .prepare<
+        [number, number],
+        { seq: number; at: number; kind: string; failover_id: number | null; state: string | null; message: string; data: string | null }
+      >("SELECT * FROM (SELECT * FROM audit WHERE seq > ? ORDER BY seq DESC LIMIT ?) ORDER BY seq")
       .all(afterSeq, limit)
-      .map((r) => ({ seq: r.seq, at: r.at, kind: r.kind, failoverId: r.failover_id, state: r.state, message: r.message, data: r.data ? JSON.parse(r.data) : null }));
+      .map((r) => ({
+        seq: r.seq,
+        at: r.at,
+        kind: r.kind,
+        failoverId: r.failover_id,
+        state: r.state,
+        message: r.message,
+        data: r.data ? JSON.parse(r.data) : null,
+      }));
   }
 
   /**
@@ -327,7 +354,9 @@ export class WatchdogStore {
   }
 
   daemonStatus(): DaemonStatus | null {
-    const r = this.db.prepare<[], { pid: number; host: string; started_at: number; updated_at: number; snapshot: string }>("SELECT * FROM daemon WHERE id = 1").get();
+    const r = this.db
+      .prepare<[], { pid: number; host: string; started_at: number; updated_at: number; snapshot: string }>("SELECT * FROM daemon WHERE id = 1")
+      .get();
     return r ? { pid: r.pid, host: r.host, startedAt: r.started_at, updatedAt: r.updated_at, snapshot: JSON.parse(r.snapshot) } : null;
   }
 

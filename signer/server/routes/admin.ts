@@ -51,7 +51,13 @@ export function clientView(ctx: Pick<AdminRouteDeps, "fencing">, client: ClientS
   };
 }
 
-function fail(reply: FastifyReply, status: number, code: AdminErrorCode, message: string, extra: Partial<Pick<StaleGenerationBody, "field" | "reason" | "currentGeneration">> = {}): FastifyReply {
+function fail(
+  reply: FastifyReply,
+  status: number,
+  code: AdminErrorCode,
+  message: string,
+  extra: Partial<Pick<StaleGenerationBody, "field" | "reason" | "currentGeneration">> = {},
+): FastifyReply {
   const body: AdminErrorBody = { code, message, ...extra };
   return reply.code(status).send(body);
 }
@@ -66,7 +72,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminRouteDeps): 
       const presented = bearerToken(request.headers.authorization);
       if (presented !== undefined && sameToken(digestToken(presented), token)) return;
       const verdict = ctx.authFailures.failed("admin", request.socket.remoteAddress, presented === undefined ? "missing bearer token" : "wrong bearer token");
-      if (verdict.throttled) return reply.code(429).header("retry-after", String(verdict.retryAfterSeconds)).send(throttledBody("admin", verdict.retryAfterSeconds));
+      if (verdict.throttled)
+        return reply.code(429).header("retry-after", String(verdict.retryAfterSeconds)).send(throttledBody("admin", verdict.retryAfterSeconds));
       return fail(reply, 401, "UNAUTHENTICATED", "admin API: missing or wrong bearer token");
     });
     admin.setErrorHandler((err, _request, reply) => {
@@ -77,10 +84,13 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminRouteDeps): 
 
     admin.get(ADMIN_ROUTES.fencing, async (): Promise<FencingResponse> => ({ generation: ctx.fencing.generation }));
 
-    admin.get(ADMIN_ROUTES.clients, async (): Promise<ClientsResponse> => ({
-      generation: ctx.fencing.generation,
-      clients: [...ctx.clients.clients.values()].map((c) => clientView(ctx, c)),
-    }));
+    admin.get(
+      ADMIN_ROUTES.clients,
+      async (): Promise<ClientsResponse> => ({
+        generation: ctx.fencing.generation,
+        clients: [...ctx.clients.clients.values()].map((c) => clientView(ctx, c)),
+      }),
+    );
 
     admin.get<{ Params: { id: string } }>(ADMIN_ROUTES.client, async (request, reply): Promise<ClientView | FastifyReply> => {
       const client = ctx.clients.get(request.params.id);

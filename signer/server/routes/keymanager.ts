@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
-import { normalizeHex } from "../../../config/index.js";
+import { normalizeHex } from "../../../common/index.js";
 import { throttledBody, type AuthFailureGuard } from "../auth-failures.js";
 import { SlashingProtectionImportError, type KeyManager } from "../key-manager.js";
 import { bearerToken, digestToken, sameToken, type TokenDigest } from "../tokens.js";
@@ -33,7 +33,8 @@ export function registerKeymanagerRoutes(app: FastifyInstance, deps: KeymanagerR
       if (presented !== undefined && sameToken(digestToken(presented), token)) return;
       const reason = presented === undefined ? "missing bearer token" : "wrong bearer token";
       const verdict = authFailures.failed("keymanager", request.socket.remoteAddress, reason);
-      if (verdict.throttled) return reply.code(429).header("retry-after", String(verdict.retryAfterSeconds)).send(throttledBody("keymanager", verdict.retryAfterSeconds));
+      if (verdict.throttled)
+        return reply.code(429).header("retry-after", String(verdict.retryAfterSeconds)).send(throttledBody("keymanager", verdict.retryAfterSeconds));
       return fail(reply, presented === undefined ? 401 : 403, reason);
     });
     km.setErrorHandler((err, _request, reply) => {

@@ -47,7 +47,13 @@ export function registerSignRoutes(app: FastifyInstance, deps: SignRouteDeps, li
     if (r.status !== 401) return r;
     const verdict = authFailures.failed("eth2", request.socket.remoteAddress, String(r.body.message));
     if (!verdict.throttled) return r;
-    return { status: 429, outcome: "not_allowed", body: throttledBody("eth2", verdict.retryAfterSeconds), retryAfter: verdict.retryAfterSeconds, expected: true };
+    return {
+      status: 429,
+      outcome: "not_allowed",
+      body: throttledBody("eth2", verdict.retryAfterSeconds),
+      retryAfter: verdict.retryAfterSeconds,
+      expected: true,
+    };
   }
 
   function sendError(reply: FastifyReply, err: unknown, request: FastifyRequest): FastifyReply {

@@ -46,7 +46,13 @@ export class SimBeaconNode {
       if (!gate(req, true)) return reply;
       const s = node!.state;
       return {
-        data: { head_slot: String(chain.currentSlot() - s.syncDistance), sync_distance: String(s.syncDistance), is_syncing: s.isSyncing, is_optimistic: false, el_offline: s.elOffline },
+        data: {
+          head_slot: String(chain.currentSlot() - s.syncDistance),
+          sync_distance: String(s.syncDistance),
+          is_syncing: s.isSyncing,
+          is_optimistic: false,
+          el_offline: s.elOffline,
+        },
       };
     });
     app.get("/eth/v1/node/peer_count", async (req, reply) => {

@@ -16,7 +16,7 @@ export class SimChain {
   readonly slotMs: number;
   readonly slotsPerEpoch: number;
   readonly validatorCount: number;
-  readonly gvr = "0x" + "ab".repeat(32);
+  readonly gvr = `0x${"ab".repeat(32)}`;
   private readonly live = new Map<number, Set<string>>();
 
   constructor(o: SimChainOptions) {
@@ -48,7 +48,7 @@ export class SimChain {
 
   /** The canonical head block root at `slot` (deterministic: every honest client sees the same). */
   blockRoot(slot: number, variant = ""): string {
-    return "0x" + createHash("sha256").update(`block:${slot}${variant}`).digest("hex");
+    return `0x${createHash("sha256").update(`block:${slot}${variant}`).digest("hex")}`;
   }
 
   markLive(index: number | string, epoch: number): void {

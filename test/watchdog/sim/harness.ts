@@ -47,7 +47,11 @@ export async function createSimEnv(
     fs.writeFileSync(path.join(dir, file), content, { mode: 0o600 });
     return path.join(dir, file);
   };
-  const tokens = { primary: crypto.randomBytes(24).toString("hex"), backup: crypto.randomBytes(24).toString("hex"), admin: crypto.randomBytes(24).toString("hex") };
+  const tokens = {
+    primary: crypto.randomBytes(24).toString("hex"),
+    backup: crypto.randomBytes(24).toString("hex"),
+    admin: crypto.randomBytes(24).toString("hex"),
+  };
   const signerLog = new LogCapture();
   const signer = await startSigner(
     parseSignerConfig({
@@ -56,10 +60,10 @@ export async function createSimEnv(
       dataDir: path.join(dir, "signer"),
       hsm: { module: token.config.module, tokenLabel: token.label, pin: { file: token.pinFile } },
       clients: [
-        { id: "primary-vc", tokenFile: write("primary.token", tokens.primary + "\n"), keys: "*" },
-        { id: "backup-vc", tokenFile: write("backup.token", tokens.backup + "\n"), keys: "*" },
+        { id: "primary-vc", tokenFile: write("primary.token", `${tokens.primary}\n`), keys: "*" },
+        { id: "backup-vc", tokenFile: write("backup.token", `${tokens.backup}\n`), keys: "*" },
       ],
-      admin: { tokenFile: write("admin.token", tokens.admin + "\n") },
+      admin: { tokenFile: write("admin.token", `${tokens.admin}\n`) },
       logLevel: "warn",
     }),
     { logDestination: signerLog },
@@ -81,10 +85,28 @@ export async function createSimEnv(
     validators: { indices: keys.map((k) => String(k.index)) },
     signers: { main: { url: signer.url, adminTokenFile: path.join(dir, "admin.token"), timeoutMs: 1_000 } },
     stacks: {
-      primary: { clientId: "primary-vc", signer: "main", beaconNode: { url: beacons.primary.url }, service: { ...vcs.primary.serviceCommands(), timeoutMs: 2_000 } },
-      backup: { clientId: "backup-vc", signer: "main", beaconNode: { url: beacons.backup.url }, service: { ...vcs.backup.serviceCommands(), timeoutMs: 2_000 } },
+      primary: {
+        clientId: "primary-vc",
+        signer: "main",
+        beaconNode: { url: beacons.primary.url },
+        service: { ...vcs.primary.serviceCommands(), timeoutMs: 2_000 },
+      },
+      backup: {
+        clientId: "backup-vc",
+        signer: "main",
+        beaconNode: { url: beacons.backup.url },
+        service: { ...vcs.backup.serviceCommands(), timeoutMs: 2_000 },
+      },
     },
-    monitor: { intervalMs: 200, probeTimeoutMs: 300, failuresBeforeFailover: 3, successesBeforeHealthy: 2, signerSilenceSlots: 2, minPeers: 5, maxSyncDistance: 2 },
+    monitor: {
+      intervalMs: 200,
+      probeTimeoutMs: 300,
+      failuresBeforeFailover: 3,
+      successesBeforeHealthy: 2,
+      signerSilenceSlots: 2,
+      minPeers: 5,
+      maxSyncDistance: 2,
+    },
     failover: { automatic: true, signerRetryMs: 2_000, drainTimeoutMs: 3_000, verifySlots: 6, livenessQuietEpochs: 2, refusedRetryMs: 1_000, leaseMs: 1_500 },
     metrics: { enabled: true, host: "127.0.0.1", port: 0 },
     log: { level: "warn" },

@@ -107,14 +107,17 @@ export class SimValidatorClient {
     if (!this.running) return;
     const c = this.o.chain;
     const next = c.slotStartMs(c.currentSlot() + 1) + 20; // a little into the slot, like a real client
-    this.timer = setTimeout(() => {
-      const slot = c.currentSlot();
-      if (slot !== this.lastSlot) {
-        this.lastSlot = slot;
-        void this.duties(slot);
-      }
-      this.schedule();
-    }, Math.max(0, next - Date.now()));
+    this.timer = setTimeout(
+      () => {
+        const slot = c.currentSlot();
+        if (slot !== this.lastSlot) {
+          this.lastSlot = slot;
+          void this.duties(slot);
+        }
+        this.schedule();
+      },
+      Math.max(0, next - Date.now()),
+    );
   }
 
   private async duties(slot: number): Promise<void> {
@@ -130,7 +133,11 @@ export class SimValidatorClient {
   }
 
   private async sync(key: SimKey, slot: number): Promise<void> {
-    const body = { type: "SYNC_COMMITTEE_MESSAGE", fork_info: this.forkInfo(ALTAIR_FORK), sync_committee_message: { beacon_block_root: this.o.chain.blockRoot(slot), slot: String(slot) } };
+    const body = {
+      type: "SYNC_COMMITTEE_MESSAGE",
+      fork_info: this.forkInfo(ALTAIR_FORK),
+      sync_committee_message: { beacon_block_root: this.o.chain.blockRoot(slot), slot: String(slot) },
+    };
     if (await this.sign(key, slot, body)) await this.publish("/eth/v1/beacon/pool/sync_committees", [{ index: key.index, epoch: this.o.chain.epochOf(slot) }]);
   }
 
@@ -179,7 +186,15 @@ export class SimValidatorClient {
     const jobs: Promise<void>[] = [];
     for (const key of this.o.keys) {
       const target = this.signedTargets.get(key.pubkey);
-      if (target !== undefined) jobs.push(this.attest(key, target * this.o.chain.slotsPerEpoch + (key.index % this.o.chain.slotsPerEpoch), target, this.o.chain.blockRoot(0, `zombie:${this.name}`)));
+      if (target !== undefined)
+        jobs.push(
+          this.attest(
+            key,
+            target * this.o.chain.slotsPerEpoch + (key.index % this.o.chain.slotsPerEpoch),
+            target,
+            this.o.chain.blockRoot(0, `zombie:${this.name}`),
+          ),
+        );
       const blockSlot = this.signedBlocks.get(key.pubkey);
       if (blockSlot !== undefined) jobs.push(this.propose(key, blockSlot, ":zombie"));
     }
@@ -218,7 +233,12 @@ export class SimValidatorClient {
 
   private async publish(route: string, body: unknown): Promise<void> {
     try {
-      await fetch(`${this.o.beaconUrl}${route}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: AbortSignal.timeout(2_000) });
+      await fetch(`${this.o.beaconUrl}${route}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(2_000),
+      });
     } catch {
       /* a node that is down loses the message, as it would */
     }

@@ -9,9 +9,9 @@ import { EXIT_CODES, VigilError } from "./errors.js";
 export type SecretFileErrorCode = "SECRET_FILE_UNREADABLE" | "SECRET_FILE_NOT_REGULAR" | "SECRET_FILE_INSECURE" | "SECRET_FILE_EMPTY";
 
 /** Each part rethrows this as its own error (PinSourceError, TokenFileError...) through `options.error`. */
-export class SecretFileError extends VigilError {
+export class SecretFileError extends VigilError<SecretFileErrorCode> {
   constructor(
-    override readonly code: SecretFileErrorCode,
+    code: SecretFileErrorCode,
     message: string,
     readonly file: string,
   ) {

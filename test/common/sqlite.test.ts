@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { DurableSqliteError, openDurableSqlite, schemaVersion } from "../../config/sqlite.js";
+import { DurableSqliteError, openDurableSqlite, schemaVersion } from "../../common/sqlite.js";
 import { FencingStore } from "../../signer/server/fencing-store.js";
 import { WatchdogStore } from "../../watchdog/state/store.js";
 

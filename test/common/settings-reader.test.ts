@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { SettingChecks, SettingsReader } from "../../config/settings-reader.js";
+import { SettingChecks, SettingsReader } from "../../common/settings-reader.js";
 import { parseHsmSection } from "../../signer/keystore/index.js";
 import { parseSignerConfig, SignerConfigError } from "../../signer/server/config.js";
 import { parseWatchdogConfig } from "../../watchdog/config.js";

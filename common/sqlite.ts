@@ -34,9 +34,9 @@ export const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
 export type DurableSqliteErrorCode = "SQLITE_OPEN_FAILED" | "SQLITE_SCHEMA_TOO_NEW";
 
 /** Opening failed; each store maps this to its own error (codes its operators already know). */
-export class DurableSqliteError extends VigilError {
+export class DurableSqliteError extends VigilError<DurableSqliteErrorCode> {
   constructor(
-    override readonly code: DurableSqliteErrorCode,
+    code: DurableSqliteErrorCode,
     message: string,
     /** SQLITE_SCHEMA_TOO_NEW: the file's version and the newest this build knows. */
     readonly details: { cause?: unknown; foundVersion?: number; knownVersion?: number } = {},

@@ -21,3 +21,14 @@ export {
 } from "./http-guard.js";
 export { coreDumpLimit, disableCoreDumps } from "./core-dumps.js";
 export { NonBlockingLogDestination, type LogDestinationOptions } from "./log-destination.js";
+export {
+  openDurableSqlite,
+  schemaVersion,
+  DurableSqliteError,
+  DEFAULT_BUSY_TIMEOUT_MS,
+  type SqliteMigration,
+  type DurableSqliteOptions,
+  type DurableSqliteErrorCode,
+} from "./sqlite.js";
+export { readSecretFile, SecretFileError, type SecretFileErrorCode, type ReadSecretFileOptions } from "./secret-file.js";
+export { SettingChecks, SettingsReader, childField, type SettingError } from "./settings-reader.js";

@@ -165,7 +165,12 @@ export function keysCommand(): Command {
                 }
               }
               let progress: Progress | undefined; // only once there is something new to store
-              const result = await store.importKeys(secrets, { onProgress: (d, total) => (progress ??= new Progress("storing keys", total)).update(d) });
+              const result = await store.importKeys(secrets, {
+                onProgress: (d, total) => {
+                  progress ??= new Progress("storing keys", total);
+                  progress.update(d);
+                },
+              });
               secrets = [];
               progress?.finish();
               const summary = `imported ${result.imported.length} key(s); ${result.unchanged.length} already on token "${store.tokenLabel}"`;

@@ -154,6 +154,7 @@ export function unsetNotifyEnvironment(env: NodeJS.ProcessEnv = process.env): vo
 }
 
 /** A liveness check: healthy when it returns or resolves to nothing or true; not when it throws, rejects, or gives false or a reason string. */
+// biome-ignore lint/suspicious/noConfusingVoidType: a check may be any function, async or not, that returns nothing when healthy
 export type LivenessCheck = () => Promise<void | boolean | string> | void | boolean | string;
 
 export interface SystemdWatchdogPingerOptions {

@@ -106,7 +106,7 @@ export class GroupCommitter {
     this.lastFailure = undefined;
     const finished = performance.now();
     this.onBatch?.({ size: batch.length, durationMs: finished - started, commitMs: finished - workDone });
-    batch.forEach((job, i) => job.resolve(results[i]));
+    for (const [i, job] of batch.entries()) job.resolve(results[i]);
     return true;
   }
 }

@@ -174,7 +174,9 @@ export class WatchdogDaemon {
         `cannot judge ${active}: ${assessment.reasons.join("; ")}`,
         active,
       );
-    else this.alertedOnce.forEach((k) => k.startsWith("inconclusive:") && this.alertedOnce.delete(k));
+    else {
+      for (const k of this.alertedOnce) if (k.startsWith("inconclusive:")) this.alertedOnce.delete(k);
+    }
     this.writeStatus(obs, active, assessment.reasons, reading.consecutiveBad);
     return { assessment, reading };
   }

@@ -11,8 +11,14 @@ let stdoutDestination: NonBlockingLogDestination | undefined;
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
   return pino(
     { name: "vigil-watchdog", level, redact: { paths: ["token", "*.token", "headers.authorization", "*.headers.authorization"], censor: "[redacted]" } },
-    destination ?? (stdoutDestination ??= new NonBlockingLogDestination({ fd: 1 })),
+    destination ?? sharedStdoutDestination(),
   );
+}
+
+/** One non-blocking stdout destination per process, however many loggers share it. */
+function sharedStdoutDestination(): NonBlockingLogDestination {
+  stdoutDestination ??= new NonBlockingLogDestination({ fd: 1 });
+  return stdoutDestination;
 }
 
 /** Log lines this process dropped on stdout. */

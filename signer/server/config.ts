@@ -400,7 +400,7 @@ function checkPortClashes(config: SignerConfig): void {
   };
   add(config.listen, "listen");
   add(config.metrics.listen, "metrics");
-  config.clients?.forEach((c, i) => add(c.listen, `clients[${i}].listen`));
+  for (const [i, c] of (config.clients ?? []).entries()) add(c.listen, `clients[${i}].listen`);
 }
 
 /** Reads and checks a config file. */

@@ -177,8 +177,14 @@ export class BlsPool {
         keyId,
         root: signingRoot.slice(), // the caller may reuse its buffer before the batch goes out
         cancelled,
-        resolve: (sig) => (done(), resolve(sig)),
-        reject: (err) => (done(), reject(err)),
+        resolve: (sig) => {
+          done();
+          resolve(sig);
+        },
+        reject: (err) => {
+          done();
+          reject(err);
+        },
       });
       this.scheduleFlush();
     });
@@ -200,7 +206,7 @@ export class BlsPool {
           // One copy per worker, transferred (detached here) so no copy stays on this thread's heap.
           const buffer = new ArrayBuffer(secretKeys.length * SECRET_KEY_BYTES);
           const view = new Uint8Array(buffer);
-          secretKeys.forEach((sk, i) => view.set(sk, i * SECRET_KEY_BYTES));
+          for (const [i, sk] of secretKeys.entries()) view.set(sk, i * SECRET_KEY_BYTES);
           return this.control(slot, { kind: "addKeys", requestId: 0, firstKeyId, keys: buffer }, [buffer]);
         }),
       );

@@ -92,7 +92,15 @@ describe("scenario 2: primary and backup validator clients, the watchdog in char
     const d = devnet;
     const watcher = new ChainWatcher(d.bnUrl);
     watcher.start();
-    await waitFor("genesis from the beacon node", async () => (await watcher.poll(), watcher.genesisTime !== undefined), 60_000, 500);
+    await waitFor(
+      "genesis from the beacon node",
+      async () => {
+        await watcher.poll();
+        return watcher.genesisTime !== undefined;
+      },
+      60_000,
+      500,
+    );
 
     const watchdogConfig = {
       dataDir: path.join(dir, "watchdog"),

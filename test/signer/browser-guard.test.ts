@@ -48,7 +48,8 @@ let tlsDir: string;
 interface RawReply {
   status: number;
   body: string;
-  json: () => any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: a test reads reply fields it asserts on
+  json: () => any;
 }
 
 /** A request with exactly the headers given (Host included: fetch would set it from the URL). */

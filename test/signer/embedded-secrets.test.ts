@@ -12,7 +12,9 @@ import { tempDir } from "../helpers/tmp.js";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const work = tempDir("vigil-embedded-secrets-");
 const children: ChildProcess[] = [];
-afterAll(() => children.forEach((c) => c.exitCode === null && c.signalCode === null && c.kill("SIGKILL")));
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+});
 
 // A stand-in softhsm2-util first on PATH: it records its arguments (which held both PINs) and fails.
 const trapDir = path.join(work, "trap");

@@ -84,7 +84,8 @@ describe("signing replies", () => {
 
 describe("malformed requests: 400 naming the field", () => {
   it("a missing field", async () => {
-    const body = attestationBody(0, 1) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    // biome-ignore lint/suspicious/noExplicitAny: the test breaks the body's shape on purpose
+    const body = attestationBody(0, 1) as Record<string, any>;
     delete body.attestation.target;
     const res = await http(signUrl(0), { body });
     expect(res.status).toBe(400);
@@ -92,7 +93,8 @@ describe("malformed requests: 400 naming the field", () => {
   });
 
   it("a wrong value", async () => {
-    const body = attestationBody(0, 1) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    // biome-ignore lint/suspicious/noExplicitAny: the test breaks the body's shape on purpose
+    const body = attestationBody(0, 1) as Record<string, any>;
     body.attestation.source.epoch = "-1";
     const res = await http(signUrl(0), { body });
     expect(res.status).toBe(400);

@@ -179,7 +179,6 @@ describe("admission by expected wait", () => {
     });
     const { signer } = await start(config);
     try {
-      const url = (i: number) => `${signer.url}/api/v1/eth2/sign/${interopPubkey(i % KEYS)}`;
       const signPath = (i: number) => `/api/v1/eth2/sign/${interopPubkey(i % KEYS)}`;
       const sent = await burst(
         signer.url,

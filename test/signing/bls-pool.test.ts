@@ -33,7 +33,7 @@ describe("BlsPool", () => {
   it("batches requests of the same tick into one message per worker", async () => {
     const before = { ...pool.stats };
     const results = await Promise.all(Array.from({ length: 100 }, (_, i) => pool.sign(pubkeyOf(i % 4), root(i))));
-    results.forEach((sig, i) => expect(bytesToHex(sig)).toBe(expectedSignature(i % 4, root(i))));
+    for (const [i, sig] of results.entries()) expect(bytesToHex(sig)).toBe(expectedSignature(i % 4, root(i)));
     expect(pool.stats.signatures - before.signatures).toBe(100);
     expect(pool.stats.batches - before.batches).toBe(2);
     expect(pool.queueDepth).toBe(0);

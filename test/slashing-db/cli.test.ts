@@ -48,7 +48,7 @@ describe("vigil slashing", () => {
     expect(JSON.parse(fs.readFileSync(out, "utf8"))).toEqual(good);
 
     const one = JSON.parse(vigil("slashing", "export", "--db", db, "--pubkey", PK2.toUpperCase().replace("0X", "0x")).stdout);
-    expect(one.data.map((r: any) => r.pubkey)).toEqual([PK2]);
+    expect(one.data.map((r: { pubkey: string }) => r.pubkey)).toEqual([PK2]);
 
     const minified = JSON.parse(vigil("slashing", "export", "--db", db, "--minify").stdout);
     expect(minified.data[0].signed_blocks).toEqual([{ slot: "20" }]);
@@ -62,7 +62,7 @@ describe("vigil slashing", () => {
 
   it("malformed interchange: exit 3, one line naming the field, nothing written", () => {
     const bad = structuredClone(good);
-    (bad.data[1]!.signed_attestations[0] as any).source_epoch = "three";
+    (bad.data[1]!.signed_attestations[0] as unknown as Record<string, unknown>).source_epoch = "three";
     const r = vigil("slashing", "import", writeJson("bad.json", bad), "--db", db);
     expect(r.code).toBe(3);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);

@@ -42,7 +42,7 @@ describe("file and durability", () => {
   it("runs with synchronous=FULL on its own connection", async () => {
     const db = openSlashingDb(freshDbPath(dir), { genesisValidatorsRoot: GVR });
     // better-sqlite3 exposes pragmas per connection; read ours through the private handle via stats path
-    const raw = (db as any).db as Database.Database;
+    const raw = (db as unknown as { db: Database.Database }).db;
     expect(raw.pragma("synchronous", { simple: true })).toBe(2n); // 2 = FULL
     db.close();
   });

@@ -30,7 +30,7 @@ interface AttCheck extends Check {
 interface Step {
   should_succeed: boolean;
   contains_slashable_data: boolean;
-  interchange: any;
+  interchange: object;
   blocks: BlockCheck[];
   attestations: AttCheck[];
 }

@@ -32,11 +32,19 @@ function recordedRows(file: string): { blocks: OBlock[]; atts: OAtt[] }[] {
     const hex = (b: Buffer | null) => (b ? `0x${b.toString("hex")}` : undefined);
     const ids = raw.prepare("SELECT id FROM validators").all() as { id: number }[];
     return ids.map(({ id }) => ({
-      blocks: (raw.prepare("SELECT slot, signing_root FROM signed_blocks WHERE validator_id = ?").all(id) as any[]).map((r) => ({
+      blocks: (
+        raw.prepare("SELECT slot, signing_root FROM signed_blocks WHERE validator_id = ?").all(id) as { slot: number | bigint; signing_root: Buffer | null }[]
+      ).map((r) => ({
         slot: BigInt(r.slot),
         root: hex(r.signing_root),
       })),
-      atts: (raw.prepare("SELECT source_epoch, target_epoch, signing_root FROM signed_attestations WHERE validator_id = ?").all(id) as any[]).map((r) => ({
+      atts: (
+        raw.prepare("SELECT source_epoch, target_epoch, signing_root FROM signed_attestations WHERE validator_id = ?").all(id) as {
+          source_epoch: number | bigint;
+          target_epoch: number | bigint;
+          signing_root: Buffer | null;
+        }[]
+      ).map((r) => ({
         source: BigInt(r.source_epoch),
         target: BigInt(r.target_epoch),
         root: hex(r.signing_root),

@@ -16,7 +16,6 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const FIXTURE = path.join(ROOT, "dist/test/systemd/daemon-fixture.js");
 const dgram = loadUnixDgram();
 const missing = "error" in dgram ? dgram.error : undefined;
-const PUBKEY = `0x${"a1".repeat(48)}`;
 
 interface Child {
   proc: ChildProcess;

@@ -43,7 +43,10 @@ export function check(feed: FeedSignature[], maxHandovers: number): CheckReport 
   for (const s of [...feed].sort((a, b) => a.seq - b.seq)) {
     byClient[s.clientId] = (byClient[s.clientId] ?? 0) + 1;
     let list = byKey.get(s.pubkey);
-    if (!list) byKey.set(s.pubkey, (list = []));
+    if (!list) {
+      list = [];
+      byKey.set(s.pubkey, list);
+    }
     list.push(s);
   }
   const handovers: Record<string, string[]> = {};

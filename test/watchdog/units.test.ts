@@ -39,6 +39,7 @@ describe("config", () => {
     expect(c.chain).toEqual({ slotDurationMs: 12_000, slotsPerEpoch: 32 });
   });
 
+  // biome-ignore-start lint/suspicious/noExplicitAny: each case breaks the config's shape on purpose
   it.each([
     [(c: any) => (c.stacks.backup.signer = "nope"), /stacks\.backup\.signer names no signer/],
     [(c: any) => (c.stacks.primary.beaconNode.url = "ftp://x"), /stacks\.primary\.beaconNode\.url must be an http\(s\) URL/],
@@ -49,6 +50,7 @@ describe("config", () => {
     [(c: any) => delete c.stacks.primary.service.unit, /stacks\.primary\.service\.statusCommand is required/],
     [(c: any) => (c.stacks.backup.clientId = "p"), /stacks\.backup\.clientId must differ/],
   ])("names the field at fault (%#)", (mutate, message) => {
+    // biome-ignore-end lint/suspicious/noExplicitAny: each case breaks the config's shape on purpose
     const c = base();
     mutate(c);
     expect(() => parseWatchdogConfig(c)).toThrow(message);

@@ -1,4 +1,5 @@
 import type { Alerter } from "../alerts/alerter.js";
+import type { ClientView } from "../../admin-api/index.js";
 import type { ChainClock } from "../chain-clock.js";
 import type { StackConfig, StackName, WatchdogConfig } from "../config.js";
 import { SignerAdminError, StaleGenerationError } from "../errors.js";
@@ -7,7 +8,7 @@ import type { WatchdogMetrics } from "../metrics.js";
 import { describeFailure, runCommand, type CommandResult } from "../probes/command.js";
 import { withSignerRetry, type SignerAdminClient } from "../signer-client.js";
 import { LeaseLostError, type LeaseHolder, type WatchdogStore } from "../state/store.js";
-import { ContinuityError, ensureContinuity } from "./continuity.js";
+import { ContinuityError, ensureContinuity, type ContinuityResult } from "./continuity.js";
 import { PauseHook } from "./pause-hook.js";
 import { checkPreconditions, type Precondition } from "./preconditions.js";
 import { isTerminal, recoveryAction, type FailoverProgress, type FailoverRecord, type FailoverState, type FailoverTrigger } from "./states.js";
@@ -231,7 +232,7 @@ export class FailoverExecutor {
         /* the watermarks then cover every key the new database knows */
       }
     }
-    let result;
+    let result: ContinuityResult;
     try {
       result = await ensureContinuity({
         from: cfg.signers[from.signer]!,
@@ -321,7 +322,7 @@ export class FailoverExecutor {
     const deadline = Date.now() + windowMs;
     for (;;) {
       this.checkLease(rec);
-      let view;
+      let view: ClientView | undefined;
       try {
         view = await signer.client(to.clientId);
       } catch (err) {

@@ -53,7 +53,10 @@ export class SimChain {
 
   markLive(index: number | string, epoch: number): void {
     let s = this.live.get(epoch);
-    if (!s) this.live.set(epoch, (s = new Set()));
+    if (!s) {
+      s = new Set();
+      this.live.set(epoch, s);
+    }
     s.add(String(index));
   }
 

@@ -1,7 +1,6 @@
 // No web page may obtain a signature: every listener refuses a foreign Host (DNS rebinding) and a browser's Origin
 // before routing; per-client request types (no VOLUNTARY_EXIT by default); no block or attestation far ahead of the
 // wall clock is recorded (one bad request must not refuse every later real one); HTTPS on dedicated listeners.
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import https from "node:https";
@@ -14,6 +13,7 @@ import { WallClockGuard } from "../../signer/server/wall-clock-guard.js";
 import { validateSignRequest } from "../../signer/signing/index.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
+import { selfSignedCertificate } from "../helpers/tls.js";
 import {
   attestationBody,
   blockBody,
@@ -95,30 +95,7 @@ const auditTypes = async (s: RunningSigner) =>
 beforeAll(async () => {
   token = await tokenWithInteropKeys("vigil-test-signer-guard", 4);
   tlsDir = path.join(work, "tls");
-  fs.mkdirSync(tlsDir, { recursive: true });
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      "server.key",
-      "-out",
-      "server.crt",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-    ],
-    { cwd: tlsDir, stdio: "ignore" },
-  );
+  selfSignedCertificate(tlsDir, "server", "localhost", "IP:127.0.0.1");
   ({ signer } = await start(
     testConfig(token, path.join(work, "signer"), {
       network: { name: "minimal-devnet", genesisTime: GENESIS_TIME, secondsPerSlot: SECONDS_PER_SLOT },

@@ -1,7 +1,6 @@
 // Client identities (bearer token, dedicated listener, TLS client certificate), per-client key lists, and
 // the admin fencing contract of signer/docs/admin-api.md: generations, durable disable, inFlight/lastSigned,
 // and the signatures audit feed.
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import https from "node:https";
 import path from "node:path";
@@ -9,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningSigner, SignerConfig } from "../../signer/index.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
+import { certificateSha256, selfSignedCertificate } from "../helpers/tls.js";
 import { attestationBody, http, interopPubkey, randaoBody, start, testConfig, tokenWithInteropKeys, writePrivate } from "./harness.js";
 
 const KEYS = 4;
@@ -229,62 +229,10 @@ describe("signatures audit feed", () => {
 describe("TLS client certificates", () => {
   it("a pinned client certificate fingerprint identifies its client", async () => {
     const dir = path.join(work, "tls");
-    fs.mkdirSync(dir, { recursive: true });
-    const openssl = (args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] }).toString();
-    openssl([
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      "server.key",
-      "-out",
-      "server.crt",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-    ]);
-    openssl([
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      "client.key",
-      "-out",
-      "client.crt",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=teku-1",
-    ]);
-    openssl([
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      "other.key",
-      "-out",
-      "other.crt",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=other",
-    ]);
-    const fp = /=([0-9A-F:]+)/.exec(openssl(["x509", "-in", "client.crt", "-noout", "-fingerprint", "-sha256"]))![1]!;
+    selfSignedCertificate(dir, "server", "localhost", "IP:127.0.0.1");
+    selfSignedCertificate(dir, "client", "teku-1");
+    selfSignedCertificate(dir, "other", "other");
+    const fp = certificateSha256(path.join(dir, "client.crt"));
     const tlsConfig = testConfig(token, path.join(work, "tls-signer"), {
       tls: { cert: path.join(dir, "server.crt"), key: path.join(dir, "server.key"), requestClientCert: true },
       clients: [{ id: "teku-1", tlsClientCertSha256: fp, keys: [pk(3)] }],

@@ -284,19 +284,49 @@ function toJob(check: CheckWithAnyRoot): Job {
   return { kind: "attestation", key, source: parseUint64(check.sourceEpoch, "sourceEpoch"), target: parseUint64(check.targetEpoch, "targetEpoch"), root };
 }
 
-/** One batch, inside its transaction: lock every validator of the batch (sorted), then judge and record in order. */
+/**
+ * One batch, inside its transaction: lock every validator of the batch (sorted), then judge and record. A
+ * validator with one check in the batch is independent of every other check (its history is locked and nothing
+ * else in the batch writes it), so those are judged from snapshots read in one round trip and recorded in one
+ * more; a validator with several checks has them judged and recorded one by one, in submission order, so each
+ * sees what the earlier ones recorded.
+ */
 async function judgeAndRecord(client: pg.PoolClient, jobs: Job[]): Promise<Verdict[]> {
   const history = new PgHistory(client);
   const ids = await history.lockValidators(jobs.map((j) => j.key));
-  const verdicts: Verdict[] = [];
-  for (const job of jobs) {
-    const id = ids.get(job.key.toString("hex"))!;
+  const idOf = (job: Job) => ids.get(job.key.toString("hex"))!;
+  const checksPerValidator = new Map<string, number>();
+  for (const job of jobs) checksPerValidator.set(job.key.toString("hex"), (checksPerValidator.get(job.key.toString("hex")) ?? 0) + 1);
+  const single = (job: Job) => checksPerValidator.get(job.key.toString("hex")) === 1;
+  const verdicts: Verdict[] = new Array(jobs.length);
+
+  const blocks = [...jobs.entries()].filter(([, j]) => j.kind === "block" && single(j)) as [number, Extract<Job, { kind: "block" }>][];
+  const blockSnaps = await history.blockSnapshots(blocks.map(([, j]) => ({ id: idOf(j), slot: j.slot })));
+  const newBlocks: { id: string; slot: bigint; root: Buffer | null }[] = [];
+  for (const [n, [i, j]] of blocks.entries()) {
+    verdicts[i] = judgeBlock(blockSnaps[n]!, j.slot, j.root);
+    if (verdicts[i].kind === "new") newBlocks.push({ id: idOf(j), slot: j.slot, root: j.root });
+  }
+  await history.insertBlocks(newBlocks);
+
+  const atts = [...jobs.entries()].filter(([, j]) => j.kind === "attestation" && single(j)) as [number, Extract<Job, { kind: "attestation" }>][];
+  const attSnaps = await history.attestationSnapshots(atts.map(([, j]) => ({ id: idOf(j), source: j.source, target: j.target, root: j.root })));
+  const newAtts: { id: string; source: bigint; target: bigint; root: Buffer | null }[] = [];
+  for (const [n, [i, j]] of atts.entries()) {
+    verdicts[i] = judgeAttestation(attSnaps[n]!, j.source, j.target);
+    if (verdicts[i].kind === "new") newAtts.push({ id: idOf(j), source: j.source, target: j.target, root: j.root });
+  }
+  await history.insertAttestations(newAtts);
+
+  for (const [i, job] of jobs.entries()) {
+    if (single(job)) continue;
+    const id = idOf(job);
     const verdict = await judgeOne(history, id, job);
     if (verdict.kind === "new") {
       if (job.kind === "block") await history.insertBlock(id, job.slot, job.root);
       else await history.insertAttestation(id, job.source, job.target, job.root);
     }
-    verdicts.push(verdict);
+    verdicts[i] = verdict;
   }
   return verdicts;
 }

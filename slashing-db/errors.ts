@@ -14,7 +14,7 @@ export type RefusalCode =
   | "GENESIS_VALIDATORS_ROOT_UNKNOWN";
 
 /** Why the database could not be used (see SlashingDbUnavailableError). */
-export type DbUnavailableCode = "DB_CLOSED" | "DB_WRITE_FAILED" | "DB_SCHEMA_TOO_NEW" | "DB_OPEN_FAILED";
+export type DbUnavailableCode = "DB_CLOSED" | "DB_WRITE_FAILED" | "DB_SCHEMA_TOO_NEW" | "DB_OPEN_FAILED" | "DB_NOT_DURABLE"; // the server would acknowledge a commit before it is on disk (synchronous_commit off/local)
 export type InterchangeErrorCode = "INVALID_INTERCHANGE" | "GENESIS_VALIDATORS_ROOT_MISMATCH" | "UNSUPPORTED_INTERCHANGE_VERSION";
 
 /** Every code the slashing database (and its commands) raises. */
@@ -162,6 +162,7 @@ export type DbFailureCause =
   | "LOCKED" // another process held the write lock past the busy timeout
   | "CLOSED"
   | "WORKER_STOPPED" // the signer's slashing-protection thread is gone
+  | "UNREACHABLE" // the database server cannot be reached or dropped the connection (PostgreSQL)
   | "UNKNOWN";
 
 /** Classifies a SQLite (better-sqlite3) or file-system error. */

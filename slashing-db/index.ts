@@ -10,3 +10,5 @@ export type { BatchStats } from "./group-commit.js";
 export type { ImportSummary } from "./interchange/import.js";
 export type { Interchange, InterchangeRecord } from "./interchange/export.js";
 export type { PruneOptions, PruneSummary } from "./prune.js";
+export { PostgresSlashingProtection, type PostgresProtectionOptions, type CheckWithAnyRoot } from "./postgres/protection.js";
+export type { PostgresConnection } from "./postgres/config.js";

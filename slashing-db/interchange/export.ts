@@ -21,7 +21,8 @@ export interface Interchange {
   data: InterchangeRecord[];
 }
 
-interface ValidatorHistory {
+/** One validator's whole history, as any backend loads it for export. */
+export interface ValidatorHistory {
   pubkey: Buffer;
   blocks: { slot: bigint; root: Buffer | null }[]; // ascending slot
   attestations: { source: bigint; target: bigint; root: Buffer | null }[]; // ascending target, source
@@ -36,8 +37,12 @@ interface ValidatorHistory {
  * applying either strategy then refuses at least everything this database refuses.
  */
 export function exportInterchange(db: Database.Database, genesisValidatorsRoot: string, opts: { pubkeys?: Buffer[]; minify?: boolean }): Interchange {
-  const histories = loadHistories(db, opts.pubkeys);
-  const data = histories.map((h) => (opts.minify ? minifiedRecord(h) : completeRecord(h)));
+  return buildInterchange(loadHistories(db, opts.pubkeys), genesisValidatorsRoot, opts.minify ?? false);
+}
+
+/** The interchange of histories however loaded: one format, whichever backend holds them. */
+export function buildInterchange(histories: ValidatorHistory[], genesisValidatorsRoot: string, minify: boolean): Interchange {
+  const data = histories.map((h) => (minify ? minifiedRecord(h) : completeRecord(h)));
   return { metadata: { interchange_format_version: INTERCHANGE_FORMAT_VERSION, genesis_validators_root: genesisValidatorsRoot }, data };
 }
 

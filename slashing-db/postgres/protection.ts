@@ -1,0 +1,391 @@
+import pg from "pg";
+import { bytesToHex, normalizeHex } from "../../common/index.js";
+import { checkBytes, parseHexBytes, parsePubkey, parseUint64 } from "../codec.js";
+import type { CheckOutcome } from "../database.js";
+import { InterchangeError, SlashingDbInputError, SlashingDbUnavailableError, SlashingProtectionError, type RefusalDetails } from "../errors.js";
+import type { BatchStats } from "../group-commit.js";
+import { buildInterchange, type Interchange, type ValidatorHistory } from "../interchange/export.js";
+import type { ImportSummary } from "../interchange/import.js";
+import { parseInterchange } from "../interchange/parse.js";
+import type { ProtectionHealth, SlashableCheck, SlashingProtection } from "../protection.js";
+import { judgeAttestation, judgeBlock, type Verdict } from "../rules.js";
+import { toPoolConfig, type PostgresConnection } from "./config.js";
+import { classifyPgFailure } from "./failures.js";
+import { PgGroupCommitter } from "./group-commit.js";
+import { PgHistory } from "./history.js";
+import { mergeInterchangePg } from "./import.js";
+import { migrate } from "./schema.js";
+
+export interface PostgresProtectionOptions {
+  /** Pins the network at open (refused if the database is pinned to another). */
+  genesisValidatorsRoot?: string;
+  /** Most checks committed in one transaction (default 1024). */
+  maxBatch?: number;
+  onCommit?: (stats: BatchStats) => void;
+}
+
+/**
+ * A check whose signing root may be unknown (null matches nothing, as in an interchange): what dry runs and the
+ * interchange suite need. The signer always has a root.
+ */
+export type CheckWithAnyRoot = SlashableCheck extends infer C
+  ? C extends SlashableCheck
+    ? Omit<C, "signingRoot"> & { signingRoot: Uint8Array | null }
+    : never
+  : never;
+
+/** A check after validation: bytes and bigints. */
+type Job =
+  | { kind: "block"; key: Buffer; slot: bigint; root: Buffer | null }
+  | { kind: "attestation"; key: Buffer; source: bigint; target: bigint; root: Buffer | null };
+
+const GVR_KEY = "genesis_validators_root";
+/** Settings of synchronous_commit under which COMMIT returns before the commit record is on the primary's disk. */
+const NOT_DURABLE = new Set(["off", "local"]);
+
+/** Wraps anything that is not already one of ours as DB_WRITE_FAILED with its cause: fail closed. */
+function unavailable(err: unknown, what: string): Error {
+  if (
+    err instanceof SlashingProtectionError ||
+    err instanceof SlashingDbInputError ||
+    err instanceof SlashingDbUnavailableError ||
+    err instanceof InterchangeError
+  ) {
+    return err;
+  }
+  return new SlashingDbUnavailableError("DB_WRITE_FAILED", `${what}: ${(err as Error).message}`, classifyPgFailure(err));
+}
+
+/**
+ * SlashingProtection on PostgreSQL, shareable by any number of Vigil instances (design: ./README.md). Every
+ * batch of checks is one transaction that first locks its validators' rows in pubkey order, then judges each
+ * check with the pure rules (../rules.ts) over what the database holds and records the new ones; answers are
+ * given only after COMMIT returns.
+ */
+export class PostgresSlashingProtection implements SlashingProtection {
+  private readonly committer: PgGroupCommitter<Job, Verdict>;
+  private closed = false;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    private pinnedRoot: string | null,
+    opts: PostgresProtectionOptions,
+  ) {
+    this.committer = new PgGroupCommitter(pool, opts.maxBatch ?? 1024, (client, jobs) => judgeAndRecord(client, jobs), opts.onCommit);
+  }
+
+  /**
+   * Connects, refuses a server or role that would acknowledge commits before they are durable, creates or
+   * migrates the schema, and pins the network if asked.
+   */
+  static async open(conn: PostgresConnection, opts: PostgresProtectionOptions = {}): Promise<PostgresSlashingProtection> {
+    const pool = new pg.Pool(toPoolConfig(conn));
+    // An idle connection's error (server restart) surfaces on the next query; it must not crash the process.
+    pool.on("error", () => undefined);
+    let protection: PostgresSlashingProtection | undefined;
+    try {
+      const client = await pool.connect().catch((err: unknown) => {
+        throw new SlashingDbUnavailableError(
+          "DB_OPEN_FAILED",
+          `cannot connect to the PostgreSQL slashing database: ${(err as Error).message}`,
+          classifyPgFailure(err),
+        );
+      });
+      try {
+        const setting = (await client.query<{ synchronous_commit: string }>("SHOW synchronous_commit")).rows[0]!.synchronous_commit;
+        if (NOT_DURABLE.has(setting)) {
+          throw new SlashingDbUnavailableError(
+            "DB_NOT_DURABLE",
+            `PostgreSQL's synchronous_commit is "${setting}" for this role and database: a commit could be acknowledged before it is on disk, so a signed message could be forgotten; set it to on`,
+          );
+        }
+        await migrate(client);
+        const pinned = await readPin(client);
+        protection = new PostgresSlashingProtection(pool, pinned, opts);
+      } finally {
+        client.release();
+      }
+      if (opts.genesisValidatorsRoot !== undefined) await protection.pin(parseHexBytes(opts.genesisValidatorsRoot, 32, "genesisValidatorsRoot"));
+      return protection;
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw unavailable(err, "cannot open the PostgreSQL slashing database");
+    }
+  }
+
+  get genesisValidatorsRoot(): string | null {
+    return this.pinnedRoot;
+  }
+
+  get queueDepth(): number {
+    return this.committer.queueDepth;
+  }
+
+  async checkAndRecord(check: CheckWithAnyRoot): Promise<CheckOutcome> {
+    const job = toJob(check);
+    this.assertUsable();
+    const verdict = await this.committer.submit(job);
+    return settle(verdict, job);
+  }
+
+  /** What checkAndRecord would answer now, recording nothing (dry runs, tests). */
+  async judge(check: CheckWithAnyRoot): Promise<Verdict> {
+    const job = toJob(check);
+    this.assertOpen();
+    try {
+      const client = await this.pool.connect();
+      try {
+        const history = new PgHistory(client);
+        const id = (await client.query<{ id: string }>("SELECT id::text FROM validators WHERE pubkey = $1", [job.key])).rows[0]?.id;
+        return await judgeOne(history, id ?? "-1", job);
+      } finally {
+        client.release();
+      }
+    } catch (err) {
+      throw unavailable(err, "slashing database read failed");
+    }
+  }
+
+  async pin(genesisValidatorsRoot: Uint8Array): Promise<void> {
+    this.assertOpen();
+    const root = bytesToHex(checkBytes(genesisValidatorsRoot, 32, "genesisValidatorsRoot"));
+    const stored = await this.pool.query("INSERT INTO metadata (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", [GVR_KEY, root]).then(
+      () => readPin(this.pool),
+      (err: unknown) => {
+        throw unavailable(err, "pinning the slashing database failed");
+      },
+    );
+    if (stored !== root) {
+      this.pinnedRoot = stored;
+      throw new SlashingProtectionError(
+        "GENESIS_VALIDATORS_ROOT_MISMATCH",
+        `this slashing database belongs to the network with genesis_validators_root ${stored}, not ${root}`,
+      );
+    }
+    this.pinnedRoot = root;
+  }
+
+  /**
+   * Raises the low watermarks of the given validators (never lowers), under the same row locks as a batch.
+   * Returns how many validators.
+   */
+  async raiseLowWatermarks(opts: { pubkeys: string[]; slot?: bigint | number | string; epoch?: bigint | number | string }): Promise<number> {
+    this.assertOpen();
+    const slot = opts.slot === undefined ? null : parseUint64(opts.slot, "slot");
+    const epoch = opts.epoch === undefined ? null : parseUint64(opts.epoch, "epoch");
+    const keys = opts.pubkeys.map((p, i) => parsePubkey(p, `pubkeys[${i}]`));
+    return this.transaction("raising the watermarks failed", async (client) => {
+      const history = new PgHistory(client);
+      const ids = await history.lockValidators(keys);
+      for (const id of ids.values()) await history.raiseWatermarks(id, { blockSlot: slot, sourceEpoch: epoch, targetEpoch: epoch });
+      return ids.size;
+    });
+  }
+
+  /** All of it in one transaction, or nothing; pins an unpinned database to the interchange's network. */
+  async importInterchange(interchange: object | string): Promise<ImportSummary> {
+    this.assertOpen();
+    const parsed = parseInterchange(interchange);
+    const root = bytesToHex(parsed.genesisValidatorsRoot);
+    const summary = await this.transaction("importing the interchange failed", async (client) => {
+      await client.query("INSERT INTO metadata (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", [GVR_KEY, root]);
+      const pinned = await readPin(client);
+      if (pinned !== root) {
+        throw new InterchangeError(
+          "GENESIS_VALIDATORS_ROOT_MISMATCH",
+          "metadata.genesis_validators_root",
+          `is ${root} but this database belongs to the network ${pinned}`,
+        );
+      }
+      const history = new PgHistory(client);
+      const ids = await history.lockValidators(parsed.records.map((r) => r.pubkey));
+      return mergeInterchangePg(history, ids, parsed);
+    });
+    this.pinnedRoot = root;
+    return summary;
+  }
+
+  /** A consistent snapshot (one REPEATABLE READ transaction) even while other instances write. */
+  async exportInterchange(opts: { pubkeys?: string[]; minify?: boolean } = {}): Promise<Interchange> {
+    this.assertOpen();
+    const root = this.pinnedRoot;
+    if (root === null) throw new SlashingProtectionError("GENESIS_VALIDATORS_ROOT_UNKNOWN", "the database is not pinned to a network yet; nothing to export");
+    const keys = opts.pubkeys?.map((p, i) => parsePubkey(p, `pubkeys[${i}]`));
+    const histories = await this.transaction(
+      "exporting the interchange failed",
+      (client) => loadHistories(client, keys),
+      "ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+    );
+    return buildInterchange(histories, root, opts.minify ?? false);
+  }
+
+  isAlive(): boolean {
+    return !this.closed;
+  }
+
+  async health(): Promise<ProtectionHealth> {
+    if (this.closed) return { up: false, cause: "CLOSED", message: "the slashing database is closed" };
+    const failure = this.committer.lastFailure;
+    if (failure) return { up: false, cause: failure.failure, message: failure.message };
+    try {
+      await this.pool.query("SELECT 1");
+      return { up: true };
+    } catch (err) {
+      return { up: false, cause: classifyPgFailure(err), message: (err as Error).message };
+    }
+  }
+
+  async close(): Promise<string[]> {
+    if (this.closed) return [];
+    this.closed = true;
+    const problems: string[] = [];
+    await this.committer.close();
+    if (this.committer.lastFailure) problems.push(`the latest commit failed: ${this.committer.lastFailure.message}`);
+    await this.pool.end().catch((err: Error) => problems.push(`closing the PostgreSQL pool failed: ${err.message}`));
+    return problems;
+  }
+
+  private async transaction<T>(what: string, work: (client: pg.PoolClient) => Promise<T>, mode = "READ WRITE"): Promise<T> {
+    let client: pg.PoolClient | undefined;
+    try {
+      client = await this.pool.connect();
+      await client.query(`BEGIN ${mode}`);
+      await client.query("SET LOCAL synchronous_commit TO on");
+      const result = await work(client);
+      await client.query("COMMIT");
+      client.release();
+      return result;
+    } catch (err) {
+      await client?.query("ROLLBACK").catch(() => undefined);
+      client?.release(true);
+      throw unavailable(err, what);
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new SlashingDbUnavailableError("DB_CLOSED", "the slashing database is closed");
+  }
+
+  private assertUsable(): void {
+    this.assertOpen();
+    if (this.pinnedRoot === null) {
+      throw new SlashingProtectionError(
+        "GENESIS_VALIDATORS_ROOT_UNKNOWN",
+        "the slashing database is not pinned to a network (genesis_validators_root) yet; refusing to sign",
+      );
+    }
+  }
+}
+
+function toJob(check: CheckWithAnyRoot): Job {
+  const key = checkBytes(check.pubkey, 48, "pubkey");
+  const root = check.signingRoot === null ? null : checkBytes(check.signingRoot, 32, "signingRoot");
+  if (check.kind === "block") return { kind: "block", key, slot: parseUint64(check.slot, "slot"), root };
+  return { kind: "attestation", key, source: parseUint64(check.sourceEpoch, "sourceEpoch"), target: parseUint64(check.targetEpoch, "targetEpoch"), root };
+}
+
+/**
+ * One batch, inside its transaction: lock every validator of the batch (sorted), then judge and record. A
+ * validator with one check in the batch is independent of every other check (its history is locked and nothing
+ * else in the batch writes it), so those are judged from snapshots read in one round trip and recorded in one
+ * more; a validator with several checks has them judged and recorded one by one, in submission order, so each
+ * sees what the earlier ones recorded.
+ */
+async function judgeAndRecord(client: pg.PoolClient, jobs: Job[]): Promise<Verdict[]> {
+  const history = new PgHistory(client);
+  const ids = await history.lockValidators(jobs.map((j) => j.key));
+  const idOf = (job: Job) => ids.get(job.key.toString("hex"))!;
+  const checksPerValidator = new Map<string, number>();
+  for (const job of jobs) checksPerValidator.set(job.key.toString("hex"), (checksPerValidator.get(job.key.toString("hex")) ?? 0) + 1);
+  const single = (job: Job) => checksPerValidator.get(job.key.toString("hex")) === 1;
+  const verdicts: Verdict[] = new Array(jobs.length);
+
+  const blocks = [...jobs.entries()].filter(([, j]) => j.kind === "block" && single(j)) as [number, Extract<Job, { kind: "block" }>][];
+  const blockSnaps = await history.blockSnapshots(blocks.map(([, j]) => ({ id: idOf(j), slot: j.slot })));
+  const newBlocks: { id: string; slot: bigint; root: Buffer | null }[] = [];
+  for (const [n, [i, j]] of blocks.entries()) {
+    verdicts[i] = judgeBlock(blockSnaps[n]!, j.slot, j.root);
+    if (verdicts[i].kind === "new") newBlocks.push({ id: idOf(j), slot: j.slot, root: j.root });
+  }
+  await history.insertBlocks(newBlocks);
+
+  const atts = [...jobs.entries()].filter(([, j]) => j.kind === "attestation" && single(j)) as [number, Extract<Job, { kind: "attestation" }>][];
+  const attSnaps = await history.attestationSnapshots(atts.map(([, j]) => ({ id: idOf(j), source: j.source, target: j.target, root: j.root })));
+  const newAtts: { id: string; source: bigint; target: bigint; root: Buffer | null }[] = [];
+  for (const [n, [i, j]] of atts.entries()) {
+    verdicts[i] = judgeAttestation(attSnaps[n]!, j.source, j.target);
+    if (verdicts[i].kind === "new") newAtts.push({ id: idOf(j), source: j.source, target: j.target, root: j.root });
+  }
+  await history.insertAttestations(newAtts);
+
+  for (const [i, job] of jobs.entries()) {
+    if (single(job)) continue;
+    const id = idOf(job);
+    const verdict = await judgeOne(history, id, job);
+    if (verdict.kind === "new") {
+      if (job.kind === "block") await history.insertBlock(id, job.slot, job.root);
+      else await history.insertAttestation(id, job.source, job.target, job.root);
+    }
+    verdicts[i] = verdict;
+  }
+  return verdicts;
+}
+
+async function judgeOne(history: PgHistory, id: string, job: Job): Promise<Verdict> {
+  if (job.kind === "block") return judgeBlock(await history.blockSnapshot(id, job.slot), job.slot, job.root);
+  return judgeAttestation(await history.attestationSnapshot(id, job.source, job.target, job.root), job.source, job.target);
+}
+
+function settle(verdict: Verdict, job: Job): CheckOutcome {
+  if (verdict.kind === "refused") {
+    const details: RefusalDetails =
+      job.kind === "block" ? { pubkey: bytesToHex(job.key), slot: job.slot } : { pubkey: bytesToHex(job.key), source: job.source, target: job.target };
+    throw new SlashingProtectionError(verdict.code, verdict.reason, verdict.existing ? { ...details, existing: verdict.existing } : details);
+  }
+  return verdict.kind === "new" ? "recorded" : "repeat";
+}
+
+async function readPin(db: pg.Pool | pg.ClientBase): Promise<string | null> {
+  const row = (await db.query<{ value: string }>("SELECT value FROM metadata WHERE key = $1", [GVR_KEY])).rows[0];
+  return row ? normalizeHex(row.value) : null;
+}
+
+async function loadHistories(client: pg.ClientBase, pubkeys?: Buffer[]): Promise<ValidatorHistory[]> {
+  const validators: { id: string | null; pubkey: Buffer }[] = pubkeys
+    ? await Promise.all(
+        pubkeys.map(async (pubkey) => ({
+          pubkey,
+          id: (await client.query<{ id: string }>("SELECT id::text FROM validators WHERE pubkey = $1", [pubkey])).rows[0]?.id ?? null,
+        })),
+      )
+    : (await client.query<{ id: string; pubkey: Buffer }>("SELECT id::text, pubkey FROM validators ORDER BY pubkey")).rows;
+  const out: ValidatorHistory[] = [];
+  for (const { id, pubkey } of validators) {
+    if (id === null) {
+      out.push({ pubkey, blocks: [], attestations: [], marks: { blockSlot: null, sourceEpoch: null, targetEpoch: null } });
+      continue;
+    }
+    const blocks = await client.query<{ slot: string; signing_root: Buffer | null }>(
+      "SELECT slot::text, signing_root FROM signed_blocks b WHERE validator_id = $1 ORDER BY b.slot", // qualified: a bare name would sort the text output column
+      [id],
+    );
+    const atts = await client.query<{ source_epoch: string; target_epoch: string; signing_root: Buffer | null }>(
+      "SELECT source_epoch::text, target_epoch::text, signing_root FROM signed_attestations a WHERE validator_id = $1 ORDER BY a.target_epoch, a.source_epoch",
+      [id],
+    );
+    const marks = (
+      await client.query<{ block_slot: string | null; source_epoch: string | null; target_epoch: string | null }>(
+        "SELECT block_slot::text, source_epoch::text, target_epoch::text FROM low_watermarks WHERE validator_id = $1",
+        [id],
+      )
+    ).rows[0];
+    const big = (v: string | null | undefined) => (v === null || v === undefined ? null : BigInt(v));
+    out.push({
+      pubkey,
+      blocks: blocks.rows.map((r) => ({ slot: BigInt(r.slot), root: r.signing_root })),
+      attestations: atts.rows.map((r) => ({ source: BigInt(r.source_epoch), target: BigInt(r.target_epoch), root: r.signing_root })),
+      marks: { blockSlot: big(marks?.block_slot), sourceEpoch: big(marks?.source_epoch), targetEpoch: big(marks?.target_epoch) },
+    });
+  }
+  return out;
+}

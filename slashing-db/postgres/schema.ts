@@ -1,0 +1,74 @@
+import type pg from "pg";
+import { SlashingDbUnavailableError } from "../errors.js";
+
+/**
+ * The PostgreSQL schema: the SQLite one (../schema.ts) in PostgreSQL's types, the same invariants in its
+ * keys. Migrations run in order inside one transaction under a transaction-scoped advisory lock, so two
+ * instances starting at once apply each migration exactly once; `vigil_schema.version` counts how many ran.
+ * Never edit a shipped migration: append one.
+ */
+export const PG_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE metadata (
+    key   text PRIMARY KEY,
+    value text NOT NULL
+  );
+  CREATE TABLE validators (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    pubkey           bytea NOT NULL UNIQUE CHECK (length(pubkey) = 48),
+    -- Oldest recorded block slot / attestation source / target: the complete strategy's low watermarks.
+    min_block_slot   bigint,
+    min_source_epoch bigint,
+    min_target_epoch bigint
+  );
+  CREATE TABLE signed_blocks (
+    validator_id bigint NOT NULL REFERENCES validators(id),
+    slot         bigint NOT NULL CHECK (slot >= 0),
+    signing_root bytea CHECK (signing_root IS NULL OR length(signing_root) = 32),
+    PRIMARY KEY (validator_id, slot)
+  );
+  CREATE TABLE signed_attestations (
+    validator_id bigint NOT NULL REFERENCES validators(id),
+    target_epoch bigint NOT NULL CHECK (target_epoch >= 0),
+    source_epoch bigint NOT NULL CHECK (source_epoch >= 0),
+    signing_root bytea CHECK (signing_root IS NULL OR length(signing_root) = 32),
+    PRIMARY KEY (validator_id, target_epoch, source_epoch)
+  );
+  CREATE INDEX inverted_attestations ON signed_attestations (validator_id, source_epoch) WHERE source_epoch > target_epoch;
+  CREATE TABLE low_watermarks (
+    validator_id bigint PRIMARY KEY REFERENCES validators(id),
+    block_slot   bigint,
+    source_epoch bigint,
+    target_epoch bigint
+  );
+  `,
+];
+
+export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;
+
+/** Any constant: the advisory lock every Vigil instance takes around its migrations ("VIGILMIG"). */
+const MIGRATION_LOCK = 0x5649_4749_4c4d_4947n;
+
+/** Creates or upgrades the schema; refuses a schema newer than this Vigil. Idempotent. */
+export async function migrate(client: pg.ClientBase): Promise<number> {
+  await client.query("BEGIN");
+  try {
+    await client.query("SELECT pg_advisory_xact_lock($1::bigint)", [MIGRATION_LOCK.toString()]);
+    await client.query("CREATE TABLE IF NOT EXISTS vigil_schema (only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row), version integer NOT NULL)");
+    const row = (await client.query<{ version: number }>("SELECT version FROM vigil_schema")).rows[0];
+    const version = row?.version ?? 0;
+    if (version > PG_SCHEMA_VERSION) {
+      throw new SlashingDbUnavailableError(
+        "DB_SCHEMA_TOO_NEW",
+        `the PostgreSQL slashing database has schema version ${version}, newer than this Vigil's ${PG_SCHEMA_VERSION}: upgrade Vigil`,
+      );
+    }
+    for (let v = version; v < PG_SCHEMA_VERSION; v++) await client.query(PG_MIGRATIONS[v]!);
+    await client.query("INSERT INTO vigil_schema (version) VALUES ($1) ON CONFLICT (only_row) DO UPDATE SET version = excluded.version", [PG_SCHEMA_VERSION]);
+    await client.query("COMMIT");
+    return PG_SCHEMA_VERSION;
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw err;
+  }
+}

@@ -21,6 +21,7 @@ import { judgeAttestation, judgeBlock, type Verdict } from "./rules.js";
 import { SCHEMA_VERSION } from "./schema.js";
 import { openSqliteFile } from "./sqlite-file.js";
 import type { SlashableCheck } from "./protection.js";
+import { assertOpen, assertUsable } from "./guards.js";
 
 export interface SlashingDbOptions {
   /**
@@ -442,17 +443,11 @@ export class SlashingDb {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new SlashingDbUnavailableError("DB_CLOSED", "the slashing database is closed");
+    assertOpen(this.closed);
   }
 
   private assertUsable(): void {
-    this.assertOpen();
-    if (this.pinnedRoot === null) {
-      throw new SlashingProtectionError(
-        "GENESIS_VALIDATORS_ROOT_UNKNOWN",
-        "the slashing database is not pinned to a network (genesis_validators_root) yet; refusing to sign",
-      );
-    }
+    assertUsable(this.closed, this.pinnedRoot);
   }
 
   private readPinnedRoot(): string | null {

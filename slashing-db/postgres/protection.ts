@@ -15,6 +15,7 @@ import { PgGroupCommitter } from "./group-commit.js";
 import { PgHistory } from "./history.js";
 import { mergeInterchangePg } from "./import.js";
 import { migrate } from "./schema.js";
+import { assertOpen, assertUsable } from "../guards.js";
 
 export interface PostgresProtectionOptions {
   /** Pins the network at open (refused if the database is pinned to another). */
@@ -263,17 +264,11 @@ export class PostgresSlashingProtection implements SlashingProtection {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new SlashingDbUnavailableError("DB_CLOSED", "the slashing database is closed");
+    assertOpen(this.closed);
   }
 
   private assertUsable(): void {
-    this.assertOpen();
-    if (this.pinnedRoot === null) {
-      throw new SlashingProtectionError(
-        "GENESIS_VALIDATORS_ROOT_UNKNOWN",
-        "the slashing database is not pinned to a network (genesis_validators_root) yet; refusing to sign",
-      );
-    }
+    assertUsable(this.closed, this.pinnedRoot);
   }
 }
 

@@ -40,4 +40,10 @@ export const EXIT_CODES = {
   failoverFailed: 21,
   // signer shutdown
   dbNotClosedCleanly: 30, // stopped on request, but the slashing database reported errors while closing
+  // slashing database server (PostgreSQL) at start-up or in a command
+  dbUnreachable: 40, // no connection: host unknown, refused, timed out, TLS failed
+  dbAuthFailed: 41, // the server refused the role or its password
+  dbNetworkMismatch: 42, // the database is pinned to another network's genesis_validators_root
+  dbSchemaTooNew: 43, // the database was migrated by a newer Vigil
+  dbNotDurable: 44, // the server would acknowledge commits before they are on disk (synchronous_commit off/local)
 } as const;

@@ -12,3 +12,4 @@ export type { Interchange, InterchangeRecord } from "./interchange/export.js";
 export type { PruneOptions, PruneSummary } from "./prune.js";
 export { PostgresSlashingProtection, type PostgresProtectionOptions, type CheckWithAnyRoot } from "./postgres/protection.js";
 export type { PostgresConnection } from "./postgres/config.js";
+export type { SlashingDbLocation } from "./location.js";

@@ -29,6 +29,10 @@ export interface TestPostgres {
   createDatabase(): Promise<string>;
   /** A superuser connection to one database (for setting up roles, reading raw rows). */
   connect(url?: string): Promise<pg.Client>;
+  /** Kills the server as a crash would (`pg_ctl stop -m immediate`: no checkpoint; the next start replays the WAL). */
+  stopImmediate(): Promise<void>;
+  /** Starts it again on the same data directory and port (after stopImmediate). */
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -93,7 +97,8 @@ export async function startPostgres(): Promise<TestPostgres> {
   await as(path.join(bin, "initdb"), ["-D", data, "-U", ROLE, `--pwfile=${passwordFile}`, "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C"]);
   const port = await freePort();
   const opts = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=on -c synchronous_commit=on -c max_connections=200`;
-  await as(path.join(bin, "pg_ctl"), ["start", "-D", data, "-w", "-t", "30", "-l", path.join(dir, "server.log"), "-o", opts]);
+  const pgStart = () => as(path.join(bin, "pg_ctl"), ["start", "-D", data, "-w", "-t", "30", "-l", path.join(dir, "server.log"), "-o", opts]);
+  await pgStart();
 
   const url = `postgres://${ROLE}@127.0.0.1:${port}/postgres`;
   let stopped = false;
@@ -116,6 +121,12 @@ export async function startPostgres(): Promise<TestPostgres> {
         await admin.end();
       }
       return `postgres://${ROLE}@127.0.0.1:${port}/${name}`;
+    },
+    async stopImmediate() {
+      await as(path.join(bin, "pg_ctl"), ["stop", "-D", data, "-m", "immediate", "-w"]);
+    },
+    async start() {
+      await pgStart();
     },
     async stop() {
       if (stopped) return;

@@ -87,6 +87,9 @@ export class PostgresSlashingProtection implements SlashingProtection {
     const pool = new pg.Pool(toPoolConfig(conn));
     // An idle connection's error (server restart) surfaces on the next query; it must not crash the process.
     pool.on("error", () => undefined);
+    // Nor may a checked-out one's (the server crashes mid-batch): pg emits it on the client, with no listener of
+    // its own, besides failing the query in flight; the batch then fails closed and discards the client.
+    pool.on("connect", (client) => client.on("error", () => undefined));
     let protection: PostgresSlashingProtection | undefined;
     try {
       const client = await pool.connect().catch((err: unknown) => {

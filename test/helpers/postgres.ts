@@ -132,7 +132,8 @@ export async function startPostgres(): Promise<TestPostgres> {
       if (stopped) return;
       stopped = true;
       try {
-        await as(path.join(bin, "pg_ctl"), ["stop", "-D", data, "-m", "fast", "-w"]);
+        // Not running (a test stopped it with stopImmediate and failed before start()): nothing to stop.
+        if (fs.existsSync(path.join(data, "postmaster.pid"))) await as(path.join(bin, "pg_ctl"), ["stop", "-D", data, "-m", "fast", "-w"]);
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }

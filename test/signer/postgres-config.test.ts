@@ -189,3 +189,33 @@ describe("a signer refuses a bad PostgreSQL database at start, writing nothing",
     }
   });
 });
+
+describe("roles", () => {
+  it("a runtime role with only the grants signer/docs/postgres.md lists opens a migrated database; without them: exit 41", async () => {
+    const url = await server.createDatabase();
+    await (await PostgresSlashingProtection.open({ url, passwordFile: server.passwordFile }, { genesisValidatorsRoot: GVR })).close();
+    const admin = await server.connect(url);
+    const db = new URL(url).pathname.slice(1);
+    await admin.query("CREATE ROLE runtime LOGIN PASSWORD 'runtime-password'");
+    await admin.query("REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    await admin.query(`GRANT CONNECT ON DATABASE ${db} TO runtime`);
+    await admin.query("GRANT USAGE ON SCHEMA public TO runtime");
+    const runtimePassword = path.join(work, "runtime.password");
+    fs.writeFileSync(runtimePassword, "runtime-password", { mode: 0o600 });
+    const conn = { url: url.replace("postgres://vigil@", "postgres://runtime@"), passwordFile: runtimePassword };
+    await expect(PostgresSlashingProtection.open(conn, { genesisValidatorsRoot: GVR })).rejects.toMatchObject({
+      failure: "AUTH_FAILED",
+      exitCode: EXIT_CODES.dbAuthFailed,
+    });
+    await admin.query("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO runtime");
+    await admin.end();
+    const p = await PostgresSlashingProtection.open(conn, { genesisValidatorsRoot: GVR });
+    try {
+      const check = { kind: "block", pubkey: Buffer.from(interopPubkey(0).slice(2), "hex"), slot: 9n, signingRoot: Buffer.alloc(32, 2) } as const;
+      expect(await p.checkAndRecord(check)).toBe("recorded");
+      expect(await p.health()).toEqual({ up: true });
+    } finally {
+      await p.close();
+    }
+  });
+});

@@ -20,7 +20,8 @@ import { DataDirLock } from "./data-dir-lock.js";
 import { ClientRegistry } from "./auth.js";
 import type { ListenAddress, SignerConfig } from "./config.js";
 import type { SignerContext } from "./context.js";
-import { FencingStore } from "./fencing-store.js";
+import type { ClientFencing } from "./fencing/client-fencing.js";
+import { SqliteClientFencing } from "./fencing/sqlite.js";
 import { KeyManager } from "./key-manager.js";
 import { SignerMetrics } from "./metrics.js";
 import { SigningService } from "./signing-service.js";
@@ -86,7 +87,7 @@ interface LiveRefs {
   service?: SigningService;
   pool?: BlsPool;
   slashing?: ThreadedSlashingProtection;
-  fencing?: FencingStore;
+  fencing?: ClientFencing;
   clients?: ClientRegistry;
   healthCtx?: SignerContext;
 }
@@ -94,7 +95,7 @@ interface LiveRefs {
 /** The signer's own state on disk and what identifies its callers. */
 interface OpenedState {
   slashing: ThreadedSlashingProtection;
-  fencing: FencingStore;
+  fencing: ClientFencing;
   audit: AuditLog;
   clients: ClientRegistry;
   adminToken: TokenDigest | undefined;
@@ -267,7 +268,7 @@ async function openState(
   live.slashing = slashing;
   cleanups.push(() => slashing.close().then(() => undefined));
 
-  const openedFencing = FencingStore.open(
+  const openedFencing = SqliteClientFencing.open(
     path.join(config.dataDir, "signer-state.sqlite"),
     new Map((config.clients ?? []).map((c) => [c.id, c.initiallyEnabled])),
   );
@@ -417,7 +418,7 @@ async function closeSigner(s: {
   await keys.pool.close();
   // Commits anything still queued; each connection reports whether it closed cleanly.
   const dbProblems = await state.slashing.close();
-  state.fencing.close();
+  await state.fencing.close();
   await state.audit.close();
   await keys.keyStore.close();
   lock.release();

@@ -20,14 +20,14 @@ import {
 import type { AuditLog } from "../audit-log.js";
 import type { ClientRegistry, ClientState } from "../auth.js";
 import { throttledBody, type AuthFailureGuard } from "../auth-failures.js";
-import type { FencingStore } from "../fencing-store.js";
+import type { ClientFencing } from "../fencing/client-fencing.js";
 import { bearerToken, digestToken, sameToken, type TokenDigest } from "../tokens.js";
 
 /** What the admin API reads and changes. */
 export interface AdminRouteDeps {
   /** The admin API's token; undefined when the API is off. */
   adminToken?: TokenDigest;
-  fencing: FencingStore;
+  fencing: ClientFencing;
   clients: ClientRegistry;
   audit: AuditLog;
   authFailures: AuthFailureGuard;
@@ -112,7 +112,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminRouteDeps): 
         }
         const client = ctx.clients.get(request.params.id);
         if (!client) return fail(reply, 404, "UNKNOWN_CLIENT", `no client ${request.params.id}`);
-        const result = ctx.fencing.apply(client.id, action === "enable", generation, decision);
+        const result = await ctx.fencing.apply(client.id, action === "enable", generation, decision);
         if (!result.ok) {
           const message =
             result.reason === "STALE"

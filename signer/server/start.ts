@@ -21,7 +21,7 @@ import { ClientRegistry } from "./auth.js";
 import type { ListenAddress, SignerConfig } from "./config.js";
 import type { SignerContext } from "./context.js";
 import type { ClientFencing } from "./fencing/client-fencing.js";
-import { SqliteClientFencing } from "./fencing/sqlite.js";
+import { openClientFencing } from "./fencing/open.js";
 import { KeyManager } from "./key-manager.js";
 import { SignerMetrics } from "./metrics.js";
 import { SigningService } from "./signing-service.js";
@@ -268,10 +268,8 @@ async function openState(
   const slashing = opened ?? (await openSlashing(config, logger, (s) => metrics.commit(s), cleanups, status));
   live.slashing = slashing;
 
-  const openedFencing = SqliteClientFencing.open(
-    path.join(config.dataDir, "signer-state.sqlite"),
-    new Map((config.clients ?? []).map((c) => [c.id, c.initiallyEnabled])),
-  );
+  // With PostgreSQL, in the same database: a fence written through any instance holds at all of them.
+  const openedFencing = await openClientFencing(config.slashingDb, config.dataDir, config.clients, (message) => logger.warn(message));
   live.fencing = openedFencing;
   cleanups.push(() => openedFencing.close());
   const audit = AuditLog.open(path.join(config.dataDir, "audit"));

@@ -163,6 +163,7 @@ export type DbFailureCause =
   | "CLOSED"
   | "WORKER_STOPPED" // the signer's slashing-protection thread is gone
   | "UNREACHABLE" // the database server cannot be reached or dropped the connection (PostgreSQL)
+  | "AUTH_FAILED" // the database server refused the role or its password (PostgreSQL)
   | "UNKNOWN";
 
 /** Classifies a SQLite (better-sqlite3) or file-system error. */

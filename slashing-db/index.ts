@@ -13,3 +13,7 @@ export type { PruneOptions, PruneSummary } from "./prune.js";
 export { PostgresSlashingProtection, type PostgresProtectionOptions, type CheckWithAnyRoot } from "./postgres/protection.js";
 export type { PostgresConnection } from "./postgres/config.js";
 export type { SlashingDbLocation } from "./location.js";
+export type { SlashingDbAdmin, SlashingDbAdminStats } from "./admin.js";
+export { openSlashingDbAdmin } from "./admin-open.js";
+export { migratePg } from "./postgres/admin.js";
+export { copyHistory, type CopyResult } from "./copy.js";

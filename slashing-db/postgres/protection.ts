@@ -345,7 +345,7 @@ async function readPin(db: pg.Pool | pg.ClientBase): Promise<string | null> {
   return row ? normalizeHex(row.value) : null;
 }
 
-async function loadHistories(client: pg.ClientBase, pubkeys?: Buffer[]): Promise<ValidatorHistory[]> {
+export async function loadHistories(client: pg.ClientBase, pubkeys?: Buffer[]): Promise<ValidatorHistory[]> {
   const validators: { id: string | null; pubkey: Buffer }[] = pubkeys
     ? await Promise.all(
         pubkeys.map(async (pubkey) => ({

@@ -87,8 +87,8 @@ export class PostgresAdmin implements SlashingDbAdmin {
     };
   }
 
-  readHistories(): Promise<ValidatorHistory[]> {
-    return this.transaction("reading the history failed", (client) => loadHistories(client), "ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+  readHistories(pubkeys?: Buffer[]): Promise<ValidatorHistory[]> {
+    return this.transaction("reading the history failed", (client) => loadHistories(client, pubkeys), "ISOLATION LEVEL REPEATABLE READ, READ ONLY");
   }
 
   async writeHistories(genesisValidatorsRoot: string, histories: ValidatorHistory[]): Promise<ImportSummary> {
@@ -144,8 +144,10 @@ export async function migratePg(conn: PostgresConnection): Promise<{ before: num
   client.on("error", () => undefined);
   await client.connect().catch((err: unknown) => Promise.reject(connectFailed(err)));
   try {
-    const before = (await hasVigilSchema(client)) ? ((await client.query<{ version: number }>("SELECT version FROM vigil_schema")).rows[0]?.version ?? 0) : 0;
-    const after = await migrate(client);
+    let before = 0;
+    const after = await migrate(client, (version) => {
+      before = version;
+    });
     return { before, after };
   } catch (err) {
     throw wrapped(err, "migrating the schema failed");

@@ -32,10 +32,10 @@ export interface SlashingDbAdmin {
   prune(opts: PruneOptions): Promise<PruneSummary>;
   stats(): Promise<SlashingDbAdminStats>;
   /**
-   * Every record and explicit watermark as stored, in one consistent snapshot. Unlike an export, nothing is
+   * Every record and explicit watermark as stored (of all validators, or of those given), in one consistent snapshot. Unlike an export, nothing is
    * folded into a synthetic watermark record: this is what `copy` moves.
    */
-  readHistories(): Promise<ValidatorHistory[]>;
+  readHistories(pubkeys?: Buffer[]): Promise<ValidatorHistory[]>;
   /**
    * Merges histories (as readHistories returns them) in one transaction: pins an unpinned database to
    * `genesisValidatorsRoot` (refuses another network), merges every record as an interchange import would, and

@@ -49,10 +49,10 @@ export class SqliteAdmin implements SlashingDbAdmin {
     return { backend: "sqlite", ...this.db.stats() };
   }
 
-  async readHistories(): Promise<ValidatorHistory[]> {
+  async readHistories(pubkeys?: Buffer[]): Promise<ValidatorHistory[]> {
     const raw = openSqliteFile(this.db.path);
     try {
-      return raw.transaction(() => loadHistories(raw)).deferred();
+      return raw.transaction(() => loadHistories(raw, pubkeys)).deferred();
     } finally {
       raw.close();
     }

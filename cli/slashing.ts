@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import { EXIT_CODES, writeFilePrivateAtomic } from "../common/index.js";
 import { positiveInt } from "./options.js";
 import { action } from "./run.js";
@@ -19,7 +19,7 @@ accepted on the command line or in the URL. Exit codes: 40 server unreachable, 4
 /** `vigil slashing …`: operator commands for the slashing-protection database. */
 export function slashingCommand(): Command {
   const cmd = new Command("slashing")
-    .description("slashing-protection database (EIP-3076): import, export, prune, stats, migrate, copy")
+    .description("slashing-protection database (EIP-3076): import, export, prune, stats, raise-watermarks, migrate, copy")
     .addHelpText("after", WHERE_HELP);
 
   dbOptions(
@@ -101,6 +101,22 @@ export function slashingCommand(): Command {
       }),
     );
 
+  dbOptions(
+    cmd.command("raise-watermarks").description("refuse, from now on, every block at or below a slot and every attestation below / at or below an epoch"),
+  )
+    .option("--slot <n>", "no block at or below this slot is signed", uint64)
+    .option("--epoch <n>", "no attestation with source below or target at or below this epoch is signed", uint64)
+    .option("--pubkey <pubkey>", "only this key (repeatable; default: every key the database knows)", collect, [] as string[])
+    .action(
+      action(async (opts: DbFlags & { slot?: bigint; epoch?: bigint; pubkey: string[] }) => {
+        if (opts.slot === undefined && opts.epoch === undefined) throw new CliError("USAGE", "give --slot, --epoch or both", EXIT_CODES.usage);
+        await withAdmin(dbLocation(opts), opts.pubkey.length === 0, async (db) => {
+          const n = await db.raiseWatermarks({ pubkeys: opts.pubkey.length ? opts.pubkey : undefined, slot: opts.slot, epoch: opts.epoch });
+          console.log(`raised the low watermarks of ${n} validator(s) (never lowered)`);
+        });
+      }),
+    );
+
   cmd
     .command("migrate")
     .description("create or upgrade the PostgreSQL schema, then exit (idempotent; safe when run twice at once)")
@@ -173,6 +189,11 @@ function readInput(file: string): string {
       EXIT_CODES.notFound,
     );
   }
+}
+
+function uint64(value: string): bigint {
+  if (!/^\d{1,20}$/.test(value) || BigInt(value) > 2n ** 63n - 1n) throw new InvalidArgumentError("expected a slot or epoch (a whole number)");
+  return BigInt(value);
 }
 
 function collect(value: string, previous: string[]): string[] {

@@ -32,6 +32,12 @@ export interface SlashingDbAdmin {
   prune(opts: PruneOptions): Promise<PruneSummary>;
   stats(): Promise<SlashingDbAdminStats>;
   /**
+   * Raises (never lowers) the low watermarks of the given validators, or of every known one: afterwards no block
+   * at or below `slot`, and no attestation with source below or target at or below `epoch`, is signed. Returns
+   * how many validators. For a stack taking over without the full history of the one before it.
+   */
+  raiseWatermarks(opts: { pubkeys?: string[]; slot?: bigint; epoch?: bigint }): Promise<number>;
+  /**
    * Every record and explicit watermark as stored (of all validators, or of those given), in one consistent snapshot. Unlike an export, nothing is
    * folded into a synthetic watermark record: this is what `copy` moves.
    */

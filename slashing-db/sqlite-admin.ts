@@ -49,6 +49,10 @@ export class SqliteAdmin implements SlashingDbAdmin {
     return { backend: "sqlite", ...this.db.stats() };
   }
 
+  async raiseWatermarks(opts: { pubkeys?: string[]; slot?: bigint; epoch?: bigint }): Promise<number> {
+    return this.db.raiseLowWatermarks(opts);
+  }
+
   async readHistories(pubkeys?: Buffer[]): Promise<ValidatorHistory[]> {
     const raw = openSqliteFile(this.db.path);
     try {

@@ -87,6 +87,18 @@ export class PostgresAdmin implements SlashingDbAdmin {
     };
   }
 
+  async raiseWatermarks(opts: { pubkeys?: string[]; slot?: bigint; epoch?: bigint }): Promise<number> {
+    // "Every known validator", as on SQLite: those registered now (a signer registering one meanwhile gets none).
+    let pubkeys = opts.pubkeys;
+    if (pubkeys === undefined) {
+      const rows = await this.pool
+        .query<{ pubkey: Buffer }>("SELECT pubkey FROM validators ORDER BY pubkey")
+        .catch((err: unknown) => Promise.reject(wrapped(err, "raising the watermarks failed")));
+      pubkeys = rows.rows.map((row) => `0x${row.pubkey.toString("hex")}`);
+    }
+    return this.protection.raiseLowWatermarks({ pubkeys, slot: opts.slot, epoch: opts.epoch });
+  }
+
   readHistories(pubkeys?: Buffer[]): Promise<ValidatorHistory[]> {
     return this.transaction("reading the history failed", (client) => loadHistories(client, pubkeys), "ISOLATION LEVEL REPEATABLE READ, READ ONLY");
   }

@@ -91,6 +91,25 @@ for (const backend of backends) {
       }
     });
 
+    it("raise-watermarks: every known validator, or those given; never lowers", async () => {
+      const h = await backend.open(GVR);
+      const admin = await h.admin();
+      try {
+        await record(h);
+        expect(await h.allowsBlock(PK2, 102, OTHER_ROOT)).toBe(true);
+        expect(await admin.raiseWatermarks({ slot: 102n, epoch: 21n })).toBe(3);
+        expect(await h.allowsBlock(PK2, 102, OTHER_ROOT)).toBe(false);
+        expect(await h.allowsAtt(PK1, 20, 21, OTHER_ROOT)).toBe(false);
+        expect(await h.allowsBlock(PK1, 103, OTHER_ROOT)).toBe(true);
+        expect(await admin.raiseWatermarks({ pubkeys: [PK1], slot: 5n, epoch: 2n })).toBe(1);
+        const marks = new Map((await admin.readHistories()).map((v) => [`0x${v.pubkey.toString("hex")}`, v.marks]));
+        expect(marks.get(PK1)).toEqual({ blockSlot: 102n, sourceEpoch: 21n, targetEpoch: 21n });
+      } finally {
+        await admin.close();
+        await h.close();
+      }
+    });
+
     it("prune while checks are being recorded: every check answers, nothing recorded is lost", async () => {
       const h = await backend.open(GVR);
       const admin = await h.admin();

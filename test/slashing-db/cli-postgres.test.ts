@@ -76,6 +76,10 @@ describe("vigil slashing on PostgreSQL", () => {
     expect(exported.code).toBe(0);
     expect(asSets(exported.stdout)).toEqual(asSets(JSON.stringify(history)));
 
+    const raised = vigil(["slashing", "raise-watermarks", "--slot", "30", "--epoch", "5", ...pg(url)]);
+    expect(raised.stdout).toMatch(/raised the low watermarks of 2 validator\(s\)/);
+    expect(vigil(["slashing", "raise-watermarks", ...pg(url)]).code).toBe(2);
+
     const pruned = vigil(["slashing", "prune", "--keep-epochs", "1", "--slots-per-epoch", "4", ...pg(url)]);
     expect(pruned.code).toBe(0);
     expect(pruned.stdout).toMatch(/^pruned 1 validator\(s\): 1 block\(s\), 0 attestation\(s\) deleted; database \d+ -> \d+ bytes/);

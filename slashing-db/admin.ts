@@ -42,12 +42,15 @@ export interface SlashingDbAdmin {
    * folded into a synthetic watermark record: this is what `copy` moves.
    */
   readHistories(pubkeys?: Buffer[]): Promise<ValidatorHistory[]>;
+  /** Every validator's pubkey, sorted (Buffer.compare, i.e. PostgreSQL's bytea order). */
+  listPubkeys(): Promise<Buffer[]>;
   /**
-   * Merges histories (as readHistories returns them) in one transaction: pins an unpinned database to
-   * `genesisValidatorsRoot` (refuses another network), merges every record as an interchange import would, and
-   * raises each validator's explicit watermarks to the given ones. All of it, or nothing.
+   * Merges histories (as readHistories returns them, a chunk at a time so a long history never sits in memory
+   * whole) in one transaction: pins an unpinned database to `genesisValidatorsRoot` (refuses another network),
+   * merges every record as an interchange import would, and raises each validator's explicit watermarks to the
+   * given ones. All of it, or nothing. Chunks in pubkey order keep PostgreSQL's row locks in pubkey order.
    */
-  writeHistories(genesisValidatorsRoot: string, histories: ValidatorHistory[]): Promise<ImportSummary>;
+  writeHistories(genesisValidatorsRoot: string, chunks: AsyncIterable<ValidatorHistory[]>): Promise<ImportSummary>;
   close(): Promise<void>;
 }
 
@@ -66,4 +69,12 @@ export function historiesAsInterchange(genesisValidatorsRoot: Buffer, histories:
 /** Whether a validator has any explicit low watermark (only those get a watermarks row). */
 export function hasMarks(h: ValidatorHistory): boolean {
   return h.marks.blockSlot !== null || h.marks.sourceEpoch !== null || h.marks.targetEpoch !== null;
+}
+
+/** Adds one summary into another (chunked writes). */
+export function addSummary(total: ImportSummary, part: ImportSummary): void {
+  total.validators += part.validators;
+  total.blocksAdded += part.blocksAdded;
+  total.attestationsAdded += part.attestationsAdded;
+  total.conflictsMadeUnknown += part.conflictsMadeUnknown;
 }

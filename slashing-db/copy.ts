@@ -1,5 +1,5 @@
 import { EXIT_CODES } from "../common/index.js";
-import type { SlashingDbAdmin } from "./admin.js";
+import { hasMarks, type SlashingDbAdmin } from "./admin.js";
 import { SlashingDbError } from "./errors.js";
 import type { Interchange, ValidatorHistory } from "./interchange/export.js";
 
@@ -18,8 +18,8 @@ export interface CopyResult {
 /**
  * Moves a whole history from one slashing database to another, whatever their backends: every record and every
  * explicit watermark (read raw, not through an export, which folds old records into a synthetic watermark),
- * written in one transaction. Refuses a destination pinned to another network (exit 42). Then verifies: an empty
- * destination must export exactly what the source exports (order aside: SQLite lists validators by insertion,
+ * written in one transaction, read and written a chunk of validators at a time. Refuses a destination pinned to
+ * another network (exit 42). Then verifies, chunk by chunk: an empty destination must export exactly what the source exports (order aside: SQLite lists validators by insertion,
  * PostgreSQL by pubkey); a non-empty one (a merge) must hold every source record, with the same root or with its
  * root made unknown by a clash, and watermarks at least as high.
  */
@@ -36,36 +36,48 @@ export async function copyHistory(from: SlashingDbAdmin, to: SlashingDbAdmin): P
     );
   }
   const destinationWasEmpty = (await to.stats()).validators === 0;
-  const histories = await from.readHistories();
-  await to.writeHistories(root, histories);
-
-  // Verified a chunk of validators at a time: the source's history is already in memory, and holding both
-  // databases' exports whole as well would triple that (a million records is gigabytes of objects).
-  const differences: string[] = [];
-  for (let i = 0; i < histories.length; i += VERIFY_CHUNK) {
-    const chunk = histories.slice(i, i + VERIFY_CHUNK);
-    const keys = chunk.map((h) => h.pubkey);
-    differences.push(...missingFrom(chunk, await to.readHistories(keys)));
-    if (destinationWasEmpty) {
-      const pubkeys = keys.map((k) => `0x${k.toString("hex")}`);
-      differences.push(...compareExports(await from.exportInterchange({ pubkeys }), await to.exportInterchange({ pubkeys })));
+  const pubkeys = await from.listPubkeys();
+  const copied = { blocks: 0, attestations: 0, watermarks: 0 };
+  // A chunk of validators at a time, in pubkey order: a long history never sits in memory whole.
+  async function* chunks(): AsyncGenerator<ValidatorHistory[]> {
+    for (let i = 0; i < pubkeys.length; i += CHUNK) {
+      const histories = await from.readHistories(pubkeys.slice(i, i + CHUNK));
+      for (const h of histories) {
+        copied.blocks += h.blocks.length;
+        copied.attestations += h.attestations.length;
+        if (hasMarks(h)) copied.watermarks++;
+      }
+      yield histories;
     }
   }
-  if (destinationWasEmpty && (await to.stats()).validators !== histories.length) {
-    differences.push(`the destination holds ${(await to.stats()).validators} validator(s), the source ${histories.length}`);
+  await to.writeHistories(root, chunks());
+
+  const differences: string[] = [];
+  for (let i = 0; i < pubkeys.length; i += CHUNK) {
+    const keys = pubkeys.slice(i, i + CHUNK);
+    differences.push(...missingFrom(await from.readHistories(keys), await to.readHistories(keys)));
+    if (destinationWasEmpty) {
+      const hexKeys = keys.map((k) => `0x${k.toString("hex")}`);
+      differences.push(...compareExports(await from.exportInterchange({ pubkeys: hexKeys }), await to.exportInterchange({ pubkeys: hexKeys })));
+    }
   }
+  // Each chunk is read in its own snapshot: a validator added meanwhile (a signer left running) is not copied.
+  const now = (await from.listPubkeys()).length;
+  if (now !== pubkeys.length)
+    differences.push(`the source changed during the copy (${pubkeys.length} validator(s) when it began, ${now} now): stop every signer on it`);
+  const destinationNow = (await to.stats()).validators;
+  if (destinationWasEmpty && destinationNow !== pubkeys.length)
+    differences.push(`the destination holds ${destinationNow} validator(s), the source ${pubkeys.length}`);
   return {
-    validators: histories.length,
-    blocks: histories.reduce((n, h) => n + h.blocks.length, 0),
-    attestations: histories.reduce((n, h) => n + h.attestations.length, 0),
-    watermarks: histories.filter((h) => h.marks.blockSlot !== null || h.marks.sourceEpoch !== null || h.marks.targetEpoch !== null).length,
+    validators: pubkeys.length,
+    ...copied,
     destinationWasEmpty,
     differences,
   };
 }
 
-/** Validators verified per round (exports of both sides held at once). */
-const VERIFY_CHUNK = 256;
+/** Validators read, written and verified per round. */
+const CHUNK = 64;
 
 const hex = (b: Buffer | null) => (b ? b.toString("hex") : "unknown");
 

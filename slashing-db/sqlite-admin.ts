@@ -1,6 +1,7 @@
 import fs from "node:fs";
+import type Database from "better-sqlite3";
 import { EXIT_CODES, bytesToHex, hexToBytes, normalizeHex } from "../common/index.js";
-import { hasMarks, historiesAsInterchange, type SlashingDbAdmin, type SlashingDbAdminStats } from "./admin.js";
+import { addSummary, hasMarks, historiesAsInterchange, type SlashingDbAdmin, type SlashingDbAdminStats } from "./admin.js";
 import { openSlashingDb, type SlashingDb } from "./database.js";
 import { InterchangeError, SlashingDbError } from "./errors.js";
 import { HistoryQueries } from "./history.js";
@@ -15,7 +16,15 @@ const GVR_KEY = "genesis_validators_root";
 export class SqliteAdmin implements SlashingDbAdmin {
   readonly backend = "sqlite";
 
+  /** The second connection (raw history reads and writes), opened on first use. */
+  private rawConnection: Database.Database | undefined;
+
   private constructor(private readonly db: SlashingDb) {}
+
+  private raw(): Database.Database {
+    this.rawConnection ??= openSqliteFile(this.db.path);
+    return this.rawConnection;
+  }
 
   /** mustExist: refuse (DB_NOT_FOUND, exit 5) rather than create a missing file. */
   static open(path: string, opts: { mustExist: boolean }): SqliteAdmin {
@@ -54,44 +63,48 @@ export class SqliteAdmin implements SlashingDbAdmin {
   }
 
   async readHistories(pubkeys?: Buffer[]): Promise<ValidatorHistory[]> {
-    const raw = openSqliteFile(this.db.path);
-    try {
-      return raw.transaction(() => loadHistories(raw, pubkeys)).deferred();
-    } finally {
-      raw.close();
-    }
+    const raw = this.raw();
+    return raw.transaction(() => loadHistories(raw, pubkeys)).deferred();
   }
 
-  async writeHistories(genesisValidatorsRoot: string, histories: ValidatorHistory[]): Promise<ImportSummary> {
+  async listPubkeys(): Promise<Buffer[]> {
+    return this.raw()
+      .prepare<[], { pubkey: Buffer }>("SELECT pubkey FROM validators")
+      .all()
+      .map((r) => r.pubkey)
+      .sort(Buffer.compare);
+  }
+
+  async writeHistories(genesisValidatorsRoot: string, chunks: AsyncIterable<ValidatorHistory[]>): Promise<ImportSummary> {
     const root = normalizeHex(genesisValidatorsRoot);
-    const raw = openSqliteFile(this.db.path);
+    const raw = this.raw();
+    const summary: ImportSummary = { validators: 0, blocksAdded: 0, attestationsAdded: 0, conflictsMadeUnknown: 0 };
+    const history = new HistoryQueries(raw);
+    // Opened by hand, not with db.transaction(): the chunks arrive asynchronously. This connection is the
+    // command's own, so nothing else runs inside the transaction meanwhile.
+    raw.exec("BEGIN IMMEDIATE");
     try {
-      const history = new HistoryQueries(raw);
-      const summary = raw
-        .transaction(() => {
-          const stored = raw.prepare<[string], { value: string }>("SELECT value FROM metadata WHERE key = ?").get(GVR_KEY);
-          if (!stored) raw.prepare("INSERT INTO metadata (key, value) VALUES (?, ?)").run(GVR_KEY, root);
-          else if (normalizeHex(stored.value) !== root) {
-            throw new InterchangeError(
-              "GENESIS_VALIDATORS_ROOT_MISMATCH",
-              "",
-              `this database belongs to the network ${normalizeHex(stored.value)}, not ${root}`,
-            );
-          }
-          const merged = mergeInterchange(history, historiesAsInterchange(Buffer.from(hexToBytes(root)), histories));
-          for (const h of histories) if (hasMarks(h)) history.raiseWatermarks(history.findValidator(h.pubkey)!, h.marks);
-          return merged;
-        })
-        .immediate();
-      // SlashingDb caches the pin it read at open.
-      this.db.pinGenesisValidatorsRoot(bytesToHex(hexToBytes(root)));
-      return summary;
-    } finally {
-      raw.close();
+      const stored = raw.prepare<[string], { value: string }>("SELECT value FROM metadata WHERE key = ?").get(GVR_KEY);
+      if (!stored) raw.prepare("INSERT INTO metadata (key, value) VALUES (?, ?)").run(GVR_KEY, root);
+      else if (normalizeHex(stored.value) !== root) {
+        throw new InterchangeError("GENESIS_VALIDATORS_ROOT_MISMATCH", "", `this database belongs to the network ${normalizeHex(stored.value)}, not ${root}`);
+      }
+      for await (const histories of chunks) {
+        addSummary(summary, mergeInterchange(history, historiesAsInterchange(Buffer.from(hexToBytes(root)), histories)));
+        for (const h of histories) if (hasMarks(h)) history.raiseWatermarks(history.findValidator(h.pubkey)!, h.marks);
+      }
+      raw.exec("COMMIT");
+    } catch (err) {
+      if (raw.inTransaction) raw.exec("ROLLBACK");
+      throw err;
     }
+    // SlashingDb caches the pin it read at open.
+    this.db.pinGenesisValidatorsRoot(bytesToHex(hexToBytes(root)));
+    return summary;
   }
 
   async close(): Promise<void> {
+    this.rawConnection?.close();
     this.db.close();
   }
 }

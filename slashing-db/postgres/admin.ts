@@ -1,6 +1,6 @@
 import pg from "pg";
 import { EXIT_CODES, hexToBytes, normalizeHex } from "../../common/index.js";
-import { hasMarks, historiesAsInterchange, type SlashingDbAdmin, type SlashingDbAdminStats } from "../admin.js";
+import { addSummary, hasMarks, historiesAsInterchange, type SlashingDbAdmin, type SlashingDbAdminStats } from "../admin.js";
 import { InterchangeError, SlashingDbError, SlashingDbUnavailableError } from "../errors.js";
 import type { Interchange, ValidatorHistory } from "../interchange/export.js";
 import type { ImportSummary } from "../interchange/import.js";
@@ -103,20 +103,34 @@ export class PostgresAdmin implements SlashingDbAdmin {
     return this.transaction("reading the history failed", (client) => loadHistories(client, pubkeys), "ISOLATION LEVEL REPEATABLE READ, READ ONLY");
   }
 
-  async writeHistories(genesisValidatorsRoot: string, histories: ValidatorHistory[]): Promise<ImportSummary> {
+  async listPubkeys(): Promise<Buffer[]> {
+    const rows = await this.pool
+      .query<{ pubkey: Buffer }>("SELECT pubkey FROM validators ORDER BY pubkey")
+      .catch((err: unknown) => Promise.reject(wrapped(err, "listing the validators failed")));
+    return rows.rows.map((r) => r.pubkey);
+  }
+
+  async writeHistories(genesisValidatorsRoot: string, chunks: AsyncIterable<ValidatorHistory[]>): Promise<ImportSummary> {
     const root = normalizeHex(genesisValidatorsRoot);
     const summary = await this.transaction("writing the history failed", async (client) => {
       await client.query("INSERT INTO metadata (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", [GVR_KEY, root]);
       const stored = normalizeHex((await client.query<{ value: string }>("SELECT value FROM metadata WHERE key = $1", [GVR_KEY])).rows[0]!.value);
       if (stored !== root) throw new InterchangeError("GENESIS_VALIDATORS_ROOT_MISMATCH", "", `this database belongs to the network ${stored}, not ${root}`);
       const history = new PgHistory(client);
-      const ids = await history.lockValidators(histories.map((h) => h.pubkey));
       // Into a database without history nothing can clash: bulk inserts instead of two round trips per record.
-      const merged = (await holdsNoHistory(client))
-        ? await bulkInsertHistories(client, ids, histories)
-        : await mergeInterchangePg(history, ids, historiesAsInterchange(Buffer.from(hexToBytes(root)), histories));
-      for (const h of histories) if (hasMarks(h)) await history.raiseWatermarks(ids.get(h.pubkey.toString("hex"))!, h.marks);
-      return merged;
+      const empty = await holdsNoHistory(client);
+      const total: ImportSummary = { validators: 0, blocksAdded: 0, attestationsAdded: 0, conflictsMadeUnknown: 0 };
+      for await (const histories of chunks) {
+        const ids = await history.lockValidators(histories.map((h) => h.pubkey));
+        addSummary(
+          total,
+          empty
+            ? await bulkInsertHistories(client, ids, histories)
+            : await mergeInterchangePg(history, ids, historiesAsInterchange(Buffer.from(hexToBytes(root)), histories)),
+        );
+        for (const h of histories) if (hasMarks(h)) await history.raiseWatermarks(ids.get(h.pubkey.toString("hex"))!, h.marks);
+      }
+      return total;
     });
     // The protection caches the pin it read at open; pinning the same root again is a no-op that refreshes it.
     await this.protection.pin(hexToBytes(root));

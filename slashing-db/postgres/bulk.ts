@@ -15,9 +15,9 @@ export async function holdsNoHistory(client: pg.ClientBase): Promise<boolean> {
 
 /**
  * Inserts whole histories into a database that holds none, in bulk (unnest, ROWS_PER_INSERT at a time), then sets
- * each validator's lower bounds from what was inserted. What mergeInterchangePg would do record by record, two
+ * these validators' lower bounds from what was inserted. What mergeInterchangePg would do record by record, two
  * round trips each, for the one case where nothing can clash. The caller holds the transaction and the row locks
- * (`ids`: hex pubkey -> row id) and has checked holdsNoHistory inside that transaction.
+ * (`ids`: hex pubkey -> row id) and has checked holdsNoHistory inside that transaction, before its first chunk.
  */
 export async function bulkInsertHistories(client: pg.ClientBase, ids: Map<string, string>, histories: ValidatorHistory[]): Promise<ImportSummary> {
   const blocks: [string, string, Buffer | null][] = [];
@@ -27,6 +27,7 @@ export async function bulkInsertHistories(client: pg.ClientBase, ids: Map<string
     for (const b of h.blocks) blocks.push([id, b.slot.toString(), b.root]);
     for (const a of h.attestations) atts.push([id, a.target.toString(), a.source.toString(), a.root]);
   }
+  const chunkIds = histories.map((h) => ids.get(h.pubkey.toString("hex"))!);
   for (let i = 0; i < blocks.length; i += ROWS_PER_INSERT) {
     const chunk = blocks.slice(i, i + ROWS_PER_INSERT);
     await client.query("INSERT INTO signed_blocks (validator_id, slot, signing_root) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])", [
@@ -44,12 +45,16 @@ export async function bulkInsertHistories(client: pg.ClientBase, ids: Map<string
   }
   await client.query(
     `UPDATE validators v SET min_block_slot = b.m
-     FROM (SELECT validator_id, MIN(slot) AS m FROM signed_blocks GROUP BY validator_id) b WHERE v.id = b.validator_id`,
+     FROM (SELECT validator_id, MIN(slot) AS m FROM signed_blocks WHERE validator_id = ANY($1::bigint[]) GROUP BY validator_id) b
+     WHERE v.id = b.validator_id`,
+    [chunkIds],
   );
   await client.query(
     `UPDATE validators v SET min_source_epoch = a.s, min_target_epoch = a.t
-     FROM (SELECT validator_id, MIN(source_epoch) AS s, MIN(target_epoch) AS t FROM signed_attestations GROUP BY validator_id) a
+     FROM (SELECT validator_id, MIN(source_epoch) AS s, MIN(target_epoch) AS t FROM signed_attestations
+           WHERE validator_id = ANY($1::bigint[]) GROUP BY validator_id) a
      WHERE v.id = a.validator_id`,
+    [chunkIds],
   );
   return { validators: histories.length, blocksAdded: blocks.length, attestationsAdded: atts.length, conflictsMadeUnknown: 0 };
 }

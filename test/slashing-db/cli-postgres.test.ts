@@ -161,6 +161,42 @@ describe("vigil slashing on PostgreSQL", () => {
     expect(asSets(vigil(["slashing", "export", "--db", back]).stdout)).toEqual(asSets(vigil(["slashing", "export", "--db", sqlite]).stdout));
   });
 
+  it("copy is all or nothing: a destination that refuses the attestations' inserts is left without a single row", async () => {
+    const sqlite = path.join(dir, "copy-atomic.sqlite");
+    expect(vigil(["slashing", "import", interchangeFile, "--db", sqlite]).code).toBe(0);
+    const url = await server.createDatabase();
+    expect(vigil(["slashing", "migrate", ...pg(url)]).code).toBe(0);
+    // A role that may do everything Vigil does except insert attestations: the copy fails after its blocks.
+    const limitedPassword = path.join(dir, "limited-password");
+    fs.writeFileSync(limitedPassword, "limited-secret", { mode: 0o600 });
+    const admin = await server.connect(url);
+    try {
+      await admin.query(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'limited') THEN CREATE ROLE limited LOGIN PASSWORD 'limited-secret'; END IF; END $$",
+      );
+      await admin.query("GRANT CREATE, USAGE ON SCHEMA public TO limited");
+      await admin.query("GRANT ALL ON ALL TABLES IN SCHEMA public TO limited");
+      await admin.query("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO limited");
+      await admin.query("REVOKE INSERT ON signed_attestations FROM limited");
+    } finally {
+      await admin.end();
+    }
+    const r = vigil(["slashing", "copy", "--from", sqlite, "--to", url.replace("vigil@", "limited@"), "--to-password-file", limitedPassword]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/permission denied for table signed_attestations/);
+    const c = await server.connect(url);
+    try {
+      const counts = (
+        await c.query(
+          "SELECT (SELECT COUNT(*) FROM validators)::int AS v, (SELECT COUNT(*) FROM signed_blocks)::int AS b, (SELECT COUNT(*) FROM metadata)::int AS m",
+        )
+      ).rows[0];
+      expect(counts).toEqual({ v: 0, b: 0, m: 0 });
+    } finally {
+      await c.end();
+    }
+  });
+
   it("copy refuses a destination of another network (exit 42, nothing written) and a missing source (exit 5)", async () => {
     const url = await server.createDatabase();
     const other = path.join(dir, "other-network.json");

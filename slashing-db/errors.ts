@@ -54,8 +54,9 @@ export class SlashingProtectionError extends SlashingDbError<RefusalCode> {
     readonly refusal: RefusalCode,
     message: string,
     details: RefusalDetails = {},
+    exitCode: number = EXIT_CODES.refused,
   ) {
-    super(refusal, message, EXIT_CODES.refused);
+    super(refusal, message, exitCode);
     if (details.pubkey !== undefined) this.pubkey = details.pubkey;
     if (details.slot !== undefined) this.slot = details.slot;
     if (details.source !== undefined) this.source = details.source;
@@ -117,8 +118,8 @@ export class SlashingDbInputError extends SlashingDbError<"INVALID_INPUT"> {
 export class SlashingDbUnavailableError extends SlashingDbError<DbUnavailableCode> {
   /** Why, as a stable label for health checks, HTTP bodies and metrics. */
   readonly failure: DbFailureCause;
-  constructor(code: DbUnavailableCode, message: string, failure?: DbFailureCause) {
-    super(code, message, EXIT_CODES.failed);
+  constructor(code: DbUnavailableCode, message: string, failure?: DbFailureCause, exitCode: number = EXIT_CODES.failed) {
+    super(code, message, exitCode);
     this.failure = failure ?? (code === "DB_CLOSED" ? "CLOSED" : "UNKNOWN");
   }
 

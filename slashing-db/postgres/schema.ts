@@ -42,6 +42,23 @@ export const PG_MIGRATIONS: readonly string[] = [
     target_epoch bigint
   );
   `,
+  // The signer's client state, shared by every signer instance on this database (signer/server/fencing/postgres.ts):
+  // one generation and its decision, and per client enabled + the generation of its last change. `version` counts
+  // changes, so an instance never installs an older snapshot over a newer one.
+  `
+  CREATE TABLE signer_fencing (
+    only_row   boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    generation bigint NOT NULL CHECK (generation >= 0),
+    decision   text,
+    version    bigint NOT NULL
+  );
+  INSERT INTO signer_fencing (generation, decision, version) VALUES (0, NULL, 0);
+  CREATE TABLE signer_clients (
+    id                    text PRIMARY KEY,
+    enabled               boolean NOT NULL,
+    changed_at_generation bigint NOT NULL CHECK (changed_at_generation >= 0)
+  );
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;
@@ -51,9 +68,15 @@ const MIGRATION_LOCK = 0x5649_4749_4c4d_4947n;
 
 /**
  * Creates or upgrades the schema; refuses a schema newer than this Vigil. Idempotent. `found` hears the version
- * the database had, read under the lock (read before it, two concurrent runs would both see the old one).
+ * the database had (read under the lock when it migrates: read before it, two concurrent runs would both see
+ * the old one).
  */
 export async function migrate(client: pg.ClientBase, found?: (version: number) => void): Promise<number> {
+  // Already current: nothing to lock or write, so a runtime role without CREATE on the schema can open it.
+  if ((await currentVersion(client)) === PG_SCHEMA_VERSION) {
+    found?.(PG_SCHEMA_VERSION);
+    return PG_SCHEMA_VERSION;
+  }
   await client.query("BEGIN");
   try {
     await client.query("SELECT pg_advisory_xact_lock($1::bigint)", [MIGRATION_LOCK.toString()]);
@@ -75,4 +98,10 @@ export async function migrate(client: pg.ClientBase, found?: (version: number) =
     await client.query("ROLLBACK").catch(() => undefined);
     throw err;
   }
+}
+
+/** The schema version, read only; null before the first migration. */
+async function currentVersion(client: pg.ClientBase): Promise<number | null> {
+  const exists = (await client.query<{ found: boolean }>("SELECT to_regclass('vigil_schema') IS NOT NULL AS found")).rows[0]!.found;
+  return exists ? ((await client.query<{ version: number }>("SELECT version FROM vigil_schema")).rows[0]?.version ?? null) : null;
 }

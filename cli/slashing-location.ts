@@ -1,13 +1,6 @@
 import type { Command } from "commander";
 import { EXIT_CODES, defaultSlashingDbPath, readSecretFile } from "../common/index.js";
-import {
-  openSlashingDbAdmin,
-  SlashingDbError,
-  SlashingDbInputError,
-  SlashingDbUnavailableError,
-  type SlashingDbAdmin,
-  type SlashingDbLocation,
-} from "../slashing-db/index.js";
+import { openSlashingDbAdmin, SlashingDbInputError, withStartupExitCode, type SlashingDbAdmin, type SlashingDbLocation } from "../slashing-db/index.js";
 import { CliError } from "./errors.js";
 
 /** The environment variable naming the PostgreSQL password file when --db-password-file is not given. */
@@ -71,31 +64,15 @@ function postgresLocation(value: string, passwordFile: string | undefined, flag:
 
 /**
  * Opens the database, runs `use`, closes it; any failure reaching the operator carries the agreed exit code
- * (40 unreachable, 41 authentication, 43 schema too new, 44 not durable).
+ * (40 unreachable, 41 authentication, 43 schema too new, 44 not durable: the signer's start-up mapping).
  */
 export async function withAdmin(location: SlashingDbLocation, mustExist: boolean, use: (db: SlashingDbAdmin) => Promise<void>): Promise<void> {
-  const db = await openSlashingDbAdmin(location, { mustExist }).catch((err: unknown) => Promise.reject(withExitCode(err)));
+  const db = await openSlashingDbAdmin(location, { mustExist }).catch((err: unknown) => Promise.reject(withStartupExitCode(err)));
   try {
     await use(db);
   } catch (err) {
-    throw withExitCode(err);
+    throw withStartupExitCode(err);
   } finally {
     await db.close();
   }
-}
-
-/** The same error, with the exit code an operator scripts against for a database that cannot be used. */
-export function withExitCode(err: unknown): unknown {
-  if (!(err instanceof SlashingDbUnavailableError)) return err;
-  const exitCode =
-    err.code === "DB_SCHEMA_TOO_NEW"
-      ? EXIT_CODES.dbSchemaTooNew
-      : err.code === "DB_NOT_DURABLE"
-        ? EXIT_CODES.dbNotDurable
-        : err.failure === "UNREACHABLE"
-          ? EXIT_CODES.dbUnreachable
-          : err.failure === "AUTH_FAILED"
-            ? EXIT_CODES.dbAuthFailed
-            : err.exitCode;
-  return new SlashingDbError(err.code, err.message, exitCode);
 }

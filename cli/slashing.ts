@@ -3,9 +3,9 @@ import { Command, InvalidArgumentError } from "commander";
 import { EXIT_CODES, writeFilePrivateAtomic } from "../common/index.js";
 import { positiveInt } from "./options.js";
 import { action } from "./run.js";
-import { copyHistory, migratePg, SlashingDbError, type SlashingDbAdminStats } from "../slashing-db/index.js";
+import { copyHistory, migratePg, SlashingDbError, withStartupExitCode, type SlashingDbAdminStats } from "../slashing-db/index.js";
 import { CliError } from "./errors.js";
-import { dbLocation, dbOptions, fileOrUrlLocation, PASSWORD_FILE_ENV, withAdmin, withExitCode, type DbFlags } from "./slashing-location.js";
+import { dbLocation, dbOptions, fileOrUrlLocation, PASSWORD_FILE_ENV, withAdmin, type DbFlags } from "./slashing-location.js";
 
 /** Epochs of history `prune` keeps per validator by default (about 18 days on mainnet). */
 const DEFAULT_KEEP_EPOCHS = 4096;
@@ -126,7 +126,7 @@ export function slashingCommand(): Command {
       action(async (opts: DbFlags) => {
         const location = dbLocation(opts);
         if (location.kind !== "postgres") throw new CliError("USAGE", "migrate is for PostgreSQL (--db-url)", EXIT_CODES.usage);
-        const { before, after } = await migratePg(location.connection).catch((err: unknown) => Promise.reject(withExitCode(err)));
+        const { before, after } = await migratePg(location.connection).catch((err: unknown) => Promise.reject(withStartupExitCode(err)));
         console.log(before === after ? `schema version ${after}: already current` : `schema version ${before} -> ${after}`);
       }),
     );

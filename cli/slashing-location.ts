@@ -1,6 +1,13 @@
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import { EXIT_CODES, defaultSlashingDbPath, readSecretFile } from "../common/index.js";
-import { openSlashingDbAdmin, SlashingDbInputError, withStartupExitCode, type SlashingDbAdmin, type SlashingDbLocation } from "../slashing-db/index.js";
+import {
+  openSlashingDbAdmin,
+  SlashingDbInputError,
+  withStartupExitCode,
+  type PostgresTls,
+  type SlashingDbAdmin,
+  type SlashingDbLocation,
+} from "../slashing-db/index.js";
 import { CliError } from "./errors.js";
 
 /** The environment variable naming the PostgreSQL password file when --db-password-file is not given. */
@@ -10,6 +17,26 @@ export interface DbFlags {
   db?: string;
   dbUrl?: string;
   dbPasswordFile?: string;
+  dbTls?: TlsMode;
+  dbTlsCa?: string;
+}
+
+type TlsMode = "disable" | "require" | "verify-full";
+const TLS_MODES: readonly TlsMode[] = ["disable", "require", "verify-full"];
+
+/** Commander parser for a TLS mode flag (a usage error, exit 2, for anything else). */
+export function tlsMode(value: string): TlsMode {
+  if (!(TLS_MODES as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${TLS_MODES.join(", ")}`);
+  return value as TlsMode;
+}
+
+/** TLS for a PostgreSQL end: a CA alone means verify-full against it; no flag, no TLS (as in the signer's config). */
+export function tlsOf(mode: TlsMode | undefined, ca: string | undefined, flag: string): PostgresTls | undefined {
+  if (mode === undefined && ca === undefined) return undefined;
+  if (mode !== undefined && mode !== "verify-full" && ca !== undefined) {
+    throw new CliError("USAGE", `${flag}-ca is checked only with ${flag} verify-full`, EXIT_CODES.usage);
+  }
+  return ca === undefined ? { mode: mode! } : { mode: "verify-full", ca };
 }
 
 /** --db FILE | --db-url URL [--db-password-file F]: where every `vigil slashing` command finds its database. */
@@ -17,7 +44,9 @@ export function dbOptions(cmd: Command): Command {
   return cmd
     .option("--db <file>", `SQLite slashing-protection database (default: ${defaultSlashingDbPath()})`)
     .option("--db-url <url>", "PostgreSQL database instead: postgres://user@host:port/db (never a password in it)")
-    .option("--db-password-file <file>", `file (mode 0600) holding the PostgreSQL role's password (or set ${PASSWORD_FILE_ENV})`);
+    .option("--db-password-file <file>", `file (mode 0600) holding the PostgreSQL role's password (or set ${PASSWORD_FILE_ENV})`)
+    .option("--db-tls <mode>", "PostgreSQL TLS: disable (default), require (encrypt, any certificate), verify-full", tlsMode)
+    .option("--db-tls-ca <file>", "PEM file of the CA that signed the server's certificate (implies --db-tls verify-full)");
 }
 
 /** Resolves the flags to a location: the SQLite default when neither --db nor --db-url is given. */
@@ -26,16 +55,21 @@ export function dbLocation(flags: DbFlags): SlashingDbLocation {
     throw new CliError("USAGE", "give --db (a SQLite file) or --db-url (PostgreSQL), not both", EXIT_CODES.usage);
   }
   if (flags.dbUrl === undefined) {
-    if (flags.dbPasswordFile !== undefined) throw new CliError("USAGE", "--db-password-file goes with --db-url", EXIT_CODES.usage);
+    if (flags.dbPasswordFile !== undefined || flags.dbTls !== undefined || flags.dbTlsCa !== undefined) {
+      throw new CliError("USAGE", "--db-password-file and --db-tls* go with --db-url", EXIT_CODES.usage);
+    }
     return { kind: "sqlite", path: flags.db ?? defaultSlashingDbPath() };
   }
-  return postgresLocation(flags.dbUrl, flags.dbPasswordFile ?? process.env[PASSWORD_FILE_ENV], "--db-url");
+  const tls = tlsOf(flags.dbTls, flags.dbTlsCa, "--db-tls");
+  return postgresLocation(flags.dbUrl, flags.dbPasswordFile ?? process.env[PASSWORD_FILE_ENV], "--db-url", tls);
 }
 
 /** A `copy` end: a postgres:// URL, or else a SQLite file path. */
-export function fileOrUrlLocation(value: string, passwordFile: string | undefined, flag: string): SlashingDbLocation {
-  if (/^postgres(ql)?:\/\//i.test(value)) return postgresLocation(value, passwordFile, flag);
-  if (passwordFile !== undefined) throw new CliError("USAGE", `${flag} names a SQLite file: its password file makes no sense`, EXIT_CODES.usage);
+export function fileOrUrlLocation(value: string, passwordFile: string | undefined, flag: string, tls?: PostgresTls): SlashingDbLocation {
+  if (/^postgres(ql)?:\/\//i.test(value)) return postgresLocation(value, passwordFile, flag, tls);
+  if (passwordFile !== undefined || tls !== undefined) {
+    throw new CliError("USAGE", `${flag} names a SQLite file: a password file or TLS makes no sense for it`, EXIT_CODES.usage);
+  }
   return { kind: "sqlite", path: value };
 }
 
@@ -43,7 +77,7 @@ export function fileOrUrlLocation(value: string, passwordFile: string | undefine
  * Checks the URL here, before anything connects, so the operator gets a one-line usage answer (exit 3); the
  * message never repeats the URL, which may hold the very password it refuses.
  */
-function postgresLocation(value: string, passwordFile: string | undefined, flag: string): SlashingDbLocation {
+function postgresLocation(value: string, passwordFile: string | undefined, flag: string, tls: PostgresTls | undefined): SlashingDbLocation {
   let url: URL;
   try {
     url = new URL(value);
@@ -59,7 +93,10 @@ function postgresLocation(value: string, passwordFile: string | undefined, flag:
   }
   if (url.search) throw new SlashingDbInputError(flag, "takes no query parameters (postgres://user@host:port/db)");
   const password = passwordFile === undefined ? undefined : readSecretFile(passwordFile, { what: "PostgreSQL password" });
-  return { kind: "postgres", connection: password === undefined ? { url: value } : { url: value, password } };
+  return {
+    kind: "postgres",
+    connection: { url: value, ...(password === undefined ? {} : { password }), ...(tls === undefined ? {} : { tls }) },
+  };
 }
 
 /**

@@ -5,7 +5,7 @@ import { positiveInt } from "./options.js";
 import { action } from "./run.js";
 import { copyHistory, migratePg, SlashingDbError, withStartupExitCode, type SlashingDbAdminStats } from "../slashing-db/index.js";
 import { CliError } from "./errors.js";
-import { dbLocation, dbOptions, fileOrUrlLocation, PASSWORD_FILE_ENV, withAdmin, type DbFlags } from "./slashing-location.js";
+import { dbLocation, dbOptions, fileOrUrlLocation, PASSWORD_FILE_ENV, tlsMode, tlsOf, withAdmin, type DbFlags } from "./slashing-location.js";
 
 /** Epochs of history `prune` keeps per validator by default (about 18 days on mainnet). */
 const DEFAULT_KEEP_EPOCHS = 4096;
@@ -122,6 +122,8 @@ export function slashingCommand(): Command {
     .description("create or upgrade the PostgreSQL schema, then exit (idempotent; safe when run twice at once)")
     .requiredOption("--db-url <url>", "postgres://user@host:port/db (never a password in it)")
     .option("--db-password-file <file>", `file (mode 0600) holding the role's password (or set ${PASSWORD_FILE_ENV})`)
+    .option("--db-tls <mode>", "TLS: disable (default), require (encrypt, any certificate), verify-full", tlsMode)
+    .option("--db-tls-ca <file>", "PEM file of the CA that signed the server's certificate (implies --db-tls verify-full)")
     .action(
       action(async (opts: DbFlags) => {
         const location = dbLocation(opts);
@@ -138,6 +140,10 @@ export function slashingCommand(): Command {
     .requiredOption("--to <file|url>", "destination: a SQLite file (created if missing), or postgres://user@host:port/db")
     .option("--from-password-file <file>", "0600 file with the source role's password (PostgreSQL)")
     .option("--to-password-file <file>", "0600 file with the destination role's password (PostgreSQL)")
+    .option("--from-tls <mode>", "source TLS: disable (default), require, verify-full", tlsMode)
+    .option("--from-tls-ca <file>", "source server's CA (implies --from-tls verify-full)")
+    .option("--to-tls <mode>", "destination TLS: disable (default), require, verify-full", tlsMode)
+    .option("--to-tls-ca <file>", "destination server's CA (implies --to-tls verify-full)")
     .addHelpText(
       "after",
       `
@@ -146,9 +152,9 @@ transaction; a destination pinned to another network is refused (exit 42). Verif
 both sides and comparing (order aside); a difference exits 1 and lists what differs.`,
     )
     .action(
-      action(async (opts: { from: string; to: string; fromPasswordFile?: string; toPasswordFile?: string }) => {
-        const from = fileOrUrlLocation(opts.from, opts.fromPasswordFile, "--from");
-        const to = fileOrUrlLocation(opts.to, opts.toPasswordFile, "--to");
+      action(async (opts: CopyFlags) => {
+        const from = fileOrUrlLocation(opts.from, opts.fromPasswordFile, "--from", tlsOf(opts.fromTls, opts.fromTlsCa, "--from-tls"));
+        const to = fileOrUrlLocation(opts.to, opts.toPasswordFile, "--to", tlsOf(opts.toTls, opts.toTlsCa, "--to-tls"));
         if (from.kind === "sqlite" && !fs.existsSync(from.path)) {
           throw new SlashingDbError("DB_NOT_FOUND", `no slashing database at ${from.path} (--from)`, EXIT_CODES.notFound);
         }
@@ -174,6 +180,17 @@ both sides and comparing (order aside); a difference exits 1 and lists what diff
 
   return cmd;
 }
+
+type CopyFlags = {
+  from: string;
+  to: string;
+  fromPasswordFile?: string;
+  toPasswordFile?: string;
+  fromTls?: ReturnType<typeof tlsMode>;
+  fromTlsCa?: string;
+  toTls?: ReturnType<typeof tlsMode>;
+  toTlsCa?: string;
+};
 
 function sizeOf(s: SlashingDbAdminStats): number {
   return s.backend === "sqlite" ? s.fileBytes : s.databaseBytes;

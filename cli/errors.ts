@@ -4,7 +4,8 @@ import { VigilError } from "../common/index.js";
 export type CliErrorCode =
   | "USAGE" // flags that contradict each other, or a destructive action without --yes
   | "OUTPUT_EXISTS" // the output file is already there; never overwritten
-  | "DB_NOT_FOUND"; // the slashing database a command needs is missing
+  | "DB_NOT_FOUND" // the slashing database a command needs is missing
+  | "COPY_NOT_VERIFIED"; // after `vigil slashing copy`, the two databases do not hold the same history
 
 /** A command's own failure: only a CliErrorCode can be raised. */
 export class CliError extends VigilError<CliErrorCode> {}

@@ -26,7 +26,8 @@ program.addHelpText(
   "after",
   `
 Exit codes: 0 ok, 1 failed, 2 usage, 3 invalid input, 4 refused by slashing protection,
-5 not found, 6 conflict, 10-16 HSM and key store, 20-21 failover. See README.md.`,
+5 not found, 6 conflict, 10-16 HSM and key store, 20-21 failover, 40-44 slashing database server
+(unreachable, authentication, other network, schema too new, not durable). See README.md.`,
 );
 
 // Settings made on the root do not reach commands attached with addCommand: apply them to the whole tree,

@@ -15,3 +15,8 @@ export type { PostgresConnection, PostgresTls } from "./postgres/config.js";
 export type { SlashingDbLocation } from "./location.js";
 export { openSlashingProtection, type OpenSlashingProtectionOptions } from "./open.js";
 export { probePostgres, type PostgresPreflight } from "./postgres/preflight.js";
+export type { SlashingDbAdmin, SlashingDbAdminStats } from "./admin.js";
+export { openSlashingDbAdmin } from "./admin-open.js";
+export { migratePg } from "./postgres/admin.js";
+export { withStartupExitCode } from "./postgres/failures.js";
+export { copyHistory, type CopyResult } from "./copy.js";

@@ -101,7 +101,7 @@ function minifiedRecord(h: ValidatorHistory): InterchangeRecord {
   };
 }
 
-function loadHistories(db: Database.Database, pubkeys?: Buffer[]): ValidatorHistory[] {
+export function loadHistories(db: Database.Database, pubkeys?: Buffer[]): ValidatorHistory[] {
   const blocksOf = db.prepare<[bigint], { slot: bigint; signing_root: Buffer | null }>(
     "SELECT slot, signing_root FROM signed_blocks WHERE validator_id = ? ORDER BY slot",
   );

@@ -369,14 +369,17 @@ async function readPin(db: pg.Pool | pg.ClientBase): Promise<string | null> {
   return row ? normalizeHex(row.value) : null;
 }
 
-async function loadHistories(client: pg.ClientBase, pubkeys?: Buffer[]): Promise<ValidatorHistory[]> {
-  const validators: { id: string | null; pubkey: Buffer }[] = pubkeys
-    ? await Promise.all(
-        pubkeys.map(async (pubkey) => ({
-          pubkey,
-          id: (await client.query<{ id: string }>("SELECT id::text FROM validators WHERE pubkey = $1", [pubkey])).rows[0]?.id ?? null,
-        })),
+export async function loadHistories(client: pg.ClientBase, pubkeys?: Buffer[]): Promise<ValidatorHistory[]> {
+  // One query for the given keys: concurrent queries on one client are queued by pg, and deprecated.
+  const found = pubkeys
+    ? new Map(
+        (await client.query<{ id: string; pubkey: Buffer }>("SELECT id::text, pubkey FROM validators WHERE pubkey = ANY($1::bytea[])", [pubkeys])).rows.map(
+          (r) => [r.pubkey.toString("hex"), r.id],
+        ),
       )
+    : undefined;
+  const validators: { id: string | null; pubkey: Buffer }[] = pubkeys
+    ? pubkeys.map((pubkey) => ({ pubkey, id: found!.get(pubkey.toString("hex")) ?? null }))
     : (await client.query<{ id: string; pubkey: Buffer }>("SELECT id::text, pubkey FROM validators ORDER BY pubkey")).rows;
   const out: ValidatorHistory[] = [];
   for (const { id, pubkey } of validators) {

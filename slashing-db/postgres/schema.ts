@@ -66,16 +66,24 @@ export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;
 /** Any constant: the advisory lock every Vigil instance takes around its migrations ("VIGILMIG"). */
 const MIGRATION_LOCK = 0x5649_4749_4c4d_4947n;
 
-/** Creates or upgrades the schema; refuses a schema newer than this Vigil. Idempotent. */
-export async function migrate(client: pg.ClientBase): Promise<number> {
+/**
+ * Creates or upgrades the schema; refuses a schema newer than this Vigil. Idempotent. `found` hears the version
+ * the database had (read under the lock when it migrates: read before it, two concurrent runs would both see
+ * the old one).
+ */
+export async function migrate(client: pg.ClientBase, found?: (version: number) => void): Promise<number> {
   // Already current: nothing to lock or write, so a runtime role without CREATE on the schema can open it.
-  if ((await currentVersion(client)) === PG_SCHEMA_VERSION) return PG_SCHEMA_VERSION;
+  if ((await currentVersion(client)) === PG_SCHEMA_VERSION) {
+    found?.(PG_SCHEMA_VERSION);
+    return PG_SCHEMA_VERSION;
+  }
   await client.query("BEGIN");
   try {
     await client.query("SELECT pg_advisory_xact_lock($1::bigint)", [MIGRATION_LOCK.toString()]);
     await client.query("CREATE TABLE IF NOT EXISTS vigil_schema (only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row), version integer NOT NULL)");
     const row = (await client.query<{ version: number }>("SELECT version FROM vigil_schema")).rows[0];
     const version = row?.version ?? 0;
+    found?.(version);
     if (version > PG_SCHEMA_VERSION) {
       throw new SlashingDbUnavailableError(
         "DB_SCHEMA_TOO_NEW",

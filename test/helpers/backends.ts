@@ -10,7 +10,9 @@ import { hexToBytes } from "../../common/index.js";
 import {
   PostgresSlashingProtection,
   openSlashingDb,
+  openSlashingDbAdmin,
   type CheckOutcome,
+  type SlashingDbAdmin,
   type CheckWithAnyRoot,
   type ImportSummary,
   type Interchange,
@@ -36,12 +38,16 @@ export interface BackendHandle {
   exportInterchange(opts?: { minify?: boolean }): Promise<Interchange>;
   /** The rows as stored, per validator (not the export, which adds watermark records). */
   rows(): Promise<RecordedRows[]>;
+  /** The operator's handle (prune, stats, raw history) on the same database, opened beside this one. */
+  admin(): Promise<SlashingDbAdmin>;
   close(): Promise<void>;
 }
 
 export interface Backend {
   name: "sqlite" | "postgres";
   open(genesisValidatorsRoot: string): Promise<BackendHandle>;
+  /** The operator's handle on a new, empty, unpinned database. */
+  freshAdmin(): Promise<SlashingDbAdmin>;
 }
 
 const hex = (b: Buffer | null) => (b ? `0x${b.toString("hex")}` : undefined);
@@ -81,9 +87,11 @@ function sqliteBackend(): Backend {
             raw.close();
           }
         },
+        admin: () => openSlashingDbAdmin({ kind: "sqlite", path: db.path }, { mustExist: true }),
         close: async () => db.close(),
       };
     },
+    freshAdmin: () => openSlashingDbAdmin({ kind: "sqlite", path: freshDbPath(dir) }, { mustExist: false }),
   };
 }
 
@@ -148,9 +156,12 @@ function postgresBackend(): Backend {
         importInterchange: (x) => p.importInterchange(x),
         exportInterchange: (opts) => p.exportInterchange(opts),
         rows: () => postgresRows(server!, url),
+        admin: () => openSlashingDbAdmin({ kind: "postgres", connection: { url, passwordFile: server!.passwordFile } }, { mustExist: true }),
         close: async () => void (await p.close()),
       };
     },
+    freshAdmin: async () =>
+      openSlashingDbAdmin({ kind: "postgres", connection: { url: await server!.createDatabase(), passwordFile: server!.passwordFile } }, { mustExist: false }),
   };
 }
 

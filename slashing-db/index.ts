@@ -20,3 +20,8 @@ export { openSlashingDbAdmin } from "./admin-open.js";
 export { migratePg } from "./postgres/admin.js";
 export { withStartupExitCode } from "./postgres/failures.js";
 export { copyHistory, type CopyResult } from "./copy.js";
+// The database a PostgreSQL deployment shares with the signer's client state (signer/server/fencing/postgres.ts):
+// its connection settings, failure causes and the one versioned schema, which holds the fencing tables too.
+export { toPoolConfig } from "./postgres/config.js";
+export { classifyPgFailure } from "./postgres/failures.js";
+export { migrate as migratePostgresSchema } from "./postgres/schema.js";

@@ -1,5 +1,5 @@
 import path from "node:path";
-import type { SlashingDbLocation } from "../../../slashing-db/location.js";
+import type { SlashingDbLocation } from "../../../slashing-db/index.js";
 import { DEFAULT_CLIENT_ID } from "../auth.js";
 import type { ClientFencing } from "./client-fencing.js";
 import { PostgresClientFencing } from "./postgres.js";

@@ -8,10 +8,7 @@
  * - the in-memory copy (admission, metrics, GET endpoints) follows NOTIFY vigil_fencing and is only an optimisation.
  */
 import pg from "pg";
-import { SlashingDbUnavailableError } from "../../../slashing-db/errors.js";
-import { toPoolConfig, type PostgresConnection } from "../../../slashing-db/postgres/config.js";
-import { classifyPgFailure } from "../../../slashing-db/postgres/failures.js";
-import { migrate } from "../../../slashing-db/postgres/schema.js";
+import { classifyPgFailure, migratePostgresSchema, SlashingDbUnavailableError, toPoolConfig, type PostgresConnection } from "../../../slashing-db/index.js";
 import type { ClientFence, ClientFencing, FenceResult } from "./client-fencing.js";
 
 /** The channel every instance LISTENs on; `apply` notifies it in its transaction (delivered on commit only). */
@@ -97,7 +94,7 @@ export class PostgresClientFencing implements ClientFencing {
       const client = await pool.connect();
       let snapshot: Snapshot;
       try {
-        await migrate(client);
+        await migratePostgresSchema(client);
         const ids = [...initialState.keys()];
         await client.query(
           "INSERT INTO signer_clients (id, enabled, changed_at_generation) SELECT id, enabled, 0 FROM unnest($1::text[], $2::boolean[]) AS t(id, enabled) " +

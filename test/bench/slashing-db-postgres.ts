@@ -75,7 +75,7 @@ const PUBKEY_SQL = (i: string) => `decode(rpad(encode(sha256(convert_to('bench-'
  * 10,000 validators and 100 attestations each, in two statements (seconds, not the minutes the API would take),
  * then VACUUM ANALYZE so the planner knows the table's size, as autovacuum would soon after a real import.
  */
-async function seed(db: pg.ClientBase): Promise<void> {
+export async function seed(db: pg.ClientBase): Promise<void> {
   // The lower-bound columns are what the database itself maintains on insert (oldest source 0, target 1).
   await db.query(
     `INSERT INTO validators (pubkey, min_source_epoch, min_target_epoch) SELECT ${PUBKEY_SQL("i")}, 0, 1 FROM generate_series(0, $1::int - 1) AS i ORDER BY i`,

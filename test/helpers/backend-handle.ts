@@ -9,12 +9,15 @@ import pg from "pg";
 import { hexToBytes } from "../../common/index.js";
 import {
   PostgresSlashingProtection,
+  ThreadedSlashingProtection,
   openSlashingDb,
+  type BatchStats,
   type CheckOutcome,
   type CheckWithAnyRoot,
   type ImportSummary,
   type Interchange,
   type SlashingDbLocation,
+  type SlashingProtection,
   type Verdict,
 } from "../../slashing-db/index.js";
 import { toPoolConfig } from "../../slashing-db/postgres/config.js";
@@ -44,6 +47,17 @@ export interface BackendHandle {
 
 const hex = (b: Buffer | null) => (b ? `0x${b.toString("hex")}` : undefined);
 const bytes = (root?: string) => (root === undefined ? null : hexToBytes(root));
+
+/**
+ * The SlashingProtection a signer uses on `location`: ThreadedSlashingProtection on a SQLite file,
+ * PostgresSlashingProtection on PostgreSQL.
+ */
+export async function openProtection(
+  location: SlashingDbLocation,
+  opts: { genesisValidatorsRoot?: string; onCommit?: (s: BatchStats) => void } = {},
+): Promise<SlashingProtection> {
+  return location.kind === "sqlite" ? ThreadedSlashingProtection.open(location.path, opts) : PostgresSlashingProtection.open(location.connection, opts);
+}
 
 /** Opens the backend at `location`; pins it to `genesisValidatorsRoot` when given. */
 export async function openHandle(location: SlashingDbLocation, genesisValidatorsRoot?: string): Promise<BackendHandle> {

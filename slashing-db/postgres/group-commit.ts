@@ -66,9 +66,9 @@ export class PgGroupCommitter<J, R> {
     let results: R[];
     try {
       client = await this.pool.connect();
-      await client.query("BEGIN");
       // Belt and braces: the open refused a server or role that turns it off; no session setting may either.
-      await client.query("SET LOCAL synchronous_commit TO on");
+      // One round trip for both (a simple query may hold several statements).
+      await client.query("BEGIN; SET LOCAL synchronous_commit TO on");
       results = await this.run(
         client,
         batch.map((j) => j.job),

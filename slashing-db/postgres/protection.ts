@@ -76,7 +76,8 @@ export class PostgresSlashingProtection implements SlashingProtection {
     private pinnedRoot: string | null,
     opts: PostgresProtectionOptions,
   ) {
-    this.committer = new PgGroupCommitter(pool, opts.maxBatch ?? 1024, (client, jobs) => judgeAndRecord(client, jobs), opts.onCommit);
+    const known = new Set<string>(); // validators committed to the database: see PgHistory.lockValidators
+    this.committer = new PgGroupCommitter(pool, opts.maxBatch ?? 1024, (client, jobs) => judgeAndRecord(client, jobs, known), opts.onCommit);
   }
 
   /**
@@ -310,9 +311,12 @@ function toJob(check: CheckWithAnyRoot): Job {
  * more; a validator with several checks has them judged and recorded one by one, in submission order, so each
  * sees what the earlier ones recorded.
  */
-async function judgeAndRecord(client: pg.PoolClient, jobs: Job[]): Promise<Verdict[]> {
+async function judgeAndRecord(client: pg.PoolClient, jobs: Job[], known: Set<string>): Promise<Verdict[]> {
   const history = new PgHistory(client);
-  const ids = await history.lockValidators(jobs.map((j) => j.key));
+  const ids = await history.lockValidators(
+    jobs.map((j) => j.key),
+    known,
+  );
   const idOf = (job: Job) => ids.get(job.key.toString("hex"))!;
   const checksPerValidator = new Map<string, number>();
   for (const job of jobs) checksPerValidator.set(job.key.toString("hex"), (checksPerValidator.get(job.key.toString("hex")) ?? 0) + 1);

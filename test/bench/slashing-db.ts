@@ -11,9 +11,9 @@ import Database from "better-sqlite3";
 import { openSlashingDb, type BatchStats } from "../../slashing-db/index.js";
 import { percentile, round } from "./stats.js";
 
-const GVR = `0x${"77".repeat(32)}`;
-const VALIDATORS = 10_000;
-const ROWS_PER_VALIDATOR = 100; // 1,000,000 attestation rows in all
+export const GVR = `0x${"77".repeat(32)}`;
+export const VALIDATORS = 10_000;
+export const ROWS_PER_VALIDATOR = 100; // 1,000,000 attestation rows in all
 
 export interface SlashingBenchResult {
   callers: number;
@@ -27,7 +27,50 @@ export interface SlashingBenchResult {
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-const pubkeyOf = (i: number) => `0x${createHash("sha256").update(`bench-${i}`).digest("hex").padEnd(96, "0")}`;
+export const pubkeyOf = (i: number) => `0x${createHash("sha256").update(`bench-${i}`).digest("hex").padEnd(96, "0")}`;
+
+/** What one measurement saw: every answered check's latency, and how long it ran. */
+export interface LoadRun {
+  latenciesMs: number[];
+  elapsedS: number;
+}
+
+/**
+ * The load of a validator client: `callers` concurrent callers, each owning its share of the validators
+ * (validator v belongs to caller v mod callers) and attesting for them in turn with rising epochs, so every
+ * check is a new, valid attestation. Targets carry on from one measurement to the next.
+ */
+export function callerLoad(validators: number, firstTarget: number) {
+  const nextTarget = new Array<number>(validators).fill(firstTarget);
+  return async (callers: number, seconds: number, check: (validator: number, target: number) => Promise<unknown>): Promise<LoadRun> => {
+    const latenciesMs: number[] = [];
+    const deadline = performance.now() + seconds * 1000;
+    const caller = async (c: number) => {
+      for (let v = c; performance.now() < deadline; v = v + callers < validators ? v + callers : c) {
+        const target = nextTarget[v]!++;
+        const started = performance.now();
+        await check(v, target);
+        latenciesMs.push(performance.now() - started);
+      }
+    };
+    const began = performance.now();
+    await Promise.all(Array.from({ length: callers }, (_, c) => caller(c)));
+    return { latenciesMs, elapsedS: (performance.now() - began) / 1000 };
+  };
+}
+
+export function summarise(callers: number, run: LoadRun, batches: BatchStats[]): SlashingBenchResult {
+  const latencies = [...run.latenciesMs].sort((a, b) => a - b);
+  return {
+    callers,
+    checksPerSecond: round(latencies.length / run.elapsedS, 0),
+    p50Ms: round(percentile(latencies, 50), 3),
+    p99Ms: round(percentile(latencies, 99), 3),
+    meanBatch: round(mean(batches.map((b) => b.size)), 1),
+    meanWorkMs: round(mean(batches.map((b) => b.durationMs - b.commitMs)), 3),
+    meanCommitMs: round(mean(batches.map((b) => b.commitMs)), 3),
+  };
+}
 
 /** Fills a new database straight through SQL (seeding a million rows through the API would take minutes). */
 function seed(file: string): void {
@@ -59,36 +102,14 @@ export async function runSlashingDbBench(opts: { seconds: number; callers: numbe
       checkpointInBackground: true, // as the signer runs it
       onCommit: (s: BatchStats) => batches.push(s),
     });
-    const nextTarget = new Array<number>(VALIDATORS).fill(ROWS_PER_VALIDATOR + 1);
-    let cursor = 0;
     const results: SlashingBenchResult[] = [];
+    const load = callerLoad(VALIDATORS, ROWS_PER_VALIDATOR + 1);
     for (const callers of opts.callers) {
       batches.length = 0;
-      const latencies: number[] = [];
-      const deadline = performance.now() + opts.seconds * 1000;
-      // Each caller takes the next validator round-robin, so requests are all new, valid attestations.
-      const caller = async () => {
-        while (performance.now() < deadline) {
-          const v = cursor++ % VALIDATORS;
-          const target = nextTarget[v]!++;
-          const started = performance.now();
-          await db.checkAndRecordAttestation(pubkeyOf(v), target - 1, target, `0x${target.toString(16).padStart(64, "0")}`);
-          latencies.push(performance.now() - started);
-        }
-      };
-      const began = performance.now();
-      await Promise.all(Array.from({ length: callers }, caller));
-      const elapsed = (performance.now() - began) / 1000;
-      latencies.sort((a, b) => a - b);
-      results.push({
-        callers,
-        checksPerSecond: round(latencies.length / elapsed, 0),
-        p50Ms: round(percentile(latencies, 50), 3),
-        p99Ms: round(percentile(latencies, 99), 3),
-        meanBatch: round(mean(batches.map((b) => b.size)), 1),
-        meanWorkMs: round(mean(batches.map((b) => b.durationMs - b.commitMs)), 3),
-        meanCommitMs: round(mean(batches.map((b) => b.commitMs)), 3),
-      });
+      const run = await load(callers, opts.seconds, (v, target) =>
+        db.checkAndRecordAttestation(pubkeyOf(v), target - 1, target, `0x${target.toString(16).padStart(64, "0")}`),
+      );
+      results.push(summarise(callers, run, batches));
     }
     db.close();
     return results;

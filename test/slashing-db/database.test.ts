@@ -1,8 +1,14 @@
-/** Behaviour of the database API beyond the interchange suite: network pinning, input errors, durability settings. */
+/**
+ * Behaviour of the database API beyond the interchange suite: network pinning, input errors, durability
+ * settings. What every backend must do alike (pinning, refusals and their fields, all-or-nothing imports)
+ * runs on both, through test/helpers/backends.ts.
+ */
 import fs from "node:fs";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { InterchangeError, SlashingDbInputError, SlashingDbUnavailableError, SlashingProtectionError, openSlashingDb } from "../../slashing-db/index.js";
+import { openHandle } from "../helpers/backend-handle.js";
+import { testBackends } from "../helpers/backends.js";
 import { freshDbPath, tempDir } from "../helpers/tmp.js";
 
 const GVR = `0x${"33".repeat(32)}`;
@@ -11,6 +17,7 @@ const PK = `0x${"ab".repeat(48)}`;
 const R1 = `0x${"01".repeat(32)}`;
 const R2 = `0x${"02".repeat(32)}`;
 const dir = tempDir();
+const backends = testBackends();
 
 const interchange = (records: unknown[], gvr = GVR) => ({
   metadata: { interchange_format_version: "5", genesis_validators_root: gvr },
@@ -74,24 +81,6 @@ describe("one network per database", () => {
     openSlashingDb(file, { genesisValidatorsRoot: GVR }).close();
     expect(() => openSlashingDb(file, { genesisValidatorsRoot: OTHER_GVR })).toThrow(/belongs to the network/);
   });
-
-  it("refuses every check while unpinned, and pins from the first interchange import", async () => {
-    const db = openSlashingDb(freshDbPath(dir));
-    expect(await refusal(db.checkAndRecordBlock(PK, 1))).toBe("GENESIS_VALIDATORS_ROOT_UNKNOWN");
-    db.importInterchange(interchange([]));
-    expect(db.genesisValidatorsRoot).toBe(GVR);
-    expect(await db.checkAndRecordBlock(PK, 1, R1)).toBe("recorded");
-    db.close();
-  });
-
-  it("rejects an interchange for another network, naming the field, and changes nothing", () => {
-    const db = openSlashingDb(freshDbPath(dir), { genesisValidatorsRoot: GVR });
-    const attempt = () => db.importInterchange(interchange([{ pubkey: PK, signed_blocks: [{ slot: "5" }], signed_attestations: [] }], OTHER_GVR));
-    expect(attempt).toThrow(InterchangeError);
-    expect(attempt).toThrow(/metadata\.genesis_validators_root/);
-    expect(db.stats()).toMatchObject({ validators: 0, blocks: 0 });
-    db.close();
-  });
 });
 
 describe("input validation", () => {
@@ -111,46 +100,6 @@ describe("input validation", () => {
     await db.checkAndRecordBlock(PK.toUpperCase().replace("0X", "0x"), 10, R1);
     expect(await refusal(db.checkAndRecordBlock(PK, 10, R2))).toBe("DOUBLE_BLOCK_PROPOSAL");
     expect(db.exportInterchange().data[0]!.pubkey).toBe(PK);
-    db.close();
-  });
-
-  it("a refusal carries the checked message and what it collides with as fields", async () => {
-    const db = openSlashingDb(freshDbPath(dir), { genesisValidatorsRoot: GVR });
-    const caught = async (p: Promise<unknown>) =>
-      p.then(
-        () => expect.unreachable("allowed"),
-        (err: unknown) => err as SlashingProtectionError,
-      );
-    await db.checkAndRecordBlock(PK, 10, R1);
-    const block = await caught(db.checkAndRecordBlock(PK, 10, R2));
-    expect(block).toMatchObject({ refusal: "DOUBLE_BLOCK_PROPOSAL", pubkey: PK, slot: 10n, existing: { kind: "block", slot: 10n, signingRoot: R1 } });
-    expect(block.detailsJson()).toEqual({ pubkey: PK, slot: "10", existing: { kind: "block", slot: "10", signingRoot: R1 } });
-    await db.checkAndRecordAttestation(PK, 5, 6, R1);
-    await db.checkAndRecordAttestation(PK, 10, 11, R1);
-    const surrounding = await caught(db.checkAndRecordAttestation(PK, 9, 12, R2));
-    expect(surrounding).toMatchObject({ refusal: "SURROUNDING_VOTE", source: 9n, target: 12n, existing: { kind: "attestation", source: 10n, target: 11n } });
-    const belowSource = await caught(db.checkAndRecordAttestation(PK, 4, 7, R2));
-    expect(belowSource).toMatchObject({ refusal: "SOURCE_BELOW_WATERMARK", existing: { kind: "watermark", sourceEpoch: 5n } });
-    const double = await caught(db.checkAndRecordAttestation(PK, 4, 6, R2));
-    expect(double).toMatchObject({ refusal: "DOUBLE_VOTE", existing: { kind: "attestation", target: 6n } });
-    db.raiseLowWatermarks({ slot: 100 });
-    const low = await caught(db.checkAndRecordBlock(PK, 50, R2));
-    expect(low).toMatchObject({ refusal: "BLOCK_SLOT_AT_OR_BELOW_WATERMARK", slot: 50n, existing: { kind: "watermark", slot: 100n } });
-    db.close();
-  });
-
-  it("imports all or nothing: one bad field deep inside rejects the whole file", () => {
-    const db = openSlashingDb(freshDbPath(dir), { genesisValidatorsRoot: GVR });
-    const bad = interchange([
-      { pubkey: PK, signed_blocks: [{ slot: "1" }], signed_attestations: [] },
-      { pubkey: `0x${"cd".repeat(48)}`, signed_blocks: [], signed_attestations: [{ source_epoch: "1", target_epoch: 2 }] },
-    ]);
-    expect(() => db.importInterchange(bad)).toThrow(/data\[1\]\.signed_attestations\[0\]\.target_epoch/);
-    expect(db.stats()).toMatchObject({ validators: 0, blocks: 0, attestations: 0 });
-    expect(() => db.importInterchange("{not json")).toThrow(/not valid JSON/);
-    expect(() => db.importInterchange({ metadata: { interchange_format_version: "4", genesis_validators_root: GVR }, data: [] })).toThrow(
-      /interchange_format_version/,
-    );
     db.close();
   });
 });
@@ -229,5 +178,77 @@ describe("pruning", () => {
     expect(await refusal(db.checkAndRecordBlock(PK, 3, R2))).toBe("BLOCK_SLOT_AT_OR_BELOW_WATERMARK");
     expect(await db.checkAndRecordAttestation(PK, 50, 51, R2)).toBe("recorded");
     db.close();
+  });
+});
+
+describe.each(backends.map((b) => [b.name, b] as const))("on %s", (_name, backend) => {
+  it("refuses every check while unpinned, and pins from the first interchange import", async () => {
+    const db = await openHandle(await backend.freshLocation());
+    try {
+      expect(await refusal(db.block(PK, 1))).toBe("GENESIS_VALIDATORS_ROOT_UNKNOWN");
+      await db.importInterchange(interchange([]));
+      expect(await db.block(PK, 1, R1)).toBe("recorded");
+      expect((await db.exportInterchange()).metadata.genesis_validators_root).toBe(GVR);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("rejects an interchange for another network, naming the field, and changes nothing", async () => {
+    const db = await backend.open(GVR);
+    try {
+      const attempt = () => db.importInterchange(interchange([{ pubkey: PK, signed_blocks: [{ slot: "5" }], signed_attestations: [] }], OTHER_GVR));
+      await expect(attempt()).rejects.toThrow(InterchangeError);
+      await expect(attempt()).rejects.toThrow(/metadata\.genesis_validators_root/);
+      expect(await db.rows()).toEqual([]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("a refusal carries the checked message and what it collides with as fields", async () => {
+    const db = await backend.open(GVR);
+    const caught = async (p: Promise<unknown>) =>
+      p.then(
+        () => expect.unreachable("allowed"),
+        (err: unknown) => err as SlashingProtectionError,
+      );
+    try {
+      await db.block(PK, 10, R1);
+      const block = await caught(db.block(PK, 10, R2));
+      expect(block).toMatchObject({ refusal: "DOUBLE_BLOCK_PROPOSAL", pubkey: PK, slot: 10n, existing: { kind: "block", slot: 10n, signingRoot: R1 } });
+      expect(block.detailsJson()).toEqual({ pubkey: PK, slot: "10", existing: { kind: "block", slot: "10", signingRoot: R1 } });
+      await db.att(PK, 5, 6, R1);
+      await db.att(PK, 10, 11, R1);
+      const surrounding = await caught(db.att(PK, 9, 12, R2));
+      expect(surrounding).toMatchObject({ refusal: "SURROUNDING_VOTE", source: 9n, target: 12n, existing: { kind: "attestation", source: 10n, target: 11n } });
+      const belowSource = await caught(db.att(PK, 4, 7, R2));
+      expect(belowSource).toMatchObject({ refusal: "SOURCE_BELOW_WATERMARK", existing: { kind: "watermark", sourceEpoch: 5n } });
+      const double = await caught(db.att(PK, 4, 6, R2));
+      expect(double).toMatchObject({ refusal: "DOUBLE_VOTE", existing: { kind: "attestation", target: 6n } });
+      await db.raise(PK, 100, 0);
+      const low = await caught(db.block(PK, 50, R2));
+      expect(low).toMatchObject({ refusal: "BLOCK_SLOT_AT_OR_BELOW_WATERMARK", slot: 50n, existing: { kind: "watermark", slot: 100n } });
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("imports all or nothing: one bad field deep inside rejects the whole file", async () => {
+    const db = await backend.open(GVR);
+    try {
+      const bad = interchange([
+        { pubkey: PK, signed_blocks: [{ slot: "1" }], signed_attestations: [] },
+        { pubkey: `0x${"cd".repeat(48)}`, signed_blocks: [], signed_attestations: [{ source_epoch: "1", target_epoch: 2 }] },
+      ]);
+      await expect(db.importInterchange(bad)).rejects.toThrow(/data\[1\]\.signed_attestations\[0\]\.target_epoch/);
+      expect(await db.rows()).toEqual([]);
+      await expect(db.importInterchange("{not json")).rejects.toThrow(/not valid JSON/);
+      await expect(db.importInterchange({ metadata: { interchange_format_version: "4", genesis_validators_root: GVR }, data: [] })).rejects.toThrow(
+        /interchange_format_version/,
+      );
+    } finally {
+      await db.close();
+    }
   });
 });

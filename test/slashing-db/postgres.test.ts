@@ -186,4 +186,25 @@ describe("a failed batch", () => {
       await p.close();
     }
   });
+
+  it("a validator row deleted by hand after this instance saw it: that batch fails closed, the next registers it again", async () => {
+    const url = await server.createDatabase();
+    const p = await open(url);
+    const admin = await server.connect(url);
+    try {
+      expect(await p.checkAndRecord(att(0, 1n, 2n, 0))).toBe("recorded");
+      expect(await p.checkAndRecord(att(0, 2n, 3n, 0))).toBe("recorded"); // the row is known now: no INSERT before the lock
+      await admin.query("DELETE FROM signed_attestations");
+      await admin.query("DELETE FROM validators");
+      const gone = await p.checkAndRecord(att(0, 3n, 4n, 0)).catch((err: unknown) => err);
+      expect(gone).toBeInstanceOf(SlashingDbUnavailableError);
+      expect((gone as SlashingDbUnavailableError).code).toBe("DB_WRITE_FAILED");
+      expect((await admin.query("SELECT count(*)::int AS n FROM validators")).rows[0].n).toBe(0);
+      expect(await p.checkAndRecord(att(0, 3n, 4n, 0))).toBe("recorded");
+      expect((await admin.query("SELECT count(*)::int AS n FROM signed_attestations")).rows[0].n).toBe(1);
+    } finally {
+      await admin.end();
+      await p.close();
+    }
+  });
 });

@@ -1,32 +1,29 @@
 /**
- * ThreadedSlashingProtection, the SlashingProtection a signer uses: checks with byte keys and roots through its
- * worker thread with the database's answers and error classes; the network pin owned by it (first root pins,
- * another is refused, an import pins and the worker learns of it); input that the fixed-size wire records
- * could not carry refused before it is sent; and each error class's wire form read back as the same error.
+ * The SlashingProtection a signer uses, on both backends (ThreadedSlashingProtection on SQLite,
+ * PostgresSlashingProtection): checks with byte keys and roots with the database's answers and error classes;
+ * the network pin owned by it (first root pins, another is refused, an import pins and the checks learn of it);
+ * input that could not be stored (and on SQLite, that the fixed-size wire records could not carry) refused
+ * before it is sent; a closed one fails closed. Then ThreadedSlashingProtection's own: each error class's wire
+ * form read back as the same error.
  */
 import { describe, expect, it } from "vitest";
-import {
-  SlashingDbInputError,
-  SlashingDbUnavailableError,
-  SlashingProtectionError,
-  ThreadedSlashingProtection,
-  openSlashingDb,
-} from "../../slashing-db/index.js";
+import { SlashingDbInputError, SlashingDbUnavailableError, SlashingProtectionError } from "../../slashing-db/index.js";
 import { errorFromWire } from "../../slashing-db/errors.js";
-import { freshDbPath, tempDir } from "../helpers/tmp.js";
+import { openProtection } from "../helpers/backend-handle.js";
+import { testBackends } from "../helpers/backends.js";
 
 const GVR = `0x${"33".repeat(32)}`;
 const OTHER = `0x${"44".repeat(32)}`;
 const PK = `0x${"ab".repeat(48)}`;
-const dir = tempDir();
+const backends = testBackends();
 const bytes = (hex: string) => Uint8Array.from(Buffer.from(hex.slice(2), "hex"));
 const root = (n: number) => new Uint8Array(32).fill(n);
 
-describe("ThreadedSlashingProtection", () => {
-  it("checks bytes through the worker with the database's answers and refusals; closes cleanly", async () => {
-    const file = freshDbPath(dir);
+describe.each(backends.map((b) => [b.name, b] as const))("SlashingProtection on %s", (_name, backend) => {
+  it("checks bytes with the database's answers and refusals; closes cleanly", async () => {
+    const location = await backend.freshLocation();
     const commits: number[] = [];
-    const p = await ThreadedSlashingProtection.open(file, { genesisValidatorsRoot: GVR, onCommit: (s) => commits.push(s.size) });
+    const p = await openProtection(location, { genesisValidatorsRoot: GVR, onCommit: (s) => commits.push(s.size) });
     try {
       expect(p.genesisValidatorsRoot).toBe(GVR);
       const block = { kind: "block", pubkey: bytes(PK), slot: 10n, signingRoot: root(1) } as const;
@@ -46,16 +43,17 @@ describe("ThreadedSlashingProtection", () => {
     } finally {
       expect(await p.close()).toEqual([]);
     }
-    const db = openSlashingDb(file);
+    const reopened = await openProtection(location);
     try {
-      expect(db.judgeBlock(PK, 10, `0x${"01".repeat(32)}`).kind).toBe("repeat");
+      expect(reopened.genesisValidatorsRoot).toBe(GVR);
+      expect(await reopened.checkAndRecord({ kind: "block", pubkey: bytes(PK), slot: 10n, signingRoot: root(1) })).toBe("repeat");
     } finally {
-      db.close();
+      await reopened.close();
     }
   });
 
-  it("input a wire record could not carry is refused before it is sent: wrong lengths, values past 2^63-1", async () => {
-    const p = await ThreadedSlashingProtection.open(freshDbPath(dir), { genesisValidatorsRoot: GVR });
+  it("input that could not be stored is refused before it is sent: wrong lengths, values past 2^63-1", async () => {
+    const p = await openProtection(await backend.freshLocation(), { genesisValidatorsRoot: GVR });
     try {
       const bad = [
         { kind: "block", pubkey: new Uint8Array(47), slot: 1n, signingRoot: root(1) },
@@ -71,9 +69,8 @@ describe("ThreadedSlashingProtection", () => {
     }
   });
 
-  it("owns the pin: the first root pins durably, another is refused; an import pins and the worker checks under it", async () => {
-    const file = freshDbPath(dir);
-    const p = await ThreadedSlashingProtection.open(file);
+  it("owns the pin: the first root pins durably, another is refused; an import pins and checks are judged under it", async () => {
+    const p = await openProtection(await backend.freshLocation());
     try {
       expect(p.genesisValidatorsRoot).toBeNull();
       const unpinned = await p.checkAndRecord({ kind: "block", pubkey: bytes(PK), slot: 1n, signingRoot: root(1) }).catch((e: unknown) => e);
@@ -88,7 +85,7 @@ describe("ThreadedSlashingProtection", () => {
     } finally {
       expect(await p.close()).toEqual([]);
     }
-    const again = await ThreadedSlashingProtection.open(freshDbPath(dir));
+    const again = await openProtection(await backend.freshLocation());
     try {
       await again.pin(bytes(OTHER));
       expect(again.genesisValidatorsRoot).toBe(OTHER);
@@ -99,7 +96,7 @@ describe("ThreadedSlashingProtection", () => {
   });
 
   it("a closed protection fails closed with DB_CLOSED", async () => {
-    const p = await ThreadedSlashingProtection.open(freshDbPath(dir), { genesisValidatorsRoot: GVR });
+    const p = await openProtection(await backend.freshLocation(), { genesisValidatorsRoot: GVR });
     expect(await p.close()).toEqual([]);
     const err = await p.checkAndRecord({ kind: "block", pubkey: bytes(PK), slot: 1n, signingRoot: root(1) }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SlashingDbUnavailableError);

@@ -25,6 +25,7 @@ import {
   type SecretKeyInput,
   abbreviate,
   Progress,
+  slashingDbOfConfig,
 } from "../signer/index.js";
 
 interface HsmFlags {
@@ -49,6 +50,18 @@ function withHsmOptions(cmd: Command): Command {
 
 function hsmConfig(flags: HsmFlags): HsmConfig {
   return loadHsmConfig(flags.config, flags);
+}
+
+/**
+ * Where a key command finds the slashing database: --db / --db-url when given; else the one the --config file
+ * names, as the signer resolves it (after a move to PostgreSQL the old SQLite file may still be there, and its
+ * stale history must never be what a deleted key takes with it); else the default file.
+ */
+function keysDbLocation(flags: HsmFlags & DbFlags): SlashingDbLocation {
+  const dbFlags = [flags.db, flags.dbUrl, flags.dbPasswordFile, flags.dbTls, flags.dbTlsCa];
+  if (flags.config === undefined || dbFlags.some((f) => f !== undefined)) return dbLocation(flags);
+  hsmConfig(flags); // the config file's own errors (unreadable, not JSON), as every key command reports them
+  return slashingDbOfConfig(JSON.parse(fs.readFileSync(flags.config, "utf8")), path.dirname(path.resolve(flags.config)));
 }
 
 async function withStore<T>(flags: HsmFlags, use: (store: Pkcs11KeyStore) => Promise<T>): Promise<T> {
@@ -125,10 +138,12 @@ export function hsmCommand(): Command {
 }
 
 const DB_HELP = `
-The slashing-protection database: --db FILE (SQLite, the default) or --db-url postgres://user@host:port/db
-with the role's password in a 0600 file (--db-password-file FILE, or ${PASSWORD_FILE_ENV}=FILE), as for
-\`vigil slashing\`. Exit codes: 40 server unreachable, 41 authentication failed, 42 another network's
-database, 43 schema newer than this Vigil, 44 server not durable.`;
+The slashing-protection database: --db FILE (SQLite) or --db-url postgres://user@host:port/db with the
+role's password in a 0600 file (--db-password-file FILE, or ${PASSWORD_FILE_ENV}=FILE), as for
+\`vigil slashing\`; without either, the one --config names ("slashingDb", or the default file in its
+"dataDir"; a passwordCredential is read from $CREDENTIALS_DIRECTORY), else the default file.
+Exit codes: 40 server unreachable, 41 authentication failed, 42 another network's database,
+43 schema newer than this Vigil, 44 server not durable.`;
 
 export function keysCommand(): Command {
   const cmd = new Command("keys").description("validator keys stored on the HSM token (envelope-encrypted)");
@@ -159,7 +174,7 @@ export function keysCommand(): Command {
           if (flags.passwordFile && flags.passwordsDir) throw new CliError("USAGE", "give --password-file or --passwords-dir, not both", EXIT_CODES.usage);
           const interchange = flags.interchange === undefined ? undefined : readText(flags.interchange);
           // Resolved before anything slow: a bad flag or unreadable password file is a usage error, not a late failure.
-          const location = interchange === undefined ? undefined : dbLocation(flags);
+          const location = interchange === undefined ? undefined : keysDbLocation(flags);
           const sources = discoverKeystores(flags.keystores, { passwordFile: flags.passwordFile, passwordsDir: flags.passwordsDir });
           await withStore(flags, async (store) => {
             // The token is opened first so a wrong PIN or missing wrapping key fails before the slow decryption.
@@ -252,7 +267,7 @@ export function keysCommand(): Command {
       action(async (pubkeysIn: string[], flags: HsmFlags & DbFlags & { yes: boolean; exportFile?: string }) => {
         const pubkeys = [...new Set(pubkeysIn.map(normalizePubkey))];
         if (!flags.yes) throw new CliError("USAGE", `refusing to delete ${pubkeys.length} key(s) without --yes`, EXIT_CODES.usage);
-        const location = dbLocation(flags);
+        const location = keysDbLocation(flags);
         await withStore(flags, async (store) => {
           const stored = new Set((await store.list()).map((k) => k.pubkey));
           const missing = pubkeys.filter((p) => !stored.has(p));

@@ -125,4 +125,39 @@ describe("vigil keys on PostgreSQL (--db-url)", () => {
     await c.end();
     expect(tables.rows[0].n).toBe(0);
   });
+
+  it("without --db/--db-url, delete exports from the database --config names (PostgreSQL via a credential), not a stale SQLite file", async () => {
+    const pk = keys[0]!.pubkey;
+    const url = await server.createDatabase();
+    expect(vigil(["slashing", "import", interchangeFile("h.json", GVR), ...pg(url)]).code).toBe(0);
+    // What a host keeps after moving to PostgreSQL: the old file where the CLI's default points, history older than the server's.
+    const stale = path.join(token.dataDir, "stale.json");
+    fs.writeFileSync(
+      stale,
+      JSON.stringify({
+        metadata: { interchange_format_version: "5", genesis_validators_root: GVR },
+        data: [{ pubkey: pk, signed_blocks: [{ slot: "7" }], signed_attestations: [] }],
+      }),
+    );
+    expect(vigil(["slashing", "import", stale, "--db", path.join(token.dataDir, "slashing-protection.sqlite")]).code).toBe(0);
+
+    const credentials = path.join(token.dataDir, "credentials");
+    fs.mkdirSync(credentials, { mode: 0o700 });
+    fs.copyFileSync(server.passwordFile, path.join(credentials, "db-password"));
+    fs.chmodSync(path.join(credentials, "db-password"), 0o400);
+    const config = path.join(token.dataDir, "signer.json");
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        hsm: { module: token.config.module, tokenLabel: LABEL, pin: { file: token.pinFile } },
+        slashingDb: { postgres: { url, passwordCredential: "db-password" } },
+      }),
+    );
+    const exportFile = path.join(token.dataDir, "k0.interchange.json");
+    const r = vigil(["keys", "delete", pk, "--yes", "--config", config, "--export-file", exportFile], { CREDENTIALS_DIRECTORY: credentials });
+    expect(r.code, r.stderr).toBe(0);
+    const exported = JSON.parse(fs.readFileSync(exportFile, "utf8"));
+    expect(exported.data).toEqual([{ pubkey: pk, signed_blocks: [{ slot: "200" }], signed_attestations: [{ source_epoch: "4", target_epoch: "5" }] }]);
+    expect(onToken()).toEqual([]);
+  });
 });

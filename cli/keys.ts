@@ -5,8 +5,9 @@ import { Command } from "commander";
 import { CliError } from "./errors.js";
 import { positiveInt } from "./options.js";
 import { action } from "./run.js";
-import { defaultDataDir, defaultSlashingDbPath, ensurePrivateDir, EXIT_CODES, writeFilePrivateAtomic } from "../common/index.js";
-import { openSlashingDb } from "../slashing-db/index.js";
+import { defaultDataDir, ensurePrivateDir, EXIT_CODES, writeFilePrivateAtomic } from "../common/index.js";
+import { SlashingDbError, type SlashingDbLocation } from "../slashing-db/index.js";
+import { dbLocation, dbOptions, PASSWORD_FILE_ENV, withAdmin, type DbFlags } from "./slashing-location.js";
 import {
   createToken,
   decryptKeystores,
@@ -24,6 +25,7 @@ import {
   type SecretKeyInput,
   abbreviate,
   Progress,
+  slashingDbOfConfig,
 } from "../signer/index.js";
 
 interface HsmFlags {
@@ -48,6 +50,18 @@ function withHsmOptions(cmd: Command): Command {
 
 function hsmConfig(flags: HsmFlags): HsmConfig {
   return loadHsmConfig(flags.config, flags);
+}
+
+/**
+ * Where a key command finds the slashing database: --db / --db-url when given; else the one the --config file
+ * names, as the signer resolves it (after a move to PostgreSQL the old SQLite file may still be there, and its
+ * stale history must never be what a deleted key takes with it); else the default file.
+ */
+function keysDbLocation(flags: HsmFlags & DbFlags): SlashingDbLocation {
+  const dbFlags = [flags.db, flags.dbUrl, flags.dbPasswordFile, flags.dbTls, flags.dbTlsCa];
+  if (flags.config === undefined || dbFlags.some((f) => f !== undefined)) return dbLocation(flags);
+  hsmConfig(flags); // the config file's own errors (unreadable, not JSON), as every key command reports them
+  return slashingDbOfConfig(JSON.parse(fs.readFileSync(flags.config, "utf8")), path.dirname(path.resolve(flags.config)));
 }
 
 async function withStore<T>(flags: HsmFlags, use: (store: Pkcs11KeyStore) => Promise<T>): Promise<T> {
@@ -123,46 +137,55 @@ export function hsmCommand(): Command {
   return cmd;
 }
 
+const DB_HELP = `
+The slashing-protection database: --db FILE (SQLite) or --db-url postgres://user@host:port/db with the
+role's password in a 0600 file (--db-password-file FILE, or ${PASSWORD_FILE_ENV}=FILE), as for
+\`vigil slashing\`; without either, the one --config names ("slashingDb", or the default file in its
+"dataDir"; a passwordCredential is read from $CREDENTIALS_DIRECTORY), else the default file.
+Exit codes: 40 server unreachable, 41 authentication failed, 42 another network's database,
+43 schema newer than this Vigil, 44 server not durable.`;
+
 export function keysCommand(): Command {
   const cmd = new Command("keys").description("validator keys stored on the HSM token (envelope-encrypted)");
 
-  withHsmOptions(cmd.command("import").description("import EIP-2335 keystores (idempotent), optionally with an EIP-3076 interchange file"))
-    .requiredOption("--keystores <dir>", "directory of keystore-*.json files")
-    .option("--password-file <file>", "one password for every keystore (default: <keystore name>.txt beside each keystore)")
-    .option("--passwords-dir <dir>", "directory holding <keystore name>.txt password files")
-    .option("--interchange <file>", "EIP-3076 slashing-protection interchange to import in the same step")
-    .option("--db <path>", "slashing-protection database (for --interchange)", defaultSlashingDbPath())
+  dbOptions(
+    withHsmOptions(cmd.command("import").description("import EIP-2335 keystores (idempotent), optionally with an EIP-3076 interchange file"))
+      .requiredOption("--keystores <dir>", "directory of keystore-*.json files")
+      .option("--password-file <file>", "one password for every keystore (default: <keystore name>.txt beside each keystore)")
+      .option("--passwords-dir <dir>", "directory holding <keystore name>.txt password files")
+      .option("--interchange <file>", "EIP-3076 slashing-protection interchange to import in the same step (into --db or --db-url)"),
+  )
+    .addHelpText("after", DB_HELP)
     .option("--workers <n>", "decryption threads (default: one per core, limited by free memory)", positiveInt)
     .option("--json", "print the imported and unchanged public keys as JSON", false)
     .action(
       action(
         async (
-          flags: HsmFlags & {
-            keystores: string;
-            passwordFile?: string;
-            passwordsDir?: string;
-            interchange?: string;
-            db: string;
-            workers?: number;
-            json: boolean;
-          },
+          flags: HsmFlags &
+            DbFlags & {
+              keystores: string;
+              passwordFile?: string;
+              passwordsDir?: string;
+              interchange?: string;
+              workers?: number;
+              json: boolean;
+            },
         ) => {
           if (flags.passwordFile && flags.passwordsDir) throw new CliError("USAGE", "give --password-file or --passwords-dir, not both", EXIT_CODES.usage);
           const interchange = flags.interchange === undefined ? undefined : readText(flags.interchange);
+          // Resolved before anything slow: a bad flag or unreadable password file is a usage error, not a late failure.
+          const location = interchange === undefined ? undefined : keysDbLocation(flags);
           const sources = discoverKeystores(flags.keystores, { passwordFile: flags.passwordFile, passwordsDir: flags.passwordsDir });
           await withStore(flags, async (store) => {
             // The token is opened first so a wrong PIN or missing wrapping key fails before the slow decryption.
             let secrets: SecretKeyInput[] = await decryptKeystores(sources, { workers: flags.workers });
             try {
-              if (interchange !== undefined) {
-                ensurePrivateDir(path.dirname(path.resolve(flags.db)));
-                const db = openSlashingDb(flags.db);
-                try {
-                  const s = db.importInterchange(interchange);
-                  console.error(`slashing protection: imported history of ${s.validators} validator(s) into ${flags.db}`);
-                } finally {
-                  db.close();
-                }
+              if (interchange !== undefined && location !== undefined) {
+                if (location.kind === "sqlite") ensurePrivateDir(path.dirname(path.resolve(location.path)));
+                await withAdmin(location, false, async (db) => {
+                  const s = await db.importInterchange(interchange);
+                  console.error(`slashing protection: imported history of ${s.validators} validator(s) into ${db.location}`);
+                });
               }
               let progress: Progress | undefined; // only once there is something new to store
               const result = await store.importKeys(secrets, {
@@ -231,20 +254,25 @@ export function keysCommand(): Command {
     }),
   );
 
-  withHsmOptions(cmd.command("delete").description("export the keys' slashing-protection history to a file, then remove them from the token"))
-    .argument("<pubkeys...>", "public keys (0x-prefixed hex)")
-    .option("--yes", "confirm the deletion", false)
-    .option("--db <path>", "slashing-protection database to export history from", defaultSlashingDbPath())
+  dbOptions(
+    withHsmOptions(
+      cmd.command("delete").description("export the keys' slashing-protection history (from --db or --db-url) to a file, then remove them from the token"),
+    )
+      .argument("<pubkeys...>", "public keys (0x-prefixed hex)")
+      .option("--yes", "confirm the deletion", false),
+  )
+    .addHelpText("after", DB_HELP)
     .option("--export-file <file>", "where to write the history (default: <data dir>/deleted-keys-<time>.interchange.json)")
     .action(
-      action(async (pubkeysIn: string[], flags: HsmFlags & { yes: boolean; db: string; exportFile?: string }) => {
+      action(async (pubkeysIn: string[], flags: HsmFlags & DbFlags & { yes: boolean; exportFile?: string }) => {
         const pubkeys = [...new Set(pubkeysIn.map(normalizePubkey))];
         if (!flags.yes) throw new CliError("USAGE", `refusing to delete ${pubkeys.length} key(s) without --yes`, EXIT_CODES.usage);
+        const location = keysDbLocation(flags);
         await withStore(flags, async (store) => {
           const stored = new Set((await store.list()).map((k) => k.pubkey));
           const missing = pubkeys.filter((p) => !stored.has(p));
           if (missing.length > 0) throw new KeyNotFoundError(`${missing.length} key(s) not on token "${store.tokenLabel}": ${abbreviate(missing)}`);
-          const file = exportHistory(flags.db, pubkeys, flags.exportFile);
+          const file = await exportHistory(location, pubkeys, flags.exportFile);
           console.error(`slashing-protection history of ${pubkeys.length} key(s) written to ${file}`);
           const { deleted } = await store.delete(pubkeys);
           for (const p of deleted) console.log(`deleted ${p}`);
@@ -254,26 +282,24 @@ export function keysCommand(): Command {
   return cmd;
 }
 
-/** Writes the EIP-3076 history of `pubkeys` to a new 0600 file and returns its path. */
-export function exportHistory(dbPath: string, pubkeys: string[], exportFile: string | undefined): string {
-  if (!fs.existsSync(dbPath)) {
-    throw new CliError(
-      "DB_NOT_FOUND",
-      `no slashing database at ${dbPath}; the keys' history must be exported before deletion (use --db PATH)`,
-      EXIT_CODES.notFound,
-    );
-  }
+/**
+ * Writes the EIP-3076 history of `pubkeys` to a new 0600 file and returns its path. A database that is not
+ * there is refused, never created empty: an empty export would let the keys go without their history.
+ */
+export async function exportHistory(location: SlashingDbLocation, pubkeys: string[], exportFile: string | undefined): Promise<string> {
   const file = exportFile ?? path.join(defaultDataDir(), `deleted-keys-${new Date().toISOString().replace(/[:.]/g, "-")}.interchange.json`);
-  if (fs.existsSync(file)) throw new CliError("OUTPUT_EXISTS", `${file} already exists; not overwriting it`, EXIT_CODES.conflict);
-  const db = openSlashingDb(dbPath);
-  let json: string;
-  try {
-    json = `${JSON.stringify(db.exportInterchange({ pubkeys }), null, 2)}\n`;
-  } finally {
-    db.close();
-  }
+  let json: string | undefined;
+  await withAdmin(location, true, async (db) => {
+    // Checked once the database is known to exist, so "no database" keeps answering first, as it always has.
+    if (fs.existsSync(file)) throw new CliError("OUTPUT_EXISTS", `${file} already exists; not overwriting it`, EXIT_CODES.conflict);
+    json = `${JSON.stringify(await db.exportInterchange({ pubkeys }), null, 2)}\n`;
+  }).catch((err: unknown) => {
+    if (!(err instanceof SlashingDbError && err.code === "DB_NOT_FOUND")) throw err;
+    const where = location.kind === "sqlite" ? `no slashing database at ${location.path}` : `no Vigil slashing database at ${location.connection.url}`;
+    throw new CliError("DB_NOT_FOUND", `${where}; the keys' history must be exported before deletion (use --db PATH or --db-url URL)`, EXIT_CODES.notFound);
+  });
   ensurePrivateDir(path.dirname(path.resolve(file)));
-  writeFilePrivateAtomic(file, json);
+  writeFilePrivateAtomic(file, json!);
   return file;
 }
 

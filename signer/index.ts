@@ -3,6 +3,7 @@ export { startSigner, type RunningSigner, type StartSignerOptions } from "./serv
 export {
   loadSignerConfig,
   parseSignerConfig,
+  slashingDbOfConfig,
   SignerConfigError,
   DEFAULT_LISTEN,
   type SignerConfig,

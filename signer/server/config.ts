@@ -350,6 +350,17 @@ export function normalizeFingerprint(fp: string): string {
   return fp.replace(/:/g, "").toUpperCase();
 }
 
+/**
+ * The slashing database a signer config names, as the signer would resolve it (its default file in `dataDir`
+ * when it names none), without checking the rest: `vigil keys` reads it from a config that may hold only `hsm`.
+ */
+export function slashingDbOfConfig(value: unknown, baseDir: string): SlashingDbLocation {
+  const v = obj(value, "");
+  const resolve = (p: string) => path.resolve(baseDir, p);
+  const dataDir = v.dataDir === undefined ? defaultDataDir() : resolve(str(v.dataDir, "dataDir"));
+  return slashingDb(v.slashingDb, dataDir, resolve);
+}
+
 /** Checks a parsed config object. `baseDir` resolves relative paths (the config file's directory). */
 export function parseSignerConfig(value: unknown, baseDir: string = process.cwd()): SignerConfig {
   const v = obj(value, "");

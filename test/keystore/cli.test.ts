@@ -96,6 +96,8 @@ describe("vigil hsm / keys", () => {
     expect(unknown.code).toBe(EXIT_CODES.notFound);
     const noDb = vigil(["keys", "delete", pk, "--yes", "--db", path.join(token.dataDir, "none.sqlite"), ...hsm]);
     expect(noDb.code).toBe(EXIT_CODES.notFound);
+    expect(noDb.stderr).toMatch(/no slashing database at .*none\.sqlite; the keys' history must be exported before deletion/);
+    expect(fs.existsSync(path.join(token.dataDir, "none.sqlite"))).toBe(false); // refused, not created empty
 
     const r = vigil(["keys", "delete", pk, "--yes", "--db", db, ...hsm]);
     expect(r.code, r.stderr).toBe(0);

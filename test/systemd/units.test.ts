@@ -6,6 +6,8 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { PASSWORD_FILE_ENV } from "../../cli/slashing-location.js";
+import { EXIT_CODES } from "../../common/index.js";
 import { parseSignerConfig } from "../../signer/server/config.js";
 import { parseWatchdogConfig } from "../../watchdog/config.js";
 
@@ -22,6 +24,13 @@ const analyzeMissing =
     : `systemd-analyze is not available (${analyze.error?.message ?? analyze.stderr.trim()}); install the Debian package "systemd"`;
 if (analyzeMissing) console.warn(`SKIPPING systemd-analyze checks: ${analyzeMissing}`);
 const systemdVersion = Number(/systemd (\d+)/.exec(analyze.stdout ?? "")?.[1] ?? 0);
+
+/** The unit an example drop-in is for, by its name's prefix. */
+function dropinUnit(dropin: string): string | undefined {
+  if (dropin.startsWith("signer-")) return "vigil-signer.service";
+  if (dropin.startsWith("prune-")) return "vigil-slashing-prune.service";
+  return undefined;
+}
 
 function unitText(name: string): string {
   return fs.readFileSync(path.join(UNIT_DIR, name), "utf8");
@@ -89,19 +98,29 @@ describe.skipIf(analyzeMissing !== undefined)("systemd-analyze", () => {
 
   const DROPINS = fs.readdirSync(path.join(UNIT_DIR, "dropins")).filter((f) => f.endsWith(".conf"));
 
-  it.each(DROPINS)("the example drop-in %s keeps the signer unit valid and rated OK", (dropin) => {
-    const root = fakeRoot(
-      { "vigil-signer.service": unitText("vigil-signer.service") },
-      { [`vigil-signer.service.d/${dropin}`]: unitText(`dropins/${dropin}`) },
-    );
-    const r = verify(root, ["vigil-signer.service"]);
+  it("every example drop-in names the unit it is for (signer-*, prune-*)", () => {
+    for (const dropin of DROPINS) expect(dropinUnit(dropin), dropin).toBeDefined();
+  });
+
+  it.each(DROPINS)("the example drop-in %s keeps its unit valid and rated OK", (dropin) => {
+    const unit = dropinUnit(dropin)!;
+    const root = fakeRoot({ [unit]: unitText(unit) }, { [`${unit}.d/${dropin}`]: unitText(`dropins/${dropin}`) });
+    const r = verify(root, [unit]);
     expect(r.stderr.trim()).toBe("");
     expect(r.status).toBe(0);
-    const sec = spawnSync("systemd-analyze", ["security", "--offline=true", "--no-pager", `--root=${root}`, "vigil-signer.service"], { encoding: "utf8" });
+    const sec = spawnSync("systemd-analyze", ["security", "--offline=true", "--no-pager", `--root=${root}`, unit], { encoding: "utf8" });
     const m = /Overall exposure level for \S+: (\d+(?:\.\d+)?)/.exec(sec.stdout);
     expect(m, sec.stdout + sec.stderr).not.toBeNull();
-    console.log(`systemd-analyze security vigil-signer.service + ${dropin}: ${m![1]}`);
+    console.log(`systemd-analyze security ${unit} + ${dropin}: ${m![1]}`);
     expect(Number(m![1])).toBeLessThanOrEqual(MAX_EXPOSURE);
+  });
+
+  it("verify sees a drop-in's mistakes (the drop-in check is not vacuous)", () => {
+    const unit = "vigil-slashing-prune.service";
+    const broken = unitText("dropins/prune-postgres.conf").replace("LoadCredential=", "LoadCredentail=");
+    const root = fakeRoot({ [unit]: unitText(unit) }, { [`${unit}.d/prune-postgres.conf`]: broken });
+    const r = verify(root, [unit]);
+    expect(r.stderr).toMatch(/Unknown key (name )?'LoadCredentail'/);
   });
 
   it.each(SERVICES)(`security rates %s at most ${MAX_EXPOSURE} ("OK")`, (unit) => {
@@ -175,6 +194,53 @@ describe("units, example configs and install layout agree", () => {
     expect(config.dataDir).toBe("/var/lib/vigil/watchdog");
     expect(values(watchdogUnit, "StateDirectory")).toEqual(["vigil/watchdog"]);
     expect(values(watchdogUnit, "ExecStart")[0]).toMatch(/ watchdog start --config \/etc\/vigil\/watchdog\.json$/);
+  });
+
+  describe("PostgreSQL drop-ins", () => {
+    const signerDropin = unitText("dropins/signer-postgres.conf");
+    const pruneDropin = unitText("dropins/prune-postgres.conf");
+    /** The `"slashingDb": {…}` line the signer drop-in's comment tells the operator to put in signer.json. */
+    const snippet = JSON.parse(`{${/^#\s+("slashingDb": \{.*\})$/m.exec(signerDropin)?.[1]}}`) as { slashingDb: unknown };
+    const base = JSON.parse(fs.readFileSync(path.join(UNIT_DIR, "etc/signer.json"), "utf8"));
+    const config = parseSignerConfig({ ...base, slashingDb: snippet.slashingDb }, "/etc/vigil");
+    const location = config.slashingDb;
+    if (location.kind !== "postgres") throw new Error("the signer drop-in's config snippet is not a PostgreSQL location");
+    const credentials = (text: string) => new Map(values(text, "LoadCredential").map((v) => v.split(":") as [string, string]));
+
+    it("the config line in the signer drop-in parses, and names the credential the drop-in loads", () => {
+      const name = location.connection.passwordCredential!;
+      expect(name).toBe("db-password");
+      expect(credentials(signerDropin).get(name)).toBe("/etc/vigil/credentials/db-password");
+      // the unit allows only localhost: the drop-in must allow the server the config points at
+      expect(values(signerDropin, "IPAddressAllow")).toEqual([new URL(location.connection.url).hostname]);
+    });
+
+    it("a PostgreSQL outage never stops the signer: no Wants=/Requires=/BindsTo= on a database unit; 40 is retried, 41-44 are not", () => {
+      for (const text of [signerDropin, pruneDropin]) {
+        for (const key of ["Wants", "Requires", "Requisite", "BindsTo", "PartOf"]) expect(values(text, key), key).toEqual([]);
+      }
+      const prevented = values(signerDropin, "RestartPreventExitStatus").flatMap((v) => v.split(/\s+/).map(Number));
+      expect(prevented.sort()).toEqual([EXIT_CODES.dbAuthFailed, EXIT_CODES.dbNetworkMismatch, EXIT_CODES.dbSchemaTooNew, EXIT_CODES.dbNotDurable].sort());
+      expect(values(signerUnit, "RestartPreventExitStatus").join(" ").split(/\s+/)).not.toContain(String(EXIT_CODES.dbUnreachable));
+    });
+
+    it("the prune drop-in replaces the SQLite command with the same prune on the signer's database, password via the credential", () => {
+      const unit = unitText("vigil-slashing-prune.service");
+      const [reset, command, ...more] = values(pruneDropin, "ExecStart");
+      expect(reset).toBe(""); // without it a oneshot unit would run both commands
+      expect(more).toEqual([]);
+      const args = command!.split(" ");
+      const url = args[args.indexOf("--db-url") + 1];
+      expect(url).toBe(location.connection.url);
+      // the same prune as the unit's own command, only pointed elsewhere
+      expect(args.filter((a, i) => a !== "--db-url" && args[i - 1] !== "--db-url")).toEqual(values(unit, "ExecStart")[0]!.split(" "));
+      expect(credentials(pruneDropin)).toEqual(credentials(signerDropin));
+      expect(values(pruneDropin, "Environment")).toEqual([`${PASSWORD_FILE_ENV}=%d/db-password`]);
+      // the unit denies all network; the drop-in opens exactly IP to the server
+      expect(values(pruneDropin, "PrivateNetwork")).toEqual(["false"]);
+      expect(values(pruneDropin, "RestrictAddressFamilies")).toEqual(["", "AF_UNIX AF_INET AF_INET6"]);
+      expect(values(pruneDropin, "IPAddressAllow")).toEqual([new URL(url!).hostname]);
+    });
   });
 
   it("the shell scripts parse", () => {

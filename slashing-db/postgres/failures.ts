@@ -9,6 +9,8 @@ export function classifyPgFailure(err: unknown): DbFailureCause {
   // 28000: invalid authorization (no such role, pg_hba refused it); 28P01: wrong password; 42501: the role
   // lacks a privilege it needs (signer/docs/postgres.md lists them).
   if (code === "28000" || code === "28P01" || code === "42501") return "AUTH_FAILED";
+  // The server asked for a password and none was configured (pg fails before sending anything).
+  if (/client password must be a string/.test(message)) return "AUTH_FAILED";
   // 08: connection exception; 57P: operator intervention (shutdown, crash recovery); socket errors.
   if (/^(08|57P)/.test(code) || /^E(CONNREFUSED|CONNRESET|HOSTUNREACH|NETUNREACH|PIPE|TIMEDOUT|AI_AGAIN)$|^ENOTFOUND$/.test(code)) return "UNREACHABLE";
   if (/Connection terminated|timeout exceeded when trying to connect|not queryable/i.test(message)) return "UNREACHABLE";
@@ -40,5 +42,9 @@ export function withStartupExitCode(err: unknown): unknown {
           : err.failure === "AUTH_FAILED"
             ? EXIT_CODES.dbAuthFailed
             : undefined;
-  return exitCode === undefined ? err : new SlashingDbUnavailableError(err.code, err.message, err.failure, exitCode);
+  if (exitCode === undefined) return err;
+  const message = /client password must be a string/.test(err.message)
+    ? "the PostgreSQL server asks for a password and none was given: set passwordFile or passwordCredential (CLI: --db-password-file)"
+    : err.message;
+  return new SlashingDbUnavailableError(err.code, message, err.failure, exitCode);
 }

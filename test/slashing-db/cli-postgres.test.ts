@@ -116,6 +116,9 @@ describe("vigil slashing on PostgreSQL", () => {
     const auth = vigil(["slashing", "stats", "--db-url", url, "--db-password-file", wrong]);
     expect(auth.code).toBe(41);
     expect(auth.stderr).not.toContain("not-the-password");
+    const none = vigil(["slashing", "stats", "--db-url", url]); // the server asks for a password; none given
+    expect(none.code).toBe(41);
+    expect(none.stderr).toMatch(/asks for a password and none was given/);
 
     const open = path.join(dir, "open-password");
     fs.writeFileSync(open, fs.readFileSync(server.passwordFile), { mode: 0o644 });

@@ -54,8 +54,9 @@ export class SlashingProtectionError extends SlashingDbError<RefusalCode> {
     readonly refusal: RefusalCode,
     message: string,
     details: RefusalDetails = {},
+    exitCode: number = EXIT_CODES.refused,
   ) {
-    super(refusal, message, EXIT_CODES.refused);
+    super(refusal, message, exitCode);
     if (details.pubkey !== undefined) this.pubkey = details.pubkey;
     if (details.slot !== undefined) this.slot = details.slot;
     if (details.source !== undefined) this.source = details.source;
@@ -117,8 +118,8 @@ export class SlashingDbInputError extends SlashingDbError<"INVALID_INPUT"> {
 export class SlashingDbUnavailableError extends SlashingDbError<DbUnavailableCode> {
   /** Why, as a stable label for health checks, HTTP bodies and metrics. */
   readonly failure: DbFailureCause;
-  constructor(code: DbUnavailableCode, message: string, failure?: DbFailureCause) {
-    super(code, message, EXIT_CODES.failed);
+  constructor(code: DbUnavailableCode, message: string, failure?: DbFailureCause, exitCode: number = EXIT_CODES.failed) {
+    super(code, message, exitCode);
     this.failure = failure ?? (code === "DB_CLOSED" ? "CLOSED" : "UNKNOWN");
   }
 
@@ -163,6 +164,7 @@ export type DbFailureCause =
   | "CLOSED"
   | "WORKER_STOPPED" // the signer's slashing-protection thread is gone
   | "UNREACHABLE" // the database server cannot be reached or dropped the connection (PostgreSQL)
+  | "AUTH_FAILED" // the database server refused the role or its password (PostgreSQL)
   | "UNKNOWN";
 
 /** Classifies a SQLite (better-sqlite3) or file-system error. */

@@ -11,5 +11,6 @@ export type { ImportSummary } from "./interchange/import.js";
 export type { Interchange, InterchangeRecord } from "./interchange/export.js";
 export type { PruneOptions, PruneSummary } from "./prune.js";
 export { PostgresSlashingProtection, type PostgresProtectionOptions, type CheckWithAnyRoot } from "./postgres/protection.js";
-export type { PostgresConnection } from "./postgres/config.js";
+export type { PostgresConnection, PostgresTls } from "./postgres/config.js";
 export type { SlashingDbLocation } from "./location.js";
+export { openSlashingProtection, type OpenSlashingProtectionOptions } from "./open.js";

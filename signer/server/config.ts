@@ -16,6 +16,7 @@ import {
   type HttpGuardSettings,
 } from "../../common/index.js";
 import { SettingChecks } from "../../common/index.js";
+import type { PostgresConnection, PostgresTls, SlashingDbLocation } from "../../slashing-db/index.js";
 import { parseHsmSection, type HsmConfig } from "../keystore/index.js";
 import { NETWORKS, SIGN_TYPES, validateNetworkConfig, type NetworkConfig, type SignType } from "../signing/index.js";
 import { SignerSetupError } from "./service-errors.js";
@@ -87,7 +88,8 @@ export interface SignerConfig {
   /** Undefined: /metrics on the main listener. With an address: on that listener only. */
   metrics: { enabled: boolean; listen?: ListenAddress };
   dataDir: string;
-  slashingDb: string;
+  /** A SQLite file (default `<dataDir>/slashing-protection.sqlite`) or a PostgreSQL database shared by signers. */
+  slashingDb: SlashingDbLocation;
   hsm: HsmConfig;
   clients?: ClientConfig[];
   admin?: { tokenFile: string };
@@ -270,6 +272,79 @@ function clients(value: unknown, resolve: (p: string) => string, mainTls: TlsSet
   });
 }
 
+/**
+ * `"<file>"` (the old form), `{"sqlite": {"path"}}` or `{"postgres": {url, passwordFile | passwordCredential, tls,
+ * poolSize, allowServerAsyncCommitDefault}}`. The password itself is refused anywhere in the config: config files
+ * are copied, backed up and printed.
+ */
+function slashingDb(value: unknown, dataDir: string, resolve: (p: string) => string): SlashingDbLocation {
+  if (value === undefined) return { kind: "sqlite", path: path.join(dataDir, "slashing-protection.sqlite") };
+  if (typeof value === "string") return { kind: "sqlite", path: resolve(str(value, "slashingDb")) };
+  const v = obj(value, "slashingDb");
+  const kinds = Object.keys(v);
+  if (kinds.length !== 1 || (kinds[0] !== "sqlite" && kinds[0] !== "postgres")) {
+    throw new SignerConfigError("slashingDb", `must be a file name, {"sqlite": {"path": …}} or {"postgres": {"url": …}}`);
+  }
+  if (v.sqlite !== undefined) {
+    const s = obj(v.sqlite, "slashingDb.sqlite");
+    onlyKeys(s, ["path"], "slashingDb.sqlite");
+    return { kind: "sqlite", path: resolve(str(s.path, "slashingDb.sqlite.path")) };
+  }
+  return { kind: "postgres", connection: postgresConnection(v.postgres, resolve) };
+}
+
+const PG = "slashingDb.postgres";
+const PG_TLS_MODES = ["disable", "require", "verify-full"] as const;
+
+function postgresConnection(value: unknown, resolve: (p: string) => string): PostgresConnection {
+  const p = obj(value, PG);
+  if (p.password !== undefined) {
+    throw new SignerConfigError(
+      `${PG}.password`,
+      "is not allowed: never put the password in the config; use passwordFile (a 0600 file) or passwordCredential (systemd LoadCredential=)",
+    );
+  }
+  onlyKeys(p, ["url", "passwordFile", "passwordCredential", "tls", "poolSize", "allowServerAsyncCommitDefault"], PG);
+  const url = str(p.url, `${PG}.url`);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new SignerConfigError(`${PG}.url`, "is not a valid URL (postgres://user@host:port/database)");
+  }
+  // Never echo the URL in these messages: it may hold the very password being refused.
+  if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") throw new SignerConfigError(`${PG}.url`, "must start with postgres://");
+  if (parsed.password) throw new SignerConfigError(`${PG}.url`, "must not hold a password: use passwordFile or passwordCredential");
+  if (parsed.search) throw new SignerConfigError(`${PG}.url`, "must not hold query parameters (set tls and poolSize in the config)");
+  if (!parsed.hostname) throw new SignerConfigError(`${PG}.url`, "must name a host");
+  const conn: PostgresConnection = { url };
+  if (p.passwordFile !== undefined && p.passwordCredential !== undefined) {
+    throw new SignerConfigError(`${PG}.passwordCredential`, "and passwordFile are exclusive: give one");
+  }
+  if (p.passwordFile !== undefined) conn.passwordFile = resolve(str(p.passwordFile, `${PG}.passwordFile`));
+  if (p.passwordCredential !== undefined) {
+    const name = str(p.passwordCredential, `${PG}.passwordCredential`);
+    if (!/^[A-Za-z0-9_.:-]+$/.test(name) || name.startsWith(".")) throw new SignerConfigError(`${PG}.passwordCredential`, "must be a systemd credential name");
+    conn.passwordCredential = name;
+  }
+  if (p.poolSize !== undefined) conn.poolSize = int(p.poolSize, `${PG}.poolSize`, 2, 100);
+  if (p.allowServerAsyncCommitDefault !== undefined)
+    conn.allowServerAsyncCommitDefault = bool(p.allowServerAsyncCommitDefault, `${PG}.allowServerAsyncCommitDefault`);
+  if (p.tls !== undefined) {
+    const t = obj(p.tls, `${PG}.tls`);
+    onlyKeys(t, ["mode", "ca", "cert", "key"], `${PG}.tls`);
+    if (!(PG_TLS_MODES as readonly unknown[]).includes(t.mode)) throw new SignerConfigError(`${PG}.tls.mode`, `must be one of ${PG_TLS_MODES.join(", ")}`);
+    const tls: PostgresTls = { mode: t.mode as PostgresTls["mode"] };
+    if (t.ca !== undefined) tls.ca = resolve(str(t.ca, `${PG}.tls.ca`));
+    if (t.cert !== undefined) tls.cert = resolve(str(t.cert, `${PG}.tls.cert`));
+    if (t.key !== undefined) tls.key = resolve(str(t.key, `${PG}.tls.key`));
+    if ((tls.cert === undefined) !== (tls.key === undefined)) throw new SignerConfigError(`${PG}.tls`, "needs both cert and key, or neither");
+    if (tls.mode === "disable" && (tls.ca ?? tls.cert) !== undefined) throw new SignerConfigError(`${PG}.tls`, `has files but mode "disable"`);
+    conn.tls = tls;
+  }
+  return conn;
+}
+
 /** "AB:CD:…" and "abcd…" compare equal. */
 export function normalizeFingerprint(fp: string): string {
   return fp.replace(/:/g, "").toUpperCase();
@@ -300,7 +375,7 @@ export function parseSignerConfig(value: unknown, baseDir: string = process.cwd(
     listen: v.listen === undefined ? { ...DEFAULT_LISTEN } : listen(v.listen, "listen"),
     metrics: { enabled: true },
     dataDir,
-    slashingDb: v.slashingDb === undefined ? path.join(dataDir, "slashing-protection.sqlite") : resolve(str(v.slashingDb, "slashingDb")),
+    slashingDb: slashingDb(v.slashingDb, dataDir, resolve),
     hsm,
     keymanager: { enabled: false, tokenFile: path.join(dataDir, "keymanager.token") },
     limits: { ...DEFAULT_LIMITS },

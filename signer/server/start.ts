@@ -8,7 +8,7 @@ import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino, type DestinationStream, type Logger } from "pino";
 import { EXIT_CODES, ensurePrivateDir, HOST_ALLOW_ANY, isLoopbackAddress, NonBlockingLogDestination, VigilError } from "../../common/index.js";
-import { ThreadedSlashingProtection } from "../../slashing-db/index.js";
+import { openSlashingProtection, type BatchStats, type SlashingProtection } from "../../slashing-db/index.js";
 import { openKeyStore, type KeyStore } from "../keystore/index.js";
 import { BlsPool, loadConsensus } from "../signing/index.js";
 import { buildApp, healthDepsOf } from "./app.js";
@@ -85,7 +85,7 @@ type Cleanups = (() => Promise<void> | void)[];
 interface LiveRefs {
   service?: SigningService;
   pool?: BlsPool;
-  slashing?: ThreadedSlashingProtection;
+  slashing?: SlashingProtection;
   fencing?: FencingStore;
   clients?: ClientRegistry;
   healthCtx?: SignerContext;
@@ -93,7 +93,7 @@ interface LiveRefs {
 
 /** The signer's own state on disk and what identifies its callers. */
 interface OpenedState {
-  slashing: ThreadedSlashingProtection;
+  slashing: SlashingProtection;
   fencing: FencingStore;
   audit: AuditLog;
   clients: ClientRegistry;
@@ -124,6 +124,11 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
   const { logger, ownLog } = createLogger(config, options);
   const cleanups: Cleanups = [];
   try {
+    // A shared PostgreSQL database is not in the data directory: opened first, so that its refusals (unreachable,
+    // wrong password, another network's database...) leave the data directory as it was. Commits before the
+    // metrics exist are not counted.
+    let countCommit: ((s: BatchStats) => void) | undefined;
+    const shared = config.slashingDb.kind === "postgres" ? await openSlashing(config, logger, (s) => countCommit?.(s), cleanups, status) : undefined;
     // Before anything in the data directory is opened: a second signer on it stops here (exit code 7).
     const lock = options.dataDirLock ?? DataDirLock.acquire(config.dataDir);
     cleanups.push(() => lock.release());
@@ -135,7 +140,8 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
     // Metrics read live objects through these late-bound references.
     const live: LiveRefs = {};
     const metrics = createMetrics(live, ownLog);
-    const state = await openState(config, metrics, logger, live, cleanups, status);
+    countCommit = (s) => metrics.commit(s);
+    const state = await openState(config, metrics, logger, live, cleanups, status, shared);
     const keys = await loadKeys(config, options, logger, live, cleanups, status);
     const service = buildService(config, options, consensus, state, keys.pool, metrics, logger);
     live.service = service;
@@ -256,16 +262,10 @@ async function openState(
   live: LiveRefs,
   cleanups: Cleanups,
   status: (text: string) => void,
+  opened?: SlashingProtection,
 ): Promise<OpenedState> {
-  status("opening the slashing-protection database");
-  // Check-and-record runs on a thread of its own (its group commits and fsyncs never block this one).
-  const slashing = await ThreadedSlashingProtection.open(config.slashingDb, {
-    ...(config.genesisValidatorsRoot ? { genesisValidatorsRoot: config.genesisValidatorsRoot } : {}),
-    onCommit: (s) => metrics.commit(s),
-    onPinFailure: (err) => logger.error({ err: err.message }, "could not pass the network pin to the slashing-protection worker; its checks fail closed"),
-  });
+  const slashing = opened ?? (await openSlashing(config, logger, (s) => metrics.commit(s), cleanups, status));
   live.slashing = slashing;
-  cleanups.push(() => slashing.close().then(() => undefined));
 
   const openedFencing = FencingStore.open(
     path.join(config.dataDir, "signer-state.sqlite"),
@@ -280,6 +280,27 @@ async function openState(
   const adminToken = config.admin ? readTokenFile(config.admin.tokenFile, { create: true, what: "admin" }) : undefined;
   const keymanagerToken = config.keymanager.enabled ? readTokenFile(config.keymanager.tokenFile, { create: true, what: "keymanager" }) : undefined;
   return { slashing, fencing: openedFencing, audit, clients, adminToken, keymanagerToken };
+}
+
+/**
+ * The slashing database the config names. On SQLite, check-and-record runs on a thread of its own (its group
+ * commits and fsyncs never block this one); on PostgreSQL, on the pool's connections.
+ */
+async function openSlashing(
+  config: SignerConfig,
+  logger: Logger,
+  onCommit: (s: BatchStats) => void,
+  cleanups: Cleanups,
+  status: (text: string) => void,
+): Promise<SlashingProtection> {
+  status(`opening the slashing-protection database (${config.slashingDb.kind})`);
+  const slashing = await openSlashingProtection(config.slashingDb, {
+    ...(config.genesisValidatorsRoot ? { genesisValidatorsRoot: config.genesisValidatorsRoot } : {}),
+    onCommit,
+    onPinFailure: (err) => logger.error({ err: err.message }, "could not pass the network pin to the slashing-protection worker; its checks fail closed"),
+  });
+  cleanups.push(() => slashing.close().then(() => undefined));
+  return slashing;
 }
 
 /** The key store (HSM) and the BLS pool holding its keys. */

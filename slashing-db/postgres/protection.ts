@@ -10,7 +10,7 @@ import { parseInterchange } from "../interchange/parse.js";
 import type { ProtectionHealth, SlashableCheck, SlashingProtection } from "../protection.js";
 import { judgeAttestation, judgeBlock, type Verdict } from "../rules.js";
 import { toPoolConfig, type PostgresConnection } from "./config.js";
-import { classifyPgFailure } from "./failures.js";
+import { classifyPgFailure, withStartupExitCode } from "./failures.js";
 import { PgGroupCommitter } from "./group-commit.js";
 import { PgHistory } from "./history.js";
 import { mergeInterchangePg } from "./import.js";
@@ -94,12 +94,16 @@ export class PostgresSlashingProtection implements SlashingProtection {
       });
       try {
         const setting = (await client.query<{ synchronous_commit: string }>("SHOW synchronous_commit")).rows[0]!.synchronous_commit;
-        if (NOT_DURABLE.has(setting)) {
+        // Vigil's transactions set it on themselves; the escape hatch accepts a server whose default is off.
+        if (NOT_DURABLE.has(setting) && conn.allowServerAsyncCommitDefault !== true) {
           throw new SlashingDbUnavailableError(
             "DB_NOT_DURABLE",
             `PostgreSQL's synchronous_commit is "${setting}" for this role and database: a commit could be acknowledged before it is on disk, so a signed message could be forgotten; set it to on`,
           );
         }
+        // Another network's database is refused before anything is migrated or pinned: a refusal writes nothing.
+        if (opts.genesisValidatorsRoot !== undefined)
+          await refuseOtherNetwork(client, bytesToHex(parseHexBytes(opts.genesisValidatorsRoot, 32, "genesisValidatorsRoot")));
         await migrate(client);
         const pinned = await readPin(client);
         protection = new PostgresSlashingProtection(pool, pinned, opts);
@@ -110,7 +114,7 @@ export class PostgresSlashingProtection implements SlashingProtection {
       return protection;
     } catch (err) {
       await pool.end().catch(() => undefined);
-      throw unavailable(err, "cannot open the PostgreSQL slashing database");
+      throw withStartupExitCode(unavailable(err, "cannot open the PostgreSQL slashing database"));
     }
   }
 
@@ -150,12 +154,11 @@ export class PostgresSlashingProtection implements SlashingProtection {
   async pin(genesisValidatorsRoot: Uint8Array): Promise<void> {
     this.assertOpen();
     const root = bytesToHex(checkBytes(genesisValidatorsRoot, 32, "genesisValidatorsRoot"));
-    const stored = await this.pool.query("INSERT INTO metadata (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", [GVR_KEY, root]).then(
-      () => readPin(this.pool),
-      (err: unknown) => {
-        throw unavailable(err, "pinning the slashing database failed");
-      },
-    );
+    // In a transaction of its own, so that it commits with synchronous_commit=on whatever the server's default.
+    const stored = await this.transaction("pinning the slashing database failed", async (client) => {
+      await client.query("INSERT INTO metadata (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", [GVR_KEY, root]);
+      return readPin(client);
+    });
     if (stored !== root) {
       this.pinnedRoot = stored;
       throw new SlashingProtectionError(
@@ -338,6 +341,18 @@ function settle(verdict: Verdict, job: Job): CheckOutcome {
     throw new SlashingProtectionError(verdict.code, verdict.reason, verdict.existing ? { ...details, existing: verdict.existing } : details);
   }
   return verdict.kind === "new" ? "recorded" : "repeat";
+}
+
+/** Refuses a database already pinned to another network, reading only (the metadata table may not exist yet). */
+async function refuseOtherNetwork(client: pg.ClientBase, root: string): Promise<void> {
+  const exists = (await client.query<{ found: boolean }>("SELECT to_regclass('metadata') IS NOT NULL AS found")).rows[0]!.found;
+  const pinned = exists ? await readPin(client) : null;
+  if (pinned !== null && pinned !== root) {
+    throw new SlashingProtectionError(
+      "GENESIS_VALIDATORS_ROOT_MISMATCH",
+      `this slashing database belongs to the network with genesis_validators_root ${pinned}, not ${root}`,
+    );
+  }
 }
 
 async function readPin(db: pg.Pool | pg.ClientBase): Promise<string | null> {

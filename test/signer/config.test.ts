@@ -25,7 +25,7 @@ describe("signer config", () => {
     const c = parseSignerConfig({ ...base, dataDir: "data" }, "/etc/vigil");
     expect(c.listen).toEqual({ host: "127.0.0.1", port: 9000 });
     expect(c.dataDir).toBe("/etc/vigil/data");
-    expect(c.slashingDb).toBe("/etc/vigil/data/slashing-protection.sqlite");
+    expect(c.slashingDb).toEqual({ kind: "sqlite", path: "/etc/vigil/data/slashing-protection.sqlite" });
     expect(c.hsm.pin).toEqual({ file: "/etc/vigil/pin" });
     expect(c.network.name).toBe("mainnet");
     expect(c.keymanager.enabled).toBe(false);
@@ -86,6 +86,66 @@ describe("signer config", () => {
     const example = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../examples/signer.example.json");
     const c = loadSignerConfig(example);
     expect(c.clients?.map((x) => x.id)).toEqual(["primary", "backup", "teku-1"]);
+  });
+
+  it("loads the shipped PostgreSQL example", () => {
+    const example = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../examples/signer.postgres.example.json");
+    expect(loadSignerConfig(example).slashingDb).toMatchObject({ kind: "postgres", connection: { passwordCredential: "vigil-db-password" } });
+  });
+
+  it("slashingDb: the old file form, {sqlite: {path}} and {postgres: {…}} resolve to one location type", () => {
+    expect(parseSignerConfig({ ...base, slashingDb: "db.sqlite" }, "/etc/vigil").slashingDb).toEqual({ kind: "sqlite", path: "/etc/vigil/db.sqlite" });
+    expect(parseSignerConfig({ ...base, slashingDb: { sqlite: { path: "/srv/db.sqlite" } } }, "/etc/vigil").slashingDb).toEqual({
+      kind: "sqlite",
+      path: "/srv/db.sqlite",
+    });
+    const pg = parseSignerConfig(
+      {
+        ...base,
+        slashingDb: {
+          postgres: {
+            url: "postgres://vigil@db:5432/vigil",
+            passwordFile: "db.password",
+            tls: { mode: "verify-full", ca: "ca.pem", cert: "c.pem", key: "k.pem" },
+            poolSize: 8,
+            allowServerAsyncCommitDefault: true,
+          },
+        },
+      },
+      "/etc/vigil",
+    ).slashingDb;
+    expect(pg).toEqual({
+      kind: "postgres",
+      connection: {
+        url: "postgres://vigil@db:5432/vigil",
+        passwordFile: "/etc/vigil/db.password",
+        tls: { mode: "verify-full", ca: "/etc/vigil/ca.pem", cert: "/etc/vigil/c.pem", key: "/etc/vigil/k.pem" },
+        poolSize: 8,
+        allowServerAsyncCommitDefault: true,
+      },
+    });
+  });
+
+  it("slashingDb.postgres: a password is refused wherever it is written, without echoing it", () => {
+    const pgWith = (postgres: Record<string, unknown>) => ({ ...base, slashingDb: { postgres: { url: "postgres://vigil@db/vigil", ...postgres } } });
+    expect(fieldOf(pgWith({ password: "hunter2" }))).toBe("slashingDb.postgres.password");
+    expect(fieldOf(pgWith({ url: "postgres://vigil:hunter2@db/vigil" }))).toBe("slashingDb.postgres.url");
+    try {
+      parseSignerConfig(pgWith({ url: "postgres://vigil:hunter2@db/vigil" }));
+    } catch (err) {
+      expect((err as Error).message).not.toContain("hunter2");
+    }
+    expect(fieldOf(pgWith({ url: "postgres://vigil@db/vigil?sslmode=require" }))).toBe("slashingDb.postgres.url");
+    expect(fieldOf(pgWith({ url: "mysql://vigil@db/vigil" }))).toBe("slashingDb.postgres.url");
+    expect(fieldOf(pgWith({ passwordFile: "a", passwordCredential: "b" }))).toBe("slashingDb.postgres.passwordCredential");
+    expect(fieldOf(pgWith({ passwordCredential: "../etc/shadow" }))).toBe("slashingDb.postgres.passwordCredential");
+    expect(fieldOf(pgWith({ poolSize: 0 }))).toBe("slashingDb.postgres.poolSize");
+    expect(fieldOf(pgWith({ tls: { mode: "prefer" } }))).toBe("slashingDb.postgres.tls.mode");
+    expect(fieldOf(pgWith({ tls: { mode: "require", cert: "c.pem" } }))).toBe("slashingDb.postgres.tls");
+    expect(fieldOf(pgWith({ host: "db" }))).toBe("slashingDb.postgres.host");
+    expect(fieldOf({ ...base, slashingDb: { sqlite: { path: "a" }, postgres: {} } })).toBe("slashingDb");
+    expect(fieldOf({ ...base, slashingDb: { mysql: {} } })).toBe("slashingDb");
+    expect(fieldOf({ ...base, slashingDb: { sqlite: { file: "a" } } })).toBe("slashingDb.sqlite.file");
   });
 
   it("reports unreadable files and bad JSON", () => {

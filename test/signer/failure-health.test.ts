@@ -9,7 +9,7 @@ import type { RunningSigner } from "../../signer/index.js";
 import { tokenDir, type TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
 import { fillDisk, makeExt4ReadOnly, metrics, metricValue, mountExt4, mountTmpfs, unmount } from "./cli-process.js";
-import { attestationBody, GVR, http, interopPubkey, start, testConfig, tokenWithInteropKeys } from "./harness.js";
+import { attestationBody, GVR, http, interopPubkey, sqliteFile, start, testConfig, tokenWithInteropKeys } from "./harness.js";
 
 const KEYS = 2;
 const work = tempDir("vigil-fail-health-");
@@ -139,7 +139,7 @@ describe("health and signing with the slashing database unwritable", () => {
     const { signer } = await start(config);
     try {
       expect((await sign(signer)).status).toBe(200);
-      for (const suffix of ["", "-wal", "-shm"]) fs.rmSync(config.slashingDb + suffix, { force: true });
+      for (const suffix of ["", "-wal", "-shm"]) fs.rmSync(sqliteFile(config) + suffix, { force: true });
       const refused = await sign(signer);
       expect(refused.status).toBe(503);
       expect(refused.json()).toMatchObject({ code: "DB_WRITE_FAILED", cause: "FILE_GONE" });

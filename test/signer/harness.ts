@@ -58,6 +58,12 @@ export function testConfig(token: TestToken, dataDir: string, extra: Record<stri
   });
 }
 
+/** The SQLite file of a config whose slashing database is SQLite (every config testConfig makes without slashingDb). */
+export function sqliteFile(config: SignerConfig): string {
+  if (config.slashingDb.kind !== "sqlite") throw new Error("this config's slashing database is not SQLite");
+  return config.slashingDb.path;
+}
+
 export async function start(config: SignerConfig, log = new LogCapture()): Promise<{ signer: RunningSigner; log: LogCapture }> {
   const signer = await startSigner(config, { logDestination: log });
   return { signer, log };

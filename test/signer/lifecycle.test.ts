@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openSlashingDb } from "../../slashing-db/index.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
-import { attestationBody, GVR, http, interopPubkey, start, testConfig, tokenWithInteropKeys } from "./harness.js";
+import { attestationBody, GVR, http, interopPubkey, sqliteFile, start, testConfig, tokenWithInteropKeys } from "./harness.js";
 
 const KEYS = 8;
 const work = tempDir("vigil-signer-life-");
@@ -39,7 +39,7 @@ describe("graceful close", () => {
     expect(ok).toBeGreaterThan(0);
     // Only "signed", "refused because closing" (503) or a connection closed before the request was read.
     expect(replies.every((r) => [0, 200, 503].includes(r.status))).toBe(true);
-    const db = openSlashingDb(config.slashingDb);
+    const db = openSlashingDb(sqliteFile(config));
     try {
       const recorded = db.exportInterchange().data.reduce((n, v) => n + v.signed_attestations.length, 0);
       expect(recorded).toBeGreaterThanOrEqual(ok);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openSlashingDb } from "../../slashing-db/index.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
-import { attestationBody, GVR, http, interopPubkey, randaoBody, start, testConfig, tokenWithInteropKeys } from "./harness.js";
+import { attestationBody, GVR, http, interopPubkey, randaoBody, sqliteFile, start, testConfig, tokenWithInteropKeys } from "./harness.js";
 
 const KEYS = 8;
 const work = tempDir("vigil-signer-overload-");
@@ -144,7 +144,7 @@ describe("admission by expected wait", () => {
       expect(metric(metrics, 'vigil_signer_requests_shed_total{reason="expected_wait"}')).toBe(shed.length);
 
       // A shed attestation was never recorded; a signed one was.
-      const db = openSlashingDb(config.slashingDb);
+      const db = openSlashingDb(sqliteFile(config));
       try {
         for (let k = 0; k < KEYS; k++) {
           const v = db.exportInterchange({ pubkeys: [interopPubkey(k)] }).data[0];

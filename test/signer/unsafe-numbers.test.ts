@@ -6,7 +6,7 @@ import type { RunningSigner } from "../../signer/index.js";
 import { openSlashingDb } from "../../slashing-db/index.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
-import { attestationBody, blockBody, GVR, http, interopPubkey, start, testConfig, tokenWithInteropKeys } from "./harness.js";
+import { attestationBody, blockBody, GVR, http, interopPubkey, sqliteFile, start, testConfig, tokenWithInteropKeys } from "./harness.js";
 
 const work = tempDir("vigil-signer-unsafe-");
 let token: TestToken;
@@ -16,7 +16,7 @@ let slashingDb: string;
 beforeAll(async () => {
   token = await tokenWithInteropKeys("vigil-test-signer-unsafe", 2);
   const config = testConfig(token, path.join(work, "main"), { genesisValidatorsRoot: GVR, logLevel: "warn" });
-  slashingDb = config.slashingDb;
+  slashingDb = sqliteFile(config);
   ({ signer } = await start(config));
 }, 120_000);
 

@@ -65,7 +65,9 @@ console.log(
 );
 console.log(`ceiling (raw pool, same run): ${multi.ceilingPerSecond} signatures/s`);
 console.log(`end to end, ${multi.processes} processes:     ${multi.endToEndPerSecond} signatures/s`);
-console.log(`ratio:                        ${multi.ratio} (target >= 0.7)\n`);
+console.log(`ratio:                        ${multi.ratio} (target >= 0.7)`);
+const cpu = multi.cpuMicrosPerSignature;
+console.log(`CPU per signature: signers ${cpu.signers} µs, PostgreSQL ${cpu.postgres} µs, load generators ${cpu.loadGenerators} µs\n`);
 report.signerMultiProcess = multi;
 
 console.log("## signer: cost of the durable audit feed (block/attestation entries fdatasync'd before the reply), 1,000 keys");

@@ -31,6 +31,43 @@ export interface MultiSignerBenchResult {
   endToEndPerSecond: number;
   ratio: number;
   perProcessPerSecond: number[];
+  /**
+   * CPU time per signature in the measured run (µs), where it went: both signer processes (HTTP, signing roots,
+   * BLS, the PostgreSQL client), the PostgreSQL server, the two load generators (their warm-up included). With
+   * `cores` cores the end-to-end rate cannot pass cores × 10^6 / their sum, however quiet the machine.
+   */
+  cpuMicrosPerSignature: { signers: number; postgres: number; loadGenerators: number };
+}
+
+/** CPU time (ms) used so far by the PostgreSQL server listening on `port`: the postmaster and its children. */
+function postgresCpuMs(port: number): number {
+  const ticks = (stat: string[], from: number, count: number) => stat.slice(from, from + count).reduce((a, v) => a + Number(v), 0);
+  const stats = new Map<number, string[]>();
+  let postmaster: number | undefined;
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const raw = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      // The fields after the command name (which may hold spaces), from the state on.
+      stats.set(Number(entry), raw.slice(raw.lastIndexOf(")") + 2).split(" "));
+      const argv = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+      if (argv[0]?.endsWith("/postgres") && argv.includes(String(port))) postmaster = Number(entry);
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  if (postmaster === undefined) return 0;
+  // From the state field: ppid is index 1, utime/stime 11-12, cutime/cstime 13-14 (clock ticks, 100 per second).
+  let total = ticks(stats.get(postmaster)!, 11, 4);
+  for (const stat of stats.values()) if (Number(stat[1]) === postmaster) total += ticks(stat, 11, 2);
+  return total * 10;
+}
+
+function signerCpuMs(s: BenchSigner): Promise<number> {
+  return new Promise((resolve) => {
+    s.child.once("message", (m) => resolve((m as { cpuMs: number }).cpuMs));
+    s.child.send("cpu");
+  });
 }
 
 function compiled(name: string): string {
@@ -95,11 +132,18 @@ export async function runMultiSignerBench(opts: { seconds: number }): Promise<Mu
     await all((j) => runChild({ ...j, mode: "closed", connections: 32, seconds: 120, warmupSeconds: 0, stopAfter: j.pubkeys.length, firstEpoch: 10 }));
     const warmupSeconds = Math.min(2, Math.max(0.5, opts.seconds / 5));
     // 64 connections per process: the 128 of the one-process bench, split.
+    const port = Number(new URL(url).port);
+    const cpuBefore = { signers: await Promise.all(signers.map(signerCpuMs)), postgres: postgresCpuMs(port) };
     const runs = await all((j) => runChild({ ...j, mode: "closed", connections: 64, seconds: opts.seconds, warmupSeconds, firstEpoch: 100 }));
+    const signersCpu = (await Promise.all(signers.map(signerCpuMs))).reduce((a, v, i) => a + v - cpuBefore.signers[i]!, 0);
+    const postgresCpu = postgresCpuMs(port) - cpuBefore.postgres;
     const failed = runs.filter((r) => r.errors > 0);
     if (failed.length > 0) throw new Error(`multi-process signer bench: requests failed: ${JSON.stringify(failed.map((r) => r.statuses))}`);
     const perProcess = runs.map((r) => r.completed / r.elapsedSeconds);
     const endToEnd = perProcess.reduce((a, b) => a + b, 0);
+    // About everything signed since the generators started (warm-up included), as the CPU counters span it.
+    const signedInRun = endToEnd * (opts.seconds + warmupSeconds);
+    const perSignature = (ms: number) => Math.round((ms * 1000) / signedInRun);
     const rawAfter = (await runRawSigningBench({ keys: KEYS, seconds: opts.seconds })).signaturesPerSecond;
     const ceiling = Math.max(rawBefore, rawAfter);
     return {
@@ -109,6 +153,11 @@ export async function runMultiSignerBench(opts: { seconds: number }): Promise<Mu
       endToEndPerSecond: Math.round(endToEnd),
       ratio: round(endToEnd / ceiling, 3),
       perProcessPerSecond: perProcess.map((r) => Math.round(r)),
+      cpuMicrosPerSignature: {
+        signers: perSignature(signersCpu),
+        postgres: perSignature(postgresCpu),
+        loadGenerators: perSignature(runs.reduce((a, r) => a + r.cpuMs, 0)),
+      },
     };
   } finally {
     await Promise.all(signers.map(stopSignerProcess));

@@ -2,7 +2,8 @@
  * One signer process of the multi-process bench (./signer-multi.ts), forked with an IPC channel: the real
  * startSigner on a PostgreSQL slashing database, with the bench's in-memory key store (generating and
  * importing 10,000 keys into SoftHSM2 would measure the token). Parent → child: a SignerProcessJob, later
- * "stop"; child → parent: { url, pubkeys } once listening, then exits 0 after a clean close.
+ * "cpu" (answered with the CPU time it has used, in ms) and "stop"; child → parent: { url, pubkeys } once
+ * listening, then exits 0 after a clean close.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -39,7 +40,12 @@ async function run(job: SignerProcessJob): Promise<void> {
   });
   const keyStore = new InMemoryBenchKeyStore(Array.from({ length: job.keys }, (_, i) => interopSecretKey(i)));
   const signer = await startSigner(config, { keyStore, logDestination: fs.createWriteStream(path.join(job.dataDir, "signer.log")) });
-  process.once("message", () => {
+  process.on("message", (m: "cpu" | "stop") => {
+    if (m === "cpu") {
+      const cpu = process.cpuUsage();
+      process.send!({ cpuMs: (cpu.user + cpu.system) / 1000 });
+      return;
+    }
     void signer.close().then(
       () => process.exit(0),
       () => process.exit(1),

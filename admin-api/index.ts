@@ -114,7 +114,15 @@ export interface SignaturesResponse {
 
 // --- errors -------------------------------------------------------------------------------------------------
 
-export type AdminErrorCode = "UNAUTHENTICATED" | "AUTH_THROTTLED" | "INVALID_REQUEST" | "UNKNOWN_CLIENT" | "STALE_GENERATION" | "INTERNAL";
+/** STATE_UNAVAILABLE (503, Retry-After): the shared client state (PostgreSQL) could not be changed; nothing is acknowledged. */
+export type AdminErrorCode =
+  | "UNAUTHENTICATED"
+  | "AUTH_THROTTLED"
+  | "INVALID_REQUEST"
+  | "UNKNOWN_CLIENT"
+  | "STALE_GENERATION"
+  | "STATE_UNAVAILABLE"
+  | "INTERNAL";
 
 /** Every error answer. `field` names the bad request field of an INVALID_REQUEST. */
 export interface AdminErrorBody {

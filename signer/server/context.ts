@@ -10,7 +10,7 @@ import type { AuditLog } from "./audit-log.js";
 import type { AuthFailureGuard } from "./auth-failures.js";
 import type { ClientRegistry } from "./auth.js";
 import type { SignerConfig } from "./config.js";
-import type { FencingStore } from "./fencing-store.js";
+import type { ClientFencing } from "./fencing/client-fencing.js";
 import type { KeyManager } from "./key-manager.js";
 import type { SignerMetrics } from "./metrics.js";
 import type { SigningService } from "./signing-service.js";
@@ -25,7 +25,7 @@ export interface SignerContext {
   keyStore: KeyStore;
   service: SigningService;
   clients: ClientRegistry;
-  fencing: FencingStore;
+  fencing: ClientFencing;
   audit: AuditLog;
   metrics: SignerMetrics;
   /** Counts, logs (rate-limited) and throttles failed authentications on every API. */

@@ -1,8 +1,9 @@
 /**
  * The sign path: validate → signing root → (slashable) durable check-and-record → BLS pool → release.
  * Release re-checks that the client is enabled, appends to the audit feed, waits (blocks and attestations) for
- * that entry to be on disk, re-checks, and sends, the last check and the send in one synchronous step: a
- * disable answered by the admin API can never be overtaken by a signature already in flight. The request
+ * that entry to be on disk, and sends through the fencing's release gate, where the last check and the send are
+ * one step: a disable answered by the admin API (of any instance sharing the state) can never be overtaken by a
+ * signature already in flight. The request
  * counts as in flight until it is sent.
  */
 import { bytesToHex, hexToBytes, normalizeHex } from "../../common/index.js";
@@ -20,7 +21,7 @@ import {
 import { AdmissionControl, type ShedReason } from "./admission.js";
 import { AuditLogUnavailableError, type AuditLog } from "./audit-log.js";
 import type { ClientState } from "./auth.js";
-import type { FencingStore } from "./fencing-store.js";
+import type { ClientFencing } from "./fencing/client-fencing.js";
 import { ClientDisabledError, InvalidPubkeyIdentifierError, KeyNotAllowedError } from "./service-errors.js";
 import type { WallClockGuard } from "./wall-clock-guard.js";
 
@@ -40,7 +41,7 @@ export interface SigningServiceDeps {
   /** Durable check-and-record, and the owner of the network pin. */
   slashing: Pick<SlashingProtection, "checkAndRecord" | "pin" | "genesisValidatorsRoot">;
   pool: BlsPool;
-  fencing: FencingStore;
+  fencing: ClientFencing;
   audit: AuditLog;
   /** Blocks and attestations: audit entry on disk before the reply (false only in a benchmark, to measure it). */
   durableAudit?: boolean;
@@ -150,8 +151,9 @@ export class SigningService {
 
   /**
    * The last gate before a signature leaves: the client must still be enabled, before and (blocks and
-   * attestations) after their audit entry is on disk. `send` is called with the hex signature in the same
-   * synchronous step as the last check. Throws ClientDisabledError, or AuditLogUnavailableError (with a
+   * attestations) after their audit entry is on disk. `send` is called with the hex signature by the release
+   * gate, in one step with the last check. Throws ClientDisabledError, SlashingDbUnavailableError when a shared
+   * fencing state cannot be read (fail closed), or AuditLogUnavailableError (with a
    * `cause`) when the feed cannot be written (the slashing record stays: refusing after recording is the safe direction; an
    * entry written for a signature refused here makes the feed over-report, never under-report).
    */
@@ -180,17 +182,19 @@ export class SigningService {
         const onDisk = this.deps.audit.append(entry, {
           durable: this.deps.durableAudit !== false && (signed.slashing.kind === "block" || signed.slashing.kind === "attestation"),
         });
-        if (onDisk) {
-          await onDisk;
-          this.checkStillEnabled(client);
-        }
+        if (onDisk) await onDisk;
       } catch (err) {
         // AUDIT_LOG_UNAVAILABLE with the cause: counted as audit_unavailable, not as overload (errors.ts).
         if (err instanceof AuditLogUnavailableError) throw new AuditLogUnavailableError(`signature withheld: ${err.message}`, err.failure);
         throw err;
       }
-      client.noteSigned({ pubkey: signed.pubkey, type: request.type, slot, at }, now);
-      send(signature);
+      // The last check and the send in one step no disable can come between (ClientFencing.releaseIfEnabled); on
+      // PostgreSQL it holds the client's row lock, so a disable through any instance is answered after this send.
+      const sent = await this.deps.fencing.releaseIfEnabled(client.id, () => {
+        client.noteSigned({ pubkey: signed.pubkey, type: request.type, slot, at }, now);
+        send(signature);
+      });
+      if (!sent) throw new ClientDisabledError(client.id, true);
     } finally {
       this.settle(client, signed.pubkey);
     }

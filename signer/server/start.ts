@@ -20,7 +20,8 @@ import { DataDirLock } from "./data-dir-lock.js";
 import { ClientRegistry } from "./auth.js";
 import type { ListenAddress, SignerConfig } from "./config.js";
 import type { SignerContext } from "./context.js";
-import { FencingStore } from "./fencing-store.js";
+import type { ClientFencing } from "./fencing/client-fencing.js";
+import { openClientFencing } from "./fencing/open.js";
 import { KeyManager } from "./key-manager.js";
 import { SignerMetrics } from "./metrics.js";
 import { SigningService } from "./signing-service.js";
@@ -86,7 +87,7 @@ interface LiveRefs {
   service?: SigningService;
   pool?: BlsPool;
   slashing?: SlashingProtection;
-  fencing?: FencingStore;
+  fencing?: ClientFencing;
   clients?: ClientRegistry;
   healthCtx?: SignerContext;
 }
@@ -94,7 +95,7 @@ interface LiveRefs {
 /** The signer's own state on disk and what identifies its callers. */
 interface OpenedState {
   slashing: SlashingProtection;
-  fencing: FencingStore;
+  fencing: ClientFencing;
   audit: AuditLog;
   clients: ClientRegistry;
   adminToken: TokenDigest | undefined;
@@ -267,10 +268,8 @@ async function openState(
   const slashing = opened ?? (await openSlashing(config, logger, (s) => metrics.commit(s), cleanups, status));
   live.slashing = slashing;
 
-  const openedFencing = FencingStore.open(
-    path.join(config.dataDir, "signer-state.sqlite"),
-    new Map((config.clients ?? []).map((c) => [c.id, c.initiallyEnabled])),
-  );
+  // With PostgreSQL, in the same database: a fence written through any instance holds at all of them.
+  const openedFencing = await openClientFencing(config.slashingDb, config.dataDir, config.clients, (message) => logger.warn(message));
   live.fencing = openedFencing;
   cleanups.push(() => openedFencing.close());
   const audit = AuditLog.open(path.join(config.dataDir, "audit"));
@@ -438,7 +437,7 @@ async function closeSigner(s: {
   await keys.pool.close();
   // Commits anything still queued; each connection reports whether it closed cleanly.
   const dbProblems = await state.slashing.close();
-  state.fencing.close();
+  await state.fencing.close();
   await state.audit.close();
   await keys.keyStore.close();
   lock.release();

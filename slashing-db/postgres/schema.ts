@@ -42,6 +42,23 @@ export const PG_MIGRATIONS: readonly string[] = [
     target_epoch bigint
   );
   `,
+  // The signer's client state, shared by every signer instance on this database (signer/server/fencing/postgres.ts):
+  // one generation and its decision, and per client enabled + the generation of its last change. `version` counts
+  // changes, so an instance never installs an older snapshot over a newer one.
+  `
+  CREATE TABLE signer_fencing (
+    only_row   boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    generation bigint NOT NULL CHECK (generation >= 0),
+    decision   text,
+    version    bigint NOT NULL
+  );
+  INSERT INTO signer_fencing (generation, decision, version) VALUES (0, NULL, 0);
+  CREATE TABLE signer_clients (
+    id                    text PRIMARY KEY,
+    enabled               boolean NOT NULL,
+    changed_at_generation bigint NOT NULL CHECK (changed_at_generation >= 0)
+  );
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;

@@ -4,7 +4,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DurableSqliteError, openDurableSqlite, schemaVersion } from "../../common/sqlite.js";
-import { FencingStore } from "../../signer/server/fencing-store.js";
+import { SqliteClientFencing } from "../../signer/server/fencing/sqlite.js";
 import { WatchdogStore } from "../../watchdog/state/store.js";
 
 let dir: string;
@@ -54,7 +54,7 @@ describe("openDurableSqlite", () => {
 });
 
 describe("files written before the stores used user_version open unchanged", () => {
-  it("a fencing store from the first layout (no decision column) keeps its state and gains the column", () => {
+  it("a fencing store from the first layout (no decision column) keeps its state and gains the column", async () => {
     const file = path.join(dir, "signer-state.sqlite");
     const old = new Database(file);
     old.pragma("journal_mode = WAL");
@@ -66,18 +66,18 @@ describe("files written before the stores used user_version open unchanged", () 
       INSERT INTO clients VALUES ('vc-1', 0, 7);
     `);
     old.close();
-    const store = FencingStore.open(file);
+    const store = SqliteClientFencing.open(file);
     expect(store.generation).toBe(7);
     expect(store.fence("vc-1")).toEqual({ enabled: false, changedAtGeneration: 7 });
-    expect(store.apply("vc-1", true, 8, "failover-1")).toMatchObject({ ok: true, generation: 8 });
-    store.close();
-    const reopened = FencingStore.open(file);
+    expect(await store.apply("vc-1", true, 8, "failover-1")).toMatchObject({ ok: true, generation: 8 });
+    await store.close();
+    const reopened = SqliteClientFencing.open(file);
     expect(reopened.fence("vc-1")).toEqual({ enabled: true, changedAtGeneration: 8 });
-    expect(reopened.apply("vc-1", false, 8, "failover-2")).toMatchObject({ ok: false, reason: "GENERATION_TAKEN" });
-    reopened.close();
+    expect(await reopened.apply("vc-1", false, 8, "failover-2")).toMatchObject({ ok: false, reason: "GENERATION_TAKEN" });
+    await reopened.close();
   });
 
-  it("a fencing store that already had the decision column keeps its decision", () => {
+  it("a fencing store that already had the decision column keeps its decision", async () => {
     const file = path.join(dir, "signer-state.sqlite");
     const old = new Database(file);
     old.exec(`
@@ -86,11 +86,11 @@ describe("files written before the stores used user_version open unchanged", () 
       CREATE TABLE clients (id TEXT PRIMARY KEY, enabled INTEGER NOT NULL, changed_at_generation INTEGER NOT NULL);
     `);
     old.close();
-    const store = FencingStore.open(file);
+    const store = SqliteClientFencing.open(file);
     expect(store.generation).toBe(3);
-    expect(store.apply("vc-1", false, 3, "failover-1")).toMatchObject({ ok: false, reason: "GENERATION_TAKEN" });
-    expect(store.apply("vc-1", false, 3, "failover-9")).toMatchObject({ ok: true });
-    store.close();
+    expect(await store.apply("vc-1", false, 3, "failover-1")).toMatchObject({ ok: false, reason: "GENERATION_TAKEN" });
+    expect(await store.apply("vc-1", false, 3, "failover-9")).toMatchObject({ ok: true });
+    await store.close();
   });
 
   it("a watchdog state file keeps its active stack, generation and failovers", () => {

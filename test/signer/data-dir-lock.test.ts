@@ -7,7 +7,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../common/index.js";
-import { FencingStore } from "../../signer/server/fencing-store.js";
+import { SqliteClientFencing } from "../../signer/server/fencing/sqlite.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
 import { start, testConfig, tokenWithInteropKeys, writePrivate } from "./harness.js";
@@ -89,29 +89,29 @@ describe("the data directory lock", () => {
 });
 
 describe("the fencing store decides from the stored generation", () => {
-  it("two stores on one file: apply(5) through A, then apply(3) through B is STALE and the durable value stays 5", () => {
+  it("two stores on one file: apply(5) through A, then apply(3) through B is STALE and the durable value stays 5", async () => {
     const file = path.join(work, "fencing", "signer-state.sqlite");
-    const a = FencingStore.open(file);
-    const b = FencingStore.open(file); // loaded at generation 0: its memory is stale from here on
+    const a = SqliteClientFencing.open(file);
+    const b = SqliteClientFencing.open(file); // loaded at generation 0: its memory is stale from here on
     try {
-      expect(a.apply("primary", false, 5)).toMatchObject({ ok: true, generation: 5 });
-      expect(b.apply("primary", true, 3)).toEqual({ ok: false, currentGeneration: 5, reason: "STALE" });
+      expect(await a.apply("primary", false, 5)).toMatchObject({ ok: true, generation: 5 });
+      expect(await b.apply("primary", true, 3)).toEqual({ ok: false, currentGeneration: 5, reason: "STALE" });
       // B's refusal brought its memory up to the disk.
       expect(b.generation).toBe(5);
       expect(b.isEnabled("primary")).toBe(false);
       // The decision-ownership rule too is read from the stored row.
-      expect(a.apply("primary", false, 7, "failover-a")).toMatchObject({ ok: true });
-      expect(b.apply("primary", true, 7, "failover-b")).toEqual({ ok: false, currentGeneration: 7, reason: "GENERATION_TAKEN" });
+      expect(await a.apply("primary", false, 7, "failover-a")).toMatchObject({ ok: true });
+      expect(await b.apply("primary", true, 7, "failover-b")).toEqual({ ok: false, currentGeneration: 7, reason: "GENERATION_TAKEN" });
     } finally {
-      a.close();
-      b.close();
+      await a.close();
+      await b.close();
     }
-    const reopened = FencingStore.open(file);
+    const reopened = SqliteClientFencing.open(file);
     try {
       expect(reopened.generation).toBe(7);
       expect(reopened.fence("primary")).toEqual({ enabled: false, changedAtGeneration: 7 });
     } finally {
-      reopened.close();
+      await reopened.close();
     }
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
   });

@@ -9,7 +9,7 @@ import type { SlashingProtection } from "../../slashing-db/index.js";
 import type { AuditLog } from "../../signer/server/audit-log.js";
 import { ClientState } from "../../signer/server/auth.js";
 import { errorReply } from "../../signer/server/errors.js";
-import { FencingStore } from "../../signer/server/fencing-store.js";
+import { SqliteClientFencing } from "../../signer/server/fencing/sqlite.js";
 import { SigningService } from "../../signer/server/signing-service.js";
 import { loadConsensus, MINIMAL_DEVNET, type BlsPool } from "../../signer/signing/index.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -19,7 +19,7 @@ const work = tempDir("vigil-release-gate-");
 const PK = `0x${"a1".repeat(48)}`;
 
 function setUp(name: string) {
-  const fencing = FencingStore.open(path.join(work, name, "signer-state.sqlite"));
+  const fencing = SqliteClientFencing.open(path.join(work, name, "signer-state.sqlite"));
   const syncs: (() => void)[] = [];
   const durable: boolean[] = [];
   const audit = {
@@ -62,7 +62,7 @@ describe("release with a durable audit entry", () => {
     const sent: string[] = [];
     const releasing = service.release(client, signed, (s) => sent.push(s));
     await new Promise((r) => setImmediate(r));
-    expect(fencing.apply("primary", false, 1).ok).toBe(true); // the admin API answers "disabled" here
+    expect((await fencing.apply("primary", false, 1)).ok).toBe(true); // the admin API answers "disabled" here
     syncs[0]!();
     const refusal = await releasing.then(
       () => undefined,

@@ -7,6 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PostgresSlashingProtection, SlashingDbUnavailableError, SlashingProtectionError, type CheckWithAnyRoot } from "../../slashing-db/index.js";
+import { PG_SCHEMA_VERSION } from "../../slashing-db/postgres/schema.js";
 import { postgresRows } from "../helpers/backends.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
 import { tempDir } from "../helpers/tmp.js";
@@ -98,7 +99,7 @@ describe("two instances on one database", () => {
     const instances = await Promise.all([open(url), open(url), open(url)]);
     expect(instances.map((p) => p.genesisValidatorsRoot)).toEqual([GVR, GVR, GVR]);
     const c = await server.connect(url);
-    expect((await c.query("SELECT version FROM vigil_schema")).rows).toEqual([{ version: 1 }]);
+    expect((await c.query("SELECT version FROM vigil_schema")).rows).toEqual([{ version: PG_SCHEMA_VERSION }]);
     await c.end();
     await Promise.all(instances.map((p) => p.close()));
   });

@@ -20,14 +20,16 @@ import {
 import type { AuditLog } from "../audit-log.js";
 import type { ClientRegistry, ClientState } from "../auth.js";
 import { throttledBody, type AuthFailureGuard } from "../auth-failures.js";
-import type { FencingStore } from "../fencing-store.js";
+import { SlashingDbUnavailableError } from "../../../slashing-db/index.js";
+import { RETRY_AFTER_SECONDS } from "../errors.js";
+import type { ClientFencing, FenceResult } from "../fencing/client-fencing.js";
 import { bearerToken, digestToken, sameToken, type TokenDigest } from "../tokens.js";
 
 /** What the admin API reads and changes. */
 export interface AdminRouteDeps {
   /** The admin API's token; undefined when the API is off. */
   adminToken?: TokenDigest;
-  fencing: FencingStore;
+  fencing: ClientFencing;
   clients: ClientRegistry;
   audit: AuditLog;
   authFailures: AuthFailureGuard;
@@ -112,7 +114,21 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminRouteDeps): 
         }
         const client = ctx.clients.get(request.params.id);
         if (!client) return fail(reply, 404, "UNKNOWN_CLIENT", `no client ${request.params.id}`);
-        const result = ctx.fencing.apply(client.id, action === "enable", generation, decision);
+        let result: FenceResult;
+        try {
+          result = await ctx.fencing.apply(client.id, action === "enable", generation, decision);
+        } catch (err) {
+          if (!(err instanceof SlashingDbUnavailableError)) throw err;
+          // Not acknowledged: the caller retries (the same generation and decision again is an idempotent retry).
+          ctx.logger.error({ reqId: request.id, client: client.id, err: err.message }, `client ${action} failed: the fencing state is unavailable`);
+          void reply.header("retry-after", String(RETRY_AFTER_SECONDS));
+          return fail(
+            reply,
+            503,
+            "STATE_UNAVAILABLE",
+            `the client fencing state could not be changed (${err.failure}); nothing changed or the change is not confirmed: retry`,
+          );
+        }
         if (!result.ok) {
           const message =
             result.reason === "STALE"

@@ -1,11 +1,13 @@
 /**
- * Durable fencing state (signer/docs/admin-api.md): one generation for the whole signer and, per client,
- * enabled + the generation of its last change. Every change is committed (synchronous=FULL) before the
- * admin API answers, and the hot path reads the in-memory copy, so "disabled" holds across restarts and
- * costs nothing per signature.
+ * Durable fencing state of one signer process, in `<dataDir>/signer-state.sqlite` (./client-fencing.ts). Every
+ * change is committed (synchronous=FULL) before the admin API answers, and the release gate reads the in-memory
+ * copy, so "disabled" holds across restarts and costs nothing per signature.
  */
 import type Database from "better-sqlite3";
-import { openDurableSqlite, type SqliteMigration } from "../../common/index.js";
+import { openDurableSqlite, type SqliteMigration } from "../../../common/index.js";
+import type { ClientFence, ClientFencing, FenceResult } from "./client-fencing.js";
+
+export type { ClientFence, FenceResult } from "./client-fencing.js";
 
 /**
  * Files written before the store used user_version are at version 0 with some or all of these tables:
@@ -25,17 +27,7 @@ const FENCING_MIGRATIONS: readonly SqliteMigration[] = [
   },
 ];
 
-export interface ClientFence {
-  enabled: boolean;
-  changedAtGeneration: number;
-}
-
-export type FenceResult =
-  | { ok: true; fence: ClientFence; generation: number }
-  /** STALE: older than the signer's generation; GENERATION_TAKEN: the current one belongs to another decision. */
-  | { ok: false; currentGeneration: number; reason: "STALE" | "GENERATION_TAKEN" };
-
-export class FencingStore {
+export class SqliteClientFencing implements ClientFencing {
   private readonly db: Database.Database;
   private current: number;
   private readonly fences = new Map<string, ClientFence>();
@@ -71,8 +63,8 @@ export class FencingStore {
   }
 
   /** Opens (creating 0600) `<dataDir>/signer-state.sqlite` or the given file. */
-  static open(file: string, initialState: ReadonlyMap<string, boolean> = new Map()): FencingStore {
-    return new FencingStore(file, initialState);
+  static open(file: string, initialState: ReadonlyMap<string, boolean> = new Map()): SqliteClientFencing {
+    return new SqliteClientFencing(file, initialState);
   }
 
   get generation(): number {
@@ -95,7 +87,7 @@ export class FencingStore {
    * watchdogs that picked the same number cannot interleave their disable/enable calls.
    * Committed to disk before returning.
    */
-  apply(clientId: string, enabled: boolean, generation: number, decision?: string): FenceResult {
+  async apply(clientId: string, enabled: boolean, generation: number, decision?: string): Promise<FenceResult> {
     // Decided from the stored row inside the write transaction, never from memory: another process (or a copy
     // of this store that missed a change) can then never move the generation backwards or take over a decision.
     const result = this.db
@@ -122,7 +114,17 @@ export class FencingStore {
     return result;
   }
 
-  close(): void {
+  /**
+   * One process owns the file (data-dir-lock.ts) and every change goes through `apply`, so the in-memory copy is
+   * the state: the check and `send` run in one synchronous step, which no disable can come between.
+   */
+  async releaseIfEnabled(clientId: string, send: () => void): Promise<boolean> {
+    if (!this.isEnabled(clientId)) return false;
+    send();
+    return true;
+  }
+
+  async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
 }

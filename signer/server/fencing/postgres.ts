@@ -1,0 +1,325 @@
+/**
+ * The client state in the PostgreSQL slashing database, shared by every signer instance on it (tables
+ * signer_fencing / signer_clients, slashing-db/postgres/schema.ts). The argument for why a disable acknowledged
+ * through any instance holds at all of them is signer/docs/fencing-across-instances.md; in short:
+ * - the release gate reads the client's row FOR SHARE inside a transaction, sends while holding that lock, and
+ *   only then commits; `apply` updates the row (which waits for every FOR SHARE holder) and commits before it
+ *   resolves, so the admin API answers either before the gate's read (which then sees "disabled") or after its send;
+ * - the in-memory copy (admission, metrics, GET endpoints) follows NOTIFY vigil_fencing and is only an optimisation.
+ */
+import pg from "pg";
+import { SlashingDbUnavailableError } from "../../../slashing-db/errors.js";
+import { toPoolConfig, type PostgresConnection } from "../../../slashing-db/postgres/config.js";
+import { classifyPgFailure } from "../../../slashing-db/postgres/failures.js";
+import { migrate } from "../../../slashing-db/postgres/schema.js";
+import type { ClientFence, ClientFencing, FenceResult } from "./client-fencing.js";
+
+/** The channel every instance LISTENs on; `apply` notifies it in its transaction (delivered on commit only). */
+export const FENCING_CHANNEL = "vigil_fencing";
+
+export interface PostgresClientFencingOptions {
+  /** Wait before reconnecting a lost LISTEN connection, or retrying a failed reload (default 1000 ms). */
+  retryMs?: number;
+  /** Longest a gate or apply query may take before it fails closed (default 5000 ms). */
+  queryTimeoutMs?: number;
+  /** Problems that do not fail a request (listener lost, reload failed): for the log. */
+  onProblem?: (message: string) => void;
+}
+
+/** The state as one consistent read: `version` orders snapshots so a late one never replaces a newer one. */
+interface Snapshot {
+  version: number;
+  generation: number;
+  fences: Map<string, ClientFence>;
+}
+
+interface GateEntry {
+  clientId: string;
+  send: () => void;
+  resolve: (sent: boolean) => void;
+  reject: (err: unknown) => void;
+}
+
+const SNAPSHOT_SQL =
+  "SELECT f.version::text AS version, f.generation::text AS generation, c.id, c.enabled, c.changed_at_generation::text AS changed " +
+  "FROM signer_fencing f LEFT JOIN signer_clients c ON true";
+
+/** One statement, so one snapshot even outside a transaction (READ COMMITTED). */
+async function readSnapshot(db: pg.ClientBase | pg.Pool): Promise<Snapshot> {
+  const rows = (await db.query<{ version: string; generation: string; id: string | null; enabled: boolean | null; changed: string | null }>(SNAPSHOT_SQL)).rows;
+  const fences = new Map<string, ClientFence>();
+  for (const r of rows) if (r.id !== null) fences.set(r.id, { enabled: r.enabled === true, changedAtGeneration: Number(r.changed) });
+  return { version: Number(rows[0]!.version), generation: Number(rows[0]!.generation), fences };
+}
+
+function unavailable(err: unknown, what: string): SlashingDbUnavailableError {
+  if (err instanceof SlashingDbUnavailableError) return err;
+  return new SlashingDbUnavailableError("DB_WRITE_FAILED", `${what}: ${(err as Error).message}`, classifyPgFailure(err));
+}
+
+export class PostgresClientFencing implements ClientFencing {
+  private snapshot: Snapshot;
+  private readonly pending: GateEntry[] = [];
+  private gateScheduled = false;
+  private gateRunning: Promise<void> | undefined;
+  private listener: pg.Client | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly retryMs: number;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly clientConfig: pg.ClientConfig,
+    private readonly initialState: ReadonlyMap<string, boolean>,
+    snapshot: Snapshot,
+    private readonly opts: PostgresClientFencingOptions,
+  ) {
+    this.snapshot = snapshot;
+    this.retryMs = opts.retryMs ?? 1000;
+  }
+
+  /**
+   * Connects, creates or migrates the schema (the same versioned migrations as the slashing database), adds a
+   * row for each configured client that has none (a recorded decision wins over `initiallyEnabled`), loads the
+   * state and starts listening for changes made through other instances.
+   */
+  static async open(
+    conn: PostgresConnection,
+    initialState: ReadonlyMap<string, boolean>,
+    opts: PostgresClientFencingOptions = {},
+  ): Promise<PostgresClientFencing> {
+    // Its own small pool: a gate batch must never queue behind the slashing database's commits.
+    const config = { ...toPoolConfig(conn), max: 3, query_timeout: opts.queryTimeoutMs ?? 5000 };
+    const pool = new pg.Pool(config);
+    pool.on("error", () => undefined); // an idle connection's error (server restart) surfaces on its next use
+    try {
+      const client = await pool.connect();
+      let snapshot: Snapshot;
+      try {
+        await migrate(client);
+        const ids = [...initialState.keys()];
+        await client.query(
+          "INSERT INTO signer_clients (id, enabled, changed_at_generation) SELECT id, enabled, 0 FROM unnest($1::text[], $2::boolean[]) AS t(id, enabled) " +
+            "ON CONFLICT (id) DO NOTHING",
+          [ids, ids.map((id) => initialState.get(id) === true)],
+        );
+        snapshot = await readSnapshot(client);
+      } finally {
+        client.release();
+      }
+      const fencing = new PostgresClientFencing(pool, config, initialState, snapshot, opts);
+      await fencing.listen();
+      return fencing;
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      if (err instanceof SlashingDbUnavailableError) throw err;
+      throw new SlashingDbUnavailableError(
+        "DB_OPEN_FAILED",
+        `cannot open the client fencing state in PostgreSQL: ${(err as Error).message}`,
+        classifyPgFailure(err),
+      );
+    }
+  }
+
+  get generation(): number {
+    return this.snapshot.generation;
+  }
+
+  /** Whether the LISTEN connection is up (while it is not, the in-memory copy may lag; the gate does not). */
+  get listening(): boolean {
+    return this.listener !== undefined;
+  }
+
+  fence(clientId: string): ClientFence {
+    return this.snapshot.fences.get(clientId) ?? { enabled: this.initialState.get(clientId) ?? true, changedAtGeneration: 0 };
+  }
+
+  isEnabled(clientId: string): boolean {
+    return this.fence(clientId).enabled;
+  }
+
+  /** The rules of SqliteClientFencing.apply, decided from the stored row under its lock. Resolves after COMMIT. */
+  async apply(clientId: string, enabled: boolean, generation: number, decision?: string): Promise<FenceResult> {
+    if (this.closed) throw new SlashingDbUnavailableError("DB_CLOSED", "the client fencing state is closed");
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw unavailable(err, "cannot change the client fencing state");
+    }
+    let broken: Error | undefined;
+    try {
+      await client.query("BEGIN");
+      // Whatever the role or server says: the admin API's answer must never come before the change is durable.
+      await client.query("SET LOCAL synchronous_commit = on");
+      const row = (
+        await client.query<{ generation: string; decision: string | null }>("SELECT generation::text AS generation, decision FROM signer_fencing FOR UPDATE")
+      ).rows[0]!;
+      const stored = { generation: Number(row.generation), decision: row.decision };
+      let result: FenceResult;
+      if (generation < stored.generation) result = { ok: false, currentGeneration: stored.generation, reason: "STALE" };
+      else {
+        const held = generation === stored.generation ? stored.decision : null;
+        if (held !== null && decision !== undefined && held !== decision) {
+          result = { ok: false, currentGeneration: stored.generation, reason: "GENERATION_TAKEN" };
+        } else {
+          await client.query("UPDATE signer_fencing SET generation = $1, decision = $2, version = version + 1", [generation, held ?? decision ?? null]);
+          // Waits for every release gate holding this client's row FOR SHARE: their signatures are sent before this commits.
+          await client.query(
+            "INSERT INTO signer_clients (id, enabled, changed_at_generation) VALUES ($1, $2, $3) " +
+              "ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled, changed_at_generation = excluded.changed_at_generation",
+            [clientId, enabled, generation],
+          );
+          await client.query(`NOTIFY ${FENCING_CHANNEL}`);
+          result = { ok: true, fence: { enabled, changedAtGeneration: generation }, generation };
+        }
+      }
+      const snapshot = await readSnapshot(client); // consistent with this commit: other changes wait on signer_fencing's lock
+      await client.query(result.ok ? "COMMIT" : "ROLLBACK");
+      // Only after the commit, and whatever the outcome: the in-memory view follows the database, never runs ahead of it.
+      this.install(snapshot);
+      return result;
+    } catch (err) {
+      broken = err as Error;
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw unavailable(err, "cannot change the client fencing state");
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /**
+   * Joins the next gate batch: every release waiting in the same tick shares one transaction (BEGIN, SELECT … FOR
+   * SHARE, sends, COMMIT), as checks share a group commit.
+   */
+  releaseIfEnabled(clientId: string, send: () => void): Promise<boolean> {
+    if (this.closed) return Promise.reject(new SlashingDbUnavailableError("DB_CLOSED", "the client fencing state is closed"));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ clientId, send, resolve, reject });
+      this.scheduleGate();
+    });
+  }
+
+  private scheduleGate(): void {
+    if (this.gateScheduled || this.gateRunning !== undefined || this.pending.length === 0) return;
+    this.gateScheduled = true;
+    setImmediate(() => {
+      this.gateScheduled = false;
+      if (this.closed || this.pending.length === 0) return; // close() refused what was waiting
+      this.gateRunning = this.runGate(this.pending.splice(0)).finally(() => {
+        this.gateRunning = undefined;
+        this.scheduleGate(); // what arrived meanwhile is the next batch
+      });
+    });
+  }
+
+  private async runGate(batch: GateEntry[]): Promise<void> {
+    let settled = 0;
+    let client: pg.PoolClient | undefined;
+    let broken: Error | undefined;
+    try {
+      client = await this.pool.connect();
+      const ids = [...new Set(batch.map((e) => e.clientId))].sort();
+      // BEGIN and the locking read in one round trip; rows locked in id order, so two batches never deadlock.
+      const results = (await client.query(
+        `BEGIN; SELECT id, enabled FROM signer_clients WHERE id IN (${ids.map((id) => client!.escapeLiteral(id)).join(", ")}) ORDER BY id FOR SHARE`,
+      )) as unknown as pg.QueryResult<{ id: string; enabled: boolean }>[];
+      const enabled = new Map(results[1]!.rows.map((r) => [r.id, r.enabled]));
+      // Sent while the rows are locked: a disable of any of these clients commits only after these sends. A client
+      // without a row (not configured anywhere, or deleted by hand) is refused: fail closed.
+      for (const entry of batch) {
+        settled++;
+        if (enabled.get(entry.clientId) !== true) {
+          entry.resolve(false);
+          continue;
+        }
+        try {
+          entry.send();
+          entry.resolve(true);
+        } catch (err) {
+          entry.reject(err);
+        }
+      }
+      // A failed COMMIT changes nothing for what was sent: the transaction wrote nothing, and its locks go with it.
+      await client.query("COMMIT").catch((err: Error) => {
+        broken = err;
+      });
+    } catch (err) {
+      broken = err as Error;
+      const refusal = unavailable(err, "cannot read the client fencing state before releasing a signature");
+      for (const entry of batch.slice(settled)) entry.reject(refusal);
+      await client?.query("ROLLBACK").catch(() => undefined);
+    } finally {
+      client?.release(broken);
+    }
+  }
+
+  /** Installs a snapshot unless a newer one is already in place (reloads and applies can finish out of order). */
+  private install(snapshot: Snapshot): void {
+    if (snapshot.version >= this.snapshot.version) this.snapshot = snapshot;
+  }
+
+  /** Makes the in-memory copy what the database holds now; on failure, retries later (the gate does not depend on it). */
+  private async reload(): Promise<void> {
+    try {
+      this.install(await readSnapshot(this.pool));
+    } catch (err) {
+      this.opts.onProblem?.(`reloading the client fencing state failed, retrying: ${(err as Error).message}`);
+      this.retryLater(() => this.reload());
+    }
+  }
+
+  private retryLater(what: () => Promise<void>): void {
+    if (this.closed || this.retryTimer !== undefined) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void what();
+    }, this.retryMs);
+    this.retryTimer.unref();
+  }
+
+  /** A dedicated connection LISTENing for changes; after (re)connecting, a full reload catches what was missed. */
+  private async listen(): Promise<void> {
+    if (this.closed) return;
+    const client = new pg.Client(this.clientConfig);
+    let lost = false;
+    const onLost = (err?: Error) => {
+      if (lost) return;
+      lost = true;
+      if (this.listener === client) this.listener = undefined;
+      client.end().catch(() => undefined);
+      if (this.closed) return;
+      this.opts.onProblem?.(`the client fencing LISTEN connection was lost${err ? `: ${err.message}` : ""}; reconnecting`);
+      this.retryLater(() => this.listen());
+    };
+    client.on("error", onLost);
+    client.on("end", () => onLost());
+    client.on("notification", () => void this.reload());
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${FENCING_CHANNEL}`);
+    } catch (err) {
+      onLost(err as Error);
+      return;
+    }
+    if (this.closed) {
+      await client.end().catch(() => undefined);
+      return;
+    }
+    this.listener = client;
+    await this.reload();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    await this.gateRunning;
+    const refusal = new SlashingDbUnavailableError("DB_CLOSED", "the client fencing state is closed");
+    for (const entry of this.pending.splice(0)) entry.reject(refusal);
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.end().catch(() => undefined);
+    await this.pool.end().catch(() => undefined);
+  }
+}

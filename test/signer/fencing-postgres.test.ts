@@ -1,0 +1,251 @@
+// The client state shared in PostgreSQL by several signer instances (signer/docs/fencing-across-instances.md), on a
+// real server: a disable acknowledged through instance A holds at instance B, for a request already in flight at B
+// too; generations and decisions decided from the stored row across instances; LISTEN/NOTIFY keeping each
+// instance's in-memory copy current, also after its LISTEN connection is cut; a release refused while the database
+// is unreachable. Signing services run on the real PostgreSQL slashing database and real audit feeds; only the BLS
+// pool is a stand-in, so a test can hold a request "in flight" for as long as it needs.
+import path from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { PostgresSlashingProtection, SlashingDbUnavailableError } from "../../slashing-db/index.js";
+import { AuditLog } from "../../signer/server/audit-log.js";
+import { ClientState } from "../../signer/server/auth.js";
+import { PostgresClientFencing } from "../../signer/server/fencing/postgres.js";
+import { SigningService } from "../../signer/server/signing-service.js";
+import { loadConsensus, MINIMAL_DEVNET, type BlsPool } from "../../signer/signing/index.js";
+import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
+import { tempDir } from "../helpers/tmp.js";
+import { attestationBody, GVR, randaoBody } from "./harness.js";
+
+const work = tempDir("vigil-fencing-pg-");
+const PK = `0x${"a1".repeat(48)}`;
+const CLIENTS = new Map([
+  ["primary", true],
+  ["standby", false],
+]);
+let server: TestPostgres;
+const opened: { close(): Promise<unknown> }[] = [];
+
+beforeAll(async () => {
+  server = await startPostgres();
+  await loadConsensus("minimal");
+}, 60_000);
+afterEach(async () => {
+  for (const o of opened.splice(0).reverse()) await o.close().catch(() => undefined);
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+async function fencingOn(url: string, initial: ReadonlyMap<string, boolean> = CLIENTS): Promise<PostgresClientFencing> {
+  const f = await PostgresClientFencing.open({ url, passwordFile: server.passwordFile }, initial, { retryMs: 50 });
+  opened.push(f);
+  return f;
+}
+
+async function until(what: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!what()) {
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const settledWithin = <T>(p: Promise<T>, ms: number): Promise<boolean> =>
+  Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+
+/** A signer instance's signing path: its own fencing connection, slashing connection and audit feed on one database. */
+async function instance(url: string, name: string) {
+  const fencing = await fencingOn(url);
+  const slashing = await PostgresSlashingProtection.open({ url, passwordFile: server.passwordFile }, { genesisValidatorsRoot: GVR });
+  opened.push(slashing);
+  const audit = AuditLog.open(path.join(work, name, "audit"));
+  opened.push(audit);
+  // The BLS stand-in: each signature waits until the test lets it go (the request is then in flight, recorded).
+  const held: (() => void)[] = [];
+  const pool = {
+    publicKeys: [PK],
+    capacityPerMs: 1,
+    sign: () => new Promise<Uint8Array>((resolve) => held.push(() => resolve(new Uint8Array(96).fill(7)))),
+  } as unknown as BlsPool;
+  const service = new SigningService({ network: MINIMAL_DEVNET, slashing, pool, fencing, audit, maxQueueDepth: 100, maxWaitMs: 60_000 });
+  return { fencing, service, held, client: new ClientState("primary", undefined) };
+}
+
+describe("one client state for every instance on the database", () => {
+  it("a client gets a row with its configured state once; a recorded decision wins over initiallyEnabled", async () => {
+    const url = await server.createDatabase();
+    const a = await fencingOn(url);
+    expect(a.isEnabled("primary")).toBe(true);
+    expect(a.isEnabled("standby")).toBe(false);
+    expect((await a.apply("standby", true, 1)).ok).toBe(true);
+    // B is configured with other initial states: the rows already there (and the decision) win.
+    const b = await fencingOn(
+      url,
+      new Map([
+        ["primary", false],
+        ["standby", false],
+        ["extra", false],
+      ]),
+    );
+    expect(b.fence("standby")).toEqual({ enabled: true, changedAtGeneration: 1 });
+    expect(b.isEnabled("primary")).toBe(true);
+    expect(b.isEnabled("extra")).toBe(false);
+    expect(b.generation).toBe(1);
+  });
+
+  it("a change through A reaches B's in-memory copy through NOTIFY", async () => {
+    const url = await server.createDatabase();
+    const [a, b] = [await fencingOn(url), await fencingOn(url)];
+    expect(b.isEnabled("primary")).toBe(true);
+    expect(await a.apply("primary", false, 3, "failover-1")).toMatchObject({ ok: true, generation: 3 });
+    await until(() => !b.isEnabled("primary"));
+    expect(b.generation).toBe(3);
+    expect(b.fence("primary")).toEqual({ enabled: false, changedAtGeneration: 3 });
+  });
+
+  it("stale and taken generations are decided from the stored row, whichever instance is asked", async () => {
+    const url = await server.createDatabase();
+    const [a, b] = [await fencingOn(url), await fencingOn(url)];
+    expect(await a.apply("primary", false, 5)).toMatchObject({ ok: true, generation: 5 });
+    // Asked at once, before B could have heard of it: B's memory is not what decides.
+    expect(await b.apply("primary", true, 3)).toEqual({ ok: false, currentGeneration: 5, reason: "STALE" });
+    expect(b.generation).toBe(5);
+    expect(b.isEnabled("primary")).toBe(false);
+    expect(await a.apply("primary", false, 7, "failover-a")).toMatchObject({ ok: true });
+    expect(await b.apply("primary", true, 7, "failover-b")).toEqual({ ok: false, currentGeneration: 7, reason: "GENERATION_TAKEN" });
+    expect(await b.apply("primary", false, 7, "failover-a")).toMatchObject({ ok: true }); // the holder's idempotent retry
+    const c = await server.connect(url);
+    try {
+      expect((await c.query("SELECT generation::int, decision FROM signer_fencing")).rows).toEqual([{ generation: 7, decision: "failover-a" }]);
+      expect((await c.query("SELECT enabled FROM signer_clients WHERE id = 'primary'")).rows).toEqual([{ enabled: false }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("B's LISTEN connection cut: B reconnects, and a change made meanwhile reaches it", async () => {
+    const url = await server.createDatabase();
+    const [a, b] = [await fencingOn(url), await fencingOn(url)];
+    const c = await server.connect(url);
+    try {
+      const cut = await c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND datname = current_database()");
+      expect(cut.rowCount).toBe(2); // A's and B's
+      await until(() => !b.listening);
+      expect((await a.apply("primary", false, 2)).ok).toBe(true);
+      await until(() => !b.isEnabled("primary"));
+      await until(() => b.listening);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+describe("the release gate holds the client's row", () => {
+  it("a disable in progress (row locked, not yet committed) holds B's release; once it commits B refuses, though B's memory says enabled", async () => {
+    const url = await server.createDatabase();
+    const b = await fencingOn(url);
+    const c = await server.connect(url);
+    try {
+      // A disable written directly, without NOTIFY: B's in-memory copy stays "enabled" throughout.
+      await c.query("BEGIN");
+      await c.query("UPDATE signer_clients SET enabled = false WHERE id = 'primary'");
+      let sent = false;
+      const release = b.releaseIfEnabled("primary", () => {
+        sent = true;
+      });
+      expect(await settledWithin(release, 300)).toBe(false);
+      await c.query("COMMIT");
+      expect(await release).toBe(false);
+      expect(sent).toBe(false);
+      expect(b.isEnabled("primary")).toBe(true); // the gate, not the memory, refused
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("a gate holding the row (a send in progress) holds A's disable: its answer comes after the send", async () => {
+    const url = await server.createDatabase();
+    const a = await fencingOn(url);
+    const c = await server.connect(url);
+    try {
+      await c.query("BEGIN");
+      await c.query("SELECT enabled FROM signer_clients WHERE id = 'primary' FOR SHARE");
+      const disable = a.apply("primary", false, 1);
+      expect(await settledWithin(disable, 300)).toBe(false);
+      await c.query("COMMIT");
+      expect((await disable).ok).toBe(true);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("racing releases at B against a disable through A: every release is refused or sent before A's answer", async () => {
+    const url = await server.createDatabase();
+    const [a, b] = [await fencingOn(url), await fencingOn(url)];
+    for (let round = 1; round <= 30; round++) {
+      expect((await a.apply("primary", true, 2 * round - 1)).ok).toBe(true);
+      const events: string[] = [];
+      const releases = Array.from({ length: 20 }, (_, i) =>
+        new Promise((r) => setTimeout(r, Math.random() * 4)).then(() => b.releaseIfEnabled("primary", () => events.push(`sent ${i}`))),
+      );
+      await new Promise((r) => setTimeout(r, Math.random() * 4));
+      await a.apply("primary", false, 2 * round).then(() => events.push("acknowledged"));
+      const outcomes = await Promise.all(releases);
+      const ack = events.indexOf("acknowledged");
+      expect(events.slice(ack + 1)).toEqual([]); // nothing sent after the disable was answered
+      expect(outcomes.filter((o) => o)).toHaveLength(ack);
+    }
+  });
+
+  it("a request in flight at B (recorded, being signed) when A acknowledges a disable is refused at release", async () => {
+    const url = await server.createDatabase();
+    const a = await instance(url, "a");
+    const b = await instance(url, "b");
+    // B's in-memory copy is current here, but the gate reads the database whatever it says.
+    const signing = b.service.sign(b.client, PK, attestationBody(1, 2));
+    await until(() => b.held.length === 1); // recorded in PostgreSQL, now in B's BLS pool
+    expect((await a.fencing.apply("primary", false, 1)).ok).toBe(true); // A's admin API answers here
+    b.held[0]!();
+    const signed = await signing;
+    const sent: string[] = [];
+    const refusal = await b.service
+      .release(b.client, signed, (s) => sent.push(s))
+      .then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+    expect(refusal).toMatchObject({ code: "CLIENT_DISABLED", duringSigning: true });
+    expect(sent).toEqual([]);
+    expect(b.client.inFlight).toBe(0);
+    // And a release through A itself, enabled again at a newer generation, goes out.
+    expect((await a.fencing.apply("primary", true, 2)).ok).toBe(true);
+    const next = a.service.sign(a.client, PK, randaoBody(4));
+    await until(() => a.held.length === 1);
+    a.held[0]!();
+    await a.service.release(a.client, await next, (s) => sent.push(s));
+    expect(sent).toHaveLength(1);
+  });
+});
+
+describe("the database unreachable", () => {
+  it("a release is refused (503 class, nothing sent); a fence change is refused; close still works", async () => {
+    // A server of its own, holding one small database: stopping it is quick.
+    const own = await startPostgres();
+    const b = await PostgresClientFencing.open({ url: await own.createDatabase(), passwordFile: own.passwordFile }, CLIENTS, { retryMs: 50 });
+    await own.stop();
+    let sent = false;
+    const refusal = await b
+      .releaseIfEnabled("primary", () => {
+        sent = true;
+      })
+      .then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+    expect(refusal).toBeInstanceOf(SlashingDbUnavailableError);
+    expect(refusal).toMatchObject({ code: "DB_WRITE_FAILED", failure: "UNREACHABLE" });
+    expect(sent).toBe(false);
+    await expect(b.apply("primary", false, 1)).rejects.toBeInstanceOf(SlashingDbUnavailableError);
+    await b.close();
+  }, 30_000);
+});

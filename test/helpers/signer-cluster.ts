@@ -4,6 +4,7 @@
  * only, which SoftHSM2 allows from several processes). Built on the one-process spawner of
  * test/signer/cli-process.ts, so the ready-line parsing and leftover killing live in one place.
  */
+import fs from "node:fs";
 import path from "node:path";
 import type { TestToken } from "./softhsm.js";
 import { spawnSigner, writeSignerConfig, type SignerProcess } from "../signer/cli-process.js";
@@ -48,8 +49,12 @@ export interface ClusterOptions {
 export async function startSignerCluster(opts: ClusterOptions): Promise<SignerCluster> {
   const configs = Array.from({ length: opts.count }, (_, i) => {
     const dir = path.join(opts.work, `signer-${i}`);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // Each signer's own 0600 copy: the server's file may belong to the server's system user.
+    const passwordFile = path.join(dir, "db.password");
+    fs.writeFileSync(passwordFile, fs.readFileSync(opts.postgres.passwordFile), { mode: 0o600 });
     return writeSignerConfig(opts.token, path.join(dir, "data"), path.join(dir, "signer.json"), {
-      slashingDb: { postgres: { url: opts.postgres.url, passwordFile: opts.postgres.passwordFile, poolSize: opts.postgres.poolSize ?? 4 } },
+      slashingDb: { postgres: { url: opts.postgres.url, passwordFile, poolSize: opts.postgres.poolSize ?? 4 } },
       logLevel: "warn",
       ...opts.extra,
     });

@@ -141,12 +141,17 @@ function conflictSet(kind: SetKind, base: number, size: number, tag: number): Bo
  * above the earlier ones, so only its own members conflict). Each set's requests go out at once, spread over
  * every member, and each member gets its turn at every position (outer and inner vote of a surround).
  */
-async function conflictLoad(c: SignerCluster, setsPerKey: number, perMember: number): Promise<{ released: Released[]; perSet: number[] }> {
+async function conflictLoad(
+  c: SignerCluster,
+  setsPerKey: number,
+  perMember: number,
+): Promise<{ released: Released[]; perSet: number[]; reasons: Set<string> }> {
   const n = c.members.length;
   const size = n * perMember;
   const kinds: SetKind[] = ["block", "double-vote", "surround"];
   const all: Released[] = [];
   const perSet: number[] = [];
+  const reasons = new Set<string>();
   await Promise.all(
     Array.from({ length: KEYS }, async (_, key) => {
       for (let s = 0; s < setsPerKey; s++) {
@@ -161,13 +166,14 @@ async function conflictLoad(c: SignerCluster, setsPerKey: number, perMember: num
             all.push(released(key, bodies[j]!, reply!.signature!));
           } else {
             expect(reply!.status, `key ${key} set ${s} (${kind}): ${JSON.stringify(reply)}`).toBe(412);
+            reasons.add(reply!.reason!);
           }
         });
         perSet.push(signed);
       }
     }),
   );
-  return { released: all, perSet };
+  return { released: all, perSet, reasons };
 }
 
 describe.each([2, 4])("%i signer processes on one PostgreSQL database, the same keys", (processes) => {
@@ -181,7 +187,10 @@ describe.each([2, 4])("%i signer processes on one PostgreSQL database, the same 
       extra: { limits: { blsThreads: 1 } },
     });
     const setsPerKey = processes === 2 ? 24 : 12;
-    const { released: all, perSet } = await conflictLoad(cluster, setsPerKey, 2);
+    const { released: all, perSet, reasons } = await conflictLoad(cluster, setsPerKey, 2);
+    // Every kind of conflict lost somewhere, and surrounds in both directions (the new vote surrounding the
+    // recorded one, and surrounded by it). A key's first sets may also lose to its low watermarks.
+    expect([...reasons]).toEqual(expect.arrayContaining(["DOUBLE_BLOCK_PROPOSAL", "DOUBLE_VOTE", "SURROUNDED_VOTE", "SURROUNDING_VOTE"]));
     expect(perSet).toHaveLength(KEYS * setsPerKey);
     expect(
       perSet.every((n) => n === 1),

@@ -67,7 +67,8 @@ console.log(`ceiling (raw pool, same run): ${multi.ceilingPerSecond} signatures/
 console.log(`end to end, ${multi.processes} processes:     ${multi.endToEndPerSecond} signatures/s`);
 console.log(`ratio:                        ${multi.ratio} (target >= 0.7)`);
 const cpu = multi.cpuMicrosPerSignature;
-console.log(`CPU per signature: signers ${cpu.signers} µs, PostgreSQL ${cpu.postgres} µs, load generators ${cpu.loadGenerators} µs\n`);
+console.log(`CPU per signature: signers ${cpu.signers} µs, PostgreSQL ${cpu.postgres} µs, load generators ${cpu.loadGenerators} µs`);
+console.log(`PostgreSQL group commit: mean batch ${multi.meanBatch} checks, ${multi.meanCommitMs} ms per transaction\n`);
 report.signerMultiProcess = multi;
 
 console.log("## signer: cost of the durable audit feed (block/attestation entries fdatasync'd before the reply), 1,000 keys");

@@ -37,6 +37,26 @@ export interface MultiSignerBenchResult {
    * `cores` cores the end-to-end rate cannot pass cores × 10^6 / their sum, however quiet the machine.
    */
   cpuMicrosPerSignature: { signers: number; postgres: number; loadGenerators: number };
+  /** Checks per PostgreSQL transaction (group commit) and its mean duration, over both processes. */
+  meanBatch: number;
+  meanCommitMs: number;
+}
+
+/** The sum and count of a Prometheus histogram on the signer's /metrics. */
+async function histogram(url: string, name: string): Promise<{ sum: number; count: number }> {
+  const body = await (await fetch(`${url}/metrics`)).text();
+  const value = (suffix: string) => Number(/^(\S+) (\S+)$/m.exec(body.split("\n").find((l) => l.startsWith(`${name}_${suffix} `)) ?? "")?.[2] ?? 0);
+  return { sum: value("sum"), count: value("count") };
+}
+
+async function batches(signers: BenchSigner[]): Promise<{ checks: number; batches: number; seconds: number }> {
+  const sizes = await Promise.all(signers.map((s) => histogram(s.ready.url, "vigil_slashing_db_commit_batch_size")));
+  const durations = await Promise.all(signers.map((s) => histogram(s.ready.url, "vigil_slashing_db_commit_duration_seconds")));
+  return {
+    checks: sizes.reduce((a, h) => a + h.sum, 0),
+    batches: sizes.reduce((a, h) => a + h.count, 0),
+    seconds: durations.reduce((a, h) => a + h.sum, 0),
+  };
 }
 
 /** CPU time (ms) used so far by the PostgreSQL server listening on `port`: the postmaster and its children. */
@@ -134,9 +154,12 @@ export async function runMultiSignerBench(opts: { seconds: number }): Promise<Mu
     // 64 connections per process: the 128 of the one-process bench, split.
     const port = Number(new URL(url).port);
     const cpuBefore = { signers: await Promise.all(signers.map(signerCpuMs)), postgres: postgresCpuMs(port) };
+    const batchesBefore = await batches(signers);
     const runs = await all((j) => runChild({ ...j, mode: "closed", connections: 64, seconds: opts.seconds, warmupSeconds, firstEpoch: 100 }));
     const signersCpu = (await Promise.all(signers.map(signerCpuMs))).reduce((a, v, i) => a + v - cpuBefore.signers[i]!, 0);
     const postgresCpu = postgresCpuMs(port) - cpuBefore.postgres;
+    const batchesAfter = await batches(signers);
+    const batchCount = batchesAfter.batches - batchesBefore.batches;
     const failed = runs.filter((r) => r.errors > 0);
     if (failed.length > 0) throw new Error(`multi-process signer bench: requests failed: ${JSON.stringify(failed.map((r) => r.statuses))}`);
     const perProcess = runs.map((r) => r.completed / r.elapsedSeconds);
@@ -158,6 +181,8 @@ export async function runMultiSignerBench(opts: { seconds: number }): Promise<Mu
         postgres: perSignature(postgresCpu),
         loadGenerators: perSignature(runs.reduce((a, r) => a + r.cpuMs, 0)),
       },
+      meanBatch: round((batchesAfter.checks - batchesBefore.checks) / batchCount, 1),
+      meanCommitMs: round(((batchesAfter.seconds - batchesBefore.seconds) * 1000) / batchCount, 2),
     };
   } finally {
     await Promise.all(signers.map(stopSignerProcess));

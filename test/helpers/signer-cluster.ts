@@ -1,13 +1,13 @@
 /**
  * Several real `vigil signer start` processes sharing one PostgreSQL slashing database: each with its own
  * dataDir (lock, audit feed, tokens) and loopback port, all with the same keys from one SoftHSM2 token (read
- * only, which SoftHSM2 allows from several processes). Built on the one-process spawner of
- * test/signer/cli-process.ts, so the ready-line parsing and leftover killing live in one place.
+ * only, which SoftHSM2 allows from several processes). Built on the one-process spawner of ./signer-process.ts,
+ * so the ready-line parsing and leftover killing live in one place.
  */
 import fs from "node:fs";
 import path from "node:path";
 import type { TestToken } from "./softhsm.js";
-import { spawnSigner, writeSignerConfig, type SignerProcess } from "../signer/cli-process.js";
+import { spawnSigner, writeSignerConfig, type SignerProcess } from "./signer-process.js";
 
 export interface PostgresTarget {
   /** postgres://user@host:port/db, no password in it. */

@@ -10,10 +10,10 @@ import { bytesToHex, hexToBytes } from "../../common/index.js";
 import { computeSigningRoot, loadConsensus, MINIMAL_DEVNET, validateSignRequest, type SlashingFacts } from "../../signer/signing/index.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
 import { startSignerCluster, type SignerCluster } from "../helpers/signer-cluster.js";
+import { killLeftovers } from "../helpers/signer-process.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
 import { attsSlashable, blocksSlashable } from "../slashing-db/oracle.js";
-import { killLeftovers } from "./cli-process.js";
 import { attestationBody, blockBody, http, interopPubkey, tokenWithInteropKeys } from "./harness.js";
 
 const KEYS = 4;

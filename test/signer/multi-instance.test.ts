@@ -3,6 +3,9 @@
 // everything any of them released holds no slashable pair (checked pairwise with the brute-force EIP-3076
 // rules of test/slashing-db/oracle.ts), and every signature a client received is recorded in the database —
 // also when one of the processes is SIGKILLed at a random moment under load, round after round.
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
 import bls from "@chainsafe/bls";
 import type pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -21,8 +24,14 @@ const work = tempDir("vigil-multi-");
 let token: TestToken;
 let server: TestPostgres;
 let cluster: SignerCluster | undefined;
+let ownSofthsmDir: string | undefined;
 
 beforeAll(async () => {
+  // A SoftHSM2 token directory of this file's own (inherited by the signers), before any PKCS#11 use here: with
+  // the shared one, a signer restarting while another test file created or deleted its token once found no
+  // token at all (HSM_TOKEN_NOT_FOUND, "tokens present: none"), and this file restarts signers 20 times.
+  process.env.SOFTHSM2_CONF = execFileSync("sh", ["test/setup/softhsm-conf.sh"], { encoding: "utf8" }).trim();
+  ownSofthsmDir = path.dirname(process.env.SOFTHSM2_CONF);
   [token, server] = await Promise.all([tokenWithInteropKeys("vigil-test-multi", KEYS), startPostgres()]);
   await loadConsensus("minimal");
 }, 120_000);
@@ -34,6 +43,7 @@ afterAll(async () => {
   killLeftovers();
   await server?.stop();
   token?.destroy();
+  if (ownSofthsmDir) fs.rmSync(ownSofthsmDir, { recursive: true, force: true });
 });
 
 type Body = ReturnType<typeof attestationBody> | ReturnType<typeof blockBody>;

@@ -4,6 +4,7 @@ import { CliError } from "./errors.js";
 import { positiveInt } from "./options.js";
 import { action } from "./run.js";
 import { defaultDataDir, EXIT_CODES, runDaemon } from "../common/index.js";
+import { probePostgres } from "../slashing-db/index.js";
 import { clientInstructions, DataDirLock, loadSignerConfig, setUpEmbedded, startSigner, type SignerConfig } from "../signer/index.js";
 
 interface StartFlags {
@@ -76,12 +77,27 @@ export function signerCommand(): Command {
 
   cmd
     .command("check-config")
-    .description("validate a signer config file and print it resolved (nothing is opened or started)")
+    .description("validate a signer config file and print it resolved (nothing is opened or started; no secret is printed)")
     .requiredOption("--config <file>", "signer config file")
+    .option(
+      "--connect",
+      "also connect to a PostgreSQL slashing database and check it as a start would (reachable, password, synchronous_commit, schema version, network pin), writing nothing",
+      false,
+    )
+    .addHelpText(
+      "after",
+      "\nWith --connect, a refusal exits as a start would: 40 unreachable, 41 authentication, 42 another network, 43 schema too new, 44 not durable.",
+    )
     .action(
-      action((flags: { config: string }) => {
+      action(async (flags: { config: string; connect: boolean }) => {
         const config = loadSignerConfig(flags.config);
         console.log(JSON.stringify({ ...config, network: config.network.name }, null, 2));
+        if (flags.connect && config.slashingDb.kind === "postgres") {
+          const found = await probePostgres(config.slashingDb.connection, config.genesisValidatorsRoot);
+          process.stderr.write(
+            `vigil: PostgreSQL slashing database OK: synchronous_commit=${found.synchronousCommit}, schema ${found.schemaVersion ?? "none yet"} (this Vigil: ${found.supportedSchemaVersion}), network ${found.genesisValidatorsRoot ?? "not pinned yet"}\n`,
+          );
+        }
       }),
     );
   return cmd;

@@ -14,3 +14,4 @@ export { PostgresSlashingProtection, type PostgresProtectionOptions, type CheckW
 export type { PostgresConnection, PostgresTls } from "./postgres/config.js";
 export type { SlashingDbLocation } from "./location.js";
 export { openSlashingProtection, type OpenSlashingProtectionOptions } from "./open.js";
+export { probePostgres, type PostgresPreflight } from "./postgres/preflight.js";

@@ -6,8 +6,9 @@ export function classifyPgFailure(err: unknown): DbFailureCause {
   if (err instanceof SlashingDbUnavailableError) return err.failure;
   const code = String((err as { code?: unknown } | undefined)?.code ?? "");
   const message = err instanceof Error ? err.message : String(err);
-  // 28000: invalid authorization (no such role, pg_hba refused it); 28P01: wrong password.
-  if (code === "28000" || code === "28P01") return "AUTH_FAILED";
+  // 28000: invalid authorization (no such role, pg_hba refused it); 28P01: wrong password; 42501: the role
+  // lacks a privilege it needs (signer/docs/postgres.md lists them).
+  if (code === "28000" || code === "28P01" || code === "42501") return "AUTH_FAILED";
   // 08: connection exception; 57P: operator intervention (shutdown, crash recovery); socket errors.
   if (/^(08|57P)/.test(code) || /^E(CONNREFUSED|CONNRESET|HOSTUNREACH|NETUNREACH|PIPE|TIMEDOUT|AI_AGAIN)$|^ENOTFOUND$/.test(code)) return "UNREACHABLE";
   if (/Connection terminated|timeout exceeded when trying to connect|not queryable/i.test(message)) return "UNREACHABLE";

@@ -22,6 +22,8 @@ export class PgGroupCommitter<J, R> {
   private closed = false;
   /** Why the latest batch failed; undefined once one succeeds. */
   lastFailure: SlashingDbUnavailableError | undefined;
+  /** When it failed (performance.now()). */
+  lastFailureAt = 0;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -84,6 +86,7 @@ export class PgGroupCommitter<J, R> {
         classifyPgFailure(err),
       );
       this.lastFailure = failure;
+      this.lastFailureAt = performance.now();
       for (const job of batch) job.reject(failure);
       return;
     }

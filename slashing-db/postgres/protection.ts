@@ -15,6 +15,7 @@ import { PgGroupCommitter } from "./group-commit.js";
 import { PgHistory } from "./history.js";
 import { mergeInterchangePg } from "./import.js";
 import { migrate } from "./schema.js";
+import { preflight } from "./preflight.js";
 import { assertOpen, assertUsable } from "../guards.js";
 
 export interface PostgresProtectionOptions {
@@ -41,8 +42,10 @@ type Job =
   | { kind: "attestation"; key: Buffer; source: bigint; target: bigint; root: Buffer | null };
 
 const GVR_KEY = "genesis_validators_root";
-/** Settings of synchronous_commit under which COMMIT returns before the commit record is on the primary's disk. */
-const NOT_DURABLE = new Set(["off", "local"]);
+/** A health probe longer than this is DOWN (UNREACHABLE): a silent network must not hang /healthcheck. */
+const HEALTH_TIMEOUT_MS = 2_000;
+/** After a failed batch the database stays DOWN this long even if a probe passes. */
+const FAILURE_HOLD_MS = 5_000;
 
 /** Wraps anything that is not already one of ours as DB_WRITE_FAILED with its cause: fail closed. */
 function unavailable(err: unknown, what: string): Error {
@@ -66,6 +69,7 @@ function unavailable(err: unknown, what: string): Error {
 export class PostgresSlashingProtection implements SlashingProtection {
   private readonly committer: PgGroupCommitter<Job, Verdict>;
   private closed = false;
+  private probing: Promise<ProtectionHealth> | undefined;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -83,6 +87,9 @@ export class PostgresSlashingProtection implements SlashingProtection {
     const pool = new pg.Pool(toPoolConfig(conn));
     // An idle connection's error (server restart) surfaces on the next query; it must not crash the process.
     pool.on("error", () => undefined);
+    // Nor may a checked-out one's (the server crashes mid-batch): pg emits it on the client, with no listener of
+    // its own, besides failing the query in flight; the batch then fails closed and discards the client.
+    pool.on("connect", (client) => client.on("error", () => undefined));
     let protection: PostgresSlashingProtection | undefined;
     try {
       const client = await pool.connect().catch((err: unknown) => {
@@ -93,17 +100,8 @@ export class PostgresSlashingProtection implements SlashingProtection {
         );
       });
       try {
-        const setting = (await client.query<{ synchronous_commit: string }>("SHOW synchronous_commit")).rows[0]!.synchronous_commit;
-        // Vigil's transactions set it on themselves; the escape hatch accepts a server whose default is off.
-        if (NOT_DURABLE.has(setting) && conn.allowServerAsyncCommitDefault !== true) {
-          throw new SlashingDbUnavailableError(
-            "DB_NOT_DURABLE",
-            `PostgreSQL's synchronous_commit is "${setting}" for this role and database: a commit could be acknowledged before it is on disk, so a signed message could be forgotten; set it to on`,
-          );
-        }
-        // Another network's database is refused before anything is migrated or pinned: a refusal writes nothing.
-        if (opts.genesisValidatorsRoot !== undefined)
-          await refuseOtherNetwork(client, bytesToHex(parseHexBytes(opts.genesisValidatorsRoot, 32, "genesisValidatorsRoot")));
+        // Every refusal (not durable, schema too new, another network) is found before anything is written.
+        await preflight(client, conn, opts.genesisValidatorsRoot);
         await migrate(client);
         const pinned = await readPin(client);
         protection = new PostgresSlashingProtection(pool, pinned, opts);
@@ -227,15 +225,38 @@ export class PostgresSlashingProtection implements SlashingProtection {
     return !this.closed;
   }
 
+  /**
+   * Whether a batch could commit now: a write probe (callers asking meanwhile share it), and DOWN for
+   * FAILURE_HOLD_MS after a batch failed even if the probe passes (a failure the probe cannot see). Not the latest
+   * batch's failure alone: with no requests coming, that would stay DOWN long after the server came back.
+   */
   async health(): Promise<ProtectionHealth> {
     if (this.closed) return { up: false, cause: "CLOSED", message: "the slashing database is closed" };
-    const failure = this.committer.lastFailure;
-    if (failure) return { up: false, cause: failure.failure, message: failure.message };
+    this.probing ??= this.probe().finally(() => {
+      this.probing = undefined;
+    });
+    return this.probing;
+  }
+
+  /**
+   * A transaction that takes a transaction id and commits it with synchronous_commit=on: its commit record is
+   * flushed to the WAL like a batch's, so it fails where a batch would (server down, disk full, a read-only
+   * standby) without touching a table. Bounded by HEALTH_TIMEOUT_MS: a server that does not answer is DOWN.
+   */
+  private async probe(): Promise<ProtectionHealth> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${HEALTH_TIMEOUT_MS} ms`), { code: "ETIMEDOUT" })), HEALTH_TIMEOUT_MS);
+    });
     try {
-      await this.pool.query("SELECT 1");
+      await Promise.race([this.transaction("the health probe failed", (client) => client.query("SELECT txid_current()")), timeout]);
+      const failure = this.committer.lastFailure;
+      if (failure && performance.now() - this.committer.lastFailureAt < FAILURE_HOLD_MS) return { up: false, cause: failure.failure, message: failure.message };
       return { up: true };
     } catch (err) {
       return { up: false, cause: classifyPgFailure(err), message: (err as Error).message };
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -341,18 +362,6 @@ function settle(verdict: Verdict, job: Job): CheckOutcome {
     throw new SlashingProtectionError(verdict.code, verdict.reason, verdict.existing ? { ...details, existing: verdict.existing } : details);
   }
   return verdict.kind === "new" ? "recorded" : "repeat";
-}
-
-/** Refuses a database already pinned to another network, reading only (the metadata table may not exist yet). */
-async function refuseOtherNetwork(client: pg.ClientBase, root: string): Promise<void> {
-  const exists = (await client.query<{ found: boolean }>("SELECT to_regclass('metadata') IS NOT NULL AS found")).rows[0]!.found;
-  const pinned = exists ? await readPin(client) : null;
-  if (pinned !== null && pinned !== root) {
-    throw new SlashingProtectionError(
-      "GENESIS_VALIDATORS_ROOT_MISMATCH",
-      `this slashing database belongs to the network with genesis_validators_root ${pinned}, not ${root}`,
-    );
-  }
 }
 
 async function readPin(db: pg.Pool | pg.ClientBase): Promise<string | null> {

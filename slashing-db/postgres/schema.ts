@@ -68,6 +68,8 @@ const MIGRATION_LOCK = 0x5649_4749_4c4d_4947n;
 
 /** Creates or upgrades the schema; refuses a schema newer than this Vigil. Idempotent. */
 export async function migrate(client: pg.ClientBase): Promise<number> {
+  // Already current: nothing to lock or write, so a runtime role without CREATE on the schema can open it.
+  if ((await currentVersion(client)) === PG_SCHEMA_VERSION) return PG_SCHEMA_VERSION;
   await client.query("BEGIN");
   try {
     await client.query("SELECT pg_advisory_xact_lock($1::bigint)", [MIGRATION_LOCK.toString()]);
@@ -88,4 +90,10 @@ export async function migrate(client: pg.ClientBase): Promise<number> {
     await client.query("ROLLBACK").catch(() => undefined);
     throw err;
   }
+}
+
+/** The schema version, read only; null before the first migration. */
+async function currentVersion(client: pg.ClientBase): Promise<number | null> {
+  const exists = (await client.query<{ found: boolean }>("SELECT to_regclass('vigil_schema') IS NOT NULL AS found")).rows[0]!.found;
+  return exists ? ((await client.query<{ version: number }>("SELECT version FROM vigil_schema")).rows[0]?.version ?? null) : null;
 }

@@ -29,6 +29,10 @@ export interface TestPostgres {
   createDatabase(): Promise<string>;
   /** A superuser connection to one database (for setting up roles, reading raw rows). */
   connect(url?: string): Promise<pg.Client>;
+  /** Kills the server as a crash would (`pg_ctl stop -m immediate`: no checkpoint; the next start replays the WAL). */
+  stopImmediate(): Promise<void>;
+  /** Starts it again on the same data directory and port (after stopImmediate). */
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -74,8 +78,11 @@ async function serverUser(): Promise<{ uid: number; gid: number; prefix: string[
   return { uid, gid, prefix: ["runuser", "-u", PG_TEST_USER, "--"] };
 }
 
-/** Starts a server; call stop() (e.g. in afterAll) to shut it down and remove its directory. */
-export async function startPostgres(): Promise<TestPostgres> {
+/**
+ * Starts a server; call stop() (e.g. in afterAll) to shut it down and remove its directory. With `tls`, it also
+ * accepts TLS with that certificate and key (PEM files, copied: the server wants its key 0600 and its own).
+ */
+export async function startPostgres(options: { tls?: { cert: string; key: string } } = {}): Promise<TestPostgres> {
   const bin = postgresBinDir();
   const user = await serverUser();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vigil-pg-"));
@@ -92,8 +99,20 @@ export async function startPostgres(): Promise<TestPostgres> {
 
   await as(path.join(bin, "initdb"), ["-D", data, "-U", ROLE, `--pwfile=${passwordFile}`, "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C"]);
   const port = await freePort();
-  const opts = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=on -c synchronous_commit=on -c max_connections=200`;
-  await as(path.join(bin, "pg_ctl"), ["start", "-D", data, "-w", "-t", "30", "-l", path.join(dir, "server.log"), "-o", opts]);
+  let opts = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=on -c synchronous_commit=on -c max_connections=200`;
+  if (options.tls) {
+    for (const [from, to] of [
+      [options.tls.cert, "server.crt"],
+      [options.tls.key, "server.key"],
+    ] as const) {
+      fs.copyFileSync(from, path.join(dir, to));
+      fs.chmodSync(path.join(dir, to), 0o600);
+      if (user) fs.chownSync(path.join(dir, to), user.uid, user.gid);
+    }
+    opts += ` -c ssl=on -c ssl_cert_file=${path.join(dir, "server.crt")} -c ssl_key_file=${path.join(dir, "server.key")}`;
+  }
+  const pgStart = () => as(path.join(bin, "pg_ctl"), ["start", "-D", data, "-w", "-t", "30", "-l", path.join(dir, "server.log"), "-o", opts]);
+  await pgStart();
 
   const url = `postgres://${ROLE}@127.0.0.1:${port}/postgres`;
   let stopped = false;
@@ -117,11 +136,18 @@ export async function startPostgres(): Promise<TestPostgres> {
       }
       return `postgres://${ROLE}@127.0.0.1:${port}/${name}`;
     },
+    async stopImmediate() {
+      await as(path.join(bin, "pg_ctl"), ["stop", "-D", data, "-m", "immediate", "-w"]);
+    },
+    async start() {
+      await pgStart();
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
       try {
-        await as(path.join(bin, "pg_ctl"), ["stop", "-D", data, "-m", "fast", "-w"]);
+        // Not running (a test stopped it with stopImmediate and failed before start()): nothing to stop.
+        if (fs.existsSync(path.join(data, "postmaster.pid"))) await as(path.join(bin, "pg_ctl"), ["stop", "-D", data, "-m", "fast", "-w"]);
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }

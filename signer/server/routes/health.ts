@@ -43,7 +43,8 @@ export interface HealthReport {
  * - slashing-protection-db: a real write probe through the signing connection's group commit (at most one a
  *   second; a commit's own result counts as one), the worker thread alive, the file still the one opened, and
  *   the main connection answering. Causes: DISK_FULL, READ_ONLY, FILE_GONE, IO_ERROR, LOCKED, WORKER_STOPPED,
- *   CLOSED, UNKNOWN, MAIN_CONNECTION_FAILED.
+ *   CLOSED, UNKNOWN, MAIN_CONNECTION_FAILED. On PostgreSQL: a transaction committed with synchronous_commit=on
+ *   (within 2 s), DOWN for 5 s after a failed batch; causes UNREACHABLE, AUTH_FAILED, DISK_FULL, READ_ONLY, ….
  * - audit-log: the last durable write of the audit feed (a block's or attestation's entry, fdatasync'd before its
  *   signature is sent; a sequence-number reservation) succeeded. While it failed, those signatures are withheld.
  *   No probe of its own: it is UP again after the next durable write that succeeds. Causes as for the database

@@ -3,8 +3,7 @@
  * Release re-checks that the client is enabled, appends to the audit feed, waits (blocks and attestations) for
  * that entry to be on disk, and sends through the fencing's release gate, where the last check and the send are
  * one step: a disable answered by the admin API (of any instance sharing the state) can never be overtaken by a
- * signature already in flight. The request
- * counts as in flight until it is sent.
+ * signature already in flight. The request counts as in flight until it is sent.
  */
 import { bytesToHex, hexToBytes, normalizeHex } from "../../common/index.js";
 import type { SlashingProtection } from "../../slashing-db/index.js";

@@ -117,4 +117,19 @@ describe("two signer processes on one PostgreSQL database", () => {
     expect(after.length).toBeGreaterThan(0);
     expect(after.every((s) => s === 403)).toBe(true);
   }, 60_000);
+
+  it("with the database gone, a release is withheld (503, Retry-After) and a fence change is not acknowledged (503)", async () => {
+    expect((await admin(urls.a!, "/clients/primary/enable", { generation: 9 })).status).toBe(200);
+    const deadline = Date.now() + 5000;
+    while (!(await admin(urls.b!, "/clients/primary")).json().enabled && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await server.stop(); // the last test: the server is gone for good
+    const withheld = await sign(urls.b!, 1, randaoBody(500)); // not slashable: only the release gate needs the database
+    expect(withheld.status).toBe(503);
+    expect(withheld.headers.get("retry-after")).not.toBeNull();
+    expect(withheld.json()).toMatchObject({ code: "DB_WRITE_FAILED", cause: "UNREACHABLE" });
+    const fence = await admin(urls.a!, "/clients/primary/disable", { generation: 10 });
+    expect(fence.status).toBe(503);
+    expect(fence.headers.get("retry-after")).not.toBeNull();
+    expect(fence.json().code).toBe("STATE_UNAVAILABLE");
+  }, 60_000);
 });

@@ -227,6 +227,32 @@ describe("the release gate holds the client's row", () => {
   });
 });
 
+describe("connections lost", () => {
+  it("every connection of an instance cut (as by a server restart): its next release and apply open new ones", async () => {
+    const url = await server.createDatabase();
+    const b = await fencingOn(url);
+    expect(await b.releaseIfEnabled("primary", () => {})).toBe(true); // the gate's pool has a connection now
+    const c = await server.connect(url);
+    try {
+      const cut = await c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()");
+      expect(cut.rowCount).toBeGreaterThanOrEqual(2); // the gate's and the listener's at least
+      await until(() => !b.listening);
+      await new Promise((r) => setTimeout(r, 50)); // the idle pool connection's end is seen
+      let sent = false;
+      expect(
+        await b.releaseIfEnabled("primary", () => {
+          sent = true;
+        }),
+      ).toBe(true);
+      expect(sent).toBe(true);
+      expect((await b.apply("primary", false, 1)).ok).toBe(true);
+      await until(() => b.listening);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
 describe("the database unreachable", () => {
   it("a release is refused (503 class, nothing sent); a fence change is refused; close still works", async () => {
     // A server of its own, holding one small database: stopping it is quick.

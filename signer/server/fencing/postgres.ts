@@ -64,6 +64,7 @@ export class PostgresClientFencing implements ClientFencing {
   private gateRunning: Promise<void> | undefined;
   private listener: pg.Client | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private connecting = false;
   private closed = false;
   private readonly retryMs: number;
 
@@ -265,15 +266,16 @@ export class PostgresClientFencing implements ClientFencing {
       this.install(await readSnapshot(this.pool));
     } catch (err) {
       this.opts.onProblem?.(`reloading the client fencing state failed, retrying: ${(err as Error).message}`);
-      this.retryLater(() => this.reload());
+      this.retryLater();
     }
   }
 
-  private retryLater(what: () => Promise<void>): void {
+  /** One timer for both repairs: without a listener, reconnect (which reloads); with one, reload. */
+  private retryLater(): void {
     if (this.closed || this.retryTimer !== undefined) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      void what();
+      void (this.listener === undefined && !this.connecting ? this.listen() : this.reload());
     }, this.retryMs);
     this.retryTimer.unref();
   }
@@ -290,17 +292,20 @@ export class PostgresClientFencing implements ClientFencing {
       client.end().catch(() => undefined);
       if (this.closed) return;
       this.opts.onProblem?.(`the client fencing LISTEN connection was lost${err ? `: ${err.message}` : ""}; reconnecting`);
-      this.retryLater(() => this.listen());
+      this.retryLater();
     };
     client.on("error", onLost);
     client.on("end", () => onLost());
     client.on("notification", () => void this.reload());
+    this.connecting = true;
     try {
       await client.connect();
       await client.query(`LISTEN ${FENCING_CHANNEL}`);
     } catch (err) {
       onLost(err as Error);
       return;
+    } finally {
+      this.connecting = false;
     }
     if (this.closed) {
       await client.end().catch(() => undefined);

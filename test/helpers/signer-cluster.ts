@@ -45,7 +45,11 @@ export interface ClusterOptions {
   extra?: Record<string, unknown>;
 }
 
-/** Starts `count` signer processes at once (as an operator's units would) and waits until all are ready. */
+/**
+ * Starts `count` signer processes one after another, each once the previous one is ready: a SoftHSM2 login
+ * rewrites the token's files, and a process enumerating the token directory meanwhile can find no token at all
+ * (HSM_TOKEN_NOT_FOUND, "tokens present: none"; 8 of 40 concurrent pkcs11-tool logins failed so here).
+ */
 export async function startSignerCluster(opts: ClusterOptions): Promise<SignerCluster> {
   const configs = Array.from({ length: opts.count }, (_, i) => {
     const dir = path.join(opts.work, `signer-${i}`);
@@ -59,15 +63,16 @@ export async function startSignerCluster(opts: ClusterOptions): Promise<SignerCl
       ...opts.extra,
     });
   });
-  const processes = configs.map((file) => spawnSigner(file, "ignore"));
   const members: ClusterMember[] = [];
-  try {
-    const urls = await Promise.all(processes.map((p) => p.ready));
-    for (const [index, configFile] of configs.entries()) members.push({ index, configFile, process: processes[index]!, url: urls[index]! });
-  } catch (err) {
-    for (const p of processes) p.child.kill("SIGKILL");
-    await Promise.all(processes.map((p) => p.exited));
-    throw err;
+  for (const [index, configFile] of configs.entries()) {
+    const started = spawnSigner(configFile, "ignore");
+    try {
+      members.push({ index, configFile, process: started, url: await started.ready });
+    } catch (err) {
+      for (const m of members) m.process.child.kill("SIGKILL");
+      await Promise.all(members.map((m) => m.process.exited));
+      throw err;
+    }
   }
   const running = (m: ClusterMember) => m.process.child.exitCode === null && m.process.child.signalCode === null;
   return {

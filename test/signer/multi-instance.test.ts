@@ -27,9 +27,9 @@ let cluster: SignerCluster | undefined;
 let ownSofthsmDir: string | undefined;
 
 beforeAll(async () => {
-  // A SoftHSM2 token directory of this file's own (inherited by the signers), before any PKCS#11 use here: with
-  // the shared one, a signer restarting while another test file created or deleted its token once found no
-  // token at all (HSM_TOKEN_NOT_FOUND, "tokens present: none"), and this file restarts signers 20 times.
+  // A SoftHSM2 token directory of this file's own (inherited by the signers), before any PKCS#11 use here: a
+  // login anywhere in a shared one (another test file's signers) rewrites token files, and a signer starting
+  // meanwhile can find no token at all (HSM_TOKEN_NOT_FOUND); this file restarts signers 20 times.
   process.env.SOFTHSM2_CONF = execFileSync("sh", ["test/setup/softhsm-conf.sh"], { encoding: "utf8" }).trim();
   ownSofthsmDir = path.dirname(process.env.SOFTHSM2_CONF);
   [token, server] = await Promise.all([tokenWithInteropKeys("vigil-test-multi", KEYS), startPostgres()]);

@@ -5,6 +5,7 @@
 import os from "node:os";
 import { runKeystoreBench } from "./keystore.js";
 import { runAuditCostBench, runSignerBench } from "./signer.js";
+import { runMultiSignerBench } from "./signer-multi.js";
 import { runRawSigningBench } from "./signing.js";
 import { runSlashingDbBench } from "./slashing-db.js";
 import { runPostgresSlashingDbBench } from "./slashing-db-postgres.js";
@@ -83,6 +84,19 @@ console.log(
     `(${o.connections} connections): targets ${o.targetsMet ? "met" : "NOT met"}\n`,
 );
 report.signer = signer;
+
+console.log("## signer: two signer processes sharing one PostgreSQL slashing database, ATTESTATION over HTTP, 10,000 keys");
+const multi = await runMultiSignerBench({ seconds });
+console.log(
+  `BLS threads per process: ${multi.blsThreadsPerProcess} (half the cores each); load split over both: ${multi.perProcessPerSecond.join(" + ")} signatures/s`,
+);
+console.log(`ceiling (raw pool, same run): ${multi.ceilingPerSecond} signatures/s`);
+console.log(`end to end, ${multi.processes} processes:     ${multi.endToEndPerSecond} signatures/s`);
+console.log(`ratio:                        ${multi.ratio} (target >= 0.7)`);
+const cpu = multi.cpuMicrosPerSignature;
+console.log(`CPU per signature: signers ${cpu.signers} µs, PostgreSQL ${cpu.postgres} µs, load generators ${cpu.loadGenerators} µs`);
+console.log(`PostgreSQL group commit: mean batch ${multi.meanBatch} checks, ${multi.meanCommitMs} ms per transaction\n`);
+report.signerMultiProcess = multi;
 
 console.log("## signer: cost of the durable audit feed (block/attestation entries fdatasync'd before the reply), 1,000 keys");
 const audit = await runAuditCostBench({ seconds });

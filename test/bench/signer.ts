@@ -110,7 +110,7 @@ function loadScript(): string {
   return here.endsWith(".ts") ? path.resolve(path.dirname(here), "../../dist/test/bench/signer-load.js") : path.join(path.dirname(here), "signer-load.js");
 }
 
-function runChild(job: LoadJob): Promise<LoadResult> {
+export function runChild(job: LoadJob): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const child = fork(loadScript(), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
     child.once("message", (m) => resolve(m as LoadResult));

@@ -90,6 +90,8 @@ export class PostgresClientFencing implements ClientFencing {
     const config = { ...toPoolConfig(conn), max: 3, query_timeout: opts.queryTimeoutMs ?? 5000 };
     const pool = new pg.Pool(config);
     pool.on("error", () => undefined); // an idle connection's error (server restart) surfaces on its next use
+    // Nor may a checked-out one's crash the process (pg emits it on the client, which has no listener of its own).
+    pool.on("connect", (client) => client.on("error", () => undefined));
     try {
       const client = await pool.connect();
       let snapshot: Snapshot;

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PostgresSlashingProtection, SlashingDbUnavailableError } from "../../slashing-db/index.js";
 import { AuditLog } from "../../signer/server/audit-log.js";
 import { ClientState } from "../../signer/server/auth.js";
-import { PostgresClientFencing } from "../../signer/server/fencing/postgres.js";
+import { FENCING_LOCK_KEY, PostgresClientFencing } from "../../signer/server/fencing/postgres.js";
 import { SigningService } from "../../signer/server/signing-service.js";
 import { loadConsensus, MINIMAL_DEVNET, type BlsPool } from "../../signer/signing/index.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
@@ -140,14 +140,15 @@ describe("one client state for every instance on the database", () => {
   });
 });
 
-describe("the release gate holds the client's row", () => {
-  it("a disable in progress (row locked, not yet committed) holds B's release; once it commits B refuses, though B's memory says enabled", async () => {
+describe("the release gate and a disable exclude each other (the fencing lock)", () => {
+  it("a disable in progress (holding the fencing lock, not yet committed) holds B's release; once it commits B refuses, though B's memory says enabled", async () => {
     const url = await server.createDatabase();
     const b = await fencingOn(url);
     const c = await server.connect(url);
     try {
-      // A disable written directly, without NOTIFY: B's in-memory copy stays "enabled" throughout.
+      // A disable written directly as apply() does it, but without NOTIFY: B's in-memory copy stays "enabled" throughout.
       await c.query("BEGIN");
+      await c.query(`SELECT pg_advisory_xact_lock(${FENCING_LOCK_KEY})`);
       await c.query("UPDATE signer_clients SET enabled = false WHERE id = 'primary'");
       let sent = false;
       const release = b.releaseIfEnabled("primary", () => {
@@ -163,13 +164,13 @@ describe("the release gate holds the client's row", () => {
     }
   });
 
-  it("a gate holding the row (a send in progress) holds A's disable: its answer comes after the send", async () => {
+  it("a gate holding the fencing lock (a send in progress) holds A's disable: its answer comes after the send", async () => {
     const url = await server.createDatabase();
     const a = await fencingOn(url);
     const c = await server.connect(url);
     try {
       await c.query("BEGIN");
-      await c.query("SELECT enabled FROM signer_clients WHERE id = 'primary' FOR SHARE");
+      await c.query(`SELECT pg_advisory_xact_lock_shared(${FENCING_LOCK_KEY})`); // as a gate does, before its read and sends
       const disable = a.apply("primary", false, 1);
       expect(await settledWithin(disable, 300)).toBe(false);
       await c.query("COMMIT");

@@ -2,9 +2,10 @@
  * The client state in the PostgreSQL slashing database, shared by every signer instance on it (tables
  * signer_fencing / signer_clients, slashing-db/postgres/schema.ts). The argument for why a disable acknowledged
  * through any instance holds at all of them is signer/docs/fencing-across-instances.md; in short:
- * - the release gate reads the client's row FOR SHARE inside a transaction, sends while holding that lock, and
- *   only then commits; `apply` updates the row (which waits for every FOR SHARE holder) and commits before it
- *   resolves, so the admin API answers either before the gate's read (which then sees "disabled") or after its send;
+ * - the release gate takes the fencing lock (a transaction-scoped advisory lock) shared, then reads the clients'
+ *   rows, sends while holding the lock, and only then commits; `apply` takes the same lock exclusively (which waits
+ *   for every gate holding it) and commits before it resolves, so the admin API answers either before the gate's
+ *   read (which then sees "disabled") or after its send;
  * - the in-memory copy (admission, metrics, GET endpoints) follows NOTIFY vigil_fencing and is only an optimisation.
  */
 import pg from "pg";
@@ -13,6 +14,11 @@ import type { ClientFence, ClientFencing, FenceResult } from "./client-fencing.j
 
 /** The channel every instance LISTENs on; `apply` notifies it in its transaction (delivered on commit only). */
 export const FENCING_CHANNEL = "vigil_fencing";
+/**
+ * The fencing lock: one advisory lock key for all clients (changes are rare; a gate lasts a round trip). Advisory,
+ * not a row lock, so a gate transaction writes nothing: no transaction id, no WAL, no fsync at its COMMIT.
+ */
+export const FENCING_LOCK_KEY = 0x5649_4731; // "VIG1"
 
 export interface PostgresClientFencingOptions {
   /** Wait before reconnecting a lost LISTEN connection, or retrying a failed reload (default 1000 ms). */
@@ -152,6 +158,8 @@ export class PostgresClientFencing implements ClientFencing {
       await client.query("BEGIN");
       // Whatever the role or server says: the admin API's answer must never come before the change is durable.
       await client.query("SET LOCAL synchronous_commit = on");
+      // Waits for every release gate in progress at any instance: their signatures are sent before this decides.
+      await client.query(`SELECT pg_advisory_xact_lock(${FENCING_LOCK_KEY})`);
       const row = (
         await client.query<{ generation: string; decision: string | null }>("SELECT generation::text AS generation, decision FROM signer_fencing FOR UPDATE")
       ).rows[0]!;
@@ -164,7 +172,6 @@ export class PostgresClientFencing implements ClientFencing {
           result = { ok: false, currentGeneration: stored.generation, reason: "GENERATION_TAKEN" };
         } else {
           await client.query("UPDATE signer_fencing SET generation = $1, decision = $2, version = version + 1", [generation, held ?? decision ?? null]);
-          // Waits for every release gate holding this client's row FOR SHARE: their signatures are sent before this commits.
           await client.query(
             "INSERT INTO signer_clients (id, enabled, changed_at_generation) VALUES ($1, $2, $3) " +
               "ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled, changed_at_generation = excluded.changed_at_generation",
@@ -189,8 +196,8 @@ export class PostgresClientFencing implements ClientFencing {
   }
 
   /**
-   * Joins the next gate batch: every release waiting in the same tick shares one transaction (BEGIN, SELECT … FOR
-   * SHARE, sends, COMMIT), as checks share a group commit.
+   * Joins the next gate batch: every release waiting in the same tick shares one transaction (BEGIN, the shared
+   * fencing lock, the read, sends, COMMIT), as checks share a group commit.
    */
   releaseIfEnabled(clientId: string, send: () => void): Promise<boolean> {
     if (this.closed) return Promise.reject(new SlashingDbUnavailableError("DB_CLOSED", "the client fencing state is closed"));
@@ -220,11 +227,13 @@ export class PostgresClientFencing implements ClientFencing {
     try {
       client = await this.pool.connect();
       const ids = [...new Set(batch.map((e) => e.clientId))].sort();
-      // BEGIN and the locking read in one round trip; rows locked in id order, so two batches never deadlock.
+      // One round trip. The read is its own statement, after the lock: READ COMMITTED then takes its snapshot once
+      // a disable that held the lock has committed (in one statement the snapshot would predate the wait).
       const results = (await client.query(
-        `BEGIN; SELECT id, enabled FROM signer_clients WHERE id IN (${ids.map((id) => client!.escapeLiteral(id)).join(", ")}) ORDER BY id FOR SHARE`,
+        `BEGIN; SELECT pg_advisory_xact_lock_shared(${FENCING_LOCK_KEY}); ` +
+          `SELECT id, enabled FROM signer_clients WHERE id IN (${ids.map((id) => client!.escapeLiteral(id)).join(", ")})`,
       )) as unknown as pg.QueryResult<{ id: string; enabled: boolean }>[];
-      const enabled = new Map(results[1]!.rows.map((r) => [r.id, r.enabled]));
+      const enabled = new Map(results[2]!.rows.map((r) => [r.id, r.enabled]));
       // Sent while the rows are locked: a disable of any of these clients commits only after these sends. A client
       // without a row (not configured anywhere, or deleted by hand) is refused: fail closed.
       for (const entry of batch) {

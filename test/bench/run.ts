@@ -12,78 +12,84 @@ import { runPostgresSlashingDbBench } from "./slashing-db-postgres.js";
 import { round } from "./stats.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
-/** `--only slashing-db`: that section alone (the others take minutes). */
+/** `--only slashing-db` or `--only signer-multi`: that section alone (the others take minutes). */
 const onlyAt = process.argv.indexOf("--only");
 const only = onlyAt === -1 ? undefined : process.argv[onlyAt + 1];
-if (only !== undefined && only !== "slashing-db") throw new Error(`--only: unknown section ${only} (known: slashing-db)`);
+if (only !== undefined && only !== "slashing-db" && only !== "signer-multi") {
+  throw new Error(`--only: unknown section ${only} (known: slashing-db, signer-multi)`);
+}
 const report: Record<string, unknown> = {
   machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
 };
 
 console.log(`# Vigil benchmarks (${seconds}s per measurement, ${os.cpus().length} cores, node ${process.version})\n`);
 
-console.log("## slashing-db: durable check-and-record, 10,000 validators, 1,000,000 history rows, SQLite and PostgreSQL");
-console.log("(load: each caller attests for its own validators with rising epochs, as a validator client does)");
-const db = await runSlashingDbBench({ seconds, callers: [1, 16, 256] });
-const pgBench = await runPostgresSlashingDbBench({ seconds, callers: [1, 16, 256] });
-const s = pgBench.settings;
-console.log(
-  `PostgreSQL ${s.server_version}, private server on this machine: fsync ${s.fsync}, synchronous_commit ${s.synchronous_commit} (as in production), ` +
-    `wal_sync_method ${s.wal_sync_method}; shared_buffers ${s.shared_buffers}, wal_buffers ${s.wal_buffers}, commit_delay ${s.commit_delay}: PostgreSQL's defaults, untuned; seeded in ${pgBench.seedSeconds} s`,
-);
-const ratios: Record<string, number> = {};
-for (const [backend, rows] of [
-  ["sqlite", db],
-  ["postgres", pgBench.results],
-] as const) {
-  for (const r of rows) {
-    console.log(
-      `${backend.padEnd(8)} callers ${String(r.callers).padStart(3)}: ${String(r.checksPerSecond).padStart(7)} checks/s  p50 ${r.p50Ms} ms  p99 ${r.p99Ms} ms  mean batch ${r.meanBatch} (checks ${r.meanWorkMs} ms + commit ${r.meanCommitMs} ms)`,
-    );
+if (only !== "signer-multi") {
+  console.log("## slashing-db: durable check-and-record, 10,000 validators, 1,000,000 history rows, SQLite and PostgreSQL");
+  console.log("(load: each caller attests for its own validators with rising epochs, as a validator client does)");
+  const db = await runSlashingDbBench({ seconds, callers: [1, 16, 256] });
+  const pgBench = await runPostgresSlashingDbBench({ seconds, callers: [1, 16, 256] });
+  const s = pgBench.settings;
+  console.log(
+    `PostgreSQL ${s.server_version}, private server on this machine: fsync ${s.fsync}, synchronous_commit ${s.synchronous_commit} (as in production), ` +
+      `wal_sync_method ${s.wal_sync_method}; shared_buffers ${s.shared_buffers}, wal_buffers ${s.wal_buffers}, commit_delay ${s.commit_delay}: PostgreSQL's defaults, untuned; seeded in ${pgBench.seedSeconds} s`,
+  );
+  const ratios: Record<string, number> = {};
+  for (const [backend, rows] of [
+    ["sqlite", db],
+    ["postgres", pgBench.results],
+  ] as const) {
+    for (const r of rows) {
+      console.log(
+        `${backend.padEnd(8)} callers ${String(r.callers).padStart(3)}: ${String(r.checksPerSecond).padStart(7)} checks/s  p50 ${r.p50Ms} ms  p99 ${r.p99Ms} ms  mean batch ${r.meanBatch} (checks ${r.meanWorkMs} ms + commit ${r.meanCommitMs} ms)`,
+      );
+    }
+    const one = rows.find((r) => r.callers === 1)!;
+    const many = rows.find((r) => r.callers === 256)!;
+    ratios[backend] = round(many.checksPerSecond / one.checksPerSecond, 1);
   }
-  const one = rows.find((r) => r.callers === 1)!;
-  const many = rows.find((r) => r.callers === 256)!;
-  ratios[backend] = round(many.checksPerSecond / one.checksPerSecond, 1);
-}
-const pg256 = pgBench.results.find((r) => r.callers === 256)!.checksPerSecond;
-console.log(`ratio 256 callers / 1 caller: SQLite ${ratios.sqlite}x (target >= 10x, aim 20x; p99 at 256 target < 5 ms)`);
-console.log(
-  `PostgreSQL: ${ratios.postgres}x (target >= 10x), ${pg256} checks/s at 256 callers (target >= 10,000): targets ${ratios.postgres! >= 10 && pg256 >= 10_000 ? "met" : "NOT met"}\n`,
-);
-report.slashingDb = { results: db, ratio256to1: ratios.sqlite };
-report.slashingDbPostgres = { results: pgBench.results, ratio256to1: ratios.postgres, settings: s };
-if (only === "slashing-db") {
-  console.log(JSON.stringify(report));
-  process.exit(0);
+  const pg256 = pgBench.results.find((r) => r.callers === 256)!.checksPerSecond;
+  console.log(`ratio 256 callers / 1 caller: SQLite ${ratios.sqlite}x (target >= 10x, aim 20x; p99 at 256 target < 5 ms)`);
+  console.log(
+    `PostgreSQL: ${ratios.postgres}x (target >= 10x), ${pg256} checks/s at 256 callers (target >= 10,000): targets ${ratios.postgres! >= 10 && pg256 >= 10_000 ? "met" : "NOT met"}\n`,
+  );
+  report.slashingDb = { results: db, ratio256to1: ratios.sqlite };
+  report.slashingDbPostgres = { results: pgBench.results, ratio256to1: ratios.postgres, settings: s };
+  if (only === "slashing-db") {
+    console.log(JSON.stringify(report));
+    process.exit(0);
+  }
 }
 
-console.log("## signer/keystore: SoftHSM2 token (envelope encryption)");
-const keystore = await runKeystoreBench();
-for (const [name, value] of Object.entries(keystore)) console.log(`${name}: ${value}`);
-console.log("(targets: 10,000 keys load in < 10 s, aim 5 s)\n");
-report.keystore = keystore;
+if (only !== "signer-multi") {
+  console.log("## signer/keystore: SoftHSM2 token (envelope encryption)");
+  const keystore = await runKeystoreBench();
+  for (const [name, value] of Object.entries(keystore)) console.log(`${name}: ${value}`);
+  console.log("(targets: 10,000 keys load in < 10 s, aim 5 s)\n");
+  report.keystore = keystore;
 
-console.log("## signer/signing: raw blst signing rate of the worker pool (no HTTP, no database) — the ceiling");
-const raw = await runRawSigningBench({ keys: 1000, seconds });
-console.log(`${round(raw.signaturesPerSecond, 0)} signatures/s\n`);
-report.rawSigning = { signaturesPerSecond: round(raw.signaturesPerSecond, 0) };
+  console.log("## signer/signing: raw blst signing rate of the worker pool (no HTTP, no database) — the ceiling");
+  const raw = await runRawSigningBench({ keys: 1000, seconds });
+  console.log(`${round(raw.signaturesPerSecond, 0)} signatures/s\n`);
+  report.rawSigning = { signaturesPerSecond: round(raw.signaturesPerSecond, 0) };
 
-console.log("## signer: ATTESTATION over HTTP with durable slashing protection, 10,000 keys");
-const signer = await runSignerBench({ seconds });
-console.log(`ceiling (raw pool, same run): ${round(signer.ceilingPerSecond, 0)} signatures/s`);
-console.log(`end to end:                   ${round(signer.endToEndPerSecond, 0)} signatures/s`);
-console.log(`ratio:                        ${round(signer.ratio, 2)} (target >= 0.8)`);
-console.log(
-  `at ${round(signer.offeredPerSecond, 0)}/s offered (half the ceiling): p50 ${round(signer.p50Ms, 2)} ms, p99 ${round(signer.p99Ms, 2)} ms (target < 25 ms)`,
-);
-const o = signer.overload;
-console.log(
-  `overload, ${o.offeredPerSecond}/s offered (2x end to end), clients give up after ${o.clientTimeoutMs} ms (limits.maxWaitMs ${o.maxWaitMs}): ` +
-    `goodput ${o.goodputPerSecond}/s = ${o.goodputRatio} of the maximum (target >= 0.90), ${o.shedPerSecond}/s shed with 503, ` +
-    `p99 of the 503s ${o.shedP99Ms} ms (target < 50 ms), p99 signed ${o.signedP99Ms} ms, ${o.timedOut} timed out, ${o.lagged} found no free connection ` +
-    `(${o.connections} connections): targets ${o.targetsMet ? "met" : "NOT met"}\n`,
-);
-report.signer = signer;
+  console.log("## signer: ATTESTATION over HTTP with durable slashing protection, 10,000 keys");
+  const signer = await runSignerBench({ seconds });
+  console.log(`ceiling (raw pool, same run): ${round(signer.ceilingPerSecond, 0)} signatures/s`);
+  console.log(`end to end:                   ${round(signer.endToEndPerSecond, 0)} signatures/s`);
+  console.log(`ratio:                        ${round(signer.ratio, 2)} (target >= 0.8)`);
+  console.log(
+    `at ${round(signer.offeredPerSecond, 0)}/s offered (half the ceiling): p50 ${round(signer.p50Ms, 2)} ms, p99 ${round(signer.p99Ms, 2)} ms (target < 25 ms)`,
+  );
+  const o = signer.overload;
+  console.log(
+    `overload, ${o.offeredPerSecond}/s offered (2x end to end), clients give up after ${o.clientTimeoutMs} ms (limits.maxWaitMs ${o.maxWaitMs}): ` +
+      `goodput ${o.goodputPerSecond}/s = ${o.goodputRatio} of the maximum (target >= 0.90), ${o.shedPerSecond}/s shed with 503, ` +
+      `p99 of the 503s ${o.shedP99Ms} ms (target < 50 ms), p99 signed ${o.signedP99Ms} ms, ${o.timedOut} timed out, ${o.lagged} found no free connection ` +
+      `(${o.connections} connections): targets ${o.targetsMet ? "met" : "NOT met"}\n`,
+  );
+  report.signer = signer;
+}
 
 console.log("## signer: two signer processes sharing one PostgreSQL slashing database, ATTESTATION over HTTP, 10,000 keys");
 const multi = await runMultiSignerBench({ seconds });
@@ -98,9 +104,11 @@ console.log(`CPU per signature: signers ${cpu.signers} µs, PostgreSQL ${cpu.pos
 console.log(`PostgreSQL group commit: mean batch ${multi.meanBatch} checks, ${multi.meanCommitMs} ms per transaction\n`);
 report.signerMultiProcess = multi;
 
-console.log("## signer: cost of the durable audit feed (block/attestation entries fdatasync'd before the reply), 1,000 keys");
-const audit = await runAuditCostBench({ seconds });
-console.log(`durable: ${audit.durablePerSecond}/s, buffered: ${audit.bufferedPerSecond}/s, cost: ${round(audit.cost * 100, 1)}% of throughput\n`);
-report.auditCost = audit;
+if (only !== "signer-multi") {
+  console.log("## signer: cost of the durable audit feed (block/attestation entries fdatasync'd before the reply), 1,000 keys");
+  const audit = await runAuditCostBench({ seconds });
+  console.log(`durable: ${audit.durablePerSecond}/s, buffered: ${audit.bufferedPerSecond}/s, cost: ${round(audit.cost * 100, 1)}% of throughput\n`);
+  report.auditCost = audit;
+}
 
 console.log(JSON.stringify(report));

@@ -25,3 +25,4 @@ export { copyHistory, type CopyResult } from "./copy.js";
 export { toPoolConfig } from "./postgres/config.js";
 export { classifyPgFailure } from "./postgres/failures.js";
 export { migrate as migratePostgresSchema } from "./postgres/schema.js";
+export { BEGIN_READ_COMMITTED } from "./postgres/isolation.js";

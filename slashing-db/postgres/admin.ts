@@ -14,6 +14,7 @@ import { loadHistories, PostgresSlashingProtection } from "./protection.js";
 import { prunePg } from "./prune.js";
 import { migrate, PG_SCHEMA_VERSION } from "./schema.js";
 import { countPg } from "./stats.js";
+import { READ_COMMITTED_WRITE } from "./isolation.js";
 
 const GVR_KEY = "genesis_validators_root";
 
@@ -143,7 +144,7 @@ export class PostgresAdmin implements SlashingDbAdmin {
   }
 
   /** One durable transaction (synchronous_commit on, as every write of Vigil's). */
-  private async transaction<T>(what: string, work: (client: pg.PoolClient) => Promise<T>, mode = "READ WRITE"): Promise<T> {
+  private async transaction<T>(what: string, work: (client: pg.PoolClient) => Promise<T>, mode = READ_COMMITTED_WRITE): Promise<T> {
     let client: pg.PoolClient | undefined;
     try {
       client = await this.pool.connect();

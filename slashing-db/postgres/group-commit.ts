@@ -2,6 +2,7 @@ import type pg from "pg";
 import type { BatchStats } from "../group-commit.js";
 import { SlashingDbUnavailableError } from "../errors.js";
 import { classifyPgFailure } from "./failures.js";
+import { BEGIN_READ_COMMITTED } from "./isolation.js";
 
 interface Job<J, R> {
   job: J;
@@ -68,7 +69,7 @@ export class PgGroupCommitter<J, R> {
       client = await this.pool.connect();
       // Belt and braces: the open refused a server or role that turns it off; no session setting may either.
       // One round trip for both (a simple query may hold several statements).
-      await client.query("BEGIN; SET LOCAL synchronous_commit TO on");
+      await client.query(`${BEGIN_READ_COMMITTED}; SET LOCAL synchronous_commit TO on`);
       results = await this.run(
         client,
         batch.map((j) => j.job),

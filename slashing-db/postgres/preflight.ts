@@ -6,7 +6,7 @@ import { toPoolConfig, type PostgresConnection } from "./config.js";
 import { classifyPgFailure, withStartupExitCode } from "./failures.js";
 import { PG_SCHEMA_VERSION } from "./schema.js";
 
-/** Settings of synchronous_commit under which COMMIT returns before the commit record is on the primary's disk. */
+/** Settings of synchronous_commit under which COMMIT may return before the commit is durable where it must be: off (not even on the primary's disk), local (not on the synchronous standbys). */
 const NOT_DURABLE = new Set(["off", "local"]);
 
 /** What a database looks like before Vigil writes anything to it. */
@@ -32,6 +32,15 @@ export async function preflight(client: pg.ClientBase, conn: PostgresConnection,
     throw new SlashingDbUnavailableError(
       "DB_NOT_DURABLE",
       `PostgreSQL's synchronous_commit is "${synchronousCommit}" for this role and database: a commit could be acknowledged before it is on disk, so a signed message could be forgotten; set it to on (or see allowServerAsyncCommitDefault)`,
+    );
+  }
+  // With fsync off, synchronous_commit=on guarantees nothing: the "flushed" WAL may still be in the page cache.
+  // No setting allows it (a server crash would forget acknowledged signatures).
+  const fsync = (await client.query<{ fsync: string }>("SHOW fsync")).rows[0]!.fsync;
+  if (fsync !== "on") {
+    throw new SlashingDbUnavailableError(
+      "DB_NOT_DURABLE",
+      "PostgreSQL runs with fsync off: a commit is never forced to disk, so a crash could forget a signed message; turn fsync on",
     );
   }
   const tables = (

@@ -17,6 +17,7 @@ import { mergeInterchangePg } from "./import.js";
 import { migrate } from "./schema.js";
 import { preflight } from "./preflight.js";
 import { assertOpen, assertUsable } from "../guards.js";
+import { READ_COMMITTED_WRITE } from "./isolation.js";
 
 export interface PostgresProtectionOptions {
   /** Pins the network at open (refused if the database is pinned to another). */
@@ -271,7 +272,7 @@ export class PostgresSlashingProtection implements SlashingProtection {
     return problems;
   }
 
-  private async transaction<T>(what: string, work: (client: pg.PoolClient) => Promise<T>, mode = "READ WRITE"): Promise<T> {
+  private async transaction<T>(what: string, work: (client: pg.PoolClient) => Promise<T>, mode = READ_COMMITTED_WRITE): Promise<T> {
     let client: pg.PoolClient | undefined;
     try {
       client = await this.pool.connect();

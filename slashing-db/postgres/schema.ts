@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { SlashingDbUnavailableError } from "../errors.js";
+import { BEGIN_READ_COMMITTED } from "./isolation.js";
 
 /**
  * The PostgreSQL schema: the SQLite one (../schema.ts) in PostgreSQL's types, the same invariants in its
@@ -77,7 +78,7 @@ export async function migrate(client: pg.ClientBase, found?: (version: number) =
     found?.(PG_SCHEMA_VERSION);
     return PG_SCHEMA_VERSION;
   }
-  await client.query("BEGIN");
+  await client.query(BEGIN_READ_COMMITTED); // the version read after the lock must see a concurrent migration
   try {
     await client.query("SELECT pg_advisory_xact_lock($1::bigint)", [MIGRATION_LOCK.toString()]);
     await client.query("CREATE TABLE IF NOT EXISTS vigil_schema (only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row), version integer NOT NULL)");

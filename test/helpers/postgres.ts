@@ -82,7 +82,7 @@ async function serverUser(): Promise<{ uid: number; gid: number; prefix: string[
  * Starts a server; call stop() (e.g. in afterAll) to shut it down and remove its directory. With `tls`, it also
  * accepts TLS with that certificate and key (PEM files, copied: the server wants its key 0600 and its own).
  */
-export async function startPostgres(options: { tls?: { cert: string; key: string } } = {}): Promise<TestPostgres> {
+export async function startPostgres(options: { tls?: { cert: string; key: string }; fsync?: "on" | "off" } = {}): Promise<TestPostgres> {
   const bin = postgresBinDir();
   const user = await serverUser();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vigil-pg-"));
@@ -99,7 +99,7 @@ export async function startPostgres(options: { tls?: { cert: string; key: string
 
   await as(path.join(bin, "initdb"), ["-D", data, "-U", ROLE, `--pwfile=${passwordFile}`, "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C"]);
   const port = await freePort();
-  let opts = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=on -c synchronous_commit=on -c max_connections=200`;
+  let opts = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=${options.fsync ?? "on"} -c synchronous_commit=on -c max_connections=200`;
   if (options.tls) {
     for (const [from, to] of [
       [options.tls.cert, "server.crt"],

@@ -50,9 +50,21 @@ async function answer(p: Promise<unknown>): Promise<string> {
 }
 
 describe("two instances on one database", () => {
-  // Sets of 6: each instance gets 3 checks per validator (judged one by one); of 2: one each (judged in bulk).
-  it.each([6, 2])("record exactly one message of every conflict set of %i, whichever instance gets which", async (size) => {
+  // Sets of 6: each instance gets 3 checks per validator (judged one by one); of 2: one each (judged in bulk). The
+  // database's default isolation must not matter: Vigil names READ COMMITTED (in REPEATABLE READ a batch would judge
+  // from the snapshot it took before waiting for the other's row lock, and both would record).
+  it.each([
+    [6, "read committed"],
+    [2, "read committed"],
+    [6, "repeatable read"],
+    [2, "serializable"],
+  ])("record exactly one message of every conflict set of %i, whichever instance gets which (database default: %s)", async (size, isolation) => {
     const url = await server.createDatabase();
+    if (isolation !== "read committed") {
+      const c = await server.connect(url);
+      await c.query(`ALTER DATABASE "${new URL(url).pathname.slice(1)}" SET default_transaction_isolation = '${isolation}'`);
+      await c.end();
+    }
     // Small, different batch sizes: many interleaved batch transactions from each instance.
     const [a, b] = await Promise.all([open(url, { maxBatch: 16, genesisValidatorsRoot: GVR }), open(url, { maxBatch: 7, genesisValidatorsRoot: GVR })]);
     try {
@@ -124,6 +136,25 @@ describe("open refuses", () => {
     } finally {
       await admin.query("DROP OWNED BY lazy").catch(() => undefined);
       await admin.end();
+    }
+  });
+
+  it("a server running with fsync off (DB_NOT_DURABLE, no setting allows it), writing nothing", async () => {
+    const unsafe = await startPostgres({ fsync: "off" });
+    try {
+      const url = await unsafe.createDatabase();
+      const err = await PostgresSlashingProtection.open(
+        { url, passwordFile: unsafe.passwordFile, allowServerAsyncCommitDefault: true },
+        { genesisValidatorsRoot: GVR },
+      ).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SlashingDbUnavailableError);
+      expect((err as SlashingDbUnavailableError).code).toBe("DB_NOT_DURABLE");
+      expect((err as Error).message).toMatch(/fsync off/);
+      const c = await unsafe.connect(url);
+      expect((await c.query("SELECT to_regclass('vigil_schema') AS t")).rows[0].t).toBeNull();
+      await c.end();
+    } finally {
+      await unsafe.stop();
     }
   });
 

@@ -9,7 +9,14 @@
  * - the in-memory copy (admission, metrics, GET endpoints) follows NOTIFY vigil_fencing and is only an optimisation.
  */
 import pg from "pg";
-import { classifyPgFailure, migratePostgresSchema, SlashingDbUnavailableError, toPoolConfig, type PostgresConnection } from "../../../slashing-db/index.js";
+import {
+  BEGIN_READ_COMMITTED,
+  classifyPgFailure,
+  migratePostgresSchema,
+  SlashingDbUnavailableError,
+  toPoolConfig,
+  type PostgresConnection,
+} from "../../../slashing-db/index.js";
 import type { ClientFence, ClientFencing, FenceResult } from "./client-fencing.js";
 
 /** The channel every instance LISTENs on; `apply` notifies it in its transaction (delivered on commit only). */
@@ -155,7 +162,7 @@ export class PostgresClientFencing implements ClientFencing {
     }
     let broken: Error | undefined;
     try {
-      await client.query("BEGIN");
+      await client.query(BEGIN_READ_COMMITTED);
       // Whatever the role or server says: the admin API's answer must never come before the change is durable.
       await client.query("SET LOCAL synchronous_commit = on");
       // Waits for every release gate in progress at any instance: their signatures are sent before this decides.
@@ -230,7 +237,7 @@ export class PostgresClientFencing implements ClientFencing {
       // One round trip. The read is its own statement, after the lock: READ COMMITTED then takes its snapshot once
       // a disable that held the lock has committed (in one statement the snapshot would predate the wait).
       const results = (await client.query(
-        `BEGIN; SELECT pg_advisory_xact_lock_shared(${FENCING_LOCK_KEY}); ` +
+        `${BEGIN_READ_COMMITTED}; SELECT pg_advisory_xact_lock_shared(${FENCING_LOCK_KEY}); ` +
           `SELECT id, enabled FROM signer_clients WHERE id IN (${ids.map((id) => client!.escapeLiteral(id)).join(", ")})`,
       )) as unknown as pg.QueryResult<{ id: string; enabled: boolean }>[];
       const enabled = new Map(results[2]!.rows.map((r) => [r.id, r.enabled]));

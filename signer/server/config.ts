@@ -273,7 +273,7 @@ function clients(value: unknown, resolve: (p: string) => string, mainTls: TlsSet
 }
 
 /**
- * `"<file>"` (the old form), `{"sqlite": {"path"}}` or `{"postgres": {url, passwordFile | passwordCredential, tls,
+ * `"<file>"` (the old form), `{"sqlite": {"path"}}` or `{"postgres": {url | host/port/database/user, passwordFile | passwordCredential, tls,
  * poolSize, allowServerAsyncCommitDefault}}`. The password itself is refused anywhere in the config: config files
  * are copied, backed up and printed.
  */

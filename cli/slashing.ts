@@ -14,7 +14,8 @@ const WHERE_HELP = `
 The database: --db FILE (SQLite, the default) or --db-url postgres://user@host:port/db with the role's
 password in a 0600 file (--db-password-file FILE, or ${PASSWORD_FILE_ENV}=FILE); a password is never
 accepted on the command line or in the URL. Exit codes: 40 server unreachable, 41 authentication failed,
-43 schema newer than this Vigil, 44 server not durable (synchronous_commit off/local).`;
+42 the database belongs to another network (import, copy), 43 schema newer than this Vigil, 44 server not
+durable (synchronous_commit off/local).`;
 
 /** `vigil slashing …`: operator commands for the slashing-protection database. */
 export function slashingCommand(): Command {

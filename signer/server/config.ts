@@ -273,7 +273,7 @@ function clients(value: unknown, resolve: (p: string) => string, mainTls: TlsSet
 }
 
 /**
- * `"<file>"` (the old form), `{"sqlite": {"path"}}` or `{"postgres": {url, passwordFile | passwordCredential, tls,
+ * `"<file>"` (the old form), `{"sqlite": {"path"}}` or `{"postgres": {url | host/port/database/user, passwordFile | passwordCredential, tls,
  * poolSize, allowServerAsyncCommitDefault}}`. The password itself is refused anywhere in the config: config files
  * are copied, backed up and printed.
  */
@@ -296,6 +296,37 @@ function slashingDb(value: unknown, dataDir: string, resolve: (p: string) => str
 const PG = "slashingDb.postgres";
 const PG_TLS_MODES = ["disable", "require", "verify-full"] as const;
 
+/** The alternative to `url`: the same connection in parts (pg's own names, as in Web3Signer-style configs). */
+const PG_PARTS = ["host", "port", "database", "user"] as const;
+
+/**
+ * `url`, or the URL built from host/port/database/user (exactly one form). Built with every part encoded, so a
+ * user or database name with "@", "/" or "%" means itself; a host starting with "/" is the directory of the
+ * server's Unix socket, which pg takes from the URL's host once decoded.
+ */
+function postgresUrl(p: Record<string, unknown>): string {
+  const parts = PG_PARTS.filter((k) => p[k] !== undefined);
+  if (p.url !== undefined) {
+    if (parts.length > 0) {
+      throw new SignerConfigError(
+        `${PG}.${parts[0]}`,
+        `and url are two forms of one setting: give url, or host/port/database/user, not both (found url and ${parts.join(", ")})`,
+      );
+    }
+    return str(p.url, `${PG}.url`);
+  }
+  if (parts.length === 0) throw new SignerConfigError(`${PG}.url`, "is required (postgres://user@host:port/database), or host, database and user");
+  const host = str(p.host, `${PG}.host`);
+  if (!host.startsWith("/") && !/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host)) {
+    throw new SignerConfigError(`${PG}.host`, "must be a host name, an IPv4 address or (starting with /) the directory of the server's Unix socket");
+  }
+  const port = p.port === undefined ? 5432 : int(p.port, `${PG}.port`, 1, 65535);
+  const database = str(p.database, `${PG}.database`);
+  const user = str(p.user, `${PG}.user`);
+  const urlHost = host.startsWith("/") ? encodeURIComponent(host) : host;
+  return `postgres://${encodeURIComponent(user)}@${urlHost}:${port}/${encodeURIComponent(database)}`;
+}
+
 function postgresConnection(value: unknown, resolve: (p: string) => string): PostgresConnection {
   const p = obj(value, PG);
   if (p.password !== undefined) {
@@ -304,8 +335,8 @@ function postgresConnection(value: unknown, resolve: (p: string) => string): Pos
       "is not allowed: never put the password in the config; use passwordFile (a 0600 file) or passwordCredential (systemd LoadCredential=)",
     );
   }
-  onlyKeys(p, ["url", "passwordFile", "passwordCredential", "tls", "poolSize", "allowServerAsyncCommitDefault"], PG);
-  const url = str(p.url, `${PG}.url`);
+  onlyKeys(p, ["url", ...PG_PARTS, "passwordFile", "passwordCredential", "tls", "poolSize", "allowServerAsyncCommitDefault"], PG);
+  const url = postgresUrl(p);
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -340,6 +371,9 @@ function postgresConnection(value: unknown, resolve: (p: string) => string): Pos
     if (t.key !== undefined) tls.key = resolve(str(t.key, `${PG}.tls.key`));
     if ((tls.cert === undefined) !== (tls.key === undefined)) throw new SignerConfigError(`${PG}.tls`, "needs both cert and key, or neither");
     if (tls.mode === "disable" && (tls.ca ?? tls.cert) !== undefined) throw new SignerConfigError(`${PG}.tls`, `has files but mode "disable"`);
+    // PostgreSQL offers no TLS on a Unix socket: the connection would fail at every start.
+    if (tls.mode !== "disable" && typeof p.host === "string" && p.host.startsWith("/"))
+      throw new SignerConfigError(`${PG}.tls.mode`, `must be "disable" with a Unix socket host (PostgreSQL has no TLS there)`);
     conn.tls = tls;
   }
   return conn;

@@ -3,12 +3,19 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadSignerConfig, parseSignerConfig, SignerConfigError } from "../../signer/index.js";
+import { toPoolConfig } from "../../slashing-db/index.js";
 import { tempDir } from "../helpers/tmp.js";
 
 const base = {
   network: "mainnet",
   hsm: { module: "/usr/lib/softhsm/libsofthsm2.so", tokenLabel: "t", pin: { file: "pin" } },
 };
+
+/** The TLS mode a PostgreSQL slashingDb section resolves to. */
+function pgMode(postgres: Record<string, unknown>): string | undefined {
+  const location = parseSignerConfig({ ...base, slashingDb: { postgres } }, "/etc/vigil").slashingDb;
+  return location.kind === "postgres" ? location.connection.tls?.mode : undefined;
+}
 
 function fieldOf(value: unknown): string {
   try {
@@ -90,7 +97,7 @@ describe("signer config", () => {
 
   it("loads the shipped PostgreSQL example", () => {
     const example = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../examples/signer.postgres.example.json");
-    expect(loadSignerConfig(example).slashingDb).toMatchObject({ kind: "postgres", connection: { passwordCredential: "vigil-db-password" } });
+    expect(loadSignerConfig(example).slashingDb).toMatchObject({ kind: "postgres", connection: { passwordCredential: "db-password" } });
   });
 
   it("slashingDb: the old file form, {sqlite: {path}} and {postgres: {…}} resolve to one location type", () => {
@@ -124,6 +131,47 @@ describe("signer config", () => {
         allowServerAsyncCommitDefault: true,
       },
     });
+  });
+
+  it("slashingDb.postgres: host/port/database/user instead of url, encoded into the same connection", () => {
+    const pgOf = (postgres: Record<string, unknown>) => {
+      const location = parseSignerConfig({ ...base, slashingDb: { postgres } }, "/etc/vigil").slashingDb;
+      if (location.kind !== "postgres") throw new Error("not a PostgreSQL location");
+      return location.connection;
+    };
+    const plain = pgOf({ host: "db.internal", port: 6432, database: "vigil", user: "vigil_signer", passwordCredential: "db-password", poolSize: 6 });
+    expect(plain).toEqual({ url: "postgres://vigil_signer@db.internal:6432/vigil", passwordCredential: "db-password", poolSize: 6 });
+    expect(pgOf({ host: "10.0.0.5", database: "vigil", user: "vigil" }).url).toBe("postgres://vigil@10.0.0.5:5432/vigil");
+    // names that would break a hand-written URL mean themselves; a host starting with / is the socket's directory
+    const odd = pgOf({ host: "/var/run/postgresql", port: 5433, database: "vigil/main db", user: "ops@vigil%1" });
+    expect(toPoolConfig(odd, {})).toMatchObject({ host: "/var/run/postgresql", port: 5433, database: "vigil/main db", user: "ops@vigil%1" });
+  });
+
+  it("slashingDb.postgres: url or host/port/database/user, exactly one form, each part checked", () => {
+    const refusal = (postgres: Record<string, unknown>) => {
+      try {
+        parseSignerConfig({ ...base, slashingDb: { postgres } }, "/etc/vigil");
+      } catch (err) {
+        expect(err).toBeInstanceOf(SignerConfigError);
+        return { field: (err as SignerConfigError).field, message: (err as Error).message };
+      }
+      throw new Error("accepted");
+    };
+    const parts = { host: "db", database: "vigil", user: "vigil" };
+    const mixed = refusal({ url: "postgres://vigil@db/vigil", database: "other", user: "vigil" });
+    expect(mixed.field).toBe("slashingDb.postgres.database");
+    expect(mixed.message).toMatch(/url and database, user/);
+    expect(refusal({}).field).toBe("slashingDb.postgres.url");
+    expect(refusal({ host: "db", user: "vigil" }).field).toBe("slashingDb.postgres.database");
+    expect(refusal({ host: "db", database: "vigil" }).field).toBe("slashingDb.postgres.user");
+    expect(refusal({ database: "vigil", user: "vigil" }).field).toBe("slashingDb.postgres.host");
+    expect(refusal({ ...parts, host: "db:5432" }).field).toBe("slashingDb.postgres.host");
+    expect(refusal({ ...parts, host: "vigil@db" }).field).toBe("slashingDb.postgres.host");
+    expect(refusal({ ...parts, host: "" }).field).toBe("slashingDb.postgres.host");
+    expect(refusal({ ...parts, port: 0 }).field).toBe("slashingDb.postgres.port");
+    expect(refusal({ ...parts, port: "5432" }).field).toBe("slashingDb.postgres.port");
+    expect(refusal({ ...parts, host: "/run/postgresql", tls: { mode: "require" } }).field).toBe("slashingDb.postgres.tls.mode");
+    expect(pgMode({ ...parts, host: "/run/postgresql", tls: { mode: "disable" } })).toBe("disable");
   });
 
   it("slashingDb.postgres: a password is refused wherever it is written, without echoing it", () => {

@@ -215,6 +215,13 @@ describe("units, example configs and install layout agree", () => {
       expect(values(signerDropin, "IPAddressAllow")).toEqual([new URL(location.connection.url).hostname]);
     });
 
+    it("the PostgreSQL example config names the credential the signer drop-in loads", () => {
+      const example = JSON.parse(fs.readFileSync(path.join(ROOT, "examples/signer.postgres.example.json"), "utf8"));
+      const parsed = parseSignerConfig(example, path.join(ROOT, "examples")).slashingDb;
+      if (parsed.kind !== "postgres") throw new Error("the PostgreSQL example config is not a PostgreSQL location");
+      expect(credentials(signerDropin).has(parsed.connection.passwordCredential!)).toBe(true);
+    });
+
     it("a PostgreSQL outage never stops the signer: no Wants=/Requires=/BindsTo= on a database unit; 40 is retried, 41-44 are not", () => {
       for (const text of [signerDropin, pruneDropin]) {
         for (const key of ["Wants", "Requires", "Requisite", "BindsTo", "PartOf"]) expect(values(text, key), key).toEqual([]);

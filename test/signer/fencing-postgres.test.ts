@@ -40,8 +40,8 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function fencingOn(url: string, initial: ReadonlyMap<string, boolean> = CLIENTS): Promise<PostgresClientFencing> {
-  const f = await PostgresClientFencing.open({ url, passwordFile: server.passwordFile }, initial, { retryMs: 50 });
+async function fencingOn(url: string, initial: ReadonlyMap<string, boolean> = CLIENTS, retryMs = 50): Promise<PostgresClientFencing> {
+  const f = await PostgresClientFencing.open({ url, passwordFile: server.passwordFile }, initial, { retryMs });
   opened.push(f);
   return f;
 }
@@ -58,8 +58,8 @@ const settledWithin = <T>(p: Promise<T>, ms: number): Promise<boolean> =>
   Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
 
 /** A signer instance's signing path: its own fencing connection, slashing connection and audit feed on one database. */
-async function instance(url: string, name: string) {
-  const fencing = await fencingOn(url);
+async function instance(url: string, name: string, retryMs = 50) {
+  const fencing = await fencingOn(url, CLIENTS, retryMs);
   const slashing = await PostgresSlashingProtection.open({ url, passwordFile: server.passwordFile }, { genesisValidatorsRoot: GVR });
   opened.push(slashing);
   const audit = AuditLog.open(path.join(work, name, "audit"));
@@ -273,11 +273,20 @@ describe("the release gate and a disable exclude each other (the fencing lock)",
   it("a request in flight at B (recorded, being signed) when A acknowledges a disable is refused at release", async () => {
     const url = await server.createDatabase();
     const a = await instance(url, "a");
-    const b = await instance(url, "b");
-    // B's in-memory copy is current here, but the gate reads the database whatever it says.
+    const b = await instance(url, "b", 600_000); // B does not reconnect its LISTEN during the test
+    // B's LISTEN connection cut (and A's): B's in-memory copy never hears of the disable, so only the gate can refuse.
+    const c = await server.connect(url);
+    try {
+      const cut = await c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND datname = current_database()");
+      expect(cut.rowCount).toBe(2);
+    } finally {
+      await c.end();
+    }
+    await until(() => !b.fencing.listening);
     const signing = b.service.sign(b.client, PK, attestationBody(1, 2));
     await until(() => b.held.length === 1); // recorded in PostgreSQL, now in B's BLS pool
     expect((await a.fencing.apply("primary", false, 1)).ok).toBe(true); // A's admin API answers here
+    expect(b.fencing.isEnabled("primary")).toBe(true); // B's memory: still enabled
     b.held[0]!();
     const signed = await signing;
     const sent: string[] = [];

@@ -32,7 +32,8 @@ export const FENCING_LOCK_KEY = 0x5649_4731; // "VIG1"
  * that vanished mid-gate (partition, crash of its host) must not block every disable until TCP gives up (~2 h). A
  * live gate is idle only between its read's result and its COMMIT, a synchronous loop of sends (well under a
  * millisecond), so 3 s is ~1000x margin over a GC pause, and below the 5 s query timeout of the apply that waits on
- * it. The residual risk (fencing-across-instances.md): a process frozen longer than this between read and send.
+ * it. The residual risk (fencing-across-instances.md): the read's result reaching the sends later than this (a
+ * frozen process, the result held in TCP retransmission across a partition).
  */
 export const GATE_IDLE_TIMEOUT_MS = 3000;
 /** TCP keepalive on every fencing connection, so a dead peer is noticed by both ends in seconds, not hours. */

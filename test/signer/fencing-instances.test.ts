@@ -68,12 +68,18 @@ describe("two signer processes on one PostgreSQL database", () => {
       await new Promise((r) => setTimeout(r, 300));
       const inFlightAtB = (await admin(urls.b!, "/clients/primary")).json().inFlight;
       expect(inFlightAtB).toBe(1);
+      // Both LISTEN connections cut: B's in-memory copy cannot hear of the disable (B retries after 1 s), so what
+      // refuses below is B's release gate reading the database, not its memory.
+      const cut = await c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND datname = current_database()");
+      expect(cut.rowCount).toBe(2);
       const disabled = await admin(urls.a!, "/clients/primary/disable", { generation: 5 });
       expect(disabled.status).toBe(200); // A has acknowledged
       await c.query("COMMIT"); // B's request goes on: recorded, signed, then stopped at its release gate
       const held = await inFlight;
       expect(held.status).toBe(403);
       expect(held.json().code).toBe("CLIENT_DISABLED");
+      // B's memory still said enabled when it refused (it reconnects and reloads only after its 1 s retry).
+      expect((await admin(urls.b!, "/clients/primary")).json().enabled).toBe(true);
     } finally {
       await c.end();
     }
@@ -82,7 +88,9 @@ describe("two signer processes on one PostgreSQL database", () => {
     const stale = await admin(urls.b!, "/clients/primary/enable", { generation: 4 });
     expect(stale.status).toBe(409);
     expect(stale.json()).toMatchObject({ code: "STALE_GENERATION", reason: "STALE", currentGeneration: 5 });
-    // B's views follow A's change (NOTIFY), and an enable through B holds at A.
+    // B's views follow A's change once B's LISTEN is back (its reload on reconnecting), and an enable through B holds at A.
+    const reconnected = Date.now() + 5000;
+    while ((await admin(urls.b!, "/clients/primary")).json().enabled && Date.now() < reconnected) await new Promise((r) => setTimeout(r, 20));
     expect((await admin(urls.b!, "/clients/primary")).json()).toMatchObject({ enabled: false, changedAtGeneration: 5 });
     expect((await admin(urls.b!, "/clients/primary/enable", { generation: 6 })).status).toBe(200);
     // An enable reaches A's admission when A hears the NOTIFY (a disable needs no such wait: the gate reads the row).

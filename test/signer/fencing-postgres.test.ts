@@ -4,12 +4,16 @@
 // instance's in-memory copy current, also after its LISTEN connection is cut; a release refused while the database
 // is unreachable. Signing services run on the real PostgreSQL slashing database and real audit feeds; only the BLS
 // pool is a stand-in, so a test can hold a request "in flight" for as long as it needs.
+import fs from "node:fs";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PostgresSlashingProtection, SlashingDbUnavailableError } from "../../slashing-db/index.js";
 import { AuditLog } from "../../signer/server/audit-log.js";
 import { ClientState } from "../../signer/server/auth.js";
-import { FENCING_LOCK_KEY, PostgresClientFencing } from "../../signer/server/fencing/postgres.js";
+import { mergeFencing } from "../../signer/server/fencing/carry-over.js";
+import { openClientFencing } from "../../signer/server/fencing/open.js";
+import { FENCING_LOCK_KEY, GATE_IDLE_TIMEOUT_MS, GATE_IDLE_TIMEOUT_SQL, PostgresClientFencing } from "../../signer/server/fencing/postgres.js";
+import { SqliteClientFencing } from "../../signer/server/fencing/sqlite.js";
 import { SigningService } from "../../signer/server/signing-service.js";
 import { loadConsensus, MINIMAL_DEVNET, type BlsPool } from "../../signer/signing/index.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
@@ -36,8 +40,8 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function fencingOn(url: string, initial: ReadonlyMap<string, boolean> = CLIENTS): Promise<PostgresClientFencing> {
-  const f = await PostgresClientFencing.open({ url, passwordFile: server.passwordFile }, initial, { retryMs: 50 });
+async function fencingOn(url: string, initial: ReadonlyMap<string, boolean> = CLIENTS, retryMs = 50): Promise<PostgresClientFencing> {
+  const f = await PostgresClientFencing.open({ url, passwordFile: server.passwordFile }, initial, { retryMs });
   opened.push(f);
   return f;
 }
@@ -54,8 +58,8 @@ const settledWithin = <T>(p: Promise<T>, ms: number): Promise<boolean> =>
   Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
 
 /** A signer instance's signing path: its own fencing connection, slashing connection and audit feed on one database. */
-async function instance(url: string, name: string) {
-  const fencing = await fencingOn(url);
+async function instance(url: string, name: string, retryMs = 50) {
+  const fencing = await fencingOn(url, CLIENTS, retryMs);
   const slashing = await PostgresSlashingProtection.open({ url, passwordFile: server.passwordFile }, { genesisValidatorsRoot: GVR });
   opened.push(slashing);
   const audit = AuditLog.open(path.join(work, name, "audit"));
@@ -140,6 +144,74 @@ describe("one client state for every instance on the database", () => {
   });
 });
 
+describe("moving a signer from SQLite: its signer-state.sqlite is carried over", () => {
+  it("a client disabled at generation N in the file stays disabled, generations below N are stale; the file is kept; a later re-enable survives a restart", async () => {
+    const url = await server.createDatabase();
+    const dataDir = path.join(work, `carry-${Date.now()}`);
+    fs.mkdirSync(dataDir, { recursive: true });
+    const file = path.join(dataDir, "signer-state.sqlite");
+    const old = SqliteClientFencing.open(file, CLIENTS);
+    expect((await old.apply("primary", false, 5, "failover-5")).ok).toBe(true);
+    await old.close();
+    const before = fs.readFileSync(file);
+    // Another instance already on the database seeded "primary" enabled at generation 0.
+    await (await fencingOn(url)).close();
+    const location = { kind: "postgres" as const, connection: { url, passwordFile: server.passwordFile } };
+    const logged: string[] = [];
+    const moved = await openClientFencing(
+      location,
+      dataDir,
+      [...CLIENTS].map(([id, initiallyEnabled]) => ({ id, initiallyEnabled })),
+      (m) => logged.push(m),
+    );
+    opened.push(moved);
+    expect(moved.fence("primary")).toEqual({ enabled: false, changedAtGeneration: 5 });
+    expect(moved.generation).toBe(5);
+    expect(await moved.releaseIfEnabled("primary", () => {})).toBe(false); // the gate reads the database
+    expect(await moved.apply("primary", true, 4)).toEqual({ ok: false, currentGeneration: 5, reason: "STALE" });
+    expect(await moved.apply("primary", true, 5, "someone-else")).toEqual({ ok: false, currentGeneration: 5, reason: "GENERATION_TAKEN" });
+    expect(logged.join("\n")).toMatch(/generation 0 -> 5.*primary disabled at generation 5/);
+    expect(fs.readFileSync(file)).toEqual(before); // read, never changed
+    // Re-enabled after the move at a newer generation: the next open merges the same file and changes nothing.
+    expect((await moved.apply("primary", true, 6)).ok).toBe(true);
+    await moved.close();
+    logged.length = 0;
+    const again = await openClientFencing(location, dataDir, undefined, (m) => logged.push(m));
+    opened.push(again);
+    expect(again.fence("primary")).toEqual({ enabled: true, changedAtGeneration: 6 });
+    expect(logged).toEqual([]);
+  });
+
+  it("the merge: the later change wins per client, a disable on a tie; the higher generation with its decision", () => {
+    const state = (generation: number, decision: string | null, clients: [string, boolean, number][]) => ({
+      generation,
+      decision,
+      clients: new Map(clients.map(([id, enabled, changedAtGeneration]) => [id, { enabled, changedAtGeneration }])),
+    });
+    const db = state(7, "db-7", [
+      ["newer-in-db", true, 7],
+      ["tie", true, 3],
+      ["newer-in-file", true, 0],
+    ]);
+    const file = state(4, "file-4", [
+      ["newer-in-db", false, 4],
+      ["tie", false, 3],
+      ["newer-in-file", false, 2],
+      ["only-in-file", false, 1],
+    ]);
+    const merge = mergeFencing(db, file);
+    expect(merge.fencing).toBeUndefined(); // the database's generation 7 and decision stay
+    expect([...merge.clients]).toEqual([
+      ["tie", { enabled: false, changedAtGeneration: 3 }],
+      ["newer-in-file", { enabled: false, changedAtGeneration: 2 }],
+      ["only-in-file", { enabled: false, changedAtGeneration: 1 }],
+    ]);
+    expect(mergeFencing(file, db).fencing).toEqual({ generation: 7, decision: "db-7" });
+    // An enable on a tie does not override a disable.
+    expect(mergeFencing(state(3, null, [["c", false, 3]]), state(3, null, [["c", true, 3]])).clients.size).toBe(0);
+  });
+});
+
 describe("the release gate and a disable exclude each other (the fencing lock)", () => {
   it("a disable in progress (holding the fencing lock, not yet committed) holds B's release; once it commits B refuses, though B's memory says enabled", async () => {
     const url = await server.createDatabase();
@@ -201,11 +273,20 @@ describe("the release gate and a disable exclude each other (the fencing lock)",
   it("a request in flight at B (recorded, being signed) when A acknowledges a disable is refused at release", async () => {
     const url = await server.createDatabase();
     const a = await instance(url, "a");
-    const b = await instance(url, "b");
-    // B's in-memory copy is current here, but the gate reads the database whatever it says.
+    const b = await instance(url, "b", 600_000); // B does not reconnect its LISTEN during the test
+    // B's LISTEN connection cut (and A's): B's in-memory copy never hears of the disable, so only the gate can refuse.
+    const c = await server.connect(url);
+    try {
+      const cut = await c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND datname = current_database()");
+      expect(cut.rowCount).toBe(2);
+    } finally {
+      await c.end();
+    }
+    await until(() => !b.fencing.listening);
     const signing = b.service.sign(b.client, PK, attestationBody(1, 2));
     await until(() => b.held.length === 1); // recorded in PostgreSQL, now in B's BLS pool
     expect((await a.fencing.apply("primary", false, 1)).ok).toBe(true); // A's admin API answers here
+    expect(b.fencing.isEnabled("primary")).toBe(true); // B's memory: still enabled
     b.held[0]!();
     const signed = await signing;
     const sent: string[] = [];
@@ -251,6 +332,36 @@ describe("connections lost", () => {
     } finally {
       await c.end();
     }
+  });
+});
+
+describe("a gate whose instance vanished", () => {
+  it("a connection idle in transaction holding the shared lock (taken as a gate takes it) blocks a disable only until the server's idle timeout", async () => {
+    const url = await server.createDatabase();
+    const a = await fencingOn(url);
+    const vanished = await server.connect(url);
+    vanished.on("error", () => undefined); // the server ends it: that is the point
+    await vanished.query(`BEGIN; ${GATE_IDLE_TIMEOUT_SQL}SELECT pg_advisory_xact_lock_shared(${FENCING_LOCK_KEY})`);
+    const started = Date.now();
+    expect((await a.apply("primary", false, 1)).ok).toBe(true); // without the timeout: held until apply's query timeout fails it
+    const waited = Date.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(GATE_IDLE_TIMEOUT_MS - 100);
+    expect(waited).toBeLessThan(GATE_IDLE_TIMEOUT_MS + 1500);
+    await vanished.end().catch(() => undefined);
+  }, 15_000);
+});
+
+describe("opening the fencing state fails: the slashing database's exit codes", () => {
+  it("wrong password: exit 41; unreachable: exit 40", async () => {
+    const url = await server.createDatabase();
+    const wrong = path.join(work, "wrong-password");
+    fs.writeFileSync(wrong, "not-the-password", { mode: 0o600 });
+    await expect(PostgresClientFencing.open({ url, passwordFile: wrong }, CLIENTS)).rejects.toMatchObject({ exitCode: 41, failure: "AUTH_FAILED" });
+    const nowhere = url.replace(/:\d+\//, ":1/");
+    await expect(PostgresClientFencing.open({ url: nowhere, passwordFile: server.passwordFile }, CLIENTS)).rejects.toMatchObject({
+      exitCode: 40,
+      failure: "UNREACHABLE",
+    });
   });
 });
 

@@ -18,6 +18,9 @@ export async function openClientFencing(
   onProblem: (message: string) => void,
 ): Promise<ClientFencing> {
   const initialState = new Map(clients === undefined ? [[DEFAULT_CLIENT_ID, true]] : clients.map((c) => [c.id, c.initiallyEnabled]));
-  if (location.kind === "postgres") return PostgresClientFencing.open(location.connection, initialState, { onProblem });
-  return SqliteClientFencing.open(path.join(dataDir, "signer-state.sqlite"), initialState);
+  const file = path.join(dataDir, "signer-state.sqlite");
+  // A signer moved from SQLite keeps what its file decided (a disabled client stays disabled, the generation never
+  // goes back): carried over at every open, which is idempotent (./carry-over.ts).
+  if (location.kind === "postgres") return PostgresClientFencing.open(location.connection, initialState, { onProblem, carryFrom: file, onCarry: onProblem });
+  return SqliteClientFencing.open(file, initialState);
 }

@@ -15,8 +15,10 @@ import {
   migratePostgresSchema,
   SlashingDbUnavailableError,
   toPoolConfig,
+  withStartupExitCode,
   type PostgresConnection,
 } from "../../../slashing-db/index.js";
+import { mergeFencing, readSqliteFencingFile } from "./carry-over.js";
 import type { ClientFence, ClientFencing, FenceResult } from "./client-fencing.js";
 
 /** The channel every instance LISTENs on; `apply` notifies it in its transaction (delivered on commit only). */
@@ -26,6 +28,19 @@ export const FENCING_CHANNEL = "vigil_fencing";
  * not a row lock, so a gate transaction writes nothing: no transaction id, no WAL, no fsync at its COMMIT.
  */
 export const FENCING_LOCK_KEY = 0x5649_4731; // "VIG1"
+/**
+ * How long the server lets a gate transaction sit idle before it aborts it (and frees the shared lock): an instance
+ * that vanished mid-gate (partition, crash of its host) must not block every disable until TCP gives up (~2 h). A
+ * live gate is idle only between its read's result and its COMMIT, a synchronous loop of sends (well under a
+ * millisecond), so 3 s is ~1000x margin over a GC pause, and below the 5 s query timeout of the apply that waits on
+ * it. The residual risk (fencing-across-instances.md): the read's result reaching the sends later than this (a
+ * frozen process, the result held in TCP retransmission across a partition).
+ */
+export const GATE_IDLE_TIMEOUT_MS = 3000;
+/** TCP keepalive on every fencing connection, so a dead peer is noticed by both ends in seconds, not hours. */
+const KEEPALIVE_INITIAL_DELAY_MS = 5000;
+/** The gate's first statement after BEGIN, in the same round trip: the shared lock it takes is bounded by the timeout. */
+export const GATE_IDLE_TIMEOUT_SQL = `SET LOCAL idle_in_transaction_session_timeout = '${GATE_IDLE_TIMEOUT_MS}ms'; `;
 
 export interface PostgresClientFencingOptions {
   /** Wait before reconnecting a lost LISTEN connection, or retrying a failed reload (default 1000 ms). */
@@ -34,6 +49,13 @@ export interface PostgresClientFencingOptions {
   queryTimeoutMs?: number;
   /** Problems that do not fail a request (listener lost, reload failed): for the log. */
   onProblem?: (message: string) => void;
+  /**
+   * A SQLite client state file (`<dataDir>/signer-state.sqlite`) to carry over at open, if it exists
+   * (./carry-over.ts): merged in the transaction that seeds the rows; the file is left as it is.
+   */
+  carryFrom?: string;
+  /** What the carry-over changed, for the log. */
+  onCarry?: (message: string) => void;
 }
 
 /** The state as one consistent read: `version` orders snapshots so a late one never replaces a newer one. */
@@ -65,6 +87,43 @@ async function readSnapshot(db: pg.ClientBase | pg.Pool): Promise<Snapshot> {
 function unavailable(err: unknown, what: string): SlashingDbUnavailableError {
   if (err instanceof SlashingDbUnavailableError) return err;
   return new SlashingDbUnavailableError("DB_WRITE_FAILED", `${what}: ${(err as Error).message}`, classifyPgFailure(err));
+}
+
+/**
+ * Merges a SQLite client state file into the database's (./carry-over.ts), inside the caller's transaction, which
+ * holds the exclusive fencing lock. A version bump and NOTIFY when anything changed, so running instances reload.
+ */
+async function carryOver(client: pg.ClientBase, file: string, onCarry?: (message: string) => void): Promise<void> {
+  const fromFile = readSqliteFencingFile(file);
+  if (fromFile === undefined) return;
+  const row = (
+    await client.query<{ generation: string; decision: string | null }>("SELECT generation::text AS generation, decision FROM signer_fencing FOR UPDATE")
+  ).rows[0]!;
+  const clients = new Map<string, ClientFence>();
+  for (const c of (
+    await client.query<{ id: string; enabled: boolean; changed: string }>("SELECT id, enabled, changed_at_generation::text AS changed FROM signer_clients")
+  ).rows) {
+    clients.set(c.id, { enabled: c.enabled, changedAtGeneration: Number(c.changed) });
+  }
+  const merge = mergeFencing({ generation: Number(row.generation), decision: row.decision, clients }, fromFile);
+  if (merge.fencing === undefined && merge.clients.size === 0) return;
+  if (merge.fencing !== undefined) {
+    await client.query("UPDATE signer_fencing SET generation = $1, decision = $2", [merge.fencing.generation, merge.fencing.decision]);
+  }
+  for (const [id, fence] of merge.clients) {
+    await client.query(
+      "INSERT INTO signer_clients (id, enabled, changed_at_generation) VALUES ($1, $2, $3) " +
+        "ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled, changed_at_generation = excluded.changed_at_generation",
+      [id, fence.enabled, fence.changedAtGeneration],
+    );
+  }
+  await client.query("UPDATE signer_fencing SET version = version + 1");
+  await client.query(`NOTIFY ${FENCING_CHANNEL}`);
+  const changes = [...merge.clients].map(([id, f]) => `${id} ${f.enabled ? "enabled" : "disabled"} at generation ${f.changedAtGeneration}`);
+  onCarry?.(
+    `carried the client state of ${file} into PostgreSQL: ` +
+      [merge.fencing ? `generation ${row.generation} -> ${merge.fencing.generation}` : `generation stays ${row.generation}`, ...changes].join(", "),
+  );
 }
 
 export class PostgresClientFencing implements ClientFencing {
@@ -100,7 +159,13 @@ export class PostgresClientFencing implements ClientFencing {
     opts: PostgresClientFencingOptions = {},
   ): Promise<PostgresClientFencing> {
     // Its own small pool: a gate batch must never queue behind the slashing database's commits.
-    const config = { ...toPoolConfig(conn), max: 3, query_timeout: opts.queryTimeoutMs ?? 5000 };
+    const config = {
+      ...toPoolConfig(conn),
+      max: 3,
+      query_timeout: opts.queryTimeoutMs ?? 5000,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_INITIAL_DELAY_MS,
+    };
     const pool = new pg.Pool(config);
     pool.on("error", () => undefined); // an idle connection's error (server restart) surfaces on its next use
     // Nor may a checked-out one's crash the process (pg emits it on the client, which has no listener of its own).
@@ -110,13 +175,25 @@ export class PostgresClientFencing implements ClientFencing {
       let snapshot: Snapshot;
       try {
         await migratePostgresSchema(client);
-        const ids = [...initialState.keys()];
-        await client.query(
-          "INSERT INTO signer_clients (id, enabled, changed_at_generation) SELECT id, enabled, 0 FROM unnest($1::text[], $2::boolean[]) AS t(id, enabled) " +
-            "ON CONFLICT (id) DO NOTHING",
-          [ids, ids.map((id) => initialState.get(id) === true)],
-        );
-        snapshot = await readSnapshot(client);
+        // One transaction under the exclusive fencing lock, as an apply: a carried disable waits for the gates in
+        // progress, and no client is ever seen seeded from its initial state before the file's state is merged.
+        await client.query(BEGIN_READ_COMMITTED);
+        try {
+          await client.query("SET LOCAL synchronous_commit = on");
+          await client.query(`SELECT pg_advisory_xact_lock(${FENCING_LOCK_KEY})`);
+          if (opts.carryFrom !== undefined) await carryOver(client, opts.carryFrom, opts.onCarry);
+          const ids = [...initialState.keys()];
+          await client.query(
+            "INSERT INTO signer_clients (id, enabled, changed_at_generation) SELECT id, enabled, 0 FROM unnest($1::text[], $2::boolean[]) AS t(id, enabled) " +
+              "ON CONFLICT (id) DO NOTHING",
+            [ids, ids.map((id) => initialState.get(id) === true)],
+          );
+          snapshot = await readSnapshot(client);
+          await client.query("COMMIT");
+        } catch (err) {
+          await client.query("ROLLBACK").catch(() => undefined);
+          throw err;
+        }
       } finally {
         client.release();
       }
@@ -125,11 +202,14 @@ export class PostgresClientFencing implements ClientFencing {
       return fencing;
     } catch (err) {
       await pool.end().catch(() => undefined);
-      if (err instanceof SlashingDbUnavailableError) throw err;
-      throw new SlashingDbUnavailableError(
-        "DB_OPEN_FAILED",
-        `cannot open the client fencing state in PostgreSQL: ${(err as Error).message}`,
-        classifyPgFailure(err),
+      // The same exit codes as the slashing database's open (40 unreachable, 41 auth...): one diagnosis for the operator.
+      if (err instanceof SlashingDbUnavailableError) throw withStartupExitCode(err);
+      throw withStartupExitCode(
+        new SlashingDbUnavailableError(
+          "DB_OPEN_FAILED",
+          `cannot open the client fencing state in PostgreSQL: ${(err as Error).message}`,
+          classifyPgFailure(err),
+        ),
       );
     }
   }
@@ -237,10 +317,10 @@ export class PostgresClientFencing implements ClientFencing {
       // One round trip. The read is its own statement, after the lock: READ COMMITTED then takes its snapshot once
       // a disable that held the lock has committed (in one statement the snapshot would predate the wait).
       const results = (await client.query(
-        `${BEGIN_READ_COMMITTED}; SELECT pg_advisory_xact_lock_shared(${FENCING_LOCK_KEY}); ` +
+        `${BEGIN_READ_COMMITTED}; ${GATE_IDLE_TIMEOUT_SQL}SELECT pg_advisory_xact_lock_shared(${FENCING_LOCK_KEY}); ` +
           `SELECT id, enabled FROM signer_clients WHERE id IN (${ids.map((id) => client!.escapeLiteral(id)).join(", ")})`,
       )) as unknown as pg.QueryResult<{ id: string; enabled: boolean }>[];
-      const enabled = new Map(results[2]!.rows.map((r) => [r.id, r.enabled]));
+      const enabled = new Map(results[3]!.rows.map((r) => [r.id, r.enabled]));
       // Sent while the rows are locked: a disable of any of these clients commits only after these sends. A client
       // without a row (not configured anywhere, or deleted by hand) is refused: fail closed.
       for (const entry of batch) {

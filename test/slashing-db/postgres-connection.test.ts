@@ -14,10 +14,10 @@ const url = "postgres://vigil@127.0.0.1:5432/vigil";
 it("reads a systemd credential from $CREDENTIALS_DIRECTORY, without its final newline", () => {
   const creds = path.join(dir, "creds");
   fs.mkdirSync(creds, { recursive: true });
-  fs.writeFileSync(path.join(creds, "vigil-db-password"), "s3cret-from-systemd\n", { mode: 0o600 });
-  expect(toPoolConfig({ url, passwordCredential: "vigil-db-password" }, { CREDENTIALS_DIRECTORY: creds }).password).toBe("s3cret-from-systemd");
-  expect(() => toPoolConfig({ url, passwordCredential: "vigil-db-password" }, {})).toThrow(/CREDENTIALS_DIRECTORY is not set.*LoadCredential=/);
-  expect(() => toPoolConfig({ url, passwordCredential: "../creds/vigil-db-password" }, { CREDENTIALS_DIRECTORY: creds })).toThrow(
+  fs.writeFileSync(path.join(creds, "db-password"), "s3cret-from-systemd\n", { mode: 0o600 });
+  expect(toPoolConfig({ url, passwordCredential: "db-password" }, { CREDENTIALS_DIRECTORY: creds }).password).toBe("s3cret-from-systemd");
+  expect(() => toPoolConfig({ url, passwordCredential: "db-password" }, {})).toThrow(/CREDENTIALS_DIRECTORY is not set.*LoadCredential=/);
+  expect(() => toPoolConfig({ url, passwordCredential: "../creds/db-password" }, { CREDENTIALS_DIRECTORY: creds })).toThrow(
     /invalid systemd credential name/,
   );
 });

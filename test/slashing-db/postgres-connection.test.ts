@@ -17,9 +17,7 @@ it("reads a systemd credential from $CREDENTIALS_DIRECTORY, without its final ne
   fs.writeFileSync(path.join(creds, "db-password"), "s3cret-from-systemd\n", { mode: 0o600 });
   expect(toPoolConfig({ url, passwordCredential: "db-password" }, { CREDENTIALS_DIRECTORY: creds }).password).toBe("s3cret-from-systemd");
   expect(() => toPoolConfig({ url, passwordCredential: "db-password" }, {})).toThrow(/CREDENTIALS_DIRECTORY is not set.*LoadCredential=/);
-  expect(() => toPoolConfig({ url, passwordCredential: "../creds/db-password" }, { CREDENTIALS_DIRECTORY: creds })).toThrow(
-    /invalid systemd credential name/,
-  );
+  expect(() => toPoolConfig({ url, passwordCredential: "../creds/db-password" }, { CREDENTIALS_DIRECTORY: creds })).toThrow(/invalid systemd credential name/);
 });
 
 it("refuses a password file others can read, a password or query parameters in the URL, never echoing a password", () => {

@@ -15,18 +15,13 @@ import { prunePg } from "./prune.js";
 import { migrate, PG_SCHEMA_VERSION } from "./schema.js";
 import { countPg } from "./stats.js";
 import { READ_COMMITTED_WRITE } from "./isolation.js";
+import { asUnavailable, durableTransaction } from "./transaction.js";
 
 const GVR_KEY = "genesis_validators_root";
 
 /** Whether Vigil's schema is in the database (false for a database nothing has migrated yet). */
 export async function hasVigilSchema(db: pg.ClientBase | pg.Pool): Promise<boolean> {
   return (await db.query<{ t: string | null }>("SELECT to_regclass('vigil_schema')::text AS t")).rows[0]!.t !== null;
-}
-
-/** A driver error as a SlashingDbUnavailableError naming its cause (UNREACHABLE, AUTH_FAILED…); ours pass through. */
-function wrapped(err: unknown, what: string): Error {
-  if (err instanceof SlashingDbError) return err;
-  return new SlashingDbUnavailableError("DB_WRITE_FAILED", `${what}: ${(err as Error).message}`, classifyPgFailure(err));
 }
 
 /**
@@ -71,7 +66,9 @@ export class PostgresAdmin implements SlashingDbAdmin {
   }
 
   prune(opts: PruneOptions): Promise<PruneSummary> {
-    return prunePg(this.pool, (work) => this.transaction("pruning failed", work), opts).catch((err: unknown) => Promise.reject(wrapped(err, "pruning failed")));
+    return prunePg(this.pool, (work) => this.transaction("pruning failed", work), opts).catch((err: unknown) =>
+      Promise.reject(asUnavailable(err, "pruning failed")),
+    );
   }
 
   async stats(): Promise<SlashingDbAdminStats> {
@@ -94,7 +91,7 @@ export class PostgresAdmin implements SlashingDbAdmin {
     if (pubkeys === undefined) {
       const rows = await this.pool
         .query<{ pubkey: Buffer }>("SELECT pubkey FROM validators ORDER BY pubkey")
-        .catch((err: unknown) => Promise.reject(wrapped(err, "raising the watermarks failed")));
+        .catch((err: unknown) => Promise.reject(asUnavailable(err, "raising the watermarks failed")));
       pubkeys = rows.rows.map((row) => `0x${row.pubkey.toString("hex")}`);
     }
     return this.protection.raiseLowWatermarks({ pubkeys, slot: opts.slot, epoch: opts.epoch });
@@ -107,7 +104,7 @@ export class PostgresAdmin implements SlashingDbAdmin {
   async listPubkeys(): Promise<Buffer[]> {
     const rows = await this.pool
       .query<{ pubkey: Buffer }>("SELECT pubkey FROM validators ORDER BY pubkey")
-      .catch((err: unknown) => Promise.reject(wrapped(err, "listing the validators failed")));
+      .catch((err: unknown) => Promise.reject(asUnavailable(err, "listing the validators failed")));
     return rows.rows.map((r) => r.pubkey);
   }
 
@@ -143,22 +140,8 @@ export class PostgresAdmin implements SlashingDbAdmin {
     await this.pool.end().catch(() => undefined);
   }
 
-  /** One durable transaction (synchronous_commit on, as every write of Vigil's). */
-  private async transaction<T>(what: string, work: (client: pg.PoolClient) => Promise<T>, mode = READ_COMMITTED_WRITE): Promise<T> {
-    let client: pg.PoolClient | undefined;
-    try {
-      client = await this.pool.connect();
-      await client.query(`BEGIN ${mode}`);
-      await client.query("SET LOCAL synchronous_commit TO on");
-      const result = await work(client);
-      await client.query("COMMIT");
-      client.release();
-      return result;
-    } catch (err) {
-      await client?.query("ROLLBACK").catch(() => undefined);
-      client?.release(true);
-      throw wrapped(err, what);
-    }
+  private transaction<T>(what: string, work: (client: pg.PoolClient) => Promise<T>, mode = READ_COMMITTED_WRITE): Promise<T> {
+    return durableTransaction(this.pool, what, work, mode);
   }
 }
 
@@ -177,7 +160,7 @@ export async function migratePg(conn: PostgresConnection): Promise<{ before: num
     });
     return { before, after };
   } catch (err) {
-    throw wrapped(err, "migrating the schema failed");
+    throw asUnavailable(err, "migrating the schema failed");
   } finally {
     await client.end().catch(() => undefined);
   }

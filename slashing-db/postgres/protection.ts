@@ -2,7 +2,7 @@ import pg from "pg";
 import { bytesToHex, normalizeHex } from "../../common/index.js";
 import { checkBytes, parseHexBytes, parsePubkey, parseUint64 } from "../codec.js";
 import type { CheckOutcome } from "../database.js";
-import { InterchangeError, SlashingDbInputError, SlashingDbUnavailableError, SlashingProtectionError, type RefusalDetails } from "../errors.js";
+import { InterchangeError, SlashingDbUnavailableError, SlashingProtectionError, type RefusalDetails } from "../errors.js";
 import type { BatchStats } from "../group-commit.js";
 import { buildInterchange, type Interchange, type ValidatorHistory } from "../interchange/export.js";
 import type { ImportSummary } from "../interchange/import.js";
@@ -18,6 +18,7 @@ import { migrate } from "./schema.js";
 import { preflight } from "./preflight.js";
 import { assertOpen, assertUsable } from "../guards.js";
 import { READ_COMMITTED_WRITE } from "./isolation.js";
+import { asUnavailable, durableTransaction } from "./transaction.js";
 
 export interface PostgresProtectionOptions {
   /** Pins the network at open (refused if the database is pinned to another). */
@@ -47,19 +48,6 @@ const GVR_KEY = "genesis_validators_root";
 const HEALTH_TIMEOUT_MS = 2_000;
 /** After a failed batch the database stays DOWN this long even if a probe passes. */
 const FAILURE_HOLD_MS = 5_000;
-
-/** Wraps anything that is not already one of ours as DB_WRITE_FAILED with its cause: fail closed. */
-function unavailable(err: unknown, what: string): Error {
-  if (
-    err instanceof SlashingProtectionError ||
-    err instanceof SlashingDbInputError ||
-    err instanceof SlashingDbUnavailableError ||
-    err instanceof InterchangeError
-  ) {
-    return err;
-  }
-  return new SlashingDbUnavailableError("DB_WRITE_FAILED", `${what}: ${(err as Error).message}`, classifyPgFailure(err));
-}
 
 /**
  * SlashingProtection on PostgreSQL, shareable by any number of Vigil instances (design: ./README.md). Every
@@ -114,7 +102,7 @@ export class PostgresSlashingProtection implements SlashingProtection {
       return protection;
     } catch (err) {
       await pool.end().catch(() => undefined);
-      throw withStartupExitCode(unavailable(err, "cannot open the PostgreSQL slashing database"));
+      throw withStartupExitCode(asUnavailable(err, "cannot open the PostgreSQL slashing database"));
     }
   }
 
@@ -147,7 +135,7 @@ export class PostgresSlashingProtection implements SlashingProtection {
         client.release();
       }
     } catch (err) {
-      throw unavailable(err, "slashing database read failed");
+      throw asUnavailable(err, "slashing database read failed");
     }
   }
 
@@ -272,21 +260,8 @@ export class PostgresSlashingProtection implements SlashingProtection {
     return problems;
   }
 
-  private async transaction<T>(what: string, work: (client: pg.PoolClient) => Promise<T>, mode = READ_COMMITTED_WRITE): Promise<T> {
-    let client: pg.PoolClient | undefined;
-    try {
-      client = await this.pool.connect();
-      await client.query(`BEGIN ${mode}`);
-      await client.query("SET LOCAL synchronous_commit TO on");
-      const result = await work(client);
-      await client.query("COMMIT");
-      client.release();
-      return result;
-    } catch (err) {
-      await client?.query("ROLLBACK").catch(() => undefined);
-      client?.release(true);
-      throw unavailable(err, what);
-    }
+  private transaction<T>(what: string, work: (client: pg.PoolClient) => Promise<T>, mode = READ_COMMITTED_WRITE): Promise<T> {
+    return durableTransaction(this.pool, what, work, mode);
   }
 
   private assertOpen(): void {

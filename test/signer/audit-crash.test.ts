@@ -2,10 +2,9 @@
 // (SIGKILL) mid-load, several rounds. After each restart every block and attestation signature a client
 // received is in the feed, no sequence number was ever used for two entries, and a reader that kept its
 // cursor from before the crash sees every signature it had not seen yet.
-import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawnSigner } from "../helpers/signer-process.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
 import { attestationBody, blockBody, GVR, http, interopPubkey, randaoBody, tokenWithInteropKeys, writePrivate } from "./harness.js";
@@ -17,7 +16,6 @@ const CONCURRENCY = 32;
 const KILL_AFTER = 150;
 const ADMIN_TOKEN = "admin-token-0123456789abcdef";
 const work = tempDir("vigil-audit-crash-");
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dist/cli/main.js");
 let token: TestToken;
 
 beforeAll(async () => {
@@ -29,22 +27,6 @@ interface Entry {
   seq: number;
   type: string;
   signature: string;
-}
-
-function spawnSigner(configFile: string): { child: ChildProcess; ready: Promise<string>; exit: Promise<unknown> } {
-  const child = spawn(process.execPath, [CLI, "signer", "start", "--config", configFile], { stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  const exit = new Promise((resolve) => child.once("exit", resolve));
-  const ready = new Promise<string>((resolve, reject) => {
-    child.stderr!.on("data", (d: Buffer) => {
-      err += d.toString();
-      const m = /ready: \d+ key\(s\) on (\S+)/.exec(err);
-      if (m) resolve(m[1]!);
-    });
-    void exit.then(() => reject(new Error(`signer exited: ${err}`)));
-  });
-  ready.catch(() => {});
-  return { child, ready, exit };
 }
 
 async function readFeed(url: string, after: number): Promise<{ entries: Entry[]; next: number }> {
@@ -91,7 +73,7 @@ describe("the audit feed survives SIGKILL", () => {
     };
 
     for (let round = 0; round <= ROUNDS; round++) {
-      const signer = spawnSigner(configFile);
+      const signer = spawnSigner(configFile, "ignore");
       const url = await signer.ready;
 
       // After each restart: the whole feed is consistent and holds every slashable signature received.
@@ -114,7 +96,7 @@ describe("the audit feed survives SIGKILL", () => {
       cursor = fromCursor.next;
       if (round === ROUNDS) {
         signer.child.kill("SIGTERM");
-        await signer.exit;
+        await signer.exited;
         break;
       }
 
@@ -161,7 +143,7 @@ describe("the audit feed survives SIGKILL", () => {
       await enough;
       signer.child.kill("SIGKILL");
       killed = true;
-      await signer.exit;
+      await signer.exited;
       await Promise.all(load);
       expect(cursor).toBeGreaterThanOrEqual(lastMaxSeq);
       lastMaxSeq = Math.max(...seqToSignature.keys());

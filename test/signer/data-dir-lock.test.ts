@@ -1,42 +1,23 @@
 // One data directory, one signer: a second signer on the same directory exits at once with its own exit code
 // and one line; the lock dies with its holder (SIGKILL included); and the fencing store decides from the
 // stored generation, so neither a second process nor a stale in-memory copy can move it backwards.
-import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../common/index.js";
 import { SqliteClientFencing } from "../../signer/server/fencing/sqlite.js";
+import { spawnSigner } from "../helpers/signer-process.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
 import { start, testConfig, tokenWithInteropKeys, writePrivate } from "./harness.js";
 
 const work = tempDir("vigil-datadir-lock-");
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../dist/cli/main.js");
 let token: TestToken;
 
 beforeAll(async () => {
   token = await tokenWithInteropKeys("vigil-test-datadir-lock", 2);
 }, 120_000);
 afterAll(() => token?.destroy());
-
-function spawnSigner(configFile: string): { child: ChildProcess; stderr: () => string; ready: Promise<string>; exit: Promise<number | null> } {
-  const child = spawn(process.execPath, [CLI, "signer", "start", "--config", configFile], { stdio: ["ignore", "pipe", "pipe"] });
-  let err = "";
-  child.stdout!.resume();
-  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const ready = new Promise<string>((resolve, reject) => {
-    child.stderr!.on("data", (d: Buffer) => {
-      err += d.toString();
-      const m = /ready: \d+ key\(s\) on (\S+)/.exec(err);
-      if (m) resolve(m[1]!);
-    });
-    void exit.then((code) => reject(new Error(`exited ${code}: ${err}`)));
-  });
-  ready.catch(() => {});
-  return { child, stderr: () => err, ready, exit };
-}
 
 describe("the data directory lock", () => {
   it("a second `vigil signer start` on the same data directory exits 7 with one line; after SIGKILL of the first a new one starts", async () => {
@@ -51,11 +32,11 @@ describe("the data directory lock", () => {
         logLevel: "warn",
       }),
     );
-    const first = spawnSigner(configFile);
+    const first = spawnSigner(configFile, "ignore");
     await first.ready;
     try {
-      const second = spawnSigner(configFile);
-      expect(await second.exit).toBe(EXIT_CODES.dataDirInUse);
+      const second = spawnSigner(configFile, "ignore");
+      expect((await second.exited).code).toBe(EXIT_CODES.dataDirInUse);
       const lines = second
         .stderr()
         .split("\n")
@@ -66,13 +47,13 @@ describe("the data directory lock", () => {
       );
     } finally {
       first.child.kill("SIGKILL");
-      await first.exit;
+      await first.exited;
     }
     // No stale lock: the kernel released it with the process.
-    const third = spawnSigner(configFile);
+    const third = spawnSigner(configFile, "ignore");
     await third.ready;
     third.child.kill("SIGTERM");
-    expect(await third.exit).toBe(0);
+    expect((await third.exited).code).toBe(0);
   }, 90_000);
 
   it("in one process too: a second startSigner on the directory is refused; close() releases the lock", async () => {

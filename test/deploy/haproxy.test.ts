@@ -122,7 +122,7 @@ describe.skipIf(missing !== undefined)("HAProxy in front of two signers (deploy/
     fs.rmSync(work, { recursive: true, force: true });
   });
 
-  it("routes around a SIGKILLed signer within a bounded time, nothing conflicting or unrecorded, and takes it back after a restart", async () => {
+  it("routes around a SIGKILLed and a frozen signer within a bounded time, nothing conflicting or unrecorded, and takes each back", async () => {
     const dbUrl = await server.createDatabase();
     const port = await freePort();
     // The Host names validator clients use for HAProxy's address, as deploy/README.md tells operators to list.
@@ -223,14 +223,47 @@ describe.skipIf(missing !== undefined)("HAProxy in front of two signers (deploy/
     const rejoined = (await serverStats(socket)).get("signer1")!.sessions;
     await waitFor("signer1 serving again", 5_000, async () => ((await serverStats(socket)).get("signer1")!.sessions > rejoined + 5 ? true : undefined));
     console.log(`HAProxy rejoin: signer1 UP ${up.ms} ms after its restart was ready`);
-    running = false;
-    await load;
-
     const afterRejoin = results.filter((r) => r.at > killedAt + afterKill.ms);
     expect(
       afterRejoin.every((r) => r.status === 200),
       JSON.stringify(afterRejoin.filter((r) => r.status !== 200).slice(0, 3)),
     ).toBe(true);
+
+    // A frozen signer (SIGSTOP: the kernel still accepts its connections, nothing answers) is the harder case:
+    // no refused connection tells HAProxy, only the checks' 1 s timeout does. Requests already sent to it
+    // are not re-sent (they may be signed when it wakes up): they fail with 504 after `timeout server`.
+    const frozen = cluster.members[1]!.process.child;
+    const frozenAt = Date.now();
+    frozen.kill("SIGSTOP");
+    let thawed = false;
+    try {
+      const frozenDown = await waitFor("frozen signer2 DOWN in HAProxy", 6_000, async () =>
+        (await serverStats(socket)).get("signer2")!.status.startsWith("DOWN") ? true : undefined,
+      );
+      await waitFor("5 successes in a row while signer2 is frozen", 8_000, async () => {
+        const tail = results.filter((r) => r.at > frozenAt + frozenDown.ms).slice(-5);
+        return tail.length === 5 && tail.every((r) => r.status === 200) ? true : undefined;
+      });
+      // the requests stuck on it have timed out by now (timeout server 5 s)
+      await new Promise((r) => setTimeout(r, Math.max(0, frozenAt + 5_500 - Date.now())));
+      const failedFrozen = results.filter((r) => r.at >= frozenAt && r.status !== 200);
+      console.log(
+        `HAProxy frozen signer: signer2 DOWN ${frozenDown.ms} ms after SIGSTOP; ` +
+          `${failedFrozen.length} failed requests (${failedFrozen.map((f) => f.status).join(" ") || "none"})`,
+      );
+      // at most the requests in flight on it when it froze, plus those leastconn sent it before the checks
+      // took it out: each key sends one request at a time, so one per key
+      expect(failedFrozen.length, JSON.stringify(failedFrozen)).toBeLessThanOrEqual(KEYS);
+      expect(failedFrozen.every((r) => r.status === 504)).toBe(true);
+      expect(frozenDown.ms).toBeLessThan(5_000);
+      frozen.kill("SIGCONT");
+      thawed = true;
+      await waitFor("thawed signer2 UP again", 10_000, async () => ((await serverStats(socket)).get("signer2")!.status === "UP" ? true : undefined));
+    } finally {
+      if (!thawed) frozen.kill("SIGCONT");
+    }
+    running = false;
+    await load;
     expect(log).toMatch(/signer1 is DOWN/);
     expect(log).toMatch(/signer1 is UP/);
 

@@ -1,7 +1,8 @@
 // The shipped HAProxy config (deploy/haproxy/vigil-signers.cfg) in front of two real signer processes on one
 // real PostgreSQL slashing database: requests through HAProxy's one address are signed; a SIGKILLed signer is
 // taken out of rotation within a bounded, measured time with at most a few failed requests, none of the 200s
-// conflicting and every one recorded in the database; restarted, it is put back and gets requests again.
+// conflicting and every one recorded in the database; restarted, it is put back and gets requests again. A
+// frozen signer (SIGSTOP) is taken out by the checks' timeout, only the requests stuck on it failing (504).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";

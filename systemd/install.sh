@@ -10,7 +10,7 @@
 #   users      vigil-signer, vigil-watchdog (system users, no login shell, no supplementary groups)
 #   code       /opt/vigil/releases/<version>-<commit>/ (root-owned, read-only to the services),
 #              /opt/vigil/current → that release, /opt/vigil/previous → the one before (for rollback)
-#   units      /usr/local/lib/systemd/system/vigil-{signer,watchdog,slashing-prune}.service, …prune.timer
+#   units      /usr/local/lib/systemd/system/vigil-{signer,signer@,watchdog,slashing-prune}.service, …prune.timer
 #   config     /etc/vigil/{signer.json,watchdog.json,softhsm2.conf} (created only if missing; the shipped
 #              versions are always refreshed as *.example beside them)
 #   secrets    /etc/vigil/credentials/ (root, 0700): admin-token (generated if missing); hsm-pin (yours)
@@ -50,7 +50,7 @@ if ((ROLLBACK)); then
   [[ -f "$R/opt/vigil/$PREV/bin/vigil.js" ]] || die "previous release /opt/vigil/$PREV is incomplete"
   ln -sfnT "$PREV" "$R/opt/vigil/current.new" && mv -T "$R/opt/vigil/current.new" "$R/opt/vigil/current"
   ln -sfnT "$CUR" "$R/opt/vigil/previous"
-  for unit in vigil-signer.service vigil-watchdog.service vigil-slashing-prune.service vigil-slashing-prune.timer; do
+  for unit in vigil-signer.service vigil-signer@.service vigil-watchdog.service vigil-slashing-prune.service vigil-slashing-prune.timer; do
     [[ -f "$R/opt/vigil/$PREV/systemd/$unit" ]] && install -m 0644 -o 0 -g 0 "$R/opt/vigil/$PREV/systemd/$unit" "$R/usr/local/lib/systemd/system/$unit"
   done
   say "/opt/vigil/current → $PREV (previous: $CUR)"
@@ -132,7 +132,7 @@ fi
 echo "== units"
 UNIT_DIR="$R/usr/local/lib/systemd/system"
 install -d -m 0755 "$UNIT_DIR"
-for unit in vigil-signer.service vigil-watchdog.service vigil-slashing-prune.service vigil-slashing-prune.timer; do
+for unit in vigil-signer.service vigil-signer@.service vigil-watchdog.service vigil-slashing-prune.service vigil-slashing-prune.timer; do
   # Shipped units are replaced on upgrade; site changes belong in drop-ins (systemctl edit <unit>).
   install -m 0644 -o 0 -g 0 "$SRC/systemd/$unit" "$UNIT_DIR/$unit"
   say "$UNIT_DIR/$unit"

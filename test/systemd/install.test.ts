@@ -99,7 +99,13 @@ describe.skipIf(skip !== undefined)("systemd/install.sh", () => {
   });
 
   it("installs the units, the admin wrapper and the polkit rule", () => {
-    for (const unit of ["vigil-signer.service", "vigil-watchdog.service", "vigil-slashing-prune.service", "vigil-slashing-prune.timer"]) {
+    for (const unit of [
+      "vigil-signer.service",
+      "vigil-signer@.service",
+      "vigil-watchdog.service",
+      "vigil-slashing-prune.service",
+      "vigil-slashing-prune.timer",
+    ]) {
       expect(fs.readFileSync(p(`usr/local/lib/systemd/system/${unit}`), "utf8")).toBe(fs.readFileSync(path.join(ROOT, "systemd", unit), "utf8"));
       expect(mode(`usr/local/lib/systemd/system/${unit}`)).toBe("0644");
     }

@@ -13,7 +13,7 @@ import { parseWatchdogConfig } from "../../watchdog/config.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const UNIT_DIR = path.join(ROOT, "systemd");
-const SERVICES = ["vigil-signer.service", "vigil-watchdog.service", "vigil-slashing-prune.service"];
+const SERVICES = ["vigil-signer.service", "vigil-signer@.service", "vigil-watchdog.service", "vigil-slashing-prune.service"];
 const UNITS = [...SERVICES, "vigil-slashing-prune.timer"];
 const MAX_EXPOSURE = 2.5;
 
@@ -84,6 +84,16 @@ describe.skipIf(analyzeMissing !== undefined)("systemd-analyze", () => {
     const r = verify(root, UNITS);
     expect(r.stderr.trim()).toBe("");
     expect(r.status).toBe(0);
+  });
+
+  it("verify passes on an instance of the signer template (vigil-signer@1), and sees a mistake in the template", () => {
+    const good = fakeRoot({ "vigil-signer@.service": unitText("vigil-signer@.service") });
+    const r = verify(good, ["vigil-signer@1.service"]);
+    expect(r.stderr.trim()).toBe("");
+    expect(r.status).toBe(0);
+    const broken = unitText("vigil-signer@.service").replace("ProtectSystem=strict", "ProtectSystem=strict\nProtectSytem=yes");
+    const bad = verify(fakeRoot({ "vigil-signer@.service": broken }), ["vigil-signer@1.service"]);
+    expect(bad.stderr).toMatch(/Unknown key (name )?'ProtectSytem'/);
   });
 
   it("verify would catch a broken unit (the check is not vacuous)", () => {
@@ -177,6 +187,22 @@ describe("units, example configs and install layout agree", () => {
     // the default listen addresses are loopback, which the unit's IP allow list permits
     expect([config.listen.host, ...(config.clients ?? []).map((c) => c.listen?.host)]).toEqual(expect.arrayContaining(["127.0.0.1"]));
     expect(values(signerUnit, "IPAddressAllow")).toEqual(["localhost"]);
+  });
+
+  it("the signer template is vigil-signer.service with only the instance's config, data directory and description changed", () => {
+    const template = unitText("vigil-signer@.service");
+    const settings = (text: string) => text.split("\n").filter((l) => l !== "" && !l.startsWith("#"));
+    const changed = (a: string[], b: string[]) => a.filter((l) => !b.includes(l));
+    expect(changed(settings(template), settings(signerUnit)).sort()).toEqual(
+      [
+        "Description=Vigil remote signer instance %i (Web3Signer API, slashing protection, HSM-held keys)",
+        "ExecStart=/opt/vigil/current/bin/vigil.js signer start --config /etc/vigil/signer-%i.json",
+        "Environment=VIGIL_DATA_DIR=/var/lib/vigil/signer-%i",
+        // its own dataDir, and the shared one where SoftHSM2 keeps the token all instances use
+        "StateDirectory=vigil/signer-%i vigil/signer",
+      ].sort(),
+    );
+    expect(changed(settings(signerUnit), settings(template))).toHaveLength(4);
   });
 
   it("SoftHSM2 keeps its tokens inside the signer's state directory", () => {

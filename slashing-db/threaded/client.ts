@@ -318,7 +318,11 @@ export class ThreadedSlashingProtection implements SlashingProtection {
   /** Worker gone: nothing it had not answered was recorded as far as we know, so nobody signs. */
   private fail(err: Error): void {
     if (this.dead) return;
-    this.dead = new SlashingDbUnavailableError("DB_WRITE_FAILED", `slashing-protection worker stopped: ${err.message}`, "WORKER_STOPPED");
+    // After close() asked it to, the worker's thread ending is the close, not a failure: its exit can be seen
+    // before close() has resumed from the "closed" reply, and later checks must then still say DB_CLOSED.
+    this.dead = this.closeRequested
+      ? new SlashingDbUnavailableError("DB_CLOSED", "the slashing database is closed")
+      : new SlashingDbUnavailableError("DB_WRITE_FAILED", `slashing-protection worker stopped: ${err.message}`, "WORKER_STOPPED");
     this.settleAll(this.dead);
     this.closedWaiter?.();
   }

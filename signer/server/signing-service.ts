@@ -188,7 +188,7 @@ export class SigningService {
         throw err;
       }
       // The last check and the send in one step no disable can come between (ClientFencing.releaseIfEnabled); on
-      // PostgreSQL it holds the client's row lock, so a disable through any instance is answered after this send.
+      // PostgreSQL it holds the shared fencing lock, so a disable through any instance is answered after this send.
       const sent = await this.deps.fencing.releaseIfEnabled(client.id, () => {
         client.noteSigned({ pubkey: signed.pubkey, type: request.type, slot, at }, now);
         send(signature);

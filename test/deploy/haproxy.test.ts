@@ -16,6 +16,7 @@ import { killLeftovers } from "../helpers/signer-process.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
 import { attestationBody, http, interopPubkey, tokenWithInteropKeys } from "../signer/harness.js";
+import { freePort } from "../helpers/ports.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const CONFIG = path.join(ROOT, "deploy/haproxy/vigil-signers.cfg");
@@ -27,17 +28,6 @@ const missing = probe.status === 0 ? undefined : `haproxy is not installed (${pr
 // In CI a missing binary is a broken setup (.ci/run installs it), not a reason to skip.
 if (missing && process.env.CI === "true") throw new Error(missing);
 if (missing) console.warn(`SKIPPING the HAProxy deployment test: ${missing}`);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** The shipped config with only the listen port, the stats socket and the server lines replaced. */
 function testConfig(port: number, socket: string, signers: string[]): string {

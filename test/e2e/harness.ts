@@ -4,11 +4,11 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import readline from "node:readline";
 import { promisify } from "node:util";
 import { PublicKey, SecretKey, Signature, verify } from "@chainsafe/blst";
+import { freePort } from "../helpers/ports.js";
 import { loadUnixDgram } from "../../common/systemd-notify.js";
 import { openSlashingDb } from "../../slashing-db/index.js";
 import { interopSecretKey } from "../signing/interop-keys.js";
@@ -44,17 +44,6 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
     await sleep(everyMs);
   }
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** True when the notify transport (unix-dgram) is installed: then readiness is awaited the systemd way. */

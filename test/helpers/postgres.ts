@@ -7,12 +7,12 @@
 import { execFile } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
 import { toPoolConfig } from "../../slashing-db/postgres/config.js";
+import { freePort } from "./ports.js";
 
 const run = promisify(execFile);
 
@@ -49,17 +49,6 @@ export function postgresBinDir(): string {
     throw new Error("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): install the Debian package `postgresql` (apt-get install postgresql)");
   }
   return path.join(root, versions[0]!, "bin");
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** As root: the system user that owns the servers (created once); otherwise the tests' own user. */

@@ -321,7 +321,7 @@ export class PostgresClientFencing implements ClientFencing {
           `SELECT id, enabled FROM signer_clients WHERE id IN (${ids.map((id) => client!.escapeLiteral(id)).join(", ")})`,
       )) as unknown as pg.QueryResult<{ id: string; enabled: boolean }>[];
       const enabled = new Map(results[3]!.rows.map((r) => [r.id, r.enabled]));
-      // Sent while the rows are locked: a disable of any of these clients commits only after these sends. A client
+      // Sent while the fencing lock is held: a disable of any of these clients commits only after these sends. A client
       // without a row (not configured anywhere, or deleted by hand) is refused: fail closed.
       for (const entry of batch) {
         settled++;

@@ -12,7 +12,7 @@ import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
 import { startSignerCluster, type SignerCluster } from "../helpers/signer-cluster.js";
-import { killLeftovers } from "../helpers/signer-process.js";
+import { killLeftovers, stopWithSigterm } from "../helpers/signer-process.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
 import { attestationBody, http, interopPubkey, tokenWithInteropKeys } from "../signer/harness.js";
@@ -58,16 +58,25 @@ async function runtime(socket: string, command: string): Promise<string> {
   });
 }
 
-/** Each signer's status (UP, DOWN, "DOWN 1/2"…) and total sessions, from `show stat`. */
-async function serverStats(socket: string): Promise<Map<string, { status: string; sessions: number }>> {
+interface LoadResult {
+  at: number;
+  key: number;
+  source: number;
+  target: number;
+  status: number;
+  body: string;
+}
+
+/** Each signer's status (UP, DOWN, DRAIN, "DOWN 1/2"…), total and current sessions, from `show stat`. */
+async function serverStats(socket: string): Promise<Map<string, { status: string; sessions: number; current: number }>> {
   const [header, ...rows] = (await runtime(socket, "show stat")).trim().split("\n");
   const cols = header!.replace(/^# /, "").split(",");
   const at = (row: string[], name: string) => row[cols.indexOf(name)]!;
-  const out = new Map<string, { status: string; sessions: number }>();
+  const out = new Map<string, { status: string; sessions: number; current: number }>();
   for (const line of rows) {
     const row = line.split(",");
     if (at(row, "pxname") === BACKEND && at(row, "svname").startsWith("signer")) {
-      out.set(at(row, "svname"), { status: at(row, "status"), sessions: Number(at(row, "stot")) });
+      out.set(at(row, "svname"), { status: at(row, "status"), sessions: Number(at(row, "stot")), current: Number(at(row, "scur")) });
     }
   }
   return out;
@@ -92,9 +101,12 @@ describe.skipIf(missing !== undefined)("HAProxy in front of two signers (deploy/
   const work = tempDir("vigil-haproxy-");
   let token: TestToken;
   let server: TestPostgres;
-  let cluster: SignerCluster | undefined;
+  let dbUrl: string;
+  let cluster: SignerCluster;
   let haproxy: ChildProcess | undefined;
   let softhsmDir: string | undefined;
+  let socket: string;
+  let front: string;
   let log = "";
 
   beforeAll(async () => {
@@ -102,19 +114,7 @@ describe.skipIf(missing !== undefined)("HAProxy in front of two signers (deploy/
     process.env.SOFTHSM2_CONF = execFileSync("sh", ["test/setup/softhsm-conf.sh"], { cwd: ROOT, encoding: "utf8" }).trim();
     softhsmDir = path.dirname(process.env.SOFTHSM2_CONF);
     [token, server] = await Promise.all([tokenWithInteropKeys("vigil-test-haproxy", KEYS), startPostgres()]);
-  }, 120_000);
-  afterAll(async () => {
-    haproxy?.kill("SIGKILL");
-    await cluster?.stop();
-    killLeftovers();
-    await server?.stop();
-    token?.destroy();
-    if (softhsmDir) fs.rmSync(softhsmDir, { recursive: true, force: true });
-    fs.rmSync(work, { recursive: true, force: true });
-  });
-
-  it("routes around a SIGKILLed and a frozen signer within a bounded time, nothing conflicting or unrecorded, and takes each back", async () => {
-    const dbUrl = await server.createDatabase();
+    dbUrl = await server.createDatabase();
     const port = await freePort();
     // The Host names validator clients use for HAProxy's address, as deploy/README.md tells operators to list.
     cluster = await startSignerCluster({
@@ -125,7 +125,8 @@ describe.skipIf(missing !== undefined)("HAProxy in front of two signers (deploy/
       extra: { http: { hostAllowlist: [`127.0.0.1:${port}`, `localhost:${port}`] } },
     });
 
-    const socket = path.join(work, "haproxy.sock");
+    socket = path.join(work, "haproxy.sock");
+    front = `http://127.0.0.1:${port}`;
     const cfg = path.join(work, "haproxy.cfg");
     fs.writeFileSync(
       cfg,
@@ -149,20 +150,30 @@ describe.skipIf(missing !== undefined)("HAProxy in front of two signers (deploy/
       },
       () => `HAProxy's log:\n${log}`,
     );
+  }, 120_000);
+  afterAll(async () => {
+    haproxy?.kill("SIGKILL");
+    await cluster?.stop();
+    killLeftovers();
+    await server?.stop();
+    token?.destroy();
+    if (softhsmDir) fs.rmSync(softhsmDir, { recursive: true, force: true });
+    fs.rmSync(work, { recursive: true, force: true });
+  });
 
+  /** Every key signing attestations through HAProxy, one request at a time per key, until stopped. */
+  function startLoad(): { results: LoadResult[]; stop(): Promise<void> } {
     // Each key signs attestations with a rising target: never conflicting with its own earlier ones, so every
-    // non-200 here is a failure of the path, not a refusal.
-    const front = `http://127.0.0.1:${port}`;
-    const epochs = Array.from({ length: KEYS }, () => 0);
-    const results: { at: number; key: number; status: number; body: string }[] = [];
+    // non-200 here is a failure of the path, not a refusal. Targets continue where an earlier load stopped.
+    const results: LoadResult[] = [];
     const signOnce = async (key: number) => {
       const e = ++epochs[key]!;
       const body = attestationBody(e - 1, e);
       try {
         const res = await http(`${front}/api/v1/eth2/sign/${interopPubkey(key)}`, { body });
-        results.push({ at: Date.now(), key, status: res.status, body: res.text });
+        results.push({ at: Date.now(), key, source: e - 1, target: e, status: res.status, body: res.text });
       } catch (err) {
-        results.push({ at: Date.now(), key, status: 0, body: String(err) });
+        results.push({ at: Date.now(), key, source: e - 1, target: e, status: 0, body: String(err) });
       }
     };
     let running = true;
@@ -174,7 +185,21 @@ describe.skipIf(missing !== undefined)("HAProxy in front of two signers (deploy/
         }
       }),
     );
+    return {
+      results,
+      async stop() {
+        running = false;
+        await load;
+        released.push(...results.filter((r) => r.status === 200));
+      },
+    };
+  }
+  const epochs = Array.from({ length: KEYS }, () => 0);
+  /** Every 200 of every load, for the database check at the end. */
+  const released: LoadResult[] = [];
 
+  it("routes around a SIGKILLed and a frozen signer within a bounded time, nothing conflicting or unrecorded, and takes each back", async () => {
+    const { results, stop } = startLoad();
     await new Promise((r) => setTimeout(r, 1000));
     const before = await serverStats(socket);
     expect(results.length).toBeGreaterThan(10);
@@ -253,34 +278,55 @@ describe.skipIf(missing !== undefined)("HAProxy in front of two signers (deploy/
     } finally {
       if (!thawed) frozen.kill("SIGCONT");
     }
-    running = false;
-    await load;
+    await stop();
     expect(log).toMatch(/signer1 is DOWN/);
     expect(log).toMatch(/signer1 is UP/);
+  }, 60_000);
 
-    // Every 200 is a signature recorded in the shared database; none is refused (412) or conflicting: each
-    // key's attestations were released at distinct rising targets, and the database holds each exactly once.
-    const ok = results.filter((r) => r.status === 200);
+  it("rolls an upgrade through both signers, one at a time, without a failed request (deploy/README.md's procedure)", async () => {
+    const { results, stop } = startLoad();
+    await waitFor("load under way", 5_000, async () => (results.length > 20 ? true : undefined));
+    for (const [i, member] of cluster.members.entries()) {
+      const name = `signer${i + 1}`;
+      // 1. drain: no new request goes to it; requests in flight on it finish
+      expect((await runtime(socket, `set server ${BACKEND}/${name} state drain`)).trim()).toBe("");
+      await waitFor(`${name} drained (no session in flight)`, 10_000, async () => ((await serverStats(socket)).get(name)!.current === 0 ? true : undefined));
+      // 2. stop it the systemd way (SIGTERM: finishes in flight, commits, exits 0), then "upgrade" and start it
+      //    on its own port again, as `systemctl restart vigil-signer@N` does
+      const stopped = await stopWithSigterm(member.process);
+      expect(stopped.code).toBe(0);
+      const config = JSON.parse(fs.readFileSync(member.configFile, "utf8"));
+      config.listen.port = Number(new URL(member.url).port);
+      fs.writeFileSync(member.configFile, JSON.stringify(config), { mode: 0o600 });
+      await cluster.restart(i);
+      expect(member.url).toBe(`http://127.0.0.1:${config.listen.port}`);
+      // 3. back in rotation once its own health check passes
+      expect((await runtime(socket, `set server ${BACKEND}/${name} state ready`)).trim()).toBe("");
+      await waitFor(`${name} UP after the upgrade`, 10_000, async () => ((await serverStats(socket)).get(name)!.status === "UP" ? true : undefined));
+      const served = (await serverStats(socket)).get(name)!.sessions;
+      await waitFor(`${name} serving again`, 5_000, async () => ((await serverStats(socket)).get(name)!.sessions > served + 5 ? true : undefined));
+    }
+    await stop();
+    const failed = results.filter((r) => r.status !== 200);
+    console.log(`HAProxy rolling upgrade: ${results.length} requests during the roll of both signers, ${failed.length} failed`);
+    expect(failed, JSON.stringify(failed.slice(0, 3))).toEqual([]);
+    expect(results.length).toBeGreaterThan(100);
+  }, 60_000);
+
+  it("every 200 released through HAProxy is recorded in the shared database", async () => {
+    // None was refused (412) or conflicting: each key's attestations were released at distinct rising targets,
+    // and the database holds every one of them.
+    expect(released.length).toBeGreaterThan(100);
     const client: pg.Client = await server.connect(dbUrl);
     try {
       const rows = await client.query<{ pubkey: string; target: string; source: string }>(
         "SELECT encode(v.pubkey, 'hex') AS pubkey, a.source_epoch::text AS source, a.target_epoch::text AS target FROM signed_attestations a JOIN validators v ON v.id = a.validator_id",
       );
       const recorded = new Set(rows.rows.map((r) => `0x${r.pubkey}/${r.source}-${r.target}`));
-      const released = new Map<string, number>();
-      for (let key = 0; key < KEYS; key++) {
-        // the i-th result of a key was its request for target i + 1 (one request at a time per key)
-        results
-          .filter((r) => r.key === key)
-          .forEach((r, i) => {
-            if (r.status === 200) released.set(`${interopPubkey(key)}/${i}-${i + 1}`, 1);
-          });
-      }
-      expect(released.size).toBe(ok.length);
-      const unrecorded = [...released.keys()].filter((k) => !recorded.has(k));
+      const unrecorded = released.map((r) => `${interopPubkey(r.key)}/${r.source}-${r.target}`).filter((k) => !recorded.has(k));
       expect(unrecorded).toEqual([]);
     } finally {
       await client.end();
     }
-  }, 60_000);
+  });
 });

@@ -247,6 +247,15 @@ export class WatchdogDaemon {
         if (this.alertedOnce.delete(`signer-down:${id}`))
           this.ctx.alerter.send({ level: "info", event: "signer_reachable", message: `signer ${id} admin API reachable again` });
       }
+      // One instance of several down: the signer still serves (HAProxy routes around it), but a fence is then
+      // read back only where it can be (watchdog/docs/README.md).
+      if (s.instances.length < 2) continue;
+      for (const i of s.instances) {
+        const key = `signer-instance-down:${id}:${i.url}`;
+        if (!i.reachable) this.alertOnce(key, "warning", "signer_instance_unreachable", `signer ${id} instance ${i.url} admin API unreachable: ${i.error}`);
+        else if (this.alertedOnce.delete(key))
+          this.ctx.alerter.send({ level: "info", event: "signer_instance_reachable", message: `signer ${id} instance ${i.url} admin API reachable again` });
+      }
     }
   }
 

@@ -5,12 +5,22 @@ import { probeService, type ServiceProbe } from "./probes/service.js";
 import type { ClientView } from "../admin-api/index.js";
 import type { SignerAdminClient } from "./signer-client.js";
 
+/** One instance of a signer, as this round saw it. */
+export interface InstanceObservation {
+  url: string;
+  reachable: boolean;
+  generation?: number;
+  error?: string;
+}
+
+/** A signer: reachable if any instance answered; its clients as the first instance that answered (config order) sees them. */
 export interface SignerObservation {
   reachable: boolean;
   generation?: number;
   clients?: ClientView[];
   error?: string;
   durationMs: number;
+  instances: InstanceObservation[];
 }
 
 export interface StackProbeResult {
@@ -41,12 +51,15 @@ export async function observe(
 ): Promise<Observation> {
   const signerEntries = [...signers.values()].map(async (s): Promise<[string, SignerObservation]> => {
     const started = Date.now();
-    try {
-      const r = await s.clients();
-      return [s.id, { reachable: true, generation: r.generation, clients: r.clients, durationMs: Date.now() - started }];
-    } catch (err) {
-      return [s.id, { reachable: false, error: (err as Error).message, durationMs: Date.now() - started }];
-    }
+    const all = await s.each((i) => i.clients());
+    const durationMs = Date.now() - started;
+    const instances = all.map(
+      (r): InstanceObservation =>
+        r.ok ? { url: r.url, reachable: true, generation: r.value.generation } : { url: r.url, reachable: false, error: r.error.message },
+    );
+    const answered = all.find((r) => r.ok);
+    if (answered?.ok) return [s.id, { reachable: true, generation: answered.value.generation, clients: answered.value.clients, durationMs, instances }];
+    return [s.id, { reachable: false, error: all.map((r) => (r.ok ? "" : r.error.message)).join("; "), durationMs, instances }];
   });
   const stackEntries = STACK_NAMES.map(async (name) => {
     const st = cfg.stacks[name];

@@ -7,6 +7,7 @@
 // whose second instance cannot be reached it is not confirmed.
 import fs from "node:fs";
 import path from "node:path";
+import { Writable } from "node:stream";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SlashingDbResponse } from "../../admin-api/index.js";
@@ -16,17 +17,25 @@ import { SLASHING_DB_MIGRATIONS } from "../../slashing-db/schema.js";
 import {
   ChainClock,
   ensureContinuity,
+  FailoverExecutor,
   fenceHolds,
+  newLeaseHolder,
+  parseWatchdogConfig,
   proveSharedDatabase,
   setClientAtEveryInstance,
   SignerAdminClient,
+  WatchdogStore,
   type SignerEndpointConfig,
 } from "../../watchdog/index.js";
+import { Alerter } from "../../watchdog/alerts/alerter.js";
+import { createLogger } from "../../watchdog/log.js";
 import { freePort } from "../helpers/ports.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
 import { killLeftovers, spawnSigner, stopWithSigterm, writeSignerConfig, type SignerProcess } from "../signer/cli-process.js";
+import { SimBeaconNode } from "./sim/beacon-node.js";
+import { SimChain } from "./sim/chain.js";
 import { GVR, http, interopPubkey, randaoBody, tokenWithInteropKeys, writePrivate } from "../signer/harness.js";
 
 const work = tempDir("vigil-wd-shared-");
@@ -67,6 +76,7 @@ const endpoint = (id: string, instances: string[], slashingDbPath?: string): Sig
 });
 const admin = (at: string, p: string, body?: unknown, auth = ADMIN_TOKEN) =>
   http(`${at}/admin/v1${p}`, { ...(body === undefined ? {} : { body }), headers: { authorization: `Bearer ${auth}` } });
+const identityGeneration = async (at: string): Promise<number> => (await admin(at, "/fencing")).json().generation;
 const identity = async (at: string): Promise<SlashingDbResponse> => (await admin(at, "/slashing-db")).json();
 const continuity = (from: SignerEndpointConfig, to: SignerEndpointConfig) =>
   ensureContinuity({
@@ -197,6 +207,66 @@ describe("continuity: export/import skipped only for a database proved shared", 
     expect(r).toBeInstanceOf(Error);
     expect((r as Error).message).toMatch(/not proved one shared database \(the signers report different databases/);
   });
+});
+
+describe("a failover between two signers on one PostgreSQL database (one of them with two instances)", () => {
+  it("fences at both instances, moves nothing (no slashingDbPath anywhere), activates, and the backup signs", async () => {
+    const chain = new SimChain({ slotMs: 200, slotsPerEpoch: 4, validatorCount: 1 });
+    const bn = await SimBeaconNode.start("b", chain);
+    const svc = { statusCommand: ["true"], stopCommand: ["true"], startCommand: ["true"], timeoutMs: 1_000 };
+    const cfg = parseWatchdogConfig({
+      dataDir: path.join(work, "wd"),
+      chain: { genesisTime: chain.genesisTime, slotDurationMs: 200, slotsPerEpoch: 4 },
+      validators: { indices: ["0"] },
+      signers: { s: { urls: [urls.s0, urls.s1], adminTokenFile }, t: { url: urls.t, adminTokenFile } },
+      stacks: {
+        primary: { clientId: "primary", signer: "s", beaconNode: { url: bn.url }, service: svc },
+        backup: { clientId: "backup", signer: "t", beaconNode: { url: bn.url }, service: svc },
+      },
+      failover: { signerRetryMs: 2_000, drainTimeoutMs: 2_000, verifySlots: 15, leaseMs: 2_000 },
+    });
+    // The standby starts fenced, as the daemon keeps it.
+    const gen0 = (await identityGeneration(urls.t!)) + 1;
+    expect((await admin(urls.t!, "/clients/backup/disable", { generation: gen0 })).status).toBe(200);
+    const store = WatchdogStore.open(cfg.dataDir);
+    const log = createLogger("silent", new Writable({ write: (_c, _e, done) => done() }));
+    const alerts: string[] = [];
+    const alerter = new Alerter(log);
+    const send = alerter.send.bind(alerter);
+    alerter.send = (a) => {
+      alerts.push(a.event);
+      send(a);
+    };
+    // The backup's validator client: asks every 100 ms; refused (403) until the failover enables it.
+    const backupSigns = setInterval(() => {
+      void http(`${urls.t}/api/v1/eth2/sign/${interopPubkey(0)}`, { body: randaoBody(1), headers: { authorization: `Bearer ${BACKUP_TOKEN}` } }).catch(
+        () => undefined,
+      );
+    }, 100);
+    try {
+      const executor = new FailoverExecutor({
+        config: cfg,
+        store,
+        signers: new Map(Object.values(cfg.signers).map((e) => [e.id, new SignerAdminClient(e)])),
+        clock: new ChainClock(chain.genesisMs, 200, 4),
+        alerter,
+        log,
+        lease: newLeaseHolder(),
+      });
+      const { record } = await executor.start("primary", "backup", "operator", "test");
+      expect(record.outcomeMessage).toBe("backup is active and signing");
+      expect(record.state).toBe("DONE");
+      expect(record.progress.fenceInstances).toEqual({ confirmed: [urls.s0, urls.s1], unreachable: [], sharedState: true });
+      expect(record.progress.continuity?.mode).toBe("shared-database");
+      for (const u of [urls.s0!, urls.s1!, urls.t!])
+        expect((await admin(u, "/clients/primary")).json()).toMatchObject({ enabled: false, changedAtGeneration: record.generation });
+      expect(alerts).not.toContain("fence_instance_unverified");
+    } finally {
+      clearInterval(backupSigns);
+      store.close();
+      await bn.close();
+    }
+  }, 30_000);
 });
 
 describe("a fence at a signer with several instances", () => {

@@ -49,11 +49,21 @@ describe("config", () => {
     [(c: any) => (c.stacks.backup.service.statusCommand = "systemctl is-active vc"), /stacks\.backup\.service\.statusCommand must be a non-empty array/],
     [(c: any) => delete c.stacks.primary.service.unit, /stacks\.primary\.service\.statusCommand is required/],
     [(c: any) => (c.stacks.backup.clientId = "p"), /stacks\.backup\.clientId must differ/],
+    [(c: any) => (c.signers.main.urls = ["http://127.0.0.1:9001"]), /signers\.main\.urls cannot be given together with url/],
+    [(c: any) => (c.signers.main = { urls: [], adminTokenFile: "admin.token" }), /signers\.main\.urls must list at least one instance URL/],
+    [(c: any) => (c.signers.main = { urls: ["http://a:1", "ftp://b"], adminTokenFile: "admin.token" }), /signers\.main\.urls\[1\] must be an http\(s\) URL/],
+    [(c: any) => (c.signers.main = { urls: ["http://a:1", "http://a:1/"], adminTokenFile: "admin.token" }), /signers\.main\.urls lists http:\/\/a:1 twice/],
   ])("names the field at fault (%#)", (mutate, message) => {
     // biome-ignore-end lint/suspicious/noExplicitAny: each case breaks the config's shape on purpose
     const c = base();
     mutate(c);
     expect(() => parseWatchdogConfig(c)).toThrow(message);
+  });
+
+  it("a signer with several instances: urls, in order, trailing slashes dropped; url is one instance", () => {
+    expect(parseWatchdogConfig(base()).signers.main!.urls).toEqual(["http://127.0.0.1:9000"]);
+    const c = { ...base(), signers: { main: { urls: ["http://10.0.0.1:9000/", "http://10.0.0.2:9000"], adminTokenFile: "admin.token" } } };
+    expect(parseWatchdogConfig(c).signers.main!.urls).toEqual(["http://10.0.0.1:9000", "http://10.0.0.2:9000"]);
   });
 
   it("the shipped example parses", () => {

@@ -44,7 +44,7 @@ export function watchdogCommands(): Command[] {
     .action(action(async (opts: { config?: string }) => runDaemon(loadWatchdogConfig(opts.config ?? DEFAULT_CONFIG()))));
 
   const status = new Command("status")
-    .description("stacks, their health, which client is active, last signature per client, watchdog state")
+    .description("stacks, their health, which client is active, last signature per client, every signer instance, watchdog state")
     .option(...configOption)
     .option("--json", "machine-readable output", false)
     .action(action(async (opts: { config?: string; json: boolean }) => statusCommand(loadWatchdogConfig(opts.config ?? DEFAULT_CONFIG()), opts.json)));
@@ -73,7 +73,7 @@ export function watchdogCommands(): Command[] {
     );
 
   const fence = new Command("fence")
-    .description("disable a validator client at its signer now (with a new generation); never re-enables anything")
+    .description("disable a validator client at its signer now (with a new generation), read back at every instance; never re-enables anything")
     .argument("<client>", "client id (as in the signer's clients[] and the watchdog's stacks)")
     .option(...configOption)
     .option("--signer <id>", "signer to fence it at, if the client is not one of the stacks")

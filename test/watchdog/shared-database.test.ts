@@ -5,6 +5,7 @@
 // distinct databases are not, and continuity takes the interchange path. A fence at a two-instance signer is one
 // call, read back at both; with one instance SIGKILLed it holds through the shared state, and at a SQLite signer
 // whose second instance cannot be reached it is not confirmed.
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { Writable } from "node:stream";
@@ -33,7 +34,7 @@ import { freePort } from "../helpers/ports.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
-import { killLeftovers, spawnSigner, stopWithSigterm, writeSignerConfig, type SignerProcess } from "../signer/cli-process.js";
+import { CLI, killLeftovers, spawnSigner, stopWithSigterm, writeSignerConfig, type SignerProcess } from "../signer/cli-process.js";
 import { SimBeaconNode } from "./sim/beacon-node.js";
 import { SimChain } from "./sim/chain.js";
 import { GVR, http, interopPubkey, randaoBody, tokenWithInteropKeys, writePrivate } from "../signer/harness.js";
@@ -90,6 +91,16 @@ const continuity = (from: SignerEndpointConfig, to: SignerEndpointConfig) =>
     probeTimeoutMs: 200,
     proveShared: () => proveSharedDatabase(new SignerAdminClient(from), new SignerAdminClient(to)),
   });
+function vigil(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.once("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
 const options = { retry: <T>(fn: () => Promise<T>) => fn(), settleMs: 2_000, sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
 
 beforeAll(async () => {
@@ -298,6 +309,34 @@ describe("a fence at a signer with several instances", () => {
     expect(report).toMatchObject({ sharedState: true, confirmed: [urls.s0], contrary: [] });
     expect(report.unreachable.map((u) => u.url)).toEqual([urls.s1]);
     expect(fenceHolds(report)).toBe(true);
+  });
+
+  it("the CLI (s1 still dead): `vigil fence` reads back where it can and says where it could not; `vigil status` lists every instance", async () => {
+    const svc = { statusCommand: ["true"], stopCommand: ["true"], startCommand: ["true"] };
+    const configFile = writePrivate(
+      path.join(work, "wd-cli", "watchdog.json"),
+      JSON.stringify({
+        dataDir: path.join(work, "wd-cli"),
+        validators: { indices: ["0"] },
+        signers: { s: { urls: [urls.s0, urls.s1], adminTokenFile }, t: { url: urls.t, adminTokenFile } },
+        stacks: {
+          primary: { clientId: "primary", signer: "s", beaconNode: { url: "http://127.0.0.1:1" }, service: svc },
+          backup: { clientId: "backup", signer: "t", beaconNode: { url: "http://127.0.0.1:1" }, service: svc },
+        },
+      }),
+    );
+    const fence = await vigil(["fence", "primary", "--config", configFile]);
+    expect(fence.code).toBe(0);
+    expect(fence.stdout).toMatch(/primary fenced at signer s \(generation \d+\)/);
+    expect(fence.stdout).toContain(`confirmed at 1 of 2 instance(s); unreachable: ${urls.s1}`);
+    expect(fence.stdout).toMatch(/warning: not read back at .*shared PostgreSQL release gate/);
+    const status = await vigil(["status", "--json", "--config", configFile]);
+    expect(status.code).toBe(0);
+    const instances = JSON.parse(status.stdout).signers.s.instances;
+    expect(instances).toMatchObject([
+      { url: urls.s0, reachable: true, slashingDb: { backend: "postgres" } },
+      { url: urls.s1, reachable: false, slashingDb: null },
+    ]);
   });
 
   it("at a SQLite signer whose second instance cannot be reached: not confirmed (each instance keeps its own state)", async () => {

@@ -11,6 +11,7 @@ import { interpretStatus } from "../../watchdog/probes/service.js";
 import type { ClientView } from "../../admin-api/index.js";
 import { assessActive, Hysteresis, judgeBeacon, judgeSignerWitness, loadWatchdogConfig, parseWatchdogConfig, recoveryAction } from "../../watchdog/index.js";
 import type { BeaconProbe } from "../../watchdog/probes/beacon.js";
+import { mergeClientViews } from "../../watchdog/monitor.js";
 import { check, type FeedSignature } from "./checker.js";
 
 const base = () => ({
@@ -76,6 +77,41 @@ describe("config", () => {
     const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "wdcfg-")), "w.json");
     fs.writeFileSync(f, "{ nope");
     expect(() => loadWatchdogConfig(f)).toThrow(expect.objectContaining({ exitCode: 3 }));
+  });
+});
+
+describe("a client's view over a signer's instances", () => {
+  const view = (over: Partial<ClientView>): ClientView => ({
+    id: "p",
+    enabled: false,
+    changedAtGeneration: 3,
+    inFlight: 0,
+    lastRequestAt: null,
+    lastSignedAt: null,
+    signed: 0,
+    refused: 0,
+    lastSigned: [],
+    ...over,
+  });
+
+  it("quiet at one instance, busy at the other: the newest request and signature anywhere, summed counters, enabled if any says so", () => {
+    const at = (s: number) => new Date(Date.UTC(2026, 10, 30, 7, 0, s)).toISOString();
+    const k = (pubkey: string, s: number) => ({ pubkey, type: "ATTESTATION", slot: String(s), at: at(s) });
+    const [merged] = mergeClientViews([
+      [view({ lastRequestAt: at(1), lastSignedAt: at(1), signed: 2, inFlight: 1, lastSigned: [k("0xa", 1), k("0xb", 1)] })],
+      [view({ enabled: true, changedAtGeneration: 4, lastRequestAt: at(9), lastSignedAt: at(8), signed: 5, refused: 1, lastSigned: [k("0xa", 8)] })],
+    ]);
+    expect(merged).toEqual({
+      id: "p",
+      enabled: true,
+      changedAtGeneration: 4,
+      inFlight: 1,
+      lastRequestAt: at(9),
+      lastSignedAt: at(8),
+      signed: 7,
+      refused: 1,
+      lastSigned: [k("0xa", 8), k("0xb", 1)],
+    });
   });
 });
 

@@ -272,6 +272,11 @@ describe("a failover between two signers on one PostgreSQL database (one of them
       for (const u of [urls.s0!, urls.s1!, urls.t!])
         expect((await admin(u, "/clients/primary")).json()).toMatchObject({ enabled: false, changedAtGeneration: record.generation });
       expect(alerts).not.toContain("fence_instance_unverified");
+      const p = record.progress;
+      const since = (t: number | undefined) => (t === undefined ? "?" : `${t - record.startedAt} ms`);
+      console.log(
+        `[measure] shared-database failover: fence confirmed at 2 instances ${since(p.fenceConfirmedAt)}, continuity ${since(p.continuity?.at)}, activated ${since(p.activatedAt)}, DONE ${since(record.endedAt ?? undefined)} after start (first signature ${p.activationToSignatureMs} ms after activation; 200 ms slots)`,
+      );
     } finally {
       clearInterval(backupSigns);
       store.close();

@@ -11,6 +11,7 @@ import { interpretStatus } from "../../watchdog/probes/service.js";
 import type { ClientView } from "../../admin-api/index.js";
 import { assessActive, Hysteresis, judgeBeacon, judgeSignerWitness, loadWatchdogConfig, parseWatchdogConfig, recoveryAction } from "../../watchdog/index.js";
 import type { BeaconProbe } from "../../watchdog/probes/beacon.js";
+import { divergentDatabases } from "../../watchdog/failover/instance-fence.js";
 import { mergeClientViews } from "../../watchdog/monitor.js";
 import { check, type FeedSignature } from "./checker.js";
 
@@ -112,6 +113,31 @@ describe("a client's view over a signer's instances", () => {
       refused: 1,
       lastSigned: [k("0xa", 8), k("0xb", 1)],
     });
+  });
+});
+
+describe("instances of one signer on different databases", () => {
+  const db = (historyId: string, backend: "sqlite" | "postgres" = "postgres") => ({
+    backend,
+    historyId,
+    sharingNonce: null,
+    fencingShared: backend === "postgres",
+  });
+  it("named (url → backend:historyId) only when two instances that answered disagree", () => {
+    const down = { url: "http://c", ok: false as const, error: new Error("ECONNREFUSED") };
+    expect(divergentDatabases([{ url: "http://a", ok: true, value: db("aa") }, { url: "http://b", ok: true, value: db("aa") }, down])).toBeUndefined();
+    expect(
+      divergentDatabases([
+        { url: "http://a", ok: true, value: db("aa") },
+        { url: "http://b", ok: true, value: null },
+      ]),
+    ).toBeUndefined();
+    expect(
+      divergentDatabases([
+        { url: "http://a", ok: true, value: db("aa") },
+        { url: "http://b", ok: true, value: db("bb") },
+      ]),
+    ).toBe("http://a → postgres:aa, http://b → postgres:bb");
   });
 });
 

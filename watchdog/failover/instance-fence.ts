@@ -1,5 +1,5 @@
 import type { ClientView, SlashingDbResponse } from "../../admin-api/index.js";
-import type { SignerAdminClient } from "../signer-client.js";
+import type { InstanceResult, SignerAdminClient } from "../signer-client.js";
 
 /**
  * A fence (or an activation) at a signer with several instances (watchdog/docs/README.md, "Several instances
@@ -99,4 +99,14 @@ export function describeInstances(r: Omit<InstanceSetReport, "sharedState"> & { 
   if (r.unreachable.length > 0) parts.push(`unreachable: ${r.unreachable.map((u) => `${u.url} (${u.error})`).join(", ")}`);
   if (r.sharedState !== undefined) parts.push(r.sharedState ? "one shared PostgreSQL fencing state" : "no shared fencing state");
   return parts.join("; ");
+}
+
+/**
+ * The instances of one signer that report different databases, as "url → backend:historyId" (undefined when
+ * they agree): a misconfiguration under which a fence through one instance does not hold at another.
+ */
+export function divergentDatabases(identities: readonly InstanceResult<SlashingDbResponse | null>[]): string | undefined {
+  const known = identities.flatMap((r) => (r.ok && r.value ? [{ url: r.url, db: `${r.value.backend}:${r.value.historyId}` }] : []));
+  if (new Set(known.map((k) => k.db)).size < 2) return undefined;
+  return known.map((k) => `${k.url} → ${k.db}`).join(", ");
 }

@@ -18,6 +18,8 @@ export const ADMIN_ROUTES = {
   disable: `${ADMIN_API_PREFIX}/clients/:id/disable`,
   enable: `${ADMIN_API_PREFIX}/clients/:id/enable`,
   signatures: `${ADMIN_API_PREFIX}/signatures`,
+  slashingDb: `${ADMIN_API_PREFIX}/slashing-db`,
+  sharingNonce: `${ADMIN_API_PREFIX}/slashing-db/sharing-nonce`,
 } as const;
 
 /** Concrete paths as a caller sends them. */
@@ -112,9 +114,35 @@ export interface SignaturesResponse {
   next: number;
 }
 
+// --- the slashing database's identity (the watchdog's proof of a shared database) -------------------------
+
+/** A nonce: 32 to 64 lower-case hex digits. */
+export const SHARING_NONCE_PATTERN = /^[0-9a-f]{32,64}$/;
+
+/**
+ * `GET /admin/v1/slashing-db`, read from the database at each call. `historyId`: random, made once per database
+ * by its schema migration, kept by replication and by every copy. `sharingNonce`: the latest nonce written
+ * into the database through any signer on it. `fencingShared`: the client fencing state lives in this database
+ * (PostgreSQL), so a disable through one instance holds at every instance on it.
+ */
+export interface SlashingDbResponse {
+  backend: "sqlite" | "postgres";
+  historyId: string;
+  sharingNonce: { nonce: string; writtenAt: string } | null;
+  fencingShared: boolean;
+}
+
+/** `POST /admin/v1/slashing-db/sharing-nonce`: committed before the answer (a SlashingDbResponse read after it). */
+export interface SharingNonceRequest {
+  nonce: string;
+}
+
 // --- errors -------------------------------------------------------------------------------------------------
 
-/** STATE_UNAVAILABLE (503, Retry-After): the shared client state (PostgreSQL) could not be changed; nothing is acknowledged. */
+/**
+ * STATE_UNAVAILABLE (503, Retry-After): the shared client state (PostgreSQL) could not be changed; nothing is acknowledged.
+ * SLASHING_DB_UNAVAILABLE (503, Retry-After): the slashing database's identity could not be read or the nonce written.
+ */
 export type AdminErrorCode =
   | "UNAUTHENTICATED"
   | "AUTH_THROTTLED"
@@ -122,6 +150,7 @@ export type AdminErrorCode =
   | "UNKNOWN_CLIENT"
   | "STALE_GENERATION"
   | "STATE_UNAVAILABLE"
+  | "SLASHING_DB_UNAVAILABLE"
   | "INTERNAL";
 
 /** Every error answer. `field` names the bad request field of an INVALID_REQUEST. */

@@ -6,7 +6,9 @@ import { action } from "./run.js";
 import {
   checkPreconditions,
   createContext,
+  describeInstances,
   describePlan,
+  fenceHolds,
   FailoverExecutor,
   FailoverFailedError,
   FailoverRefusedError,
@@ -15,6 +17,7 @@ import {
   loadWatchdogConfig,
   observe,
   otherStack,
+  setClientAtEveryInstance,
   STACK_NAMES,
   startWatchdog,
   WatchdogStore,
@@ -41,7 +44,7 @@ export function watchdogCommands(): Command[] {
     .action(action(async (opts: { config?: string }) => runDaemon(loadWatchdogConfig(opts.config ?? DEFAULT_CONFIG()))));
 
   const status = new Command("status")
-    .description("stacks, their health, which client is active, last signature per client, watchdog state")
+    .description("stacks, their health, which client is active, last signature per client, every signer instance, watchdog state")
     .option(...configOption)
     .option("--json", "machine-readable output", false)
     .action(action(async (opts: { config?: string; json: boolean }) => statusCommand(loadWatchdogConfig(opts.config ?? DEFAULT_CONFIG()), opts.json)));
@@ -70,7 +73,7 @@ export function watchdogCommands(): Command[] {
     );
 
   const fence = new Command("fence")
-    .description("disable a validator client at its signer now (with a new generation); never re-enables anything")
+    .description("disable a validator client at its signer now (with a new generation), read back at every instance; never re-enables anything")
     .argument("<client>", "client id (as in the signer's clients[] and the watchdog's stacks)")
     .option(...configOption)
     .option("--signer <id>", "signer to fence it at, if the client is not one of the stacks")
@@ -111,7 +114,10 @@ async function runDaemon(cfg: WatchdogConfig): Promise<void> {
 async function statusCommand(cfg: WatchdogConfig, json: boolean): Promise<void> {
   const ctx = await createContext(cfg, { logLevel: "silent", clockNeeded: false });
   try {
-    const obs = await observe(cfg, ctx.signers, () => Date.now() - 1, cfg.monitor.signerSilenceSlots * cfg.chain.slotDurationMs);
+    const [obs, databases] = await Promise.all([
+      observe(cfg, ctx.signers, () => Date.now() - 1, cfg.monitor.signerSilenceSlots * cfg.chain.slotDurationMs),
+      Promise.all([...ctx.signers.values()].map(async (s) => [s.id, await s.each((i) => i.slashingDb())] as const)),
+    ]);
     const active = ctx.store.activeStack();
     const daemon = ctx.store.daemonStatus();
     const open = ctx.store.openFailover();
@@ -162,6 +168,23 @@ async function statusCommand(cfg: WatchdogConfig, json: boolean): Promise<void> 
       openFailover: open ? summarize(open) : null,
       lastFailover: last ? summarize(last) : null,
       stacks,
+      signers: Object.fromEntries(
+        databases.map(([id, dbs]) => [
+          id,
+          {
+            instances: obs.signers[id]!.instances.map((i) => {
+              const db = dbs.find((d) => d.url === i.url);
+              return {
+                url: i.url,
+                reachable: i.reachable,
+                generation: i.generation ?? null,
+                error: i.error ?? null,
+                slashingDb: db?.ok && db.value ? { backend: db.value.backend, historyId: db.value.historyId } : null,
+              };
+            }),
+          },
+        ]),
+      ),
     };
     if (json) {
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
@@ -193,6 +216,14 @@ async function statusCommand(cfg: WatchdogConfig, json: boolean): Promise<void> 
       lines.push(
         `  beacon: ${s.beacon.ok ? "ok" : "NOT OK"}${s.beacon.ok ? `, sync distance ${s.beacon.syncDistance}, ${s.beacon.peers} peers` : `: ${s.beacon.reasons.join("; ")}`}`,
       );
+    }
+    lines.push("");
+    for (const [id, sig] of Object.entries(report.signers)) {
+      lines.push(`signer ${id}: ${sig.instances.length} instance(s)`);
+      for (const i of sig.instances) {
+        const db = i.slashingDb ? `${i.slashingDb.backend} database ${i.slashingDb.historyId}` : "database not reported";
+        lines.push(`  ${i.url}: ${i.reachable ? `reachable, generation ${i.generation}, ${db}` : `UNREACHABLE: ${i.error}`}`);
+      }
     }
     process.stdout.write(`${lines.join("\n")}\n`);
   } finally {
@@ -296,14 +327,27 @@ async function fenceCommand(cfg: WatchdogConfig, clientId: string, signerOpt: st
   const ctx = await createContext(cfg, { logLevel: "silent", clockNeeded: false });
   try {
     const signer = ctx.signers.get(signerId)!;
-    const gen = ctx.store.allocateGeneration([await signer.generation()], "fence", `operator fenced ${clientId} at signer ${signerId}`, {
+    const generations = (await signer.each((i) => i.generation())).flatMap((r) => (r.ok ? [r.value] : []));
+    if (generations.length === 0) await signer.generation(); // throws why no instance answers
+    const gen = ctx.store.allocateGeneration(generations, "fence", `operator fenced ${clientId} at signer ${signerId}`, {
       clientId,
       signer: signerId,
     });
-    await signer.disable(clientId, gen, `fence-${randomUUID()}`);
-    const view = await signer.client(clientId);
-    if (view.enabled) throw new FailoverFailedError("FENCE_NOT_CONFIRMED", `signer ${signerId} still reports ${clientId} enabled`);
-    process.stdout.write(`${clientId} fenced at signer ${signerId} (generation ${gen}); ${view.inFlight} request(s) in flight\n`);
+    const report = await setClientAtEveryInstance(signer, clientId, false, gen, `fence-${randomUUID()}`, {
+      retry: (fn) => fn(),
+      settleMs: 2_000,
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    });
+    if (!fenceHolds(report))
+      throw new FailoverFailedError("FENCE_NOT_CONFIRMED", `${clientId} not confirmed fenced at signer ${signerId}: ${describeInstances(report)}`);
+    const inFlight = (await signer.each((i) => i.client(clientId))).reduce((n, r) => n + (r.ok ? r.value.inFlight : 0), 0);
+    process.stdout.write(`${clientId} fenced at signer ${signerId} (generation ${gen}); ${inFlight} request(s) in flight\n`);
+    if (signer.instances.length > 1 || report.unreachable.length > 0) process.stdout.write(`  ${describeInstances(report)}\n`);
+    if (report.unreachable.length > 0) {
+      process.stdout.write(
+        `warning: not read back at ${report.unreachable.map((u) => u.url).join(", ")}: the fence holds there only through the shared PostgreSQL release gate; check those instances\n`,
+      );
+    }
     if (stack && ctx.store.activeStack() === stack.name) {
       process.stdout.write(`warning: ${clientId} is the active stack's client: nothing signs now; run \`vigil failover\` to activate the other stack\n`);
     }

@@ -4,6 +4,7 @@ import { bytesToHex, normalizeHex } from "../common/index.js";
 import { checkBytes, parseHexBytes, parsePubkey, parseSigningRoot, parseUint64 } from "./codec.js";
 import {
   classifyDbFailure,
+  SlashingDbInputError,
   SlashingDbUnavailableError,
   SlashingProtectionError,
   InterchangeError,
@@ -22,6 +23,7 @@ import { SCHEMA_VERSION } from "./schema.js";
 import { openSqliteFile } from "./sqlite-file.js";
 import type { SlashableCheck } from "./protection.js";
 import { assertOpen, assertUsable } from "./guards.js";
+import { decodeSharingNonce, encodeSharingNonce, HISTORY_ID_KEY, SHARING_NONCE_KEY, SHARING_NONCE_PATTERN, type SharingNonce } from "./identity.js";
 
 export interface SlashingDbOptions {
   /**
@@ -144,6 +146,25 @@ export class SlashingDb {
   /** The network this database is pinned to (lower-case 0x hex), or null while unpinned. */
   get genesisValidatorsRoot(): string | null {
     return this.pinnedRoot;
+  }
+
+  /** This database's history id (made by the schema migration; a copy of the file keeps it: ./identity.ts). */
+  get historyId(): string {
+    return this.readMetadata(HISTORY_ID_KEY) ?? "";
+  }
+
+  /** The latest sharing nonce written into this file, read from the file (not remembered). */
+  readSharingNonce(): SharingNonce | null {
+    return decodeSharingNonce(this.readMetadata(SHARING_NONCE_KEY));
+  }
+
+  /** Writes a sharing nonce, committed before it returns (the watchdog reads it back through another signer). */
+  writeSharingNonce(nonce: string): void {
+    this.assertOpen();
+    if (!SHARING_NONCE_PATTERN.test(nonce)) throw new SlashingDbInputError("nonce", "must be 32 to 64 lower-case hex digits");
+    this.db
+      .prepare("INSERT INTO metadata (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+      .run(SHARING_NONCE_KEY, encodeSharingNonce(nonce));
   }
 
   /** Checks waiting for the next group commit (a gauge for metrics and back-pressure). */
@@ -448,6 +469,10 @@ export class SlashingDb {
 
   private assertUsable(): void {
     assertUsable(this.closed, this.pinnedRoot);
+  }
+
+  private readMetadata(key: string): string | undefined {
+    return this.db.prepare<[string], { value: string }>("SELECT value FROM metadata WHERE key = ?").get(key)?.value;
   }
 
   private readPinnedRoot(): string | null {

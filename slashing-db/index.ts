@@ -4,6 +4,7 @@ export type { SlashingDbOptions, SlashingDbStats, CheckOutcome } from "./databas
 export { SlashingDbError, SlashingProtectionError, SlashingDbInputError, SlashingDbUnavailableError, InterchangeError, classifyDbFailure } from "./errors.js";
 export type { SlashingDbErrorCode, RefusalCode, RefusalConflict, RefusalDetails, DbFailureCause } from "./errors.js";
 export type { SlashingProtection, SlashableCheck, ProtectionHealth } from "./protection.js";
+export { SHARING_NONCE_PATTERN, type SlashingDbIdentity, type SlashingBackend, type SharingNonce } from "./identity.js";
 export { ThreadedSlashingProtection, type ThreadedSlashingProtectionOptions } from "./threaded/client.js";
 export type { Verdict } from "./rules.js";
 export type { BatchStats } from "./group-commit.js";

@@ -5,6 +5,7 @@
  */
 import type { CheckOutcome } from "./database.js";
 import type { DbFailureCause } from "./errors.js";
+import type { SlashingDbIdentity } from "./identity.js";
 import type { Interchange } from "./interchange/export.js";
 import type { ImportSummary } from "./interchange/import.js";
 
@@ -40,6 +41,14 @@ export interface SlashingProtection {
   /** Imports an EIP-3076 interchange (which pins an unpinned database to its network). */
   importInterchange(interchange: object | string): Promise<ImportSummary>;
   exportInterchange(opts?: { pubkeys?: string[] }): Promise<Interchange>;
+
+  /**
+   * Which database this is (backend, history id) and the latest sharing nonce, read from the database now, never
+   * from memory: the watchdog's live proof of a shared database rests on it (./identity.ts).
+   */
+  identity(): Promise<SlashingDbIdentity>;
+  /** Writes a sharing nonce durably (SHARING_NONCE_PATTERN; SlashingDbInputError otherwise). */
+  writeSharingNonce(nonce: string): Promise<void>;
 
   /** Cheap liveness (no I/O), e.g. for the systemd watchdog. */
   isAlive(): boolean;

@@ -1,4 +1,5 @@
 import type { SqliteMigration } from "../common/index.js";
+import { HISTORY_ID_KEY } from "./identity.js";
 
 /**
  * Schema migrations, applied in order by openDurableSqlite; PRAGMA user_version records how many ran.
@@ -49,6 +50,12 @@ export const SLASHING_DB_MIGRATIONS: readonly SqliteMigration[] = [
     source_epoch INTEGER,
     target_epoch INTEGER
   );
+  `,
+  // This database's history id (admin API GET /admin/v1/slashing-db): random, made once, and carried by every
+  // copy of the file. It says which history a database started as, not that two signers share one: a copied file
+  // keeps it, so the watchdog also proves sharing live (identity.ts).
+  `
+  INSERT OR IGNORE INTO metadata (key, value) VALUES ('${HISTORY_ID_KEY}', lower(hex(randomblob(16))));
   `,
 ];
 

@@ -15,8 +15,12 @@ export function otherStack(name: StackName): StackName {
 /** One signer's admin API (see signer/docs/admin-api.md). */
 export interface SignerEndpointConfig {
   id: string;
-  /** Base URL of the signer's main listener; admin routes are under /admin/v1/. */
-  url: string;
+  /**
+   * Base URLs of the signer's instances (each one's main listener; admin routes are under /admin/v1/), in the
+   * order the watchdog tries them. Config: `url` (one instance) or `urls` (several processes or hosts on one
+   * shared slashing database). Several instances are one signer: one fencing call, verified at each of them.
+   */
+  urls: string[];
   /** 0600 file with the admin bearer token. Read at start-up, never logged. */
   adminTokenFile: string;
   /**
@@ -152,7 +156,7 @@ export function parseWatchdogConfig(value: unknown, baseDir = process.cwd()): Wa
     const slashingDbPath = s.optionalString("slashingDbPath");
     signers[id] = {
       id,
-      url: s.url("url"),
+      urls: signerUrls(s),
       adminTokenFile: resolve(s.string("adminTokenFile")),
       ...(slashingDbPath !== undefined ? { slashingDbPath: resolve(slashingDbPath) } : {}),
       timeoutMs: s.int("timeoutMs", 3_000, 100),
@@ -246,6 +250,21 @@ export function parseWatchdogConfig(value: unknown, baseDir = process.cwd()): Wa
   const dataDir = resolve(root.string("dataDir", process.env.VIGIL_DATA_DIR ?? "data"));
   root.done();
   return { dataDir, chain, validatorIndices, signers, stacks, monitor, failover, alerts: webhook ? { webhook } : {}, metrics, log };
+}
+
+/** `url` (one instance) or `urls` (one or more, distinct), never both. */
+function signerUrls(s: SettingsReader): string[] {
+  if (s.has("url") && s.has("urls")) throw new WatchdogConfigError(s.field("urls"), "cannot be given together with url: list every instance in urls");
+  if (!s.has("urls")) return [s.url("url")];
+  const urls = s.stringArray("urls").map((u, i) => {
+    const parsed = URL.canParse(u) ? new URL(u) : undefined;
+    if (parsed?.protocol !== "http:" && parsed?.protocol !== "https:") throw new WatchdogConfigError(`${s.field("urls")}[${i}]`, "must be an http(s) URL");
+    return u.replace(/\/+$/, "");
+  });
+  if (urls.length === 0) throw new WatchdogConfigError(s.field("urls"), "must list at least one instance URL");
+  const twice = urls.find((u, i) => urls.indexOf(u) !== i);
+  if (twice !== undefined) throw new WatchdogConfigError(s.field("urls"), `lists ${twice} twice`);
+  return urls;
 }
 
 function checkedEntries(o: SettingsReader, key: string, invalid: (entry: string) => string | undefined): string[] {

@@ -1,6 +1,7 @@
 import { otherStack, STACK_NAMES, type StackName, type WatchdogConfig } from "./config.js";
 import { createContext, type ContextOptions, type WatchdogContext } from "./context.js";
 import { FailoverExecutor } from "./failover/executor.js";
+import { divergentDatabases } from "./failover/instance-fence.js";
 import { PauseHook } from "./failover/pause-hook.js";
 import type { FailoverRecord } from "./failover/states.js";
 import { assessActive, type ActiveAssessment } from "./health/evaluate.js";
@@ -38,6 +39,8 @@ export class WatchdogDaemon {
   private readonly stackHealth: Record<StackName, Hysteresis>;
   private lastActive: StackName;
   private liveness: LivenessProbe | null = null;
+  /** The epoch whose instance databases were last compared (checkInstanceDatabases). */
+  private databasesCheckedAtEpoch = -1;
   private lastObservation: Observation | null = null;
   private lastReasons: string[] = [];
   private readonly alertedOnce = new Set<string>();
@@ -140,7 +143,31 @@ export class WatchdogDaemon {
     this.trackSignerReachability(obs);
     this.recordMetrics(obs);
     await this.refreshLiveness();
+    await this.checkInstanceDatabases();
     return obs;
+  }
+
+  /**
+   * Once per epoch: the instances of each multi-instance signer must report one database. A fence read back at
+   * some instances counts for one not reached only because they share it (watchdog/docs/README.md).
+   */
+  private async checkInstanceDatabases(): Promise<void> {
+    const epoch = this.ctx.clock.currentEpoch();
+    if (this.databasesCheckedAtEpoch === epoch) return;
+    this.databasesCheckedAtEpoch = epoch;
+    for (const signer of this.ctx.signers.values()) {
+      if (signer.instances.length < 2) continue;
+      const divergent = divergentDatabases(await signer.each((i) => i.slashingDb()));
+      const key = `instances-diverge:${signer.id}`;
+      if (divergent)
+        this.alertOnce(
+          key,
+          "critical",
+          "signer_instances_diverge",
+          `signer ${signer.id}: its instances report different slashing databases (${divergent}); a fence through one does not hold at the others`,
+        );
+      else this.alertedOnce.delete(key);
+    }
   }
 
   /** A failover (ours or an operator's) that moved the active stack: judge the new one from scratch. */
@@ -246,6 +273,15 @@ export class WatchdogDaemon {
         if (!this.watchingSince.has(id)) this.watchingSince.set(id, obs.at);
         if (this.alertedOnce.delete(`signer-down:${id}`))
           this.ctx.alerter.send({ level: "info", event: "signer_reachable", message: `signer ${id} admin API reachable again` });
+      }
+      // One instance of several down: the signer still serves (HAProxy routes around it), but a fence is then
+      // read back only where it can be (watchdog/docs/README.md).
+      if (s.instances.length < 2) continue;
+      for (const i of s.instances) {
+        const key = `signer-instance-down:${id}:${i.url}`;
+        if (!i.reachable) this.alertOnce(key, "warning", "signer_instance_unreachable", `signer ${id} instance ${i.url} admin API unreachable: ${i.error}`);
+        else if (this.alertedOnce.delete(key))
+          this.ctx.alerter.send({ level: "info", event: "signer_instance_reachable", message: `signer ${id} instance ${i.url} admin API reachable again` });
       }
     }
   }

@@ -18,7 +18,9 @@ export { FailoverExecutor, type ExecutorDeps, type FailoverOutcome } from "./fai
 export { checkPreconditions, describePlan, type Precondition } from "./failover/preconditions.js";
 export { FAILOVER_STATES, TERMINAL_STATES, recoveryAction, type FailoverState, type FailoverRecord, type FailoverProgress } from "./failover/states.js";
 export { ensureContinuity, type ContinuityResult } from "./failover/continuity.js";
-export { SignerAdminClient } from "./signer-client.js";
+export { proveSharedDatabase, sameDatabaseReported, type SharingProof } from "./failover/shared-database.js";
+export { setClientAtEveryInstance, fenceHolds, describeInstances, type InstanceSetReport } from "./failover/instance-fence.js";
+export { SignerAdminClient, SignerInstanceClient, type InstanceResult } from "./signer-client.js";
 export { WatchdogStore, STATE_DB_NAME, newLeaseHolder, type LeaseHolder, type AuditEntry } from "./state/store.js";
 export { Hysteresis } from "./health/hysteresis.js";
 export { judgeBeacon, judgeSignerWitness, assessActive, type SignerWitness } from "./health/evaluate.js";

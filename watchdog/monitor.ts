@@ -5,12 +5,22 @@ import { probeService, type ServiceProbe } from "./probes/service.js";
 import type { ClientView } from "../admin-api/index.js";
 import type { SignerAdminClient } from "./signer-client.js";
 
+/** One instance of a signer, as this round saw it. */
+export interface InstanceObservation {
+  url: string;
+  reachable: boolean;
+  generation?: number;
+  error?: string;
+}
+
+/** A signer: reachable if any instance answered; its clients merged over the instances that answered (mergeClientViews). */
 export interface SignerObservation {
   reachable: boolean;
   generation?: number;
   clients?: ClientView[];
   error?: string;
   durationMs: number;
+  instances: InstanceObservation[];
 }
 
 export interface StackProbeResult {
@@ -41,12 +51,18 @@ export async function observe(
 ): Promise<Observation> {
   const signerEntries = [...signers.values()].map(async (s): Promise<[string, SignerObservation]> => {
     const started = Date.now();
-    try {
-      const r = await s.clients();
-      return [s.id, { reachable: true, generation: r.generation, clients: r.clients, durationMs: Date.now() - started }];
-    } catch (err) {
-      return [s.id, { reachable: false, error: (err as Error).message, durationMs: Date.now() - started }];
+    const all = await s.each((i) => i.clients());
+    const durationMs = Date.now() - started;
+    const instances = all.map(
+      (r): InstanceObservation =>
+        r.ok ? { url: r.url, reachable: true, generation: r.value.generation } : { url: r.url, reachable: false, error: r.error.message },
+    );
+    const answered = all.flatMap((r) => (r.ok ? [r.value] : []));
+    if (answered.length > 0) {
+      const generation = Math.max(...answered.map((a) => a.generation));
+      return [s.id, { reachable: true, generation, clients: mergeClientViews(answered.map((a) => a.clients)), durationMs, instances }];
     }
+    return [s.id, { reachable: false, error: all.map((r) => (r.ok ? "" : r.error.message)).join("; "), durationMs, instances }];
   });
   const stackEntries = STACK_NAMES.map(async (name) => {
     const st = cfg.stacks[name];
@@ -76,4 +92,34 @@ export async function observe(
     };
   }
   return { at: now, stacks, signers: signerResults };
+}
+
+/**
+ * One view per client over a signer's instances. HAProxy spreads a client's requests over them, so each instance
+ * sees only its share: the witness must take the newest request and signature anywhere (a client quiet at one
+ * instance may be busy at another), the sums of the counters, and `enabled` if any instance says so (a standby
+ * enabled anywhere is fenced; an active client is judged by its traffic).
+ */
+export function mergeClientViews(perInstance: readonly ClientView[][]): ClientView[] {
+  const byId = new Map<string, ClientView[]>();
+  for (const views of perInstance) for (const v of views) byId.set(v.id, [...(byId.get(v.id) ?? []), v]);
+  const newest = (xs: (string | null)[]) => xs.reduce<string | null>((a, b) => (b !== null && (a === null || Date.parse(b) > Date.parse(a)) ? b : a), null);
+  return [...byId.values()].map((views) => {
+    const lastSigned = new Map<string, ClientView["lastSigned"][number]>();
+    for (const e of views.flatMap((v) => v.lastSigned)) {
+      const known = lastSigned.get(e.pubkey);
+      if (!known || Date.parse(e.at) > Date.parse(known.at)) lastSigned.set(e.pubkey, e);
+    }
+    return {
+      id: views[0]!.id,
+      enabled: views.some((v) => v.enabled),
+      changedAtGeneration: Math.max(...views.map((v) => v.changedAtGeneration)),
+      inFlight: views.reduce((n, v) => n + v.inFlight, 0),
+      lastRequestAt: newest(views.map((v) => v.lastRequestAt)),
+      lastSignedAt: newest(views.map((v) => v.lastSignedAt)),
+      signed: views.reduce((n, v) => n + v.signed, 0),
+      refused: views.reduce((n, v) => n + v.refused, 0),
+      lastSigned: [...lastSigned.values()].sort((a, b) => Date.parse(b.at) - Date.parse(a.at)),
+    };
+  });
 }

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { otherStack, type StackName } from "./config.js";
 import type { WatchdogContext } from "./context.js";
 import { StaleGenerationError } from "./errors.js";
+import { describeInstances, fenceHolds, setClientAtEveryInstance } from "./failover/instance-fence.js";
 import type { Observation } from "./monitor.js";
 
 /**
@@ -22,11 +23,18 @@ export async function fenceEnabledStandby(ctx: WatchdogContext, obs: Observation
     { stack: standby },
   );
   try {
-    await signer.disable(s.clientId, gen, `standby-fence-${randomUUID()}`);
+    // At every instance of the signer, as a failover's fence (./failover/instance-fence.ts); no retry: the next round re-reads.
+    const report = await setClientAtEveryInstance(signer, s.clientId, false, gen, `standby-fence-${randomUUID()}`, {
+      retry: (fn) => fn(),
+      settleMs: 1_000,
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    });
+    const where = signer.instances.length > 1 || report.unreachable.length > 0 ? `; ${describeInstances(report)}` : "";
+    if (!fenceHolds(report)) throw new Error(`not confirmed at every instance${where}`);
     alerter.send({
       level: activeEnabled ? "critical" : "warning",
       event: "standby_fenced",
-      message: `standby ${standby} client ${s.clientId} was enabled at signer ${signer.id}${activeEnabled ? " while the active client was too" : ""}; fenced (generation ${gen})`,
+      message: `standby ${standby} client ${s.clientId} was enabled at signer ${signer.id}${activeEnabled ? " while the active client was too" : ""}; fenced (generation ${gen})${where}`,
       stack: standby,
     });
   } catch (err) {

@@ -117,6 +117,7 @@ export function buildApp(ctx: SignerContext, role: ListenerRole): FastifyInstanc
       fencing: ctx.fencing,
       clients: ctx.clients,
       audit: ctx.audit,
+      slashing: ctx.slashing,
       authFailures,
       logger,
     });

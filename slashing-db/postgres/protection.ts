@@ -2,7 +2,8 @@ import pg from "pg";
 import { bytesToHex, normalizeHex } from "../../common/index.js";
 import { checkBytes, parseHexBytes, parsePubkey, parseUint64 } from "../codec.js";
 import type { CheckOutcome } from "../database.js";
-import { InterchangeError, SlashingDbUnavailableError, SlashingProtectionError, type RefusalDetails } from "../errors.js";
+import { InterchangeError, SlashingDbInputError, SlashingDbUnavailableError, SlashingProtectionError, type RefusalDetails } from "../errors.js";
+import { decodeSharingNonce, encodeSharingNonce, HISTORY_ID_KEY, SHARING_NONCE_KEY, SHARING_NONCE_PATTERN, type SlashingDbIdentity } from "../identity.js";
 import type { BatchStats } from "../group-commit.js";
 import { buildInterchange, type Interchange, type ValidatorHistory } from "../interchange/export.js";
 import type { ImportSummary } from "../interchange/import.js";
@@ -209,6 +210,32 @@ export class PostgresSlashingProtection implements SlashingProtection {
       "ISOLATION LEVEL REPEATABLE READ, READ ONLY",
     );
     return buildInterchange(histories, root, opts.minify ?? false);
+  }
+
+  /** Read from the database (any instance's write is seen), outside the group commit. */
+  async identity(): Promise<SlashingDbIdentity> {
+    this.assertOpen();
+    try {
+      const rows = (
+        await this.pool.query<{ key: string; value: string }>("SELECT key, value FROM metadata WHERE key IN ($1, $2)", [HISTORY_ID_KEY, SHARING_NONCE_KEY])
+      ).rows;
+      const value = (key: string) => rows.find((r) => r.key === key)?.value;
+      return { backend: "postgres", historyId: value(HISTORY_ID_KEY) ?? "", sharingNonce: decodeSharingNonce(value(SHARING_NONCE_KEY)) };
+    } catch (err) {
+      throw asUnavailable(err, "reading the slashing database's identity failed");
+    }
+  }
+
+  /** Committed with synchronous_commit=on before it resolves, like a batch: a standby promoted by Patroni has it. */
+  async writeSharingNonce(nonce: string): Promise<void> {
+    this.assertOpen();
+    if (!SHARING_NONCE_PATTERN.test(nonce)) throw new SlashingDbInputError("nonce", "must be 32 to 64 lower-case hex digits");
+    await this.transaction("writing the sharing nonce failed", (client) =>
+      client.query("INSERT INTO metadata (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [
+        SHARING_NONCE_KEY,
+        encodeSharingNonce(nonce),
+      ]),
+    );
   }
 
   isAlive(): boolean {

@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { SlashingDbUnavailableError } from "../errors.js";
+import { HISTORY_ID_KEY } from "../identity.js";
 import { BEGIN_READ_COMMITTED } from "./isolation.js";
 
 /**
@@ -59,6 +60,11 @@ export const PG_MIGRATIONS: readonly string[] = [
     enabled               boolean NOT NULL,
     changed_at_generation bigint NOT NULL CHECK (changed_at_generation >= 0)
   );
+  `,
+  // This database's history id, as on SQLite (../schema.ts): made once, replicated with the data (a Patroni
+  // standby promoted keeps it), and carried by a dump restored elsewhere too, hence the live proof (../identity.ts).
+  `
+  INSERT INTO metadata (key, value) VALUES ('${HISTORY_ID_KEY}', replace(gen_random_uuid()::text, '-', '')) ON CONFLICT (key) DO NOTHING;
   `,
 ];
 

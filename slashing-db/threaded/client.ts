@@ -13,6 +13,7 @@ import { errorFromWire, SlashingDbInputError, SlashingDbUnavailableError, Slashi
 import type { BatchStats } from "../group-commit.js";
 import type { Interchange } from "../interchange/export.js";
 import type { ImportSummary } from "../interchange/import.js";
+import type { SlashingDbIdentity } from "../identity.js";
 import type { ProtectionHealth, SlashableCheck, SlashingProtection } from "../protection.js";
 import { encodeChecks, type FromDbWorker, type NumberedCheck, type ToDbWorker } from "./protocol.js";
 
@@ -154,6 +155,17 @@ export class ThreadedSlashingProtection implements SlashingProtection {
 
   async exportInterchange(opts: { pubkeys?: string[] } = {}): Promise<Interchange> {
     return this.main.exportInterchange(opts);
+  }
+
+  /** Read through this thread's connection: the file, as every connection to it sees it. */
+  async identity(): Promise<SlashingDbIdentity> {
+    if (this.dead) throw this.dead;
+    return { backend: "sqlite", historyId: this.main.historyId, sharingNonce: this.main.readSharingNonce() };
+  }
+
+  async writeSharingNonce(nonce: string): Promise<void> {
+    if (this.dead) throw this.dead;
+    this.main.writeSharingNonce(nonce);
   }
 
   /** Takes a pin made through this thread's connection and passes it to the worker's. */

@@ -54,7 +54,7 @@ describe("readSecretFile", () => {
 });
 
 describe("the watchdog's token files are checked like the signer's", () => {
-  const endpoint = (adminTokenFile: string) => ({ id: "main", url: "http://127.0.0.1:1", adminTokenFile, timeoutMs: 100 });
+  const endpoint = (adminTokenFile: string) => ({ id: "main", urls: ["http://127.0.0.1:1"], adminTokenFile, timeoutMs: 100 });
 
   it("refuses a signer admin token file readable by group or others", () => {
     const file = write("admin.token", "admin-token-for-tests-0123456789\n", 0o644);

@@ -16,7 +16,7 @@ const PK = `0x${"a1".repeat(48)}`;
 const root = (b: string) => `0x${b.repeat(32)}`;
 const signer = (id: string, slashingDbPath?: string) => ({
   id,
-  url: "http://127.0.0.1:1",
+  urls: ["http://127.0.0.1:1"],
   adminTokenFile: "/dev/null",
   timeoutMs: 100,
   ...(slashingDbPath ? { slashingDbPath } : {}),

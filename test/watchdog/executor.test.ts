@@ -233,7 +233,7 @@ describe("failover executor", () => {
         validators: { indices: ["0"] },
       });
       c.signers.s = { ...c.signers.s!, ...(fromDb ? { slashingDbPath: fromDb } : {}) };
-      c.signers.t = { ...c.signers.s, id: "t", url: other.url, slashingDbPath: toDb };
+      c.signers.t = { ...c.signers.s, id: "t", urls: [other.url], slashingDbPath: toDb };
       if (!fromDb) delete c.signers.s.slashingDbPath;
       c.stacks.backup = { ...c.stacks.backup, signer: "t" };
       return c;

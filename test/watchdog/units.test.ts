@@ -11,6 +11,8 @@ import { interpretStatus } from "../../watchdog/probes/service.js";
 import type { ClientView } from "../../admin-api/index.js";
 import { assessActive, Hysteresis, judgeBeacon, judgeSignerWitness, loadWatchdogConfig, parseWatchdogConfig, recoveryAction } from "../../watchdog/index.js";
 import type { BeaconProbe } from "../../watchdog/probes/beacon.js";
+import { divergentDatabases } from "../../watchdog/failover/instance-fence.js";
+import { mergeClientViews } from "../../watchdog/monitor.js";
 import { check, type FeedSignature } from "./checker.js";
 
 const base = () => ({
@@ -49,11 +51,21 @@ describe("config", () => {
     [(c: any) => (c.stacks.backup.service.statusCommand = "systemctl is-active vc"), /stacks\.backup\.service\.statusCommand must be a non-empty array/],
     [(c: any) => delete c.stacks.primary.service.unit, /stacks\.primary\.service\.statusCommand is required/],
     [(c: any) => (c.stacks.backup.clientId = "p"), /stacks\.backup\.clientId must differ/],
+    [(c: any) => (c.signers.main.urls = ["http://127.0.0.1:9001"]), /signers\.main\.urls cannot be given together with url/],
+    [(c: any) => (c.signers.main = { urls: [], adminTokenFile: "admin.token" }), /signers\.main\.urls must list at least one instance URL/],
+    [(c: any) => (c.signers.main = { urls: ["http://a:1", "ftp://b"], adminTokenFile: "admin.token" }), /signers\.main\.urls\[1\] must be an http\(s\) URL/],
+    [(c: any) => (c.signers.main = { urls: ["http://a:1", "http://a:1/"], adminTokenFile: "admin.token" }), /signers\.main\.urls lists http:\/\/a:1 twice/],
   ])("names the field at fault (%#)", (mutate, message) => {
     // biome-ignore-end lint/suspicious/noExplicitAny: each case breaks the config's shape on purpose
     const c = base();
     mutate(c);
     expect(() => parseWatchdogConfig(c)).toThrow(message);
+  });
+
+  it("a signer with several instances: urls, in order, trailing slashes dropped; url is one instance", () => {
+    expect(parseWatchdogConfig(base()).signers.main!.urls).toEqual(["http://127.0.0.1:9000"]);
+    const c = { ...base(), signers: { main: { urls: ["http://10.0.0.1:9000/", "http://10.0.0.2:9000"], adminTokenFile: "admin.token" } } };
+    expect(parseWatchdogConfig(c).signers.main!.urls).toEqual(["http://10.0.0.1:9000", "http://10.0.0.2:9000"]);
   });
 
   it("the shipped example parses", () => {
@@ -66,6 +78,66 @@ describe("config", () => {
     const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "wdcfg-")), "w.json");
     fs.writeFileSync(f, "{ nope");
     expect(() => loadWatchdogConfig(f)).toThrow(expect.objectContaining({ exitCode: 3 }));
+  });
+});
+
+describe("a client's view over a signer's instances", () => {
+  const view = (over: Partial<ClientView>): ClientView => ({
+    id: "p",
+    enabled: false,
+    changedAtGeneration: 3,
+    inFlight: 0,
+    lastRequestAt: null,
+    lastSignedAt: null,
+    signed: 0,
+    refused: 0,
+    lastSigned: [],
+    ...over,
+  });
+
+  it("quiet at one instance, busy at the other: the newest request and signature anywhere, summed counters, enabled if any says so", () => {
+    const at = (s: number) => new Date(Date.UTC(2026, 10, 30, 7, 0, s)).toISOString();
+    const k = (pubkey: string, s: number) => ({ pubkey, type: "ATTESTATION", slot: String(s), at: at(s) });
+    const [merged] = mergeClientViews([
+      [view({ lastRequestAt: at(1), lastSignedAt: at(1), signed: 2, inFlight: 1, lastSigned: [k("0xa", 1), k("0xb", 1)] })],
+      [view({ enabled: true, changedAtGeneration: 4, lastRequestAt: at(9), lastSignedAt: at(8), signed: 5, refused: 1, lastSigned: [k("0xa", 8)] })],
+    ]);
+    expect(merged).toEqual({
+      id: "p",
+      enabled: true,
+      changedAtGeneration: 4,
+      inFlight: 1,
+      lastRequestAt: at(9),
+      lastSignedAt: at(8),
+      signed: 7,
+      refused: 1,
+      lastSigned: [k("0xa", 8), k("0xb", 1)],
+    });
+  });
+});
+
+describe("instances of one signer on different databases", () => {
+  const db = (historyId: string, backend: "sqlite" | "postgres" = "postgres") => ({
+    backend,
+    historyId,
+    sharingNonce: null,
+    fencingShared: backend === "postgres",
+  });
+  it("named (url → backend:historyId) only when two instances that answered disagree", () => {
+    const down = { url: "http://c", ok: false as const, error: new Error("ECONNREFUSED") };
+    expect(divergentDatabases([{ url: "http://a", ok: true, value: db("aa") }, { url: "http://b", ok: true, value: db("aa") }, down])).toBeUndefined();
+    expect(
+      divergentDatabases([
+        { url: "http://a", ok: true, value: db("aa") },
+        { url: "http://b", ok: true, value: null },
+      ]),
+    ).toBeUndefined();
+    expect(
+      divergentDatabases([
+        { url: "http://a", ok: true, value: db("aa") },
+        { url: "http://b", ok: true, value: db("bb") },
+      ]),
+    ).toBe("http://a → postgres:aa, http://b → postgres:bb");
   });
 });
 

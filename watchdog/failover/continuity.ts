@@ -3,9 +3,10 @@ import { openSlashingDb } from "../../slashing-db/index.js";
 import type { ChainClock } from "../chain-clock.js";
 import type { SignerEndpointConfig } from "../config.js";
 import { probeLiveness } from "../probes/liveness.js";
+import type { SharingProof } from "./shared-database.js";
 
 export interface ContinuityResult {
-  mode: "shared-signer" | "interchange" | "watermarks";
+  mode: "shared-signer" | "shared-database" | "interchange" | "watermarks";
   detail: string;
   watermarkEpoch?: number;
 }
@@ -30,6 +31,11 @@ export interface ContinuityContext {
   knownPubkeys: readonly string[];
   quietEpochs: number;
   probeTimeoutMs: number;
+  /**
+   * The live proof that both signers use one slashing database (./shared-database.ts); with it proved there is
+   * nothing to move. Not given, failed or throwing: the history is moved as if they did not.
+   */
+  proveShared?: () => Promise<SharingProof>;
   /** Called once the watermarks are durably raised (the executor records the epoch). */
   onWatermarks?: (epoch: number) => void;
   onLiveSeen?: (epoch: number, live: string[]) => void;
@@ -39,7 +45,8 @@ export interface ContinuityContext {
 
 /**
  * Makes sure the new signer will never sign something slashable against what the old one signed, when the
- * two stacks use different signers (with one signer its database already covers both):
+ * two stacks use different signers (with one signer, or two proved live to share one database, that database
+ * already covers both):
  * 1. move the old history: EIP-3076 export from the old signer's database, import into the new one's;
  * 2. if the old history cannot be read: raise the new database's low watermarks above the current epoch,
  *    wait until the chain has shown the keys not live for `quietEpochs` full epochs, and raise them again
@@ -48,8 +55,17 @@ export interface ContinuityContext {
  */
 export async function ensureContinuity(ctx: ContinuityContext): Promise<ContinuityResult> {
   if (ctx.from.id === ctx.to.id) return { mode: "shared-signer", detail: `both stacks use signer ${ctx.from.id}; its database covers both` };
+  // Never skipped on doubt: anything short of the live proof moves the history as for two databases.
+  let notShared = "";
+  if (ctx.proveShared) {
+    const proof = await ctx.proveShared().catch((err: Error): SharingProof => ({ shared: false, reason: err.message }));
+    if (proof.shared) return { mode: "shared-database", detail: proof.detail };
+    notShared = `not proved one shared database (${proof.reason}); `;
+  }
   const toPath = ctx.to.slashingDbPath;
-  if (!toPath) throw new ContinuityError("CONTINUITY_NO_TARGET_DB", `signer ${ctx.to.id} has no slashingDbPath configured: cannot carry the history over`);
+  if (!toPath) {
+    throw new ContinuityError("CONTINUITY_NO_TARGET_DB", `${notShared}signer ${ctx.to.id} has no slashingDbPath configured: cannot carry the history over`);
+  }
 
   const exported = readHistory(ctx.from);
   if (exported.ok) {
@@ -58,7 +74,7 @@ export async function ensureContinuity(ctx: ContinuityContext): Promise<Continui
       const s = db.importInterchange(exported.interchange);
       return {
         mode: "interchange",
-        detail: `imported ${s.validators} validator(s), ${s.blocksAdded} block(s), ${s.attestationsAdded} attestation(s) from signer ${ctx.from.id}`,
+        detail: `${notShared}imported ${s.validators} validator(s), ${s.blocksAdded} block(s), ${s.attestationsAdded} attestation(s) from signer ${ctx.from.id}`,
       };
     } finally {
       db.close();
@@ -74,7 +90,7 @@ export async function ensureContinuity(ctx: ContinuityContext): Promise<Continui
   return {
     mode: "watermarks",
     watermarkEpoch: finalEpoch,
-    detail: `history of signer ${ctx.from.id} unreadable (${exported.reason}); watermarks raised to epoch ${finalEpoch} after ${quiet} quiet epoch(s)`,
+    detail: `${notShared}history of signer ${ctx.from.id} unreadable (${exported.reason}); watermarks raised to epoch ${finalEpoch} after ${quiet} quiet epoch(s)`,
   };
 }
 

@@ -9,6 +9,8 @@ import { describeFailure, runCommand, type CommandResult } from "../probes/comma
 import { withSignerRetry, type SignerAdminClient } from "../signer-client.js";
 import { LeaseLostError, type LeaseHolder, type WatchdogStore } from "../state/store.js";
 import { ContinuityError, ensureContinuity, type ContinuityResult } from "./continuity.js";
+import { describeInstances, fenceHolds, setClientAtEveryInstance, type SetClientOptions } from "./instance-fence.js";
+import { proveSharedDatabase } from "./shared-database.js";
 import { PauseHook } from "./pause-hook.js";
 import { checkPreconditions, type Precondition } from "./preconditions.js";
 import { isTerminal, recoveryAction, type FailoverProgress, type FailoverRecord, type FailoverState, type FailoverTrigger } from "./states.js";
@@ -172,19 +174,44 @@ export class FailoverExecutor {
     return rec;
   }
 
-  /** FENCING: disable the old client with our generation and read it back. Confirmed → DRAINING. */
+  /**
+   * FENCING: disable the old client with our generation and read it back at every instance of its signer.
+   * Confirmed → DRAINING. An instance not reached counts as fenced only when the instances reached share one
+   * PostgreSQL fencing state (its release gate reads the same row); that is said in the note and alerted.
+   */
   private async fence(rec: FailoverRecord): Promise<FailoverRecord> {
     const from = this.stack(rec.from);
     const signer = this.signer(from);
     const gen = rec.generation!;
     await this.pause.at("FENCING");
-    await this.signerCall(() => signer.disable(from.clientId, gen, decisionOf(rec)));
-    const view = await this.signerCall(() => signer.client(from.clientId));
-    if (view.enabled) throw new StepAbort("ROLLED_BACK", "FENCE_NOT_CONFIRMED", `signer ${signer.id} still reports ${from.clientId} enabled after disable`);
+    const report = await setClientAtEveryInstance(signer, from.clientId, false, gen, decisionOf(rec), this.instanceOptions());
+    if (!fenceHolds(report)) {
+      throw new StepAbort("ROLLED_BACK", "FENCE_NOT_CONFIRMED", `${from.clientId} not confirmed fenced at signer ${signer.id}: ${describeInstances(report)}`);
+    }
+    const where = signer.instances.length > 1 || report.unreachable.length > 0 ? `; ${describeInstances(report)}` : "";
+    if (report.unreachable.length > 0) {
+      this.d.alerter.send({
+        level: "warning",
+        event: "fence_instance_unverified",
+        message: `${from.clientId} fenced at signer ${signer.id} (generation ${gen}) but not read back at ${report.unreachable.map((u) => u.url).join(", ")}: the fence holds there through the shared PostgreSQL release gate; check those instances`,
+        failoverId: rec.id,
+        stack: from.name,
+      });
+    }
     await this.pause.at("FENCING:after");
-    return this.transition(rec.id, this.d.lease, "FENCING", "DRAINING", `${from.clientId} disabled at signer ${signer.id} (generation ${gen}), read back`, {
-      progress: { fenceConfirmedAt: Date.now() },
-    });
+    return this.transition(
+      rec.id,
+      this.d.lease,
+      "FENCING",
+      "DRAINING",
+      `${from.clientId} disabled at signer ${signer.id} (generation ${gen}), read back${where}`,
+      {
+        progress: {
+          fenceConfirmedAt: Date.now(),
+          fenceInstances: { confirmed: report.confirmed, unreachable: report.unreachable.map((u) => u.url), sharedState: report.sharedState },
+        },
+      },
+    );
   }
 
   /** DRAINING: stop the old service (best effort: the fence is what protects), wait for no request in flight. */
@@ -198,20 +225,19 @@ export class FailoverExecutor {
     const deadline = Date.now() + cfg.failover.drainTimeoutMs;
     for (;;) {
       this.checkLease(rec);
-      const view = await this.signerCall(() => signer.client(from.clientId));
-      if (view.enabled)
+      // Every instance reached: an instance not reached was fenced (or is held by the shared gate) and releases nothing.
+      const views = await this.viewsAtInstances(signer, from.clientId);
+      const enabled = views.find((v) => v.enabled);
+      if (enabled)
         throw new StepAbort(
           "FAILED",
           "FENCE_LOST",
-          `${from.clientId} was re-enabled at signer ${signer.id} (generation ${view.changedAtGeneration}): a newer decision exists`,
+          `${from.clientId} was re-enabled at signer ${signer.id} (generation ${enabled.changedAtGeneration}): a newer decision exists`,
         );
-      if (view.inFlight === 0) break;
+      const inFlight = views.reduce((n, v) => n + v.inFlight, 0);
+      if (inFlight === 0) break;
       if (Date.now() > deadline)
-        throw new StepAbort(
-          "FAILED",
-          "DRAIN_TIMEOUT",
-          `${view.inFlight} request(s) of ${from.clientId} still in flight after ${cfg.failover.drainTimeoutMs} ms`,
-        );
+        throw new StepAbort("FAILED", "DRAIN_TIMEOUT", `${inFlight} request(s) of ${from.clientId} still in flight after ${cfg.failover.drainTimeoutMs} ms`);
       await this.sleep(50);
     }
     await this.pause.at("DRAINING:after");
@@ -226,11 +252,9 @@ export class FailoverExecutor {
     await this.pause.at("CONTINUITY");
     let knownPubkeys: string[] = [];
     if (from.signer !== to.signer) {
-      try {
-        knownPubkeys = [...new Set((await this.signer(from).client(from.clientId)).lastSigned.map((s) => s.pubkey))];
-      } catch {
-        /* the watermarks then cover every key the new database knows */
-      }
+      // From every instance reached; none reached: the watermarks then cover every key the new database knows.
+      const views = await this.signer(from).each((i) => i.client(from.clientId));
+      knownPubkeys = [...new Set(views.flatMap((v) => (v.ok ? v.value.lastSigned.map((s) => s.pubkey) : [])))];
     }
     let result: ContinuityResult;
     try {
@@ -241,6 +265,7 @@ export class FailoverExecutor {
         beaconUrl: to.beaconNodeUrl,
         validatorIndices: cfg.validatorIndices,
         knownPubkeys,
+        ...(from.signer !== to.signer ? { proveShared: () => proveSharedDatabase(this.signer(from), this.signer(to)) } : {}),
         quietEpochs: cfg.failover.livenessQuietEpochs,
         probeTimeoutMs: cfg.monitor.probeTimeoutMs,
         sleep: this.sleep,
@@ -283,24 +308,39 @@ export class FailoverExecutor {
     const toSigner = this.signer(to);
     const gen = rec.generation!;
     await this.pause.at("ACTIVATING");
-    const fenced = await this.signerCall(() => fromSigner.client(from.clientId));
-    if (fenced.enabled)
+    const fenced = await this.viewsAtInstances(fromSigner, from.clientId);
+    if (fenced.some((v) => v.enabled))
       throw new StepAbort("FAILED", "FENCE_LOST", `${from.clientId} is enabled again at signer ${fromSigner.id}: refusing to activate ${to.clientId}`);
-    const current = await this.signerCall(() => toSigner.generation());
+    const current = await this.highestGeneration(toSigner);
     if (current > gen) throw new StepAbort("FAILED", "SUPERSEDED", `signer ${toSigner.id} is at generation ${current} > ${gen}: a newer decision exists`);
-    const before = await this.signerCall(() => toSigner.client(to.clientId));
     if (rec.progress.activationRequestedAt === undefined) {
-      rec = this.d.store.recordProgress(rec.id, this.d.lease, "ACTIVATING", { activationRequestedAt: Date.now(), signedBaseline: before.signed });
+      const before = await this.signerCall(() => toSigner.each((i) => i.client(to.clientId)));
+      const signedBaselines = Object.fromEntries(before.flatMap((r) => (r.ok ? [[r.url, r.value.signed]] : [])));
+      rec = this.d.store.recordProgress(rec.id, this.d.lease, "ACTIVATING", { activationRequestedAt: Date.now(), signedBaselines });
     }
-    await this.signerCall(() => toSigner.enable(to.clientId, gen, decisionOf(rec)));
-    const view = await this.signerCall(() => toSigner.client(to.clientId));
-    if (!view.enabled) throw new StepAbort("FAILED", "ACTIVATION_NOT_CONFIRMED", `signer ${toSigner.id} still reports ${to.clientId} disabled after enable`);
+    const report = await setClientAtEveryInstance(toSigner, to.clientId, true, gen, decisionOf(rec), this.instanceOptions());
+    if (report.confirmed.length === 0)
+      throw new StepAbort(
+        "FAILED",
+        "ACTIVATION_NOT_CONFIRMED",
+        `signer ${toSigner.id} does not report ${to.clientId} enabled after enable: ${describeInstances(report)}`,
+      );
+    if (report.contrary.length > 0 || report.unreachable.length > 0) {
+      // The safe direction: such an instance refuses the new client until it learns of the enable.
+      this.d.alerter.send({
+        level: "warning",
+        event: "activation_instance_unverified",
+        message: `${to.clientId} enabled at signer ${toSigner.id} (generation ${gen}), not confirmed at every instance: ${describeInstances(report)}`,
+        failoverId: rec.id,
+        stack: to.name,
+      });
+    }
     rec = this.d.store.recordProgress(
       rec.id,
       this.d.lease,
       "ACTIVATING",
       { activatedAt: rec.progress.activatedAt ?? Date.now() },
-      `${to.clientId} enabled at signer ${toSigner.id}`,
+      `${to.clientId} enabled at signer ${toSigner.id}${toSigner.instances.length > 1 ? `; ${describeInstances(report)}` : ""}`,
     );
     const start = await this.runService(to, "start");
     await this.pause.at("ACTIVATING:after");
@@ -317,20 +357,23 @@ export class FailoverExecutor {
     const signer = this.signer(to);
     await this.pause.at("VERIFYING");
     const requestedAt = rec.progress.activationRequestedAt ?? rec.progress.activatedAt ?? Date.now();
-    const baseline = rec.progress.signedBaseline ?? Number.MAX_SAFE_INTEGER;
+    // Per instance (each counts since its own start); a record from before instances kept one baseline.
+    const baseline = (url: string, k: number) =>
+      rec.progress.signedBaselines?.[url] ?? (k === 0 && rec.progress.signedBaseline !== undefined ? rec.progress.signedBaseline : Number.MAX_SAFE_INTEGER);
     const windowMs = cfg.failover.verifySlots * cfg.chain.slotDurationMs;
     const deadline = Date.now() + windowMs;
     for (;;) {
       this.checkLease(rec);
-      let view: ClientView | undefined;
-      try {
-        view = await signer.client(to.clientId);
-      } catch (err) {
-        view = undefined;
-        this.d.log.warn({ err: (err as Error).message }, "verify: signer not answering");
-      }
-      const lastSigned = view?.lastSignedAt ? Date.parse(view.lastSignedAt) : NaN;
-      if (view && (view.signed > baseline || lastSigned >= requestedAt)) {
+      const views = await signer.each((i) => i.client(to.clientId));
+      for (const r of views) if (!r.ok) this.d.log.warn({ err: r.error.message }, "verify: signer instance not answering");
+      const signed = views.flatMap((r, k) => {
+        if (!r.ok) return [];
+        const lastSigned = r.value.lastSignedAt ? Date.parse(r.value.lastSignedAt) : NaN;
+        return r.value.signed > baseline(r.url, k) || lastSigned >= requestedAt ? [{ view: r.value, lastSigned }] : [];
+      });
+      const first = signed[0];
+      if (first) {
+        const { view, lastSigned } = first;
         const firstAt = Number.isFinite(lastSigned) ? lastSigned : Date.now();
         const ms = firstAt - (rec.progress.activatedAt ?? requestedAt);
         this.d.metrics?.activationToSignature.set(Math.max(0, ms) / 1000);
@@ -360,10 +403,18 @@ export class FailoverExecutor {
     const gen = rec.generation;
     let reEnabled = false;
     let detail: string;
-    const view = await this.signerCall(() => signer.client(from.clientId)); // unreachable: stays FENCING, retried later
-    if (gen !== null && !view.enabled && view.changedAtGeneration === gen) {
+    // Every instance reached (none reached: stays FENCING, retried later); each one disabled by us is re-enabled
+    // there (with a shared state the first call does it for all, the others are idempotent retries).
+    const views = await this.signerCall(async () => {
+      const r = await signer.each((i) => i.client(from.clientId));
+      if (!r.some((v) => v.ok)) throw (r[0] as { error: Error }).error;
+      return r;
+    });
+    const ours = gen === null ? [] : views.filter((r) => r.ok && !r.value.enabled && r.value.changedAtGeneration === gen);
+    const reached = views.flatMap((r) => (r.ok ? [r.value] : []));
+    if (gen !== null && ours.length > 0) {
       try {
-        await this.signerCall(() => signer.enable(from.clientId, gen, decisionOf(rec)));
+        for (const r of ours) await this.signerCall(() => signer.instances.find((i) => i.url === r.url)!.enable(from.clientId, gen, decisionOf(rec)));
         reEnabled = true;
         detail = `${from.clientId} re-enabled (it was disabled by this failover, generation ${gen})`;
       } catch (err) {
@@ -371,9 +422,10 @@ export class FailoverExecutor {
         detail = `${from.clientId} left disabled: the signer moved to generation ${err.currentGeneration}`;
       }
     } else {
-      detail = view.enabled
+      const other = reached.find((v) => !v.enabled);
+      detail = !other
         ? `${from.clientId} was not disabled; nothing to undo`
-        : `${from.clientId} disabled at generation ${view.changedAtGeneration}, not by this failover; left as is`;
+        : `${from.clientId} disabled at generation ${other.changedAtGeneration}, not by this failover; left as is`;
     }
     const message = `${why}; ${detail}`;
     return this.transition(rec.id, this.d.lease, "FENCING", "ROLLED_BACK", message, {
@@ -393,8 +445,36 @@ export class FailoverExecutor {
 
   private async allocateGeneration(rec: FailoverRecord): Promise<number> {
     const ids = [...new Set([this.stack(rec.from).signer, this.stack(rec.to).signer])];
-    const gens = await Promise.all(ids.map((id) => this.signerCall(() => this.d.signers.get(id)!.generation())));
+    const gens = await Promise.all(ids.map((id) => this.highestGeneration(this.d.signers.get(id)!)));
     return Math.max(this.d.store.lastGeneration(), ...gens) + 1;
+  }
+
+  /** The highest generation any instance reached reports (instances without a shared state may differ). */
+  private highestGeneration(signer: SignerAdminClient): Promise<number> {
+    return this.signerCall(async () => {
+      const r = await signer.each((i) => i.generation());
+      const gens = r.flatMap((g) => (g.ok ? [g.value] : []));
+      if (gens.length === 0) throw (r[0] as { error: Error }).error;
+      return Math.max(...gens);
+    });
+  }
+
+  /** The client at every instance reached; throws (retried) when none answers. */
+  private viewsAtInstances(signer: SignerAdminClient, clientId: string): Promise<ClientView[]> {
+    return this.signerCall(async () => {
+      const r = await signer.each((i) => i.client(clientId));
+      const views = r.flatMap((v) => (v.ok ? [v.value] : []));
+      if (views.length === 0) throw (r[0] as { error: Error }).error;
+      return views;
+    });
+  }
+
+  private instanceOptions(): SetClientOptions {
+    return {
+      retry: (fn) => this.signerCall(fn),
+      settleMs: Math.min(this.d.config.failover.signerRetryMs, 3_000),
+      sleep: this.sleep,
+    };
   }
 
   private async runService(stack: StackConfig, verb: "stop" | "start"): Promise<{ ok: boolean; detail: string; at: number }> {

@@ -3,6 +3,7 @@ import type { MonitorConfig, StackConfig, WatchdogConfig } from "../config.js";
 import { judgeStandby } from "../health/evaluate.js";
 import { probeBeacon } from "../probes/beacon.js";
 import type { SignerAdminClient } from "../signer-client.js";
+import { sameDatabaseReported } from "./shared-database.js";
 
 export interface Precondition {
   name: string;
@@ -32,7 +33,16 @@ export async function checkPreconditions(
   });
   out.push(await clientKnown(signers.get(to.signer)!, to, `${to.name} client`));
   out.push(await clientKnown(signers.get(from.signer)!, from, `${from.name} client (to fence)`));
-  if (from.signer !== to.signer) {
+  const shared = from.signer !== to.signer ? await sameDatabaseReported(signers.get(from.signer)!, signers.get(to.signer)!) : undefined;
+  if (shared) {
+    // Read-only here: the live proof (a nonce through each signer) runs at CONTINUITY, and without it the history
+    // is moved as for two databases, which then needs the paths below.
+    out.push({
+      name: "continuity plan",
+      ok: true,
+      detail: `signers ${from.signer} and ${to.signer} report one ${shared.backend} slashing database (history ${shared.historyId}): nothing to move once proved live at CONTINUITY`,
+    });
+  } else if (from.signer !== to.signer) {
     const target = cfg.signers[to.signer]!;
     const source = cfg.signers[from.signer]!;
     const targetOk = target.slashingDbPath !== undefined && canWrite(target.slashingDbPath);
@@ -91,11 +101,11 @@ export function describePlan(cfg: WatchdogConfig, from: StackConfig, to: StackCo
   const shared = from.signer === to.signer;
   return [
     `1. preconditions: ${to.name} beacon node healthy and synced; both clients known at their signers`,
-    `2. fence ${from.name}: disable client ${from.clientId} at signer ${from.signer} with a new generation, read it back`,
+    `2. fence ${from.name}: disable client ${from.clientId} at signer ${from.signer} with a new generation, read it back at every instance`,
     `3. drain: run \`${from.service.stopCommand.join(" ")}\`; wait until signer ${from.signer} has no request of ${from.clientId} in flight`,
     shared
       ? `4. continuity: shared signer ${from.signer}, nothing to move`
-      : `4. continuity: move history ${from.signer} → ${to.signer} (EIP-3076), or raise watermarks and wait ${cfg.failover.livenessQuietEpochs} quiet epoch(s)`,
+      : `4. continuity: if signers ${from.signer} and ${to.signer} prove one shared slashing database (a nonce written through each, read back at every instance), nothing to move; else move history ${from.signer} → ${to.signer} (EIP-3076), or raise watermarks and wait ${cfg.failover.livenessQuietEpochs} quiet epoch(s)`,
     `5. activate ${to.name}: enable client ${to.clientId} at signer ${to.signer}; run \`${to.service.startCommand.join(" ")}\``,
     `6. verify: ${to.clientId} signs within ${cfg.failover.verifySlots} slot(s)`,
   ];

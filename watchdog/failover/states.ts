@@ -39,11 +39,15 @@ export interface FailoverProgress {
   fenceConfirmedAt?: number;
   stopCommand?: { ok: boolean; detail: string; at: number };
   drainedAt?: number;
-  continuity?: { mode: "shared-signer" | "interchange" | "watermarks"; detail: string; at: number };
+  continuity?: { mode: "shared-signer" | "shared-database" | "interchange" | "watermarks"; detail: string; at: number };
+  /** Where the fence was read back: instances confirmed, and those not reached (held by the shared state). */
+  fenceInstances?: { confirmed: string[]; unreachable: string[]; sharedState: boolean };
   watermarkEpoch?: number;
   /** Taken before the enable call, with the new client's `signed` count then: what VERIFYING compares to. */
   activationRequestedAt?: number;
   signedBaseline?: number;
+  /** The same per instance URL (each instance counts since its own start). */
+  signedBaselines?: Record<string, number>;
   activatedAt?: number;
   startCommand?: { ok: boolean; detail: string; at: number };
   firstSignatureAt?: string;

@@ -5,6 +5,7 @@ import {
   ADMIN_ROUTES,
   DECISION_PATTERN,
   FENCE_ACTIONS,
+  SHARING_NONCE_PATTERN,
   SIGNATURES_DEFAULT_LIMIT,
   SIGNATURES_MAX_LIMIT,
   type AdminErrorBody,
@@ -15,12 +16,13 @@ import {
   type FencingResponse,
   type SignaturesQuery,
   type SignaturesResponse,
+  type SlashingDbResponse,
   type StaleGenerationBody,
 } from "../../../admin-api/index.js";
 import type { AuditLog } from "../audit-log.js";
 import type { ClientRegistry, ClientState } from "../auth.js";
 import { throttledBody, type AuthFailureGuard } from "../auth-failures.js";
-import { SlashingDbUnavailableError } from "../../../slashing-db/index.js";
+import { SlashingDbUnavailableError, type SlashingProtection } from "../../../slashing-db/index.js";
 import { RETRY_AFTER_SECONDS } from "../errors.js";
 import type { ClientFencing, FenceResult } from "../fencing/client-fencing.js";
 import { bearerToken, digestToken, sameToken, type TokenDigest } from "../tokens.js";
@@ -32,6 +34,8 @@ export interface AdminRouteDeps {
   fencing: ClientFencing;
   clients: ClientRegistry;
   audit: AuditLog;
+  /** The slashing database, for its identity and the sharing nonce. */
+  slashing: Pick<SlashingProtection, "identity" | "writeSharingNonce">;
   authFailures: AuthFailureGuard;
   logger: Logger;
 }
@@ -140,6 +144,33 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminRouteDeps): 
         return clientView(ctx, client);
       });
     }
+
+    // Read from the database at every call (never a cached copy): the watchdog's live proof compares what two
+    // signers read a moment after one of them wrote a nonce (signer/docs/admin-api.md).
+    const identity = async (reply: FastifyReply, write?: string): Promise<SlashingDbResponse | FastifyReply> => {
+      try {
+        if (write !== undefined) await ctx.slashing.writeSharingNonce(write);
+        const id = await ctx.slashing.identity();
+        return { backend: id.backend, historyId: id.historyId, sharingNonce: id.sharingNonce, fencingShared: id.backend === "postgres" };
+      } catch (err) {
+        ctx.logger.error(
+          { err: (err as Error).message },
+          write === undefined ? "reading the slashing database's identity failed" : "writing the sharing nonce failed",
+        );
+        void reply.header("retry-after", String(RETRY_AFTER_SECONDS));
+        return fail(reply, 503, "SLASHING_DB_UNAVAILABLE", "the slashing database could not be read or written: retry");
+      }
+    };
+
+    admin.get(ADMIN_ROUTES.slashingDb, async (_request, reply) => identity(reply));
+
+    admin.post<{ Body: unknown }>(ADMIN_ROUTES.sharingNonce, async (request, reply) => {
+      const nonce = (request.body as { nonce?: unknown } | undefined)?.nonce;
+      if (typeof nonce !== "string" || !SHARING_NONCE_PATTERN.test(nonce)) {
+        return fail(reply, 400, "INVALID_REQUEST", "nonce must be 32 to 64 lower-case hex digits", { field: "nonce" });
+      }
+      return identity(reply, nonce);
+    });
 
     admin.get<{ Querystring: SignaturesQuery }>(ADMIN_ROUTES.signatures, async (request, reply): Promise<SignaturesResponse | FastifyReply> => {
       const after = request.query.after === undefined ? 0 : Number(request.query.after);

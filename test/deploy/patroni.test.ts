@@ -207,13 +207,16 @@ describe.skipIf(missing !== undefined)("PostgreSQL on a Patroni pair behind HAPr
       await waitFor("the in-process protection recording again", 10_000, () =>
         protectionResults.some((r) => r.at > promoted.writableAtMs && r.outcome === "recorded"),
       );
+      // The signer's own verdict (what an HAProxy in front of several signers checks) is UP again too.
+      await waitFor("the signer's /healthcheck 200 again", 15_000, async () => (await http(`${signerUrl}/healthcheck`).catch(() => undefined))?.status === 200);
+      const healthyAt = Date.now();
       const firstSignature = results.find((r) => r.at > killedAtMs && r.status === 200 && r.at >= promoted.promotedAtMs)!;
       const failed = results.filter((r) => r.at > killedAtMs && r.status !== 200);
       console.log(
         `Patroni failover: ${old} killed → ${promoted.member} promoted in ${promoted.promotedAtMs - killedAtMs} ms; ` +
           `writable through HAProxy ${promoted.writableAtMs - promoted.promotedAtMs} ms after the promotion; ` +
           `first signature ${firstSignature.at - promoted.promotedAtMs} ms after the promotion ` +
-          `(${firstSignature.at - killedAtMs} ms after the kill); ${failed.length} requests failed closed (${[...new Set(failed.map((f) => f.status))].join(" ") || "none"})`,
+          `(${firstSignature.at - killedAtMs} ms after the kill); signer /healthcheck UP ${healthyAt - promoted.promotedAtMs} ms after the promotion; ${failed.length} requests failed closed (${[...new Set(failed.map((f) => f.status))].join(" ") || "none"})`,
       );
       expect(promoted.member).not.toBe(old);
       expect(fs.readFileSync(path.join(db.logDir, `${old}.log`), "utf8")).toMatch(/Primary crashed\. Failing over\./);

@@ -161,8 +161,9 @@ function patroniLogTime(stamp: string): number {
 
 /**
  * Starts etcd, pg1 (which bootstraps the cluster), then pg2 (a copy of pg1 that becomes its synchronous
- * standby), creates the role `vigil` and its database, and starts HAProxy; resolves once a write through
- * HAProxy succeeds. stop() removes everything.
+ * standby), creates the role `vigil` and its database, and starts HAProxy; resolves once only the primary is
+ * UP in HAProxy and a write through it succeeds. stop() stops everything and removes the temp dir (a `dir` the
+ * caller gave is left in place, logs included).
  */
 export async function startPatroniPair(opts: { dir?: string } = {}): Promise<PatroniCluster> {
   const bin = postgresBinDir();

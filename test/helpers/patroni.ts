@@ -9,7 +9,7 @@
  * Passwords: Patroni's (superuser, replication, rewind) are only in its 0600 config file in the temp dir; the
  * role `vigil`'s only in a 0600 file and in this process's memory. None is on a command line or in an env.
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
@@ -313,7 +313,11 @@ export async function startPatroniPair(opts: { dir?: string } = {}): Promise<Pat
     haproxyPort = await freePort();
     const haproxyCfg = path.join(dir, "haproxy-postgres.cfg");
     fs.writeFileSync(haproxyCfg, renderHaproxyPostgresConfig(haproxyPort, haproxySocket, [...ports.entries()]), { mode: 0o600 });
-    execFileSync("haproxy", ["-c", "-q", "-f", haproxyCfg]);
+    // The shipped config must check clean: no warning, no alert (e.g. missing timeouts), not just "valid".
+    const checked = spawnSync("haproxy", ["-c", "-f", haproxyCfg], { encoding: "utf8" });
+    if (checked.status !== 0 || /\[(WARNING|ALERT)\]/.test(checked.stdout + checked.stderr)) {
+      throw new Error(`haproxy -c on deploy/haproxy/vigil-postgres.cfg:\n${checked.stdout}${checked.stderr}`);
+    }
     launch("haproxy", "haproxy", ["-db", "-f", haproxyCfg], false);
   } catch (err) {
     await stop().catch(() => undefined);

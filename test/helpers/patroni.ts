@@ -435,11 +435,16 @@ export async function haproxyStatus(socket: string): Promise<Map<string, string>
   return out;
 }
 
-/** The postmaster's pid from its data directory, if it has one. */
+/**
+ * The postmaster's pid from its data directory, if it has one and that process is still this data directory's
+ * postgres (a stale file's pid may belong to another process by now: that one must never be killed).
+ */
 function postmasterPid(dataDir: string): number | undefined {
   try {
     const pid = Number(fs.readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    return cmdline[0]?.endsWith("/postgres") && cmdline.includes(dataDir) ? pid : undefined;
   } catch {
     return undefined;
   }

@@ -18,6 +18,11 @@ export function classifyPgFailure(err: unknown): DbFailureCause {
   if (/does not support SSL|self[- ]signed|certificate|ERR_TLS_/i.test(message) || /CERT|SELF_SIGNED/.test(code)) return "UNREACHABLE";
   if (code === "53100") return "DISK_FULL";
   if (code === "25006") return "READ_ONLY"; // read-only transaction (a standby, or default_transaction_read_only)
+  // A standby met otherwise: `BEGIN … READ WRITE` there fails with 0A000 "cannot set transaction read-write mode
+  // during recovery" (the health probe's and every durable transaction's first statement), and a few functions
+  // fail with "… during recovery". After a failover, a connection that lands on a replica is "database
+  // unavailable, try the primary", not an unknown error.
+  if (/during recovery/i.test(message)) return "READ_ONLY";
   if (code === "55P03" || code === "40P01") return "LOCKED";
   if (code.startsWith("58")) return "IO_ERROR";
   return "UNKNOWN";

@@ -52,7 +52,7 @@ export function postgresBinDir(): string {
 }
 
 /** As root: the system user that owns the servers (created once); otherwise the tests' own user. */
-async function serverUser(): Promise<{ uid: number; gid: number; prefix: string[] } | null> {
+export async function serverUser(): Promise<{ uid: number; gid: number; prefix: string[] } | null> {
   if (process.getuid?.() !== 0) return null;
   try {
     await run("id", ["-u", PG_TEST_USER]);

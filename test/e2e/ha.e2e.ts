@@ -1,6 +1,6 @@
 // Scenario 3: no single machine stops the validators. Lodestar v1.5.1 validator clients → HAProxy (the shipped
 // deploy/haproxy/vigil-signers.cfg, plus a frontend per validator client) → two `vigil signer start` processes →
-// one PostgreSQL slashing database (a Patroni pair with etcd once test/helpers/patroni.ts is in). Over one run:
+// one PostgreSQL slashing database, a Patroni pair with etcd (test/helpers/patroni.ts). Over one run:
 //   1. one signer process is SIGKILLed mid-epoch: HAProxy routes around it, at most one slot is missed; it is
 //      restarted on the same config and port and rejoins;
 //   2. the PostgreSQL primary's postmaster is killed: the standby is promoted, signing resumes (measured), and
@@ -17,9 +17,9 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toPoolConfig } from "../../slashing-db/postgres/config.js";
 import { haproxyServers, renderHaproxyConfig } from "../helpers/haproxy.js";
+import { patroniMissing, startPatroniPair, type PatroniCluster } from "../helpers/patroni.js";
 import { freePort } from "../helpers/ports.js";
 import { check } from "../watchdog/checker.js";
-import { startHaDatabase, type HaDatabase } from "./ha-database.js";
 import {
   admin,
   ChainWatcher,
@@ -77,7 +77,7 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
   let lodestar: string;
   let dir: string;
   let token: E2eToken | undefined;
-  let db: HaDatabase | undefined;
+  let db: PatroniCluster | undefined;
   const signers: SignerProc[] = [];
   let haproxy: Proc | undefined;
   let devnet: Devnet | undefined;
@@ -85,7 +85,11 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
 
   beforeAll(() => {
     lodestar = ensureLodestar();
+    const missing = patroniMissing();
+    if (missing) throw new Error(`scenario 3 needs a Patroni pair: ${missing}`);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "vigil-e2e-ha-"));
+    // Traversable (not listable) by the database's system user: its Patroni directory lies inside.
+    fs.chmodSync(dir, 0o711);
     say(`scenario 3 working directory (logs): ${dir}`);
   });
 
@@ -105,8 +109,9 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
 
   it("survives a signer SIGKILL, a database primary kill and two validator clients at once, signing nothing slashable", async () => {
     token = await tokenWithInteropKeysViaCli(`vigil-e2e-3-${process.pid}`.slice(0, 32), VALIDATORS, dir);
-    db = await startHaDatabase(dir);
-    say(`database: ${db.canFailOver ? "Patroni pair" : "ONE plain PostgreSQL server (no failover)"}, leader ${await db.leader()}`);
+    const dbStarted = Date.now();
+    db = await startPatroniPair({ dir: path.join(dir, "patroni") });
+    say(`database: Patroni pair up in ${Date.now() - dbStarted} ms, leader ${await db.leader()}; logs in ${db.logDir}`);
 
     // HAProxy's frontends: the shipped one (main listeners) and one per validator client. Validator clients
     // send Host 127.0.0.1:<frontend port>, the checks localhost:<port>: every signer lists them (deploy/README.md).
@@ -235,49 +240,44 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
     // --- fault 2: kill -9 the PostgreSQL primary's postmaster; Patroni promotes the standby ---
     await atSlot(PRIMARY_KILL_SLOT, 200);
     await checkPools("before fault 2");
-    if (db.canFailOver) {
-      const kill2Log = logOffset(haproxy);
-      const killed = await db.killPrimaryPostmaster();
-      say(`fault 2: PostgreSQL primary ${killed.member} killed at slot ${watcher.currentSlot()}`);
-      const promoted = await db.waitForNewPrimary(killed.member, 60_000);
-      const resumed = await waitFor(
-        "the first signature released after the promotion",
-        async () => (await unionFeed()).filter((e) => Date.parse(e.at) >= promoted.promotedAtMs).sort((a, b) => Date.parse(a.at) - Date.parse(b.at))[0],
-        30_000,
-        200,
-      );
-      const resumedAt = Date.parse(resumed.at);
-      say(
-        `fault 2: ${promoted.member} promoted ${promoted.promotedAtMs - killed.killedAtMs} ms after the kill, writable after ${promoted.writableAtMs - killed.killedAtMs} ms; ` +
-          `first signature (${resumed.type}) ${resumedAt - promoted.promotedAtMs} ms after the promotion, ${resumedAt - killed.killedAtMs} ms after the kill`,
-      );
-      // Every block and attestation released before the kill was committed with synchronous_commit on a
-      // synchronous standby: the new primary holds each one.
-      const before = (await unionFeed()).filter((e) => Date.parse(e.at) < killed.killedAtMs);
-      const missing = await missingFromDatabase(db.memberUrl(promoted.member), fs.readFileSync(db.passwordFile, "utf8").trim(), before);
-      say(`fault 2: ${before.length} signatures released before the kill; missing from the new primary: ${missing.length}`);
-      expect(missing, "signatures released before the kill that the new primary does not hold").toEqual([]);
-      expect(resumedAt - promoted.promotedAtMs, "signing resumed within 2 slots of the promotion").toBeLessThanOrEqual(RESUME_LIMIT_MS);
-      faults.push({
-        fault: "PostgreSQL primary killed (kill -9 postmaster)",
-        atSlot: PRIMARY_KILL_SLOT,
-        untilSlot: DOUBLE_VC_SLOT - 1,
-        missedSlots: [],
-        failedRequests: 0,
-        logFrom: kill2Log,
-        details: {
-          oldPrimary: killed.member,
-          newPrimary: promoted.member,
-          promotedAfterKillMs: promoted.promotedAtMs - killed.killedAtMs,
-          writableAfterKillMs: promoted.writableAtMs - killed.killedAtMs,
-          firstSignatureAfterPromotionMs: resumedAt - promoted.promotedAtMs,
-          firstSignatureAfterKillMs: resumedAt - killed.killedAtMs,
-          signaturesBeforeKill: before.length,
-        },
-      });
-    } else {
-      say("fault 2 SKIPPED: the database is one plain PostgreSQL server (test/helpers/patroni.ts not merged yet)");
-    }
+    const kill2Log = logOffset(haproxy);
+    const killed = await db.killPrimaryPostmaster();
+    say(`fault 2: PostgreSQL primary ${killed.member} killed at slot ${watcher.currentSlot()}`);
+    const promoted = await db.waitForNewPrimary(killed.member, 60_000);
+    const resumed = await waitFor(
+      "the first signature released after the promotion",
+      async () => (await unionFeed()).filter((e) => Date.parse(e.at) >= promoted.promotedAtMs).sort((a, b) => Date.parse(a.at) - Date.parse(b.at))[0],
+      30_000,
+      200,
+    );
+    const resumedAt = Date.parse(resumed.at);
+    const resumedSlot = Math.floor((resumedAt - slotStart(0)) / SLOT_MS);
+    say(
+      `fault 2: ${promoted.member} promoted ${promoted.promotedAtMs - killed.killedAtMs} ms after the kill, writable after ${promoted.writableAtMs - killed.killedAtMs} ms; ` +
+        `first signature (${resumed.type}) ${resumedAt - promoted.promotedAtMs} ms after the promotion, ${resumedAt - killed.killedAtMs} ms after the kill (slot ${resumedSlot})`,
+    );
+    // Every block and attestation released before the kill was committed with synchronous_commit on a
+    // synchronous standby: the new primary holds each one.
+    const releasedBeforeKill = (await unionFeed()).filter((e) => Date.parse(e.at) < killed.killedAtMs);
+    const lostInFailover = await missingFromDatabase(db.memberUrl(promoted.member), fs.readFileSync(db.passwordFile, "utf8").trim(), releasedBeforeKill);
+    say(`fault 2: ${releasedBeforeKill.length} signatures released before the kill; missing from the new primary: ${lostInFailover.length}`);
+    faults.push({
+      fault: "PostgreSQL primary killed (kill -9 postmaster)",
+      atSlot: PRIMARY_KILL_SLOT,
+      untilSlot: DOUBLE_VC_SLOT - 1,
+      missedSlots: [],
+      failedRequests: 0,
+      logFrom: kill2Log,
+      details: {
+        oldPrimary: killed.member,
+        newPrimary: promoted.member,
+        promotedAfterKillMs: promoted.promotedAtMs - killed.killedAtMs,
+        writableAfterKillMs: promoted.writableAtMs - killed.killedAtMs,
+        firstSignatureAfterPromotionMs: resumedAt - promoted.promotedAtMs,
+        firstSignatureAfterKillMs: resumedAt - killed.killedAtMs,
+        signaturesBeforeKill: releasedBeforeKill.length,
+      },
+    });
 
     // --- fault 3: vc2 (same keys, graffiti "vc2") enabled beside vc1: both propose in every slot ---
     await atSlot(DOUBLE_VC_SLOT, -SLOT_MS / 2);
@@ -334,6 +334,13 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
     for (const f of faults) f.missedSlots = [...watcher.emptySlots].filter((x) => x >= f.atSlot && x <= f.untilSlot).sort((a, b) => a - b);
     const baselineMissed = [...watcher.emptySlots].filter((x) => x < SIGNER_KILL_SLOT);
     const fault3 = faults.at(-1)!;
+    const firstSlashable = feed
+      .filter((e) => Date.parse(e.at) >= promoted.promotedAtMs && (BLOCK_TYPES.has(e.type) || e.type === "ATTESTATION"))
+      .sort((a, b) => Date.parse(a.at) - Date.parse(b.at))[0];
+    Object.assign(faults[1]!.details, {
+      firstBlockOrAttestationAfterPromotionMs: firstSlashable ? Date.parse(firstSlashable.at) - promoted.promotedAtMs : null,
+      firstBlockAfterKillAtSlot: [...watcher.blocks.keys()].filter((x) => x > PRIMARY_KILL_SLOT).sort((a, b) => a - b)[0] ?? null,
+    });
     const inFault3 = [...watcher.blocks.values()].filter((b) => b.slot >= fault3.atSlot && b.slot <= fault3.untilSlot);
     // Both clients propose in every slot: the loser's block is refused at that slot, for that slot's proposer.
     const unrefusedSlots = inFault3
@@ -362,7 +369,6 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
     const summary = {
       slots: settled,
       finalizedEpoch: watcher.finalizedEpoch,
-      database: db.canFailOver ? "patroni" : "single PostgreSQL (fault 2 skipped)",
       baselineMissedSlots: baselineMissed,
       baselineFailedRequests: baselineFailed,
       faults,
@@ -392,13 +398,19 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
     expect(settled).toBeGreaterThanOrEqual(RUN_EPOCHS * SLOTS_PER_EPOCH);
     expect(watcher.finalizedEpoch).toBeGreaterThanOrEqual(MIN_FINALIZED);
     expect(baselineMissed, "slots without a block before any fault").toEqual([]);
-    const [f1] = faults;
+    const [f1, f2] = faults;
     expect(f1!.missedSlots.length, "slots missed around the signer SIGKILL").toBeLessThanOrEqual(1);
     expect(
       f1!.missedSlots.every((x) => x <= SIGNER_KILL_SLOT + 1),
       "a slot missed later than the one after the kill",
     ).toBe(true);
     expect(requestsIn(haproxyLog).requests, "request lines in HAProxy's log").toBeGreaterThan(1000);
+    expect(lostInFailover, "signatures released before the kill that the new primary does not hold").toEqual([]);
+    expect(resumedAt - promoted.promotedAtMs, "signing resumed within 2 slots of the promotion").toBeLessThanOrEqual(RESUME_LIMIT_MS);
+    expect(
+      f2!.missedSlots.every((x) => x <= resumedSlot + 1),
+      `slots missed after signing resumed at slot ${resumedSlot}: ${f2!.missedSlots.join(",")}`,
+    ).toBe(true);
     expect(haproxyLog).toMatch(/signer1 is DOWN/);
     expect(haproxyLog).toMatch(/signer1 is UP/);
     expect(fault3.missedSlots, "slots without a block while two validator clients propose").toEqual([]);

@@ -5,7 +5,6 @@
 // frozen signer (SIGSTOP) is taken out by the checks' timeout, only the requests stuck on it failing (504).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type pg from "pg";
@@ -17,11 +16,10 @@ import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
 import { attestationBody, http, interopPubkey, tokenWithInteropKeys } from "../signer/harness.js";
 import { freePort } from "../helpers/ports.js";
+import { haproxyRuntime as runtime, haproxyServers, renderHaproxyConfig, SHIPPED_BACKEND } from "../helpers/haproxy.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const CONFIG = path.join(ROOT, "deploy/haproxy/vigil-signers.cfg");
 const KEYS = 4;
-const BACKEND = "vigil_signers";
 
 const probe = spawnSync("haproxy", ["-v"], { encoding: "utf8" });
 const missing = probe.status === 0 ? undefined : `haproxy is not installed (${probe.error?.message ?? probe.stderr}); install the Debian package "haproxy"`;
@@ -29,49 +27,8 @@ const missing = probe.status === 0 ? undefined : `haproxy is not installed (${pr
 if (missing && process.env.CI === "true") throw new Error(missing);
 if (missing) console.warn(`SKIPPING the HAProxy deployment test: ${missing}`);
 
-/** The shipped config with only the listen port, the stats socket and the server lines replaced. */
-function testConfig(port: number, socket: string, signers: string[]): string {
-  let text = fs.readFileSync(CONFIG, "utf8");
-  const replace = (re: RegExp, by: string) => {
-    if (!re.test(text)) throw new Error(`the shipped config has no line matching ${re}`);
-    text = text.replace(re, by);
-  };
-  replace(/^(\s+bind )127\.0\.0\.1:9000$/m, `$1127.0.0.1:${port}`);
-  replace(/^(\s+http-check send .* hdr Host )localhost:9000$/m, `$1localhost:${port}`);
-  replace(/^(\s+stats socket )\/run\/haproxy\/vigil-signers\.sock /m, `$1${socket} `);
-  text = text.replace(/^\s+server signer\d+ .*\n/gm, "");
-  text += signers.map((url, i) => `    server signer${i + 1} ${new URL(url).host}\n`).join("");
-  // Not root: HAProxy cannot switch to the haproxy user, and need not.
-  if (process.getuid?.() !== 0) text = text.replace(/^\s+(user|group) haproxy\n/gm, "");
-  return text;
-}
-
-/** One runtime API command over the stats socket; its whole answer. */
-async function runtime(socket: string, command: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const conn = net.createConnection(socket);
-    let out = "";
-    conn.on("connect", () => conn.write(`${command}\n`));
-    conn.on("data", (d) => (out += d.toString()));
-    conn.on("end", () => resolve(out));
-    conn.on("error", reject);
-  });
-}
-
 /** Each signer's status (UP, DOWN, "DOWN 1/2"…) and total sessions, from `show stat`. */
-async function serverStats(socket: string): Promise<Map<string, { status: string; sessions: number }>> {
-  const [header, ...rows] = (await runtime(socket, "show stat")).trim().split("\n");
-  const cols = header!.replace(/^# /, "").split(",");
-  const at = (row: string[], name: string) => row[cols.indexOf(name)]!;
-  const out = new Map<string, { status: string; sessions: number }>();
-  for (const line of rows) {
-    const row = line.split(",");
-    if (at(row, "pxname") === BACKEND && at(row, "svname").startsWith("signer")) {
-      out.set(at(row, "svname"), { status: at(row, "status"), sessions: Number(at(row, "stot")) });
-    }
-  }
-  return out;
-}
+const serverStats = (socket: string) => haproxyServers(socket, SHIPPED_BACKEND);
 
 async function waitFor<T>(
   what: string,
@@ -129,11 +86,11 @@ describe.skipIf(missing !== undefined)("HAProxy in front of two signers (deploy/
     const cfg = path.join(work, "haproxy.cfg");
     fs.writeFileSync(
       cfg,
-      testConfig(
+      renderHaproxyConfig({
         port,
         socket,
-        cluster.members.map((m) => m.url),
-      ),
+        servers: cluster.members.map((m) => m.url),
+      }),
     );
     const check = spawnSync("haproxy", ["-c", "-f", cfg], { encoding: "utf8" });
     expect(check.status, check.stdout + check.stderr).toBe(0);
@@ -209,7 +166,9 @@ describe.skipIf(missing !== undefined)("HAProxy in front of two signers (deploy/
     // API learns the address, the health checks put it back in rotation, and it gets requests again.
     await cluster.restart(0);
     const addr = new URL(cluster.members[0]!.url);
-    expect((await runtime(socket, `set server ${BACKEND}/signer1 addr ${addr.hostname} port ${addr.port}`)).trim()).toMatch(/changed|no need to change/i);
+    expect((await runtime(socket, `set server ${SHIPPED_BACKEND}/signer1 addr ${addr.hostname} port ${addr.port}`)).trim()).toMatch(
+      /changed|no need to change/i,
+    );
     const up = await waitFor("signer1 UP again", 10_000, async () => ((await serverStats(socket)).get("signer1")!.status === "UP" ? true : undefined));
     const rejoined = (await serverStats(socket)).get("signer1")!.sessions;
     await waitFor("signer1 serving again", 5_000, async () => ((await serverStats(socket)).get("signer1")!.sessions > rejoined + 5 ? true : undefined));

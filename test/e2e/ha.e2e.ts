@@ -50,7 +50,7 @@ import { ensureLodestar } from "./lodestar.js";
 
 const SLOT_MS = SLOT_SECONDS * 1000;
 const CLIENTS = ["vc1", "vc2"] as const;
-/** The faults' slots: each mid-epoch, each after the previous one has settled. */
+/** The faults' planned slots: each mid-epoch, each after the previous one has settled (a late one moves on). */
 const SIGNER_KILL_SLOT = 1 * SLOTS_PER_EPOCH + 4;
 const PRIMARY_KILL_SLOT = 3 * SLOTS_PER_EPOCH + 4;
 const DOUBLE_VC_SLOT = 4 * SLOTS_PER_EPOCH + 4;
@@ -188,13 +188,21 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
         await sleep(Math.min(200, target - Date.now()));
       }
     };
+    /** Waits for `offsetMs` into the planned slot, or into the next one still ahead if a slow step ran past it. */
+    const startSlot = async (planned: number, offsetMs: number) => {
+      let slot = planned;
+      while (slotStart(slot) + offsetMs < Date.now() + 100) slot++;
+      if (slot !== planned) say(`slot ${planned} has passed: this fault starts at slot ${slot} instead`);
+      await atSlot(slot, offsetMs);
+      return slot;
+    };
     const pools: { at: string; proposer: number; attester: number }[] = [];
     const checkPools = async (at: string) => pools.push({ at, ...(await watcher.slashingsInPool()) });
     const unionFeed = async () => (await Promise.all(signers.map((s) => readFeed(s)))).flat();
     const faults: Fault[] = [];
 
     // --- fault 1: SIGKILL signer1 mid-epoch, then restart it on the same config and port ---
-    await atSlot(SIGNER_KILL_SLOT, 200); // while the slot's block is being signed
+    const signerKillSlot = await startSlot(SIGNER_KILL_SLOT, 200); // while the slot's block is being signed
     await checkPools("before fault 1");
     const kill1Log = logOffset(haproxy);
     const kill1At = Date.now();
@@ -207,7 +215,7 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
       10_000,
       50,
     );
-    await atSlot(SIGNER_KILL_SLOT + 4, 0); // four slots on signer2 alone
+    await atSlot(signerKillSlot + 4, 0); // four slots on signer2 alone
     const restartAt = Date.now();
     await restartSignerProcess(s1);
     const readyAt = Date.now();
@@ -229,8 +237,8 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
     );
     faults.push({
       fault: "signer process SIGKILLed (then restarted)",
-      atSlot: SIGNER_KILL_SLOT,
-      untilSlot: PRIMARY_KILL_SLOT - 1,
+      atSlot: signerKillSlot,
+      untilSlot: 0, // the next fault's slot
       missedSlots: [],
       failedRequests: 0,
       logFrom: kill1Log,
@@ -238,11 +246,15 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
     });
 
     // --- fault 2: kill -9 the PostgreSQL primary's postmaster; Patroni promotes the standby ---
-    await atSlot(PRIMARY_KILL_SLOT, 200);
+    const primaryKillSlot = await startSlot(PRIMARY_KILL_SLOT, 200);
     await checkPools("before fault 2");
     const kill2Log = logOffset(haproxy);
     const killed = await db.killPrimaryPostmaster();
     say(`fault 2: PostgreSQL primary ${killed.member} killed at slot ${watcher.currentSlot()}`);
+    // The signers fail closed (503 on requests and /healthcheck) until the new primary answers, so HAProxy may
+    // take both out of rotation: when each came back is part of the resume time.
+    const vc1Backend = "vigil_signers_vc1";
+    const rotation = sampleRotation(socket, vc1Backend);
     const promoted = await db.waitForNewPrimary(killed.member, 60_000);
     const resumed = await waitFor(
       "the first signature released after the promotion",
@@ -251,6 +263,7 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
       200,
     );
     const resumedAt = Date.parse(resumed.at);
+    const outOfRotation = await rotation.stop();
     const resumedSlot = Math.floor((resumedAt - slotStart(0)) / SLOT_MS);
     say(
       `fault 2: ${promoted.member} promoted ${promoted.promotedAtMs - killed.killedAtMs} ms after the kill, writable after ${promoted.writableAtMs - killed.killedAtMs} ms; ` +
@@ -263,8 +276,8 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
     say(`fault 2: ${releasedBeforeKill.length} signatures released before the kill; missing from the new primary: ${lostInFailover.length}`);
     faults.push({
       fault: "PostgreSQL primary killed (kill -9 postmaster)",
-      atSlot: PRIMARY_KILL_SLOT,
-      untilSlot: DOUBLE_VC_SLOT - 1,
+      atSlot: primaryKillSlot,
+      untilSlot: 0,
       missedSlots: [],
       failedRequests: 0,
       logFrom: kill2Log,
@@ -275,12 +288,14 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
         writableAfterKillMs: promoted.writableAtMs - killed.killedAtMs,
         firstSignatureAfterPromotionMs: resumedAt - promoted.promotedAtMs,
         firstSignatureAfterKillMs: resumedAt - killed.killedAtMs,
+        noSignerInRotationMs: outOfRotation.from === null ? 0 : outOfRotation.to! - outOfRotation.from,
+        signerBackInRotationAfterPromotionMs: outOfRotation.to === null ? null : outOfRotation.to - promoted.promotedAtMs,
         signaturesBeforeKill: releasedBeforeKill.length,
       },
     });
 
     // --- fault 3: vc2 (same keys, graffiti "vc2") enabled beside vc1: both propose in every slot ---
-    await atSlot(DOUBLE_VC_SLOT, -SLOT_MS / 2);
+    const doubleVcSlot = await startSlot(DOUBLE_VC_SLOT, -SLOT_MS / 2);
     await checkPools("before fault 3");
     const enableLog = logOffset(haproxy);
     const enable = await admin<ClientView>(s2, "/admin/v1/clients/vc2/enable", { generation: 1, decision: "e2e-double-proposal" });
@@ -301,7 +316,7 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
     const endSlot = watcher.currentSlot();
     faults.push({
       fault: "two validator clients, same keys (double proposals)",
-      atSlot: DOUBLE_VC_SLOT,
+      atSlot: doubleVcSlot,
       untilSlot: endSlot - 3,
       missedSlots: [],
       failedRequests: 0,
@@ -331,15 +346,18 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
     const blockSigs = new Set(feed.filter((e) => BLOCK_TYPES.has(e.type)).map((e) => e.signature.toLowerCase()));
     const onChainNotFromVigil = [...watcher.blocks.values()].filter((b) => !blockSigs.has(b.signature));
     const settled = watcher.settledSlots();
+    faults.forEach((f, i) => {
+      if (faults[i + 1]) f.untilSlot = faults[i + 1]!.atSlot - 1;
+    });
     for (const f of faults) f.missedSlots = [...watcher.emptySlots].filter((x) => x >= f.atSlot && x <= f.untilSlot).sort((a, b) => a - b);
-    const baselineMissed = [...watcher.emptySlots].filter((x) => x < SIGNER_KILL_SLOT);
+    const baselineMissed = [...watcher.emptySlots].filter((x) => x < signerKillSlot);
     const fault3 = faults.at(-1)!;
     const firstSlashable = feed
       .filter((e) => Date.parse(e.at) >= promoted.promotedAtMs && (BLOCK_TYPES.has(e.type) || e.type === "ATTESTATION"))
       .sort((a, b) => Date.parse(a.at) - Date.parse(b.at))[0];
     Object.assign(faults[1]!.details, {
       firstBlockOrAttestationAfterPromotionMs: firstSlashable ? Date.parse(firstSlashable.at) - promoted.promotedAtMs : null,
-      firstBlockAfterKillAtSlot: [...watcher.blocks.keys()].filter((x) => x > PRIMARY_KILL_SLOT).sort((a, b) => a - b)[0] ?? null,
+      firstBlockAfterKillAtSlot: [...watcher.blocks.keys()].filter((x) => x > primaryKillSlot).sort((a, b) => a - b)[0] ?? null,
     });
     const inFault3 = [...watcher.blocks.values()].filter((b) => b.slot >= fault3.atSlot && b.slot <= fault3.untilSlot);
     // Both clients propose in every slot: the loser's block is refused at that slot, for that slot's proposer.
@@ -384,7 +402,7 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
       say(
         `  ${name.padEnd(52)} ${slots.padEnd(9)} ${`${missed.length} ${missed.join(",")}`.padEnd(12)} ${String(failed).padEnd(4)} ${JSON.stringify(details)}`,
       );
-    row("(none: before the first fault)", `1-${SIGNER_KILL_SLOT - 1}`, baselineMissed, baselineFailed, {});
+    row("(none: before the first fault)", `1-${signerKillSlot - 1}`, baselineMissed, baselineFailed, {});
     for (const f of faults) row(f.fault, `${f.atSlot}-${f.untilSlot}`, f.missedSlots, f.failedRequests, f.details);
     say(
       `  ${settled} slots, finalized epoch ${watcher.finalizedEpoch}; signatures ${feed.length} (${Object.entries(sigs.byType)
@@ -397,11 +415,16 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
 
     expect(settled).toBeGreaterThanOrEqual(RUN_EPOCHS * SLOTS_PER_EPOCH);
     expect(watcher.finalizedEpoch).toBeGreaterThanOrEqual(MIN_FINALIZED);
-    expect(baselineMissed, "slots without a block before any fault").toEqual([]);
+    // Slot 1 is reported, not asserted: under load the validator clients start after it (run-devnet.sh starts
+    // them once the beacon node answers, and genesis is only a few seconds ahead), which is no fault of ours.
+    expect(
+      baselineMissed.filter((x) => x > 1),
+      "slots without a block before any fault",
+    ).toEqual([]);
     const [f1, f2] = faults;
     expect(f1!.missedSlots.length, "slots missed around the signer SIGKILL").toBeLessThanOrEqual(1);
     expect(
-      f1!.missedSlots.every((x) => x <= SIGNER_KILL_SLOT + 1),
+      f1!.missedSlots.every((x) => x <= signerKillSlot + 1),
       "a slot missed later than the one after the kill",
     ).toBe(true);
     expect(requestsIn(haproxyLog).requests, "request lines in HAProxy's log").toBeGreaterThan(1000);
@@ -445,6 +468,32 @@ function blockRefusalsIn(logFile: string): { time: number; client: string; pubke
     }
   }
   return out;
+}
+
+/**
+ * Polls a backend's servers every 100 ms until stop(): when HAProxy first had none of them UP, and when one was UP
+ * again after that (null, null if it always had one).
+ */
+function sampleRotation(socket: string, backend: string): { stop(): Promise<{ from: number | null; to: number | null }> } {
+  let from: number | null = null;
+  let to: number | null = null;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const servers = await haproxyServers(socket, backend).catch(() => undefined);
+      const anyUp = servers ? [...servers.values()].some((x) => x.status.startsWith("UP")) : true; // "UP 1/2": still in rotation
+      if (!anyUp && from === null) from = Date.now();
+      if (anyUp && from !== null && to === null) to = Date.now();
+      await sleep(100);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return { from, to };
+    },
+  };
 }
 
 /** Requests in a stretch of HAProxy's log (option httplog) that got a 5xx or no answer: a validator client's duty failed. */

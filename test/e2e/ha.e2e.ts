@@ -151,7 +151,10 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
       Promise.all(backends.map(async (b) => (await haproxyServers(socket, b)).get(server)?.status ?? "?")).catch(() => ["?"]);
     await waitFor(
       "both signers UP in every HAProxy backend",
-      async () => fs.existsSync(socket) && (await serverStatus("signer1")).every((s) => s === "UP") && (await serverStatus("signer2")).every((s) => s === "UP"),
+      async () => {
+        if (haproxy!.exitStatus) throw new Error(`HAProxy exited: ${JSON.stringify(haproxy!.exitStatus)}; see ${haproxy!.logFile}`);
+        return fs.existsSync(socket) && (await serverStatus("signer1")).every((s) => s === "UP") && (await serverStatus("signer2")).every((s) => s === "UP");
+      },
       15_000,
       200,
     );
@@ -192,7 +195,7 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
     const startSlot = async (planned: number, offsetMs: number) => {
       let slot = planned;
       while (slotStart(slot) + offsetMs < Date.now() + 100) slot++;
-      if (slot !== planned) say(`slot ${planned} has passed: this fault starts at slot ${slot} instead`);
+      if (slot !== planned) say(`slot ${planned} has passed: this step starts at slot ${slot} instead`);
       await atSlot(slot, offsetMs);
       return slot;
     };
@@ -215,7 +218,7 @@ describe("scenario 3: HAProxy, two signers, PostgreSQL with a standby — any on
       10_000,
       50,
     );
-    await atSlot(signerKillSlot + 4, 0); // four slots on signer2 alone
+    await startSlot(signerKillSlot + 4, 0); // four slots on signer2 alone
     const restartAt = Date.now();
     await restartSignerProcess(s1);
     const readyAt = Date.now();

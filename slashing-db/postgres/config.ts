@@ -42,6 +42,14 @@ export interface PostgresConnection {
 
 /** node-postgres's config from a connection; parsed here because pg lets an empty URL password override ours. */
 export function toPoolConfig(conn: PostgresConnection, env: NodeJS.ProcessEnv = process.env): pg.PoolConfig {
+  // libpq's multi-host form (h1:5432,h2:5432 with target_session_attrs): node-postgres connects to one host only,
+  // and would take "h1,h2" for one name. Say so, instead of "not a valid URL" or a DNS failure at start.
+  if (/^[a-z]+:\/\/[^/?#]*,/i.test(conn.url)) {
+    throw new SlashingDbUnavailableError(
+      "DB_OPEN_FAILED",
+      "the PostgreSQL URL names several hosts: Vigil connects to one; for a Patroni cluster give the address of the HAProxy that follows its primary (deploy/README.md, Database high availability)",
+    );
+  }
   let url: URL;
   try {
     url = new URL(conn.url);

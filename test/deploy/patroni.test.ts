@@ -114,12 +114,17 @@ describe.skipIf(missing !== undefined)("PostgreSQL on a Patroni pair behind HAPr
       });
     try {
       expect(await check(2)).toBe("recorded");
+      // synchronous_commit=on waits for the standby's flush, not its replay: let it replay the schema first, so
+      // that what it answers is "read-only", not "no such table" (both fail closed; this test is about the former).
+      await caughtUp(db.memberUrl(primary), db.memberUrl(standby), password);
       // What HAProxy does when its view lags a switchover: the real HAProxy is told to send new connections to
       // the standby (its check disabled, forced up) and to drop those to the primary.
       await runtime(db.haproxySocket, `disable health ${BACKEND}/${standby}`);
       await runtime(db.haproxySocket, `set server ${BACKEND}/${standby} health up`);
       await runtime(db.haproxySocket, `set server ${BACKEND}/${primary} state maint`);
       await runtime(db.haproxySocket, `shutdown sessions server ${BACKEND}/${primary}`);
+      // The runtime API schedules the cut; wait until the primary has no session left through HAProxy.
+      await waitFor("no session left to the primary", 5_000, async () => (await currentSessions(db.haproxySocket, primary)) === 0);
       try {
         for (const target of [3, 4, 5]) {
           const err = await check(target).catch((e: unknown) => e);
@@ -193,8 +198,8 @@ describe.skipIf(missing !== undefined)("PostgreSQL on a Patroni pair behind HAPr
     const load = Promise.all([...signerLoad, ...protectionLoad]);
 
     try {
-      await new Promise((r) => setTimeout(r, 1_500));
-      expect(results.length).toBeGreaterThan(10);
+      // Steady signing first (under load the signer may take a few seconds to get going).
+      await waitFor("10 signatures before the kill", 20_000, () => results.filter((r) => r.status === 200).length >= 10);
       expect(results.filter((r) => r.status !== 200).map((r) => r.body)).toEqual([]);
 
       const { member: old, killedAtMs } = await db.killPrimaryPostmaster();
@@ -283,6 +288,30 @@ function runtime(socket: string, command: string): Promise<string> {
     conn.on("end", () => resolve(out));
     conn.on("error", reject);
   });
+}
+
+/** Waits until the standby has replayed everything the primary had written when this was called. */
+async function caughtUp(primaryUrl: string, standbyUrl: string, password: string): Promise<void> {
+  const [primary, standby] = [new pg.Client(toPoolConfig({ url: primaryUrl, password })), new pg.Client(toPoolConfig({ url: standbyUrl, password }))];
+  await Promise.all([primary.connect(), standby.connect()]);
+  try {
+    const lsn = (await primary.query<{ lsn: string }>("SELECT pg_current_wal_lsn()::text AS lsn")).rows[0]!.lsn;
+    await waitFor(
+      "the standby replaying the primary's WAL",
+      10_000,
+      async () => (await standby.query<{ done: boolean }>("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS done", [lsn])).rows[0]!.done,
+    );
+  } finally {
+    await Promise.all([primary.end(), standby.end()]);
+  }
+}
+
+/** A member's current sessions through HAProxy (`scur` in `show stat`). */
+async function currentSessions(socket: string, member: string): Promise<number> {
+  const [header, ...rows] = (await runtime(socket, "show stat")).trim().split("\n");
+  const cols = header!.replace(/^# /, "").split(",");
+  const row = rows.map((r) => r.split(",")).find((r) => r[cols.indexOf("pxname")] === BACKEND && r[cols.indexOf("svname")] === member);
+  return Number(row![cols.indexOf("scur")]);
 }
 
 /** Polls `check` until true; returns how long it took. */

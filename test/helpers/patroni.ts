@@ -9,7 +9,7 @@
  * Passwords: Patroni's (superuser, replication, rewind) are only in its 0600 config file in the temp dir; the
  * role `vigil`'s only in a 0600 file and in this process's memory. None is on a command line or in an env.
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
@@ -161,8 +161,9 @@ function patroniLogTime(stamp: string): number {
 
 /**
  * Starts etcd, pg1 (which bootstraps the cluster), then pg2 (a copy of pg1 that becomes its synchronous
- * standby), creates the role `vigil` and its database, and starts HAProxy; resolves once a write through
- * HAProxy succeeds. stop() removes everything.
+ * standby), creates the role `vigil` and its database, and starts HAProxy; resolves once only the primary is
+ * UP in HAProxy and a write through it succeeds. stop() stops everything and removes the temp dir (a `dir` the
+ * caller gave is left in place, logs included).
  */
 export async function startPatroniPair(opts: { dir?: string } = {}): Promise<PatroniCluster> {
   const bin = postgresBinDir();
@@ -312,7 +313,11 @@ export async function startPatroniPair(opts: { dir?: string } = {}): Promise<Pat
     haproxyPort = await freePort();
     const haproxyCfg = path.join(dir, "haproxy-postgres.cfg");
     fs.writeFileSync(haproxyCfg, renderHaproxyPostgresConfig(haproxyPort, haproxySocket, [...ports.entries()]), { mode: 0o600 });
-    execFileSync("haproxy", ["-c", "-q", "-f", haproxyCfg]);
+    // The shipped config must check clean: no warning, no alert (e.g. missing timeouts), not just "valid".
+    const checked = spawnSync("haproxy", ["-c", "-f", haproxyCfg], { encoding: "utf8" });
+    if (checked.status !== 0 || /\[(WARNING|ALERT)\]/.test(checked.stdout + checked.stderr)) {
+      throw new Error(`haproxy -c on deploy/haproxy/vigil-postgres.cfg:\n${checked.stdout}${checked.stderr}`);
+    }
     launch("haproxy", "haproxy", ["-db", "-f", haproxyCfg], false);
   } catch (err) {
     await stop().catch(() => undefined);
@@ -430,11 +435,16 @@ export async function haproxyStatus(socket: string): Promise<Map<string, string>
   return out;
 }
 
-/** The postmaster's pid from its data directory, if it has one. */
+/**
+ * The postmaster's pid from its data directory, if it has one and that process is still this data directory's
+ * postgres (a stale file's pid may belong to another process by now: that one must never be killed).
+ */
 function postmasterPid(dataDir: string): number | undefined {
   try {
     const pid = Number(fs.readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    return cmdline[0]?.endsWith("/postgres") && cmdline.includes(dataDir) ? pid : undefined;
   } catch {
     return undefined;
   }

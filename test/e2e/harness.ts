@@ -180,11 +180,22 @@ export interface SignerProc {
   configFile: string;
 }
 
-/** `vigil signer start --config …` with one dedicated loopback listener per client (Lodestar 1.5.1 cannot authenticate). */
-export async function startSignerProcess(dir: string, token: E2eToken, clientIds: string[]): Promise<SignerProc> {
+/**
+ * `vigil signer start --config …` with one dedicated loopback listener per client (Lodestar 1.5.1 cannot
+ * authenticate). `extra`: more config fields (a PostgreSQL slashingDb, http.hostAllowlist…); `clientExtra`: more
+ * fields of each client's entry (initiallyEnabled…).
+ */
+export async function startSignerProcess(
+  dir: string,
+  token: E2eToken,
+  clientIds: string[],
+  opts: { extra?: Record<string, unknown>; clientExtra?: Record<string, Record<string, unknown>> } = {},
+): Promise<SignerProc> {
   const dataDir = path.join(dir, "signer");
   const mainPort = await freePort();
-  const clients = await Promise.all(clientIds.map(async (id) => ({ id, listen: { host: "127.0.0.1", port: await freePort() }, keys: "*" })));
+  const clients = await Promise.all(
+    clientIds.map(async (id) => ({ id, listen: { host: "127.0.0.1", port: await freePort() }, keys: "*", ...opts.clientExtra?.[id] })),
+  );
   const adminToken = crypto.randomBytes(24).toString("hex");
   const adminTokenFile = path.join(dir, "admin.token");
   fs.writeFileSync(adminTokenFile, `${adminToken}\n`, { mode: 0o600 });
@@ -197,14 +208,35 @@ export async function startSignerProcess(dir: string, token: E2eToken, clientIds
     clients,
     metrics: { enabled: true },
     logLevel: "info",
+    ...opts.extra,
   };
   const configFile = path.join(dir, "signer.json");
   fs.writeFileSync(configFile, JSON.stringify(config, null, 2));
+  const url = `http://127.0.0.1:${mainPort}`;
+  return {
+    ...(await launchSigner(dir, configFile, url)),
+    url,
+    clientUrls: Object.fromEntries(clients.map((c) => [c.id, `http://127.0.0.1:${c.listen.port}`])),
+    adminToken,
+    dataDir,
+    slashingDb: path.join(dataDir, "slashing-protection.sqlite"),
+    configFile,
+  };
+}
+
+/** Starts a stopped (or killed) signer again on its config: same ports, dataDir and database; resolves once ready. */
+export async function restartSignerProcess(signer: SignerProc): Promise<void> {
+  if (!signer.proc.exitStatus) throw new Error("the signer is still running");
+  signer.notify?.close();
+  Object.assign(signer, await launchSigner(path.dirname(signer.configFile), signer.configFile, signer.url));
+}
+
+/** Spawns `vigil signer start --config` (its log appended to `<dir>/signer.log`) and waits for READY=1 (or /upcheck). */
+async function launchSigner(dir: string, configFile: string, url: string): Promise<{ proc: Proc; notify: FakeNotifySocket | undefined }> {
   const notify = NOTIFY_AVAILABLE ? await fakeNotifySocket() : undefined;
   const env: NodeJS.ProcessEnv = notify ? { NOTIFY_SOCKET: notify.path, WATCHDOG_USEC: "10000000" } : {};
   const started = Date.now();
   const proc = spawnLogged("signer", dir, process.execPath, [VIGIL, "signer", "start", "--config", configFile], env);
-  const url = `http://127.0.0.1:${mainPort}`;
   const failed = proc.exited.then((r) => {
     throw new Error(`the signer exited during start-up (${JSON.stringify(r)}); see ${proc.logFile}`);
   });
@@ -227,16 +259,7 @@ export async function startSignerProcess(dir: string, token: E2eToken, clientIds
       failed,
     ]);
   }
-  return {
-    proc,
-    url,
-    clientUrls: Object.fromEntries(clients.map((c) => [c.id, `http://127.0.0.1:${c.listen.port}`])),
-    adminToken,
-    dataDir,
-    slashingDb: path.join(dataDir, "slashing-protection.sqlite"),
-    notify,
-    configFile,
-  };
+  return { proc, notify };
 }
 
 export async function admin<T>(signer: SignerProc, route: string, body?: unknown): Promise<{ status: number; body: T }> {

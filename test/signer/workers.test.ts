@@ -12,6 +12,8 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { create } from "@chainsafe/bls-keystore";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { loadUnixDgram } from "../../common/systemd-notify.js";
+import { fakeNotifySocket } from "../helpers/notify-socket.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
 import { CLI, killLeftovers, spawnSigner, stopWithSigterm, writeSignerConfig, type SignerProcess } from "../helpers/signer-process.js";
 import type { TestToken } from "../helpers/softhsm.js";
@@ -116,7 +118,11 @@ async function keystoreJson(i: number, password: string): Promise<string> {
   return JSON.stringify(await create(password, interopSecretKey(i), Buffer.from(interopPubkey(i).slice(2), "hex"), `m/12381/3600/${i}/0/0`, "", kdf));
 }
 
-async function startWorkers(name: string, extra: Record<string, unknown> = {}): Promise<{ signer: SignerProcess; url: string; dataDir: string }> {
+async function startWorkers(
+  name: string,
+  extra: Record<string, unknown> = {},
+  env: Record<string, string> = {},
+): Promise<{ signer: SignerProcess; url: string; dataDir: string }> {
   const url = await server.createDatabase();
   const dir = path.join(work, name);
   const dataDir = path.join(dir, "data");
@@ -126,7 +132,10 @@ async function startWorkers(name: string, extra: Record<string, unknown> = {}): 
     workers: 2,
     ...extra,
   });
+  // spawnSigner passes this process's environment on.
+  Object.assign(process.env, env);
   const signer = spawnSigner(file, "ignore");
+  for (const k of Object.keys(env)) delete process.env[k];
   return { signer, url: await signer.ready, dataDir };
 }
 
@@ -223,3 +232,45 @@ it("more than one worker on a SQLite slashing database is refused with exit 3 an
   // Nothing was started: no data directory was created.
   expect(fs.existsSync(path.join(work, "sqlite", "data"))).toBe(false);
 });
+
+const noDgram = "error" in loadUnixDgram();
+
+it.skipIf(noDgram)(
+  "systemd hears from the primary only: READY=1 once every worker is ready, WATCHDOG=1 while they answer",
+  async () => {
+    const sock = await fakeNotifySocket();
+    try {
+      const { signer } = await startWorkers("notify", {}, { NOTIFY_SOCKET: sock.path, WATCHDOG_USEC: "1000000" });
+      await sock.waitFor((a) => a === "READY=1", 10_000, "READY=1");
+      const seen = sock.assignments();
+      const ready = seen.indexOf("READY=1");
+      expect(seen.indexOf("STATUS=starting signer worker 2 of 2")).toBeGreaterThan(-1);
+      expect(seen.indexOf("STATUS=starting signer worker 2 of 2")).toBeLessThan(ready);
+      expect(seen.filter((a) => a === "READY=1")).toHaveLength(1); // the workers never notify (NOTIFY_SOCKET is not theirs)
+      expect(seen).toContain("STATUS=ready: 2 key(s) on " + (await signer.ready) + " (2 workers)");
+      const pings = () => sock.assignments().filter((a) => a === "WATCHDOG=1").length;
+      const before = pings();
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(pings()).toBeGreaterThan(before);
+      expect(await stopWithSigterm(signer)).toMatchObject({ code: 0 });
+      expect(sock.assignments()).toContain("STOPPING=1");
+    } finally {
+      sock.close();
+    }
+  },
+  60_000,
+);
+
+it("a worker that cannot start stops the group with the worker's exit code (41: the database refused the password)", async () => {
+  const wrong = writePrivate(path.join(work, "wrong.password"), "not-the-password");
+  const url = await server.createDatabase();
+  const file = writeSignerConfig(token, path.join(work, "badpw", "data"), path.join(work, "badpw", "signer.json"), {
+    slashingDb: { postgres: { url, passwordFile: wrong } },
+    logLevel: "warn",
+    workers: 2,
+  });
+  const signer = spawnSigner(file, "ignore");
+  await expect(signer.ready).rejects.toThrow(/exited \(41\)/);
+  expect(signer.stderr()).toMatch(/signer worker 0 exited before it was ready \(exit code 41\)/);
+  expect(childrenOf(signer.child.pid!)).toEqual([]);
+}, 60_000);

@@ -247,7 +247,7 @@ it.skipIf(noDgram)(
       expect(seen.indexOf("STATUS=starting signer worker 2 of 2")).toBeGreaterThan(-1);
       expect(seen.indexOf("STATUS=starting signer worker 2 of 2")).toBeLessThan(ready);
       expect(seen.filter((a) => a === "READY=1")).toHaveLength(1); // the workers never notify (NOTIFY_SOCKET is not theirs)
-      expect(seen).toContain("STATUS=ready: 2 key(s) on " + (await signer.ready) + " (2 workers)");
+      expect(seen).toContain(`STATUS=ready: 2 key(s) on ${await signer.ready} (2 workers)`);
       const pings = () => sock.assignments().filter((a) => a === "WATCHDOG=1").length;
       const before = pings();
       await new Promise((r) => setTimeout(r, 1_500));

@@ -35,7 +35,7 @@ async function workersSection(): Promise<void> {
     console.log(
       `  per worker ${r.perWorker.join(" + ")} signed; at ${r.offeredPerSecond}/s offered open loop (half the ceiling): p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms (target < 25 ms)` +
         `${r.openLoopNot200 > 0 ? `, ${r.openLoopNot200} not 200` : ""}; CPU per signature: workers ${c.workers} µs, primary ${c.primary} µs, ` +
-        `${r.backend === "postgres" ? `PostgreSQL ${c.postgres} µs, ` : ""}load generators ${c.loadGenerators} µs; group commit: mean batch ${r.meanBatch}, ${r.meanCommitMs} ms`,
+        `${r.backend === "postgres" ? `PostgreSQL ${c.postgres} µs (${r.postgresTransactionsPerSignature} transactions per signature), ` : ""}load generators ${c.loadGenerators} µs; group commit: mean batch ${r.meanBatch}, ${r.meanCommitMs} ms`,
     );
   }
   console.log("(the 16-core figure needs a 16-core machine: run `npm run bench -- --only signer-workers` there)\n");

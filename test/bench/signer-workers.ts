@@ -44,6 +44,8 @@ export interface WorkersBenchRow {
   openLoopNot200: number;
   /** CPU time per signature in the throughput run (µs): the workers, the primary, PostgreSQL, the load generators. */
   cpuMicrosPerSignature: { workers: number; primary: number; postgres: number; loadGenerators: number };
+  /** PostgreSQL transactions committed per signature in the throughput run (group commits, release gates, probes). */
+  postgresTransactionsPerSignature: number;
   /** Checks per group commit and its mean duration, over all workers. */
   meanBatch: number;
   meanCommitMs: number;
@@ -148,6 +150,7 @@ async function measure(opts: { seconds: number; processes: number; server?: Test
     const sizesBefore = await histogram(workers.url, "vigil_slashing_db_commit_batch_size");
     const durationsBefore = await histogram(workers.url, "vigil_slashing_db_commit_duration_seconds");
     const signedBefore = await signedPerWorker(workers.url, opts.processes);
+    const xactsBefore = await committedTransactions(opts.server, job.postgres?.url);
     const runs = await all((j) =>
       runChild({ ...j, mode: "closed", connections: Math.ceil(CONNECTIONS / generators), seconds: opts.seconds, warmupSeconds, firstEpoch: 100 }),
     );
@@ -159,6 +162,7 @@ async function measure(opts: { seconds: number; processes: number; server?: Test
     const sizesAfter = await histogram(workers.url, "vigil_slashing_db_commit_batch_size");
     const durationsAfter = await histogram(workers.url, "vigil_slashing_db_commit_duration_seconds");
     const signedAfter = await signedPerWorker(workers.url, opts.processes);
+    const xacts = (await committedTransactions(opts.server, job.postgres?.url)) - xactsBefore;
     const failed = runs.filter((r) => r.errors > 0);
     if (failed.length > 0) throw new Error(`workers bench: requests failed: ${JSON.stringify(failed.map((r) => r.statuses))}`);
     const endToEnd = runs.reduce((a, r) => a + r.completed / r.elapsedSeconds, 0);
@@ -203,11 +207,26 @@ async function measure(opts: { seconds: number; processes: number; server?: Test
         postgres: perSignature(cpu.postgres),
         loadGenerators: perSignature(runs.reduce((a, r) => a + r.cpuMs, 0)),
       },
+      postgresTransactionsPerSignature: round(xacts / signedAfter.reduce((a, v, i) => a + v - signedBefore[i]!, 0), 3),
       meanBatch: round((sizesAfter.sum - sizesBefore.sum) / batches, 1),
       meanCommitMs: round(((durationsAfter.sum - durationsBefore.sum) * 1000) / batches, 2),
     };
   } finally {
     await workers.close();
+  }
+}
+
+/** Transactions committed so far in the bench's database (pg_stat_database; 0 on SQLite). */
+async function committedTransactions(server: TestPostgres | undefined, url: string | undefined): Promise<number> {
+  if (!server || !url) return 0;
+  const client = await server.connect(url);
+  try {
+    // The statistics collector reports with a delay of up to 500 ms: flush this backend's view first.
+    await client.query("SELECT pg_stat_clear_snapshot()");
+    const row = (await client.query<{ n: string }>("SELECT xact_commit::text AS n FROM pg_stat_database WHERE datname = current_database()")).rows[0];
+    return Number(row?.n ?? 0);
+  } finally {
+    await client.end();
   }
 }
 

@@ -70,8 +70,8 @@ export function signerCommand(): Command {
       "after",
       "\nOn SIGTERM/SIGINT it stops accepting, commits what is in flight, closes everything and exits 0, or 30 if the\n" +
         "slashing database could not be closed cleanly (disk full, read-only). A second signal exits at once (128+n).\n\n" +
-        "--workers N: one event loop signs about 3,000-6,000 attestations/s whatever the cores; on a big host, N complete\n" +
-        "signers (node:cluster workers) accept on the same ports, each with its own data directory under dataDir/workers/,\n" +
+        "--workers N: one process's event loop caps a big host well below its BLS threads; with N, N complete signers\n" +
+        "(node:cluster workers) accept on the same ports, each with its own data directory under dataDir/workers/,\n" +
         "ceil(cores/N) BLS threads unless limits.blsThreads says otherwise, and the shared PostgreSQL database (a SQLite\n" +
         "file has one writer: refused with exit 3). A worker that dies is restarted; one that keeps failing to start\n" +
         "stops the group with its exit code. Metrics cover every worker (label worker). See signer/cluster/README.md.",

@@ -274,3 +274,21 @@ it("a worker that cannot start stops the group with the worker's exit code (41: 
   expect(signer.stderr()).toMatch(/signer worker 0 exited before it was ready \(exit code 41\)/);
   expect(childrenOf(signer.child.pid!)).toEqual([]);
 }, 60_000);
+
+it("a worker that keeps failing to start again stops the group with its exit code, after backoff", async () => {
+  const { signer, dataDir } = await startWorkers("giveup");
+  // A worker reads the config file when it starts: a broken file makes every restart fail (exit 3).
+  const file = path.join(path.dirname(dataDir), "signer.json");
+  fs.writeFileSync(file, "{ not json", { mode: 0o600 });
+  const workers = childrenOf(signer.child.pid!);
+  expect(workers).toHaveLength(2);
+  const started = Date.now();
+  process.kill(workers[0]!, "SIGKILL");
+  const exited = await signer.exited;
+  expect(exited).toEqual({ code: 3, signal: null });
+  // Immediately, then after 1, 2, 4 and 8 s: five failed starts.
+  expect(Date.now() - started).toBeGreaterThan(14_000);
+  expect(signer.stderr().match(/exited before it was ready \(exit code 3\)/g)).toHaveLength(5);
+  expect(signer.stderr()).toMatch(/failed to start 5 times in a row: giving up, stopping every worker/);
+  expect(workers.filter(alive)).toEqual([]); // the healthy one was stopped too
+}, 60_000);

@@ -44,7 +44,7 @@ export interface WorkersBenchRow {
   openLoopNot200: number;
   /** CPU time per signature in the throughput run (µs): the workers, the primary, PostgreSQL, the load generators. */
   cpuMicrosPerSignature: { workers: number; primary: number; postgres: number; loadGenerators: number };
-  /** PostgreSQL transactions committed per signature in the throughput run (group commits, release gates, probes). */
+  /** Transactions committed in the bench's database per signature in the throughput run (pg_stat_database: every session's). */
   postgresTransactionsPerSignature: number;
   /** Checks per group commit and its mean duration, over all workers. */
   meanBatch: number;

@@ -7,6 +7,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import pg from "pg";
 import { parseSignerConfig, runSignerWorker, startSigner, workerConfig, workerSlot } from "../../signer/index.js";
 import { interopSecretKey } from "../signing/interop-keys.js";
 import { InMemoryBenchKeyStore } from "./signer.js";
@@ -41,11 +42,22 @@ if (slot !== undefined) {
   const own = workerConfig(config, slot);
   fs.mkdirSync(own.dataDir, { recursive: true, mode: 0o700 });
   const keyStore = new InMemoryBenchKeyStore(Array.from({ length: job.keys }, (_, i) => interopSecretKey(i)));
-  // CPU time used so far, for the bench's per-signature accounting.
+  // Round trips to PostgreSQL by statement (its first words), counted at the driver: where the database's share of
+  // a signature goes. BENCH ONLY: the driver is wrapped in this process alone.
+  const roundTrips: Record<string, number> = {};
+  const query = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    const first = args[0];
+    const text = typeof first === "string" ? first : ((first as { text?: string } | undefined)?.text ?? "?");
+    const kind = text.replace(/\s+/g, " ").trim().slice(0, 40);
+    roundTrips[kind] = (roundTrips[kind] ?? 0) + 1;
+    return query.apply(this, args);
+  } as typeof pg.Client.prototype.query;
+  // CPU time used so far and the round trips, for the bench's per-signature accounting.
   process.on("message", (m: unknown) => {
     if (m === "cpu") {
       const cpu = process.cpuUsage();
-      process.send!({ benchCpuMs: (cpu.user + cpu.system) / 1000 });
+      process.send!({ benchCpuMs: (cpu.user + cpu.system) / 1000, roundTrips: { ...roundTrips } });
     }
   });
   runSignerWorker(slot, config.dataDir, (hooks) =>

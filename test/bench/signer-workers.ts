@@ -46,6 +46,8 @@ export interface WorkersBenchRow {
   cpuMicrosPerSignature: { workers: number; primary: number; postgres: number; loadGenerators: number };
   /** Transactions committed in the bench's database per signature in the throughput run (pg_stat_database: every session's). */
   postgresTransactionsPerSignature: number;
+  /** Round trips to PostgreSQL per signature, by statement (its first 40 characters), counted at the workers' driver. */
+  postgresRoundTripsPerSignature: Record<string, number>;
   /** Checks per group commit and its mean duration, over all workers. */
   meanBatch: number;
   meanCommitMs: number;
@@ -77,17 +79,17 @@ async function signedPerWorker(url: string, processes: number): Promise<number[]
   );
 }
 
-/** CPU time (ms) every worker has used so far, asked over IPC. */
-async function workersCpuMs(): Promise<number> {
+/** CPU time (ms) every worker has used so far and their PostgreSQL round trips by statement, asked over IPC. */
+async function workersCpu(): Promise<{ ms: number; roundTrips: Record<string, number> }> {
   const all = Object.values(cluster.workers ?? {}).filter((w) => w?.isConnected());
   const each = await Promise.all(
     all.map(
       (w) =>
-        new Promise<number>((resolve) => {
+        new Promise<{ benchCpuMs: number; roundTrips: Record<string, number> }>((resolve) => {
           const on = (m: unknown) => {
             if (typeof m === "object" && m !== null && "benchCpuMs" in m) {
               w!.off("message", on);
-              resolve((m as { benchCpuMs: number }).benchCpuMs);
+              resolve(m as { benchCpuMs: number; roundTrips: Record<string, number> });
             }
           };
           w!.on("message", on);
@@ -95,7 +97,9 @@ async function workersCpuMs(): Promise<number> {
         }),
     ),
   );
-  return each.reduce((a, v) => a + v, 0);
+  const roundTrips: Record<string, number> = {};
+  for (const e of each) for (const [k, n] of Object.entries(e.roundTrips)) roundTrips[k] = (roundTrips[k] ?? 0) + n;
+  return { ms: each.reduce((a, e) => a + e.benchCpuMs, 0), roundTrips };
 }
 
 const ownCpuMs = () => {
@@ -146,7 +150,8 @@ async function measure(opts: { seconds: number; processes: number; server?: Test
     await all((j) => runChild({ ...j, mode: "closed", connections: 32, seconds: 120, warmupSeconds: 0, stopAfter: j.pubkeys.length, firstEpoch: 10 }));
     const warmupSeconds = Math.min(2, Math.max(0.5, opts.seconds / 5));
     const port = opts.server ? Number(new URL(job.postgres!.url).port) : 0;
-    const before = { workers: await workersCpuMs(), primary: ownCpuMs(), postgres: opts.server ? postgresCpuMs(port) : 0 };
+    const workersBefore = await workersCpu();
+    const before = { workers: workersBefore.ms, primary: ownCpuMs(), postgres: opts.server ? postgresCpuMs(port) : 0 };
     const sizesBefore = await histogram(workers.url, "vigil_slashing_db_commit_batch_size");
     const durationsBefore = await histogram(workers.url, "vigil_slashing_db_commit_duration_seconds");
     const signedBefore = await signedPerWorker(workers.url, opts.processes);
@@ -154,8 +159,9 @@ async function measure(opts: { seconds: number; processes: number; server?: Test
     const runs = await all((j) =>
       runChild({ ...j, mode: "closed", connections: Math.ceil(CONNECTIONS / generators), seconds: opts.seconds, warmupSeconds, firstEpoch: 100 }),
     );
+    const workersAfter = await workersCpu();
     const cpu = {
-      workers: (await workersCpuMs()) - before.workers,
+      workers: workersAfter.ms - before.workers,
       primary: ownCpuMs() - before.primary,
       postgres: opts.server ? postgresCpuMs(port) - before.postgres : 0,
     };
@@ -188,6 +194,7 @@ async function measure(opts: { seconds: number; processes: number; server?: Test
     const signedInRun = endToEnd * (opts.seconds + warmupSeconds);
     const perSignature = (ms: number) => Math.round((ms * 1000) / signedInRun);
     const batches = sizesAfter.count - sizesBefore.count;
+    const signedInMeasuredRun = signedAfter.reduce((a, v, i) => a + v - signedBefore[i]!, 0);
     return {
       backend: opts.server ? "postgres" : "sqlite",
       cores,
@@ -207,7 +214,13 @@ async function measure(opts: { seconds: number; processes: number; server?: Test
         postgres: perSignature(cpu.postgres),
         loadGenerators: perSignature(runs.reduce((a, r) => a + r.cpuMs, 0)),
       },
-      postgresTransactionsPerSignature: round(xacts / signedAfter.reduce((a, v, i) => a + v - signedBefore[i]!, 0), 3),
+      postgresTransactionsPerSignature: round(xacts / signedInMeasuredRun, 3),
+      postgresRoundTripsPerSignature: Object.fromEntries(
+        Object.entries(workersAfter.roundTrips)
+          .map(([k, n]) => [k, round((n - (workersBefore.roundTrips[k] ?? 0)) / signedInMeasuredRun, 3)] as const)
+          .filter(([, v]) => v > 0)
+          .sort((a, b) => b[1] - a[1]),
+      ),
       meanBatch: round((sizesAfter.sum - sizesBefore.sum) / batches, 1),
       meanCommitMs: round(((durationsAfter.sum - durationsBefore.sum) * 1000) / batches, 2),
     };

@@ -37,6 +37,14 @@ async function workersSection(): Promise<void> {
         `${r.openLoopNot200 > 0 ? `, ${r.openLoopNot200} not 200` : ""}; CPU per signature: workers ${c.workers} µs, primary ${c.primary} µs, ` +
         `${r.backend === "postgres" ? `PostgreSQL ${c.postgres} µs (${r.postgresTransactionsPerSignature} transactions per signature), ` : ""}load generators ${c.loadGenerators} µs; group commit: mean batch ${r.meanBatch}, ${r.meanCommitMs} ms`,
     );
+    if (r.backend === "postgres") {
+      const trips = Object.entries(r.postgresRoundTripsPerSignature);
+      const total = round(
+        trips.reduce((a, [, v]) => a + v, 0),
+        2,
+      );
+      console.log(`  PostgreSQL round trips per signature: ${total} (${trips.map(([k, v]) => `${v} "${k}…"`).join(", ")})`);
+    }
   }
   console.log("(the 16-core figure needs a 16-core machine: run `npm run bench -- --only signer-workers` there)\n");
   report.signerWorkers = rows;

@@ -223,6 +223,7 @@ export async function startWorkers(options: SupervisorOptions): Promise<RunningW
           sendTo(w, { vigil: "keys-changed-done", id: m.id });
           if (m.change.kind === "reload") return release();
           // A retire holds the lock until the originator removed the keys from the token (or died).
+          if (w.isDead()) return release();
           const end = (e: unknown) => isVigilMessage<FromWorker>(e) && e.vigil === "keys-change-end" && e.id === m.id;
           const onEnd = (e: unknown) => {
             if (!end(e)) return;

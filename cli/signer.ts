@@ -2,10 +2,23 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { CliError } from "./errors.js";
 import { positiveInt } from "./options.js";
-import { action } from "./run.js";
+import { action, exitWithError } from "./run.js";
 import { defaultDataDir, EXIT_CODES, runDaemon } from "../common/index.js";
 import { probePostgres } from "../slashing-db/index.js";
-import { clientInstructions, DataDirLock, loadSignerConfig, setUpEmbedded, startSigner, type SignerConfig } from "../signer/index.js";
+import {
+  checkWorkersBackend,
+  clientInstructions,
+  DataDirLock,
+  loadSignerConfig,
+  MAX_WORKERS,
+  runSignerWorker,
+  setUpEmbedded,
+  startSigner,
+  startWorkers,
+  workerConfig,
+  workerSlot,
+  type SignerConfig,
+} from "../signer/index.js";
 
 interface StartFlags {
   config?: string;
@@ -16,6 +29,13 @@ interface StartFlags {
   host?: string;
   port?: number;
   logLevel?: SignerConfig["logLevel"];
+  workers?: number;
+}
+
+function workerCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_WORKERS) throw new InvalidArgumentError(`expected a number of processes (1-${MAX_WORKERS})`);
+  return n;
 }
 
 function port(value: string): number {
@@ -41,10 +61,20 @@ export function signerCommand(): Command {
     )
     .option("--port <port>", "listen port (overrides the config)", port)
     .addOption(new Option("--log-level <level>", "log level (overrides the config)").choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]))
+    .option(
+      "--workers <n>",
+      'signer processes sharing the listening ports (overrides the config\'s "workers"; default 1); more than 1 needs the PostgreSQL slashing database',
+      workerCount,
+    )
     .addHelpText(
       "after",
       "\nOn SIGTERM/SIGINT it stops accepting, commits what is in flight, closes everything and exits 0, or 30 if the\n" +
-        "slashing database could not be closed cleanly (disk full, read-only). A second signal exits at once (128+n).",
+        "slashing database could not be closed cleanly (disk full, read-only). A second signal exits at once (128+n).\n\n" +
+        "--workers N: one process's event loop caps a big host well below its BLS threads; with N, N complete signers\n" +
+        "(node:cluster workers) accept on the same ports, each with its own data directory under dataDir/workers/,\n" +
+        "ceil(cores/N) BLS threads unless limits.blsThreads says otherwise, and the shared PostgreSQL database (a SQLite\n" +
+        "file has one writer: refused with exit 3). A worker that dies is restarted; one that keeps failing to start\n" +
+        "stops the group with its exit code. Metrics cover every worker (label worker). See signer/cluster/README.md.",
     )
     .action(
       action(async (flags: StartFlags) => {
@@ -53,6 +83,10 @@ export function signerCommand(): Command {
         }
         let config: SignerConfig;
         let lock: DataDirLock | undefined;
+        if (flags.embedded && (flags.workers ?? 1) > 1) {
+          // Before the first run creates anything: --embedded always uses a SQLite file.
+          throw new CliError("USAGE", "--workers above 1 needs the PostgreSQL slashing database; --embedded uses a SQLite file", EXIT_CODES.invalidInput);
+        }
         if (flags.embedded) {
           // Locked before the first run creates anything in it: two first runs must not both create a token.
           lock = DataDirLock.acquire(flags.dataDir ?? defaultDataDir());
@@ -71,7 +105,12 @@ export function signerCommand(): Command {
           if (flags.port !== undefined) config.listen.port = flags.port;
         }
         if (flags.logLevel !== undefined) config.logLevel = flags.logLevel;
-        await run(config, lock);
+        if (flags.workers !== undefined) config.workers = flags.workers;
+        checkWorkersBackend(config);
+        const slot = workerSlot();
+        if (slot !== undefined) await runSignerWorker(slot, config.dataDir, (hooks) => startSigner(workerConfig(config, slot), { cluster: hooks }));
+        else if (config.workers > 1) await runWorkers(config, lock);
+        else await run(config, lock);
       }),
     );
 
@@ -127,5 +166,43 @@ async function run(config: SignerConfig, dataDirLock?: DataDirLock): Promise<voi
       const s = signer.stats();
       return `${s.keys} key(s); since start ${s.signed} signed, ${s.refused} refused; ${s.inFlight} in flight`;
     },
+  });
+}
+
+/**
+ * `--workers N`: this process is the primary (signer/cluster/supervisor.ts). It holds the data directory's lock
+ * (a second group on it stops here), forks the workers one after another and speaks to systemd for them all:
+ * READY=1 once every worker is ready, WATCHDOG=1 while every running worker answers and is healthy.
+ */
+async function runWorkers(config: SignerConfig, dataDirLock?: DataDirLock): Promise<void> {
+  const lock = dataDirLock ?? DataDirLock.acquire(config.dataDir);
+  const say = (text: string) => process.stderr.write(`vigil: ${text}\n`);
+  await runDaemon({
+    name: "signer",
+    start: async (hooks) => {
+      const workers = await startWorkers({
+        workers: config.workers,
+        signal: hooks.signal,
+        status: (text) => {
+          say(text);
+          hooks.status(text);
+        },
+        log: (level, message) => say(level === "info" ? message : `${level}: ${message}`),
+        onGiveUp: (err) => {
+          lock.release();
+          exitWithError(err);
+        },
+      });
+      const ready = `ready: ${workers.keys()} key(s) on ${workers.url} (${config.workers} workers)`;
+      say(ready);
+      process.stderr.write(`\n${clientInstructions(workers.url)}\n\n`);
+      return {
+        ...workers,
+        close: () => workers.close().finally(() => lock.release()),
+      };
+    },
+    liveness: (workers) => workers.healthy(),
+    readyStatus: (workers) => `ready: ${workers.keys()} key(s) on ${workers.url} (${config.workers} workers)`,
+    runningStatus: (workers) => workers.statusLine(),
   });
 }

@@ -4,6 +4,8 @@ export {
   loadSignerConfig,
   parseSignerConfig,
   slashingDbOfConfig,
+  checkWorkersBackend,
+  MAX_WORKERS,
   SignerConfigError,
   DEFAULT_LISTEN,
   type SignerConfig,
@@ -15,6 +17,8 @@ export type { HealthReport } from "./server/routes/health.js";
 export { DEFAULT_CLIENT_ID } from "./server/auth.js";
 export type { AuditEntry } from "./server/audit-log.js";
 export { DataDirLock } from "./server/data-dir-lock.js";
+export { startWorkers, WorkerError, type RunningWorkers, type SupervisorOptions } from "./cluster/supervisor.js";
+export { runSignerWorker, workerConfig, workerSlot } from "./cluster/worker.js";
 // The key store's operator surface, for `vigil hsm …` and `vigil keys …`.
 export {
   createToken,

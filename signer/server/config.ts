@@ -114,6 +114,11 @@ export interface SignerConfig {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** SoftHSM2 only: SOFTHSM2_CONF for this process (the embedded setup keeps its token under the data dir). */
   softhsmConf?: string;
+  /**
+   * Signer processes behind the listening ports (node:cluster workers, signer/cluster/README.md); 1: this process
+   * serves alone. More than 1 needs the PostgreSQL slashing database (checkWorkersBackend).
+   */
+  workers: number;
 }
 
 const TOP_LEVEL = [
@@ -134,6 +139,7 @@ const TOP_LEVEL = [
   "limits",
   "logLevel",
   "softhsmConf",
+  "workers",
 ];
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export const DEFAULT_LISTEN: ListenAddress = { host: "127.0.0.1", port: 9000 };
@@ -425,6 +431,7 @@ export function parseSignerConfig(value: unknown, baseDir: string = process.cwd(
     keymanager: { enabled: false, tokenFile: path.join(dataDir, "keymanager.token") },
     limits: { ...DEFAULT_LIMITS },
     logLevel: "info",
+    workers: 1,
     http: { hostAllowlist: [...DEFAULT_HTTP_GUARD.hostAllowlist], allowedOrigins: [...DEFAULT_HTTP_GUARD.allowedOrigins] },
     defaultClient: { allowedTypes: DEFAULT_ALLOWED_TYPES },
   };
@@ -505,8 +512,28 @@ export function parseSignerConfig(value: unknown, baseDir: string = process.cwd(
     }
   });
   if (v.softhsmConf !== undefined) config.softhsmConf = resolve(str(v.softhsmConf, "softhsmConf"));
+  if (v.workers !== undefined) config.workers = int(v.workers, "workers", 1, MAX_WORKERS);
   checkPortClashes(config);
+  checkWorkersBackend(config);
   return config;
+}
+
+/** More worker processes than this is a typo, not a host. */
+export const MAX_WORKERS = 256;
+
+/**
+ * Several signer processes need a slashing database they can all write safely: PostgreSQL (row locks per
+ * validator, client fencing shared in the database). A SQLite file has one writer, and its client fencing state
+ * lives in each process: a client disabled through one worker would keep signing through another. Also
+ * called after `--workers` overrides the config.
+ */
+export function checkWorkersBackend(config: SignerConfig): void {
+  if (config.workers > 1 && config.slashingDb.kind !== "postgres") {
+    throw new SignerConfigError(
+      "workers",
+      `is ${config.workers}, but more than 1 needs the PostgreSQL slashing database (slashingDb.postgres): a SQLite file has one writer and its client fencing state is per process`,
+    );
+  }
 }
 
 function checkPortClashes(config: SignerConfig): void {

@@ -31,6 +31,19 @@ export interface KeyManagerDeps {
   logger: Logger;
   /** The configured network, for the empty interchange of a database that was never pinned. */
   genesisValidatorsRoot: string | undefined;
+  /** Other signer processes holding the same keys (node:cluster workers): told of every change before it returns. */
+  siblings?: KeySiblings;
+}
+
+/**
+ * The other workers of a `--workers N` signer. retire() resolves once none of them can sign those keys any more
+ * (each retired them, or was stopped) and `whileRetired` is done; reload() once each loaded what the key store now holds (or was restarted,
+ * which loads everything).
+ */
+export interface KeySiblings {
+  /** `whileRetired` runs once every sibling retired the keys, before any sibling can load keys again. */
+  retire(pubkeys: string[], whileRetired: () => Promise<void>): Promise<void>;
+  reload(): Promise<void>;
 }
 
 export class KeyManager {
@@ -66,6 +79,44 @@ export class KeyManager {
   /** Deletes keys (lower-case 0x); returns one status per key and the interchange of their history. */
   deleteKeys(pubkeys: string[]): Promise<{ data: DeleteStatus[]; slashing_protection: string }> {
     return this.serialised(() => this.deleteAll(pubkeys));
+  }
+
+  /** A sibling retired these keys: stop signing them here too (in-flight requests finish first). */
+  retireForSibling(pubkeys: string[]): Promise<void> {
+    return this.serialised(async () => {
+      const active = pubkeys.filter((p) => this.deps.service.keys.has(p));
+      await this.deps.service.retireKeys(active);
+      await this.deps.pool.removeKeys(active);
+      if (active.length > 0) this.deps.logger.info({ keys: active.length }, "keymanager: keys retired by a sibling worker");
+    });
+  }
+
+  /** A sibling imported keys into the key store: load the ones not signable here yet. */
+  reloadForSibling(): Promise<void> {
+    return this.serialised(async () => {
+      const { service, pool, keyStore, logger } = this.deps;
+      const onToken = await keyStore.list();
+      if (onToken.every((k) => service.keys.has(normalizeHex(k.pubkey)))) return;
+      const loaded = await keyStore.load();
+      const secrets = loaded.exportForWorkers();
+      const added: string[] = [];
+      const forPool: Uint8Array[] = [];
+      for (const [pubkey, secret] of secrets) {
+        const p = normalizeHex(pubkey);
+        if (service.keys.has(p)) secret.fill(0);
+        else {
+          added.push(p);
+          forPool.push(secret);
+        }
+      }
+      try {
+        if (forPool.length > 0) await pool.addKeys(forPool); // zeroes them
+        service.addKeys(added);
+      } finally {
+        for (const s of forPool) s.fill(0);
+      }
+      if (added.length > 0) logger.info({ keys: added.length }, "keymanager: keys imported by a sibling worker loaded");
+    });
   }
 
   private serialised<T>(work: () => Promise<T>): Promise<T> {
@@ -116,6 +167,8 @@ export class KeyManager {
         forPool.fill(0);
       }
     }
+    // Before the reply: a validator client may send its next request for the new key to any worker.
+    if (this.deps.siblings && statuses.some((s) => s.status === "imported")) await this.deps.siblings.reload();
     return statuses;
   }
 
@@ -127,15 +180,21 @@ export class KeyManager {
     await service.retireKeys(active);
     await pool.removeKeys(active);
     const storeFailures = new Map<string, string>();
-    const onToken = new Set((await keyStore.list()).map((k) => k.pubkey));
-    const toDelete = [...new Set(active)].filter((p) => onToken.has(p));
-    if (toDelete.length > 0) {
+    const deleteFromStore = async () => {
+      const onToken = new Set((await keyStore.list()).map((k) => k.pubkey));
+      const toDelete = [...new Set(active)].filter((p) => onToken.has(p));
+      if (toDelete.length === 0) return;
       try {
         await keyStore.delete(toDelete);
       } catch (err) {
         for (const p of toDelete) storeFailures.set(p, (err as Error).message);
       }
-    }
+    };
+    // Siblings retire the keys before the history is exported: one still signing afterwards would release a message
+    // the exported interchange does not hold, and the next signer could sign a conflicting one. The token deletion
+    // runs while they hold still, so that no sibling restarting meanwhile loads the keys again.
+    if (this.deps.siblings) await this.deps.siblings.retire(pubkeys, deleteFromStore);
+    else await deleteFromStore();
     const interchange = await this.exportHistory(pubkeys);
     const withHistory = new Set(interchange.data.filter((r) => r.signed_blocks.length + r.signed_attestations.length > 0).map((r) => normalizeHex(r.pubkey)));
     for (const p of pubkeys) {

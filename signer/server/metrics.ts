@@ -240,7 +240,20 @@ export class SignerMetrics {
     this.commitDuration.observe(stats.durationMs / 1000);
   }
 
+  /**
+   * As worker `worker` of a `--workers N` signer: every series gets a `worker` label (summing per-worker gauges such
+   * as keys loaded would mislead; Prometheus sums what should be summed), and /metrics answers the whole group, as
+   * the primary merges it from every worker's registry (signer/cluster/supervisor.ts).
+   */
+  joinCluster(worker: number, groupText: () => Promise<string>): void {
+    this.registry.setDefaultLabels({ worker: String(worker) });
+    this.groupText = groupText;
+  }
+
+  private groupText: (() => Promise<string>) | undefined;
+
   async text(): Promise<{ contentType: string; body: string }> {
+    if (this.groupText) return { contentType: client.Registry.PROMETHEUS_CONTENT_TYPE, body: await this.groupText() };
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }

@@ -22,7 +22,7 @@ import type { ListenAddress, SignerConfig } from "./config.js";
 import type { SignerContext } from "./context.js";
 import type { ClientFencing } from "./fencing/client-fencing.js";
 import { openClientFencing } from "./fencing/open.js";
-import { KeyManager } from "./key-manager.js";
+import { KeyManager, type KeySiblings } from "./key-manager.js";
 import { SignerMetrics } from "./metrics.js";
 import { SigningService } from "./signing-service.js";
 import { WallClockGuard } from "./wall-clock-guard.js";
@@ -59,6 +59,23 @@ export interface StartSignerOptions {
    * what writing them durably before the reply costs.
    */
   benchBufferedAudit?: boolean;
+  /** Set when this signer is worker `worker` of a `--workers N` signer (signer/cluster/worker.ts). */
+  cluster?: ClusterWorkerHooks;
+}
+
+/** What a node:cluster worker's signer shares with its primary and its siblings. */
+export interface ClusterWorkerHooks {
+  /** Its slot (0…N-1): the `worker` label of its metrics and log lines. */
+  worker: number;
+  /**
+   * The group's data directory (config.dataDir is the worker's own under it): a client fencing state kept there
+   * from a SQLite era is carried over into PostgreSQL from this one.
+   */
+  groupDataDir: string;
+  /** /metrics of the whole process group, aggregated by the primary. */
+  metricsText(): Promise<string>;
+  /** Key changes through the keymanager API reach the siblings before the reply. */
+  siblings: KeySiblings;
 }
 
 export interface RunningSigner {
@@ -75,6 +92,12 @@ export interface RunningSigner {
   health(): Promise<HealthReport>;
   /** Counters since start, for status lines. */
   stats(): { keys: number; signed: number; refused: number; inFlight: number };
+  /** A sibling worker retired these keys (keymanager delete): stop signing them here; resolves once none is in flight. */
+  retireKeys(pubkeys: string[]): Promise<void>;
+  /** A sibling worker imported keys into the key store: load those not signable here yet. */
+  reloadKeys(): Promise<void>;
+  /** This signer's own metrics as prom-client JSON (a `--workers N` primary merges every worker's). */
+  localMetrics(): Promise<unknown[]>;
   /** Stops accepting, finishes and commits in-flight requests, then closes the database, the pool and the HSM session. */
   close(): Promise<void>;
 }
@@ -141,8 +164,9 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
     // Metrics read live objects through these late-bound references.
     const live: LiveRefs = {};
     const metrics = createMetrics(live, ownLog);
+    if (options.cluster) metrics.joinCluster(options.cluster.worker, options.cluster.metricsText);
     countCommit = (s) => metrics.commit(s);
-    const state = await openState(config, metrics, logger, live, cleanups, status, shared);
+    const state = await openState(config, metrics, logger, live, cleanups, status, shared, options.cluster?.groupDataDir);
     const keys = await loadKeys(config, options, logger, live, cleanups, status);
     const service = buildService(config, options, consensus, state, keys.pool, metrics, logger);
     live.service = service;
@@ -168,6 +192,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
         slashing: state.slashing,
         logger,
         genesisValidatorsRoot: config.genesisValidatorsRoot,
+        ...(options.cluster ? { siblings: options.cluster.siblings } : {}),
       }),
     };
     live.healthCtx = ctx;
@@ -207,6 +232,9 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
         }
         return { keys: ctx.service.keys.size, signed, refused, inFlight: ctx.service.queueDepth };
       },
+      retireKeys: (pubkeys) => ctx.keyManager.retireForSibling(pubkeys),
+      reloadKeys: () => ctx.keyManager.reloadForSibling(),
+      localMetrics: () => metrics.registry.getMetricsAsJSON(),
       close() {
         closing ??= closeSigner({ listeners, state, keys, lock, logger, ownLog, status });
         return closing;
@@ -234,7 +262,7 @@ function createLogger(config: SignerConfig, options: StartSignerOptions): { logg
   const logger = pino(
     {
       level: config.logLevel,
-      base: { name: "vigil-signer" },
+      base: { name: "vigil-signer", ...(options.cluster ? { worker: options.cluster.worker } : {}) },
       // Defence in depth: credentials never reach a log line even if a header object is logged by mistake.
       redact: { paths: ["req.headers.authorization", "headers.authorization", "authorization", "password", "passwords", "pin"], censor: "[redacted]" },
     },
@@ -263,13 +291,14 @@ async function openState(
   live: LiveRefs,
   cleanups: Cleanups,
   status: (text: string) => void,
-  opened?: SlashingProtection,
+  opened: SlashingProtection | undefined,
+  groupDataDir: string | undefined,
 ): Promise<OpenedState> {
   const slashing = opened ?? (await openSlashing(config, logger, (s) => metrics.commit(s), cleanups, status));
   live.slashing = slashing;
 
   // With PostgreSQL, in the same database: a fence written through any instance holds at all of them.
-  const openedFencing = await openClientFencing(config.slashingDb, config.dataDir, config.clients, (message) => logger.warn(message));
+  const openedFencing = await openClientFencing(config.slashingDb, groupDataDir ?? config.dataDir, config.clients, (message) => logger.warn(message));
   live.fencing = openedFencing;
   cleanups.push(() => openedFencing.close());
   const audit = AuditLog.open(path.join(config.dataDir, "audit"));

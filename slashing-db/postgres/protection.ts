@@ -143,6 +143,10 @@ export class PostgresSlashingProtection implements SlashingProtection {
   async pin(genesisValidatorsRoot: Uint8Array): Promise<void> {
     this.assertOpen();
     const root = bytesToHex(checkBytes(genesisValidatorsRoot, 32, "genesisValidatorsRoot"));
+    // Every sign request carries its network: once the database is pinned to it (here or at open), it stays pinned
+    // (nothing unpins a database), so there is nothing to write or read again, as on SQLite. Without this, each
+    // signature cost a durable transaction of its own (5 round trips).
+    if (this.pinnedRoot === root) return;
     // In a transaction of its own, so that it commits with synchronous_commit=on whatever the server's default.
     const stored = await this.transaction("pinning the slashing database failed", async (client) => {
       await client.query("INSERT INTO metadata (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", [GVR_KEY, root]);

@@ -6,23 +6,55 @@ import os from "node:os";
 import { runKeystoreBench } from "./keystore.js";
 import { runAuditCostBench, runSignerBench } from "./signer.js";
 import { runMultiSignerBench } from "./signer-multi.js";
+import { formatWorkersRow, runWorkersBench } from "./signer-workers.js";
 import { runRawSigningBench } from "./signing.js";
 import { runSlashingDbBench } from "./slashing-db.js";
 import { runPostgresSlashingDbBench } from "./slashing-db-postgres.js";
 import { round } from "./stats.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
-/** `--only slashing-db` or `--only signer-multi`: that section alone (the others take minutes). */
+/** `--only slashing-db`, `--only signer-multi` or `--only signer-workers`: that section alone (the others take minutes). */
 const onlyAt = process.argv.indexOf("--only");
 const only = onlyAt === -1 ? undefined : process.argv[onlyAt + 1];
-if (only !== undefined && only !== "slashing-db" && only !== "signer-multi") {
-  throw new Error(`--only: unknown section ${only} (known: slashing-db, signer-multi)`);
+if (only !== undefined && only !== "slashing-db" && only !== "signer-multi" && only !== "signer-workers") {
+  throw new Error(`--only: unknown section ${only} (known: slashing-db, signer-multi, signer-workers)`);
 }
 const report: Record<string, unknown> = {
   machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
 };
 
 console.log(`# Vigil benchmarks (${seconds}s per measurement, ${os.cpus().length} cores, node ${process.version})\n`);
+
+/** `vigil signer start --workers N` through its one port: one line per process count, as the issue asks. */
+async function workersSection(): Promise<void> {
+  console.log("## signer: --workers N (node:cluster) through one port, ATTESTATION over HTTP, 10,000 keys, PostgreSQL (and 1 process on SQLite)");
+  const rows = await runWorkersBench({ seconds });
+  for (const r of rows) {
+    console.log(formatWorkersRow(r));
+    const c = r.cpuMicrosPerSignature;
+    console.log(
+      `  per worker ${r.perWorker.join(" + ")} signed; at ${r.offeredPerSecond}/s offered open loop (half the ceiling): p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms (target < 25 ms)` +
+        `${r.openLoopNot200 > 0 ? `, ${r.openLoopNot200} not 200` : ""}; CPU per signature: workers ${c.workers} µs, primary ${c.primary} µs, ` +
+        `${r.backend === "postgres" ? `PostgreSQL ${c.postgres} µs (${r.postgresTransactionsPerSignature} transactions per signature), ` : ""}load generators ${c.loadGenerators} µs; group commit: mean batch ${r.meanBatch}, ${r.meanCommitMs} ms`,
+    );
+    if (r.backend === "postgres") {
+      const trips = Object.entries(r.postgresRoundTripsPerSignature);
+      const total = round(
+        trips.reduce((a, [, v]) => a + v, 0),
+        2,
+      );
+      console.log(`  PostgreSQL round trips per signature: ${total} (${trips.map(([k, v]) => `${v} "${k}…"`).join(", ")})`);
+    }
+  }
+  console.log("(the 16-core figure needs a 16-core machine: run `npm run bench -- --only signer-workers` there)\n");
+  report.signerWorkers = rows;
+}
+
+if (only === "signer-workers") {
+  await workersSection();
+  console.log(JSON.stringify(report));
+  process.exit(0);
+}
 
 if (only !== "signer-multi") {
   console.log("## slashing-db: durable check-and-record, 10,000 validators, 1,000,000 history rows, SQLite and PostgreSQL");
@@ -110,5 +142,7 @@ if (only !== "signer-multi") {
   console.log(`durable: ${audit.durablePerSecond}/s, buffered: ${audit.bufferedPerSecond}/s, cost: ${round(audit.cost * 100, 1)}% of throughput\n`);
   report.auditCost = audit;
 }
+
+if (only !== "signer-multi") await workersSection();
 
 console.log(JSON.stringify(report));

@@ -60,7 +60,7 @@ async function batches(signers: BenchSigner[]): Promise<{ checks: number; batche
 }
 
 /** CPU time (ms) used so far by the PostgreSQL server listening on `port`: the postmaster and its children. */
-function postgresCpuMs(port: number): number {
+export function postgresCpuMs(port: number): number {
   const ticks = (stat: string[], from: number, count: number) => stat.slice(from, from + count).reduce((a, v) => a + Number(v), 0);
   const stats = new Map<number, string[]>();
   let postmaster: number | undefined;

@@ -28,6 +28,14 @@ function fieldOf(value: unknown): string {
 }
 
 describe("signer config", () => {
+  it("workers: 1 by default; more only with PostgreSQL; a count, not anything else", () => {
+    expect(parseSignerConfig(base, "/etc/vigil").workers).toBe(1);
+    const pg = { ...base, slashingDb: { postgres: { url: "postgres://vigil@db/vigil", passwordFile: "pw" } } };
+    expect(parseSignerConfig({ ...pg, workers: 16 }, "/etc/vigil").workers).toBe(16);
+    expect(fieldOf({ ...base, workers: 2 })).toBe("workers");
+    for (const bad of [0, -1, 1.5, "4", 257]) expect(fieldOf({ ...pg, workers: bad })).toBe("workers");
+  });
+
   it("fills defaults and resolves paths against the config's directory", () => {
     const c = parseSignerConfig({ ...base, dataDir: "data" }, "/etc/vigil");
     expect(c.listen).toEqual({ host: "127.0.0.1", port: 9000 });

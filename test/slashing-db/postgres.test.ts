@@ -176,6 +176,21 @@ describe("open refuses", () => {
     await again.close();
   });
 
+  it("pin() on an open handle: its own network again answers without writing, another network is still refused", async () => {
+    const url = await server.createDatabase();
+    const p = await open(url, {}); // unpinned
+    expect(p.genesisValidatorsRoot).toBeNull();
+    await p.pin(Buffer.from(GVR.slice(2), "hex")); // pins durably
+    for (let i = 0; i < 3; i++) await p.pin(Buffer.from(GVR.slice(2), "hex")); // every sign request does this
+    await expect(p.pin(Buffer.from(OTHER_GVR.slice(2), "hex"))).rejects.toMatchObject({ code: "GENESIS_VALIDATORS_ROOT_MISMATCH" });
+    // Pinned through another handle: this one, opened before, still refuses the other network.
+    const url2 = await server.createDatabase();
+    const early = await open(url2, {});
+    const pinner = await open(url2, { genesisValidatorsRoot: OTHER_GVR });
+    await expect(early.pin(Buffer.from(GVR.slice(2), "hex"))).rejects.toMatchObject({ code: "GENESIS_VALIDATORS_ROOT_MISMATCH" });
+    await Promise.all([p.close(), early.close(), pinner.close()]);
+  });
+
   it("a schema newer than this Vigil (DB_SCHEMA_TOO_NEW)", async () => {
     const url = await server.createDatabase();
     await (await open(url)).close();

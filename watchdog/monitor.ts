@@ -2,7 +2,7 @@ import { STACK_NAMES, type StackName, type WatchdogConfig } from "./config.js";
 import { judgeBeacon, judgeSignerWitness, type SignerWitness } from "./health/evaluate.js";
 import { probeBeacon, type BeaconProbe } from "./probes/beacon.js";
 import { probeService, type ServiceProbe } from "./probes/service.js";
-import type { ClientView } from "../admin-api/index.js";
+import { mergeClientViews, type ClientView } from "../admin-api/index.js";
 import type { SignerAdminClient } from "./signer-client.js";
 
 /** One instance of a signer, as this round saw it. */
@@ -92,34 +92,4 @@ export async function observe(
     };
   }
   return { at: now, stacks, signers: signerResults };
-}
-
-/**
- * One view per client over a signer's instances. HAProxy spreads a client's requests over them, so each instance
- * sees only its share: the witness must take the newest request and signature anywhere (a client quiet at one
- * instance may be busy at another), the sums of the counters, and `enabled` if any instance says so (a standby
- * enabled anywhere is fenced; an active client is judged by its traffic).
- */
-export function mergeClientViews(perInstance: readonly ClientView[][]): ClientView[] {
-  const byId = new Map<string, ClientView[]>();
-  for (const views of perInstance) for (const v of views) byId.set(v.id, [...(byId.get(v.id) ?? []), v]);
-  const newest = (xs: (string | null)[]) => xs.reduce<string | null>((a, b) => (b !== null && (a === null || Date.parse(b) > Date.parse(a)) ? b : a), null);
-  return [...byId.values()].map((views) => {
-    const lastSigned = new Map<string, ClientView["lastSigned"][number]>();
-    for (const e of views.flatMap((v) => v.lastSigned)) {
-      const known = lastSigned.get(e.pubkey);
-      if (!known || Date.parse(e.at) > Date.parse(known.at)) lastSigned.set(e.pubkey, e);
-    }
-    return {
-      id: views[0]!.id,
-      enabled: views.some((v) => v.enabled),
-      changedAtGeneration: Math.max(...views.map((v) => v.changedAtGeneration)),
-      inFlight: views.reduce((n, v) => n + v.inFlight, 0),
-      lastRequestAt: newest(views.map((v) => v.lastRequestAt)),
-      lastSignedAt: newest(views.map((v) => v.lastSignedAt)),
-      signed: views.reduce((n, v) => n + v.signed, 0),
-      refused: views.reduce((n, v) => n + v.refused, 0),
-      lastSigned: [...lastSigned.values()].sort((a, b) => Date.parse(b.at) - Date.parse(a.at)),
-    };
-  });
 }

@@ -3,6 +3,7 @@
  * (./worker.ts), over node:cluster's channel. Every message carries `vigil` (node's own internal messages
  * share the channel). Nothing secret ever crosses it: pubkeys, counts and metrics only.
  */
+import type { ClientView } from "../../admin-api/index.js";
 
 /** The environment variable that tells a forked process which worker slot it is (0…N-1). */
 export const WORKER_SLOT_ENV = "VIGIL_SIGNER_WORKER";
@@ -31,14 +32,21 @@ export type FromWorker =
   /** The change is complete (a retire: the keys are off the token): siblings may load keys again. */
   | { vigil: "keys-change-end"; id: number }
   /** This worker applied a sibling's change (`error` when it could not: the primary then restarts it). */
-  | { vigil: "keys-applied"; id: number; error?: string };
+  | { vigil: "keys-applied"; id: number; error?: string }
+  /** The admin API's client views were asked of this worker: the primary answers with every worker's. */
+  | { vigil: "client-views"; id: number }
+  /** The answer to client-views-collect: this worker's own views of its clients (its share of their requests). */
+  | { vigil: "client-views-json"; id: number; views: ClientView[] };
 
 export type ToWorker =
   | { vigil: "stop" }
   | { vigil: "metrics-text"; id: number; body?: string; error?: string }
   | { vigil: "metrics-collect"; id: number }
   | { vigil: "apply-keys"; id: number; change: KeyChange }
-  | { vigil: "keys-changed-done"; id: number };
+  | { vigil: "keys-changed-done"; id: number }
+  | { vigil: "client-views-collect"; id: number }
+  /** Every ready worker's views, or `error` when one did not answer (a partial answer could show a busy client silent). */
+  | { vigil: "client-views-all"; id: number; views?: ClientView[][]; error?: string };
 
 export const HEARTBEAT_MS = 1_000;
 

@@ -10,6 +10,7 @@
 import cluster, { type Worker } from "node:cluster";
 import os from "node:os";
 import client from "prom-client";
+import type { ClientView } from "../../admin-api/index.js";
 import { EXIT_CODES, VigilError } from "../../common/index.js";
 import { HEARTBEAT_MS, isVigilMessage, WORKER_SLOT_ENV, type FromWorker, type KeyChange, type ToWorker, type WorkerStats } from "./messages.js";
 
@@ -213,6 +214,22 @@ export async function startWorkers(options: SupervisorOptions): Promise<RunningW
           (err: Error) => sendTo(w, { vigil: "metrics-text", id: m.id, error: err.message }),
         );
         return;
+      case "client-views":
+        // Every ready worker's share, or an error: the watchdog judges a client silent from these, and a worker
+        // left out could hide the very requests that show it alive.
+        Promise.all(
+          slots
+            .filter((s) => s.ready)
+            .map((s) =>
+              request(s, (id) => ({ vigil: "client-views-collect", id }), "client-views-json", METRICS_COLLECT_TIMEOUT_MS).then(
+                (r) => (r as { views: ClientView[] }).views,
+              ),
+            ),
+        ).then(
+          (views) => sendTo(w, { vigil: "client-views-all", id: m.id, views }),
+          (err: Error) => sendTo(w, { vigil: "client-views-all", id: m.id, error: err.message }),
+        );
+        return;
       case "keys-changed": {
         let release!: () => void;
         const held = new Promise<void>((resolve) => (release = resolve));
@@ -241,6 +258,7 @@ export async function startWorkers(options: SupervisorOptions): Promise<RunningW
         return;
       }
       case "metrics-json":
+      case "client-views-json":
       case "keys-applied":
         pending.get(m.id)?.(m);
         return;

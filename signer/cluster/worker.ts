@@ -15,7 +15,7 @@ import type { ClusterWorkerHooks, RunningSigner } from "../server/start.js";
 import { DbNotClosedCleanlyError } from "../server/start.js";
 import { HEARTBEAT_MS, isVigilMessage, WORKER_SLOT_ENV, type FromWorker, type KeyChange, type ToWorker } from "./messages.js";
 
-/** How long a /metrics request waits for the primary's merged answer. */
+/** How long a /metrics (or admin client views) request waits for the primary's merged answer. */
 const METRICS_TIMEOUT_MS = 10_000;
 
 /** This process's worker slot when it was forked by a `--workers N` primary; undefined otherwise. */
@@ -104,10 +104,14 @@ export async function runSignerWorker(slot: number, groupDataDir: string, start:
       case "apply-keys":
         void applyKeys(m.id, m.change);
         return;
+      case "client-views-collect":
+        send({ vigil: "client-views-json", id: m.id, views: signer?.localClientViews() ?? [] });
+        return;
       case "metrics-collect":
         void (signer?.localMetrics() ?? Promise.resolve([])).then((metrics) => send({ vigil: "metrics-json", id: m.id, metrics }));
         return;
       case "metrics-text":
+      case "client-views-all":
       case "keys-changed-done":
         waiting.get(m.id)?.resolve(m);
         return;
@@ -129,6 +133,12 @@ export async function runSignerWorker(slot: number, groupDataDir: string, start:
       if (reply.vigil !== "metrics-text" || reply.body === undefined)
         throw new Error(`metrics of the worker group: ${(reply as { error?: string }).error ?? "no answer"}`);
       return reply.body;
+    },
+    clientViews: async () => {
+      const reply = await ask((id) => ({ vigil: "client-views", id }), METRICS_TIMEOUT_MS);
+      if (reply.vigil !== "client-views-all" || reply.views === undefined)
+        throw new Error(`client views of the worker group: ${(reply as { error?: string }).error ?? "no answer"}`);
+      return reply.views;
     },
     siblings: {
       // No timeout: the primary answers once every sibling retired the keys or was stopped (it never leaves one signing).

@@ -120,6 +120,7 @@ export function buildApp(ctx: SignerContext, role: ListenerRole): FastifyInstanc
       slashing: ctx.slashing,
       authFailures,
       logger,
+      ...(ctx.groupClientViews ? { groupClientViews: ctx.groupClientViews } : {}),
     });
     registerKeymanagerRoutes(app, { keyManager: ctx.keyManager, token: config.keymanager.enabled ? ctx.keymanagerToken : undefined, authFailures, logger });
   }

@@ -3,6 +3,7 @@
  * whole: each is handed only what it uses (SignRouteDeps, AdminRouteDeps, KeymanagerRouteDeps, HealthDeps).
  */
 import type { Logger } from "pino";
+import type { ClientView } from "../../admin-api/index.js";
 import type { SlashingProtection } from "../../slashing-db/index.js";
 import type { KeyStore } from "../keystore/index.js";
 import type { BlsPool } from "../signing/index.js";
@@ -34,4 +35,6 @@ export interface SignerContext {
   keymanagerToken?: TokenDigest;
   /** Key imports and deletes (keymanager API). */
   keyManager: KeyManager;
+  /** A `--workers N` worker: every worker's client views, which the admin API merges (undefined: one process). */
+  groupClientViews?: () => Promise<ClientView[][]>;
 }

@@ -11,7 +11,9 @@ import { EXIT_CODES, ensurePrivateDir, HOST_ALLOW_ANY, isLoopbackAddress, NonBlo
 import { openSlashingProtection, type BatchStats, type SlashingProtection } from "../../slashing-db/index.js";
 import { openKeyStore, type KeyStore } from "../keystore/index.js";
 import { BlsPool, loadConsensus } from "../signing/index.js";
+import type { ClientView } from "../../admin-api/index.js";
 import { buildApp, healthDepsOf } from "./app.js";
+import { clientView } from "./routes/admin.js";
 import { healthReport, type HealthReport } from "./routes/health.js";
 import { useFastSszHasher } from "./hasher.js";
 import { AuditLog } from "./audit-log.js";
@@ -74,6 +76,8 @@ export interface ClusterWorkerHooks {
   groupDataDir: string;
   /** /metrics of the whole process group, aggregated by the primary. */
   metricsText(): Promise<string>;
+  /** Every worker's client views (the admin API merges them: each worker sees only its share of a client's requests). */
+  clientViews(): Promise<ClientView[][]>;
   /** Key changes through the keymanager API reach the siblings before the reply. */
   siblings: KeySiblings;
 }
@@ -98,6 +102,8 @@ export interface RunningSigner {
   reloadKeys(): Promise<void>;
   /** This signer's own metrics as prom-client JSON (a `--workers N` primary merges every worker's). */
   localMetrics(): Promise<unknown[]>;
+  /** This process's own views of its clients (a worker's share, for the group's admin API). */
+  localClientViews(): ClientView[];
   /** Stops accepting, finishes and commits in-flight requests, then closes the database, the pool and the HSM session. */
   close(): Promise<void>;
 }
@@ -194,6 +200,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
         genesisValidatorsRoot: config.genesisValidatorsRoot,
         ...(options.cluster ? { siblings: options.cluster.siblings } : {}),
       }),
+      ...(options.cluster ? { groupClientViews: options.cluster.clientViews } : {}),
     };
     live.healthCtx = ctx;
 
@@ -235,6 +242,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       retireKeys: (pubkeys) => ctx.keyManager.retireForSibling(pubkeys),
       reloadKeys: () => ctx.keyManager.reloadForSibling(),
       localMetrics: () => metrics.registry.getMetricsAsJSON(),
+      localClientViews: () => [...ctx.clients.clients.values()].map((c) => clientView(ctx, c)),
       close() {
         closing ??= closeSigner({ listeners, state, keys, lock, logger, ownLog, status });
         return closing;

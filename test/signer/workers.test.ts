@@ -184,6 +184,31 @@ it("two workers serve through one port, one scrape shows both, a SIGKILLed worke
   expect(after.filter(alive)).toEqual([]);
 }, 120_000);
 
+it("the admin API's client views are the whole group's, whichever worker answers (the watchdog judges silence from them)", async () => {
+  const ADMIN_TOKEN = "admin-token-workers-0123456789abcdef";
+  const tokenFile = writePrivate(path.join(work, "admin.token"), ADMIN_TOKEN);
+  const { signer, url } = await startWorkers("views", { admin: { tokenFile } });
+  for (let target = 1; target <= 6; target++) {
+    const r = await fresh(`${url}/api/v1/eth2/sign/${interopPubkey(target % KEYS)}`, { body: attestationBody(target - 1, target) });
+    expect(r.status).toBe(200);
+  }
+  // Fresh connections alternate between the workers; each served some of the six, and each answers for all six.
+  const page = (await fresh(`${url}/metrics`)).text;
+  for (const w of ["0", "1"]) expect(series(page, "vigil_signer_requests_total", { type: "ATTESTATION", outcome: "signed", worker: w })).toBeGreaterThan(0);
+  for (let i = 0; i < 4; i++) {
+    const r = await fresh(`${url}/admin/v1/clients`, { auth: `Bearer ${ADMIN_TOKEN}` });
+    expect(r.status).toBe(200);
+    const views = JSON.parse(r.text).clients as { id: string; signed: number; lastSigned: { pubkey: string }[]; lastRequestAt: string | null }[];
+    const active = views.filter((v) => v.signed > 0);
+    expect(active).toHaveLength(1);
+    expect(active[0]!.signed).toBe(6);
+    expect(active[0]!.lastSigned.map((e) => e.pubkey).sort()).toEqual([interopPubkey(0), interopPubkey(1)].sort());
+    const one = await fresh(`${url}/admin/v1/clients/${active[0]!.id}`, { auth: `Bearer ${ADMIN_TOKEN}` });
+    expect(JSON.parse(one.text)).toMatchObject({ id: active[0]!.id, signed: 6 });
+  }
+  expect(await stopWithSigterm(signer)).toMatchObject({ code: 0 });
+}, 120_000);
+
 it("a key imported or deleted through one worker's keymanager API is signable, or not, at every worker when the call returns", async () => {
   const tokenFile = writePrivate(path.join(work, "km.token"), KM_TOKEN);
   const { signer, url } = await startWorkers("keys", { keymanager: { enabled: true, tokenFile } });

@@ -12,7 +12,7 @@ import type { ClientView } from "../../admin-api/index.js";
 import { assessActive, Hysteresis, judgeBeacon, judgeSignerWitness, loadWatchdogConfig, parseWatchdogConfig, recoveryAction } from "../../watchdog/index.js";
 import type { BeaconProbe } from "../../watchdog/probes/beacon.js";
 import { divergentDatabases } from "../../watchdog/failover/instance-fence.js";
-import { mergeClientViews } from "../../watchdog/monitor.js";
+import { mergeClientViews } from "../../admin-api/index.js";
 import { check, type FeedSignature } from "./checker.js";
 
 const base = () => ({

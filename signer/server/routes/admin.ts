@@ -5,6 +5,7 @@ import {
   ADMIN_ROUTES,
   DECISION_PATTERN,
   FENCE_ACTIONS,
+  mergeClientViews,
   SHARING_NONCE_PATTERN,
   SIGNATURES_DEFAULT_LIMIT,
   SIGNATURES_MAX_LIMIT,
@@ -38,6 +39,11 @@ export interface AdminRouteDeps {
   slashing: Pick<SlashingProtection, "identity" | "writeSharingNonce">;
   authFailures: AuthFailureGuard;
   logger: Logger;
+  /**
+   * A `--workers N` worker: every worker's views of the clients. Client views are then the merge over the
+   * workers (mergeClientViews), as a watchdog merges several instances: one worker sees only its share.
+   */
+  groupClientViews?: () => Promise<ClientView[][]>;
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -90,18 +96,34 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminRouteDeps): 
 
     admin.get(ADMIN_ROUTES.fencing, async (): Promise<FencingResponse> => ({ generation: ctx.fencing.generation }));
 
-    admin.get(
-      ADMIN_ROUTES.clients,
-      async (): Promise<ClientsResponse> => ({
-        generation: ctx.fencing.generation,
-        clients: [...ctx.clients.clients.values()].map((c) => clientView(ctx, c)),
-      }),
-    );
+    /** Every client's view: this process's own, or merged over the workers of a `--workers N` signer. */
+    const views = async (): Promise<ClientView[]> => {
+      const local = [...ctx.clients.clients.values()].map((c) => clientView(ctx, c));
+      return ctx.groupClientViews ? mergeClientViews(await ctx.groupClientViews()) : local;
+    };
+    const viewsUnavailable = (reply: FastifyReply, err: unknown) => {
+      ctx.logger.error({ err: (err as Error).message }, "admin API: the worker group's client views are unavailable");
+      void reply.header("retry-after", String(RETRY_AFTER_SECONDS));
+      return fail(reply, 503, "STATE_UNAVAILABLE", "the client views of every worker could not be read: retry");
+    };
+
+    admin.get(ADMIN_ROUTES.clients, async (_request, reply): Promise<ClientsResponse | FastifyReply> => {
+      try {
+        return { generation: ctx.fencing.generation, clients: await views() };
+      } catch (err) {
+        return viewsUnavailable(reply, err);
+      }
+    });
 
     admin.get<{ Params: { id: string } }>(ADMIN_ROUTES.client, async (request, reply): Promise<ClientView | FastifyReply> => {
       const client = ctx.clients.get(request.params.id);
       if (!client) return fail(reply, 404, "UNKNOWN_CLIENT", `no client ${request.params.id}`);
-      return clientView(ctx, client);
+      if (!ctx.groupClientViews) return clientView(ctx, client);
+      try {
+        return (await views()).find((v) => v.id === client.id) ?? clientView(ctx, client);
+      } catch (err) {
+        return viewsUnavailable(reply, err);
+      }
     });
 
     for (const action of FENCE_ACTIONS) {

@@ -8,7 +8,6 @@
 // refusal.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
@@ -22,6 +21,7 @@ import { killLeftovers } from "../helpers/signer-process.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
 import { GVR, attestationBody, http, interopPubkey, tokenWithInteropKeys } from "../signer/harness.js";
+import { haproxyRuntime as runtime } from "../helpers/haproxy.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 /** Keys the signer process signs for; the in-process protection uses other validators (keys below). */
@@ -277,18 +277,6 @@ describe.skipIf(missing !== undefined)("PostgreSQL on a Patroni pair behind HAPr
     }
   }, 120_000);
 });
-
-/** One command to HAProxy's runtime API; its answer. */
-function runtime(socket: string, command: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const conn = net.createConnection(socket);
-    let out = "";
-    conn.on("connect", () => conn.write(`${command}\n`));
-    conn.on("data", (d) => (out += d.toString()));
-    conn.on("end", () => resolve(out));
-    conn.on("error", reject);
-  });
-}
 
 /** Waits until the standby has replayed everything the primary had written when this was called. */
 async function caughtUp(primaryUrl: string, standbyUrl: string, password: string): Promise<void> {

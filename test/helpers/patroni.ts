@@ -12,7 +12,6 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,6 +19,7 @@ import pg from "pg";
 import { toPoolConfig } from "../../slashing-db/postgres/config.js";
 import { freePort } from "./ports.js";
 import { postgresBinDir, serverUser } from "./postgres.js";
+import { haproxyServers } from "./haproxy.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const PATRONI_TEMPLATE = path.join(ROOT, "deploy/patroni/patroni.yml");
@@ -415,24 +415,8 @@ export async function startPatroniPair(opts: { dir?: string } = {}): Promise<Pat
 
 /** Each member's status in HAProxy's backend (UP, DOWN, "DOWN 1/2", MAINT…), from the runtime API's `show stat`. */
 export async function haproxyStatus(socket: string): Promise<Map<string, string>> {
-  const answer = await new Promise<string>((resolve, reject) => {
-    const conn = net.createConnection(socket);
-    let out = "";
-    conn.on("connect", () => conn.write("show stat\n"));
-    conn.on("data", (d) => (out += d.toString()));
-    conn.on("end", () => resolve(out));
-    conn.on("error", reject);
-  });
-  const [header, ...rows] = answer.trim().split("\n");
-  const cols = header!.replace(/^# /, "").split(",");
-  const out = new Map<string, string>();
-  for (const line of rows) {
-    const row = line.split(",");
-    if (row[cols.indexOf("pxname")] === "vigil_postgres_primary" && /^pg\d$/.test(row[cols.indexOf("svname")]!)) {
-      out.set(row[cols.indexOf("svname")]!, row[cols.indexOf("status")]!);
-    }
-  }
-  return out;
+  const servers = await haproxyServers(socket, "vigil_postgres_primary");
+  return new Map([...servers].filter(([name]) => /^pg\d$/.test(name)).map(([name, s]) => [name, s.status]));
 }
 
 /**

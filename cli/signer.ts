@@ -5,6 +5,7 @@ import { positiveInt } from "./options.js";
 import { action, exitWithError } from "./run.js";
 import { defaultDataDir, EXIT_CODES, runDaemon } from "../common/index.js";
 import { probePostgres } from "../slashing-db/index.js";
+import { NETWORK_NAMES } from "../signer/signing/index.js";
 import {
   checkWorkersBackend,
   clientInstructions,
@@ -24,7 +25,7 @@ interface StartFlags {
   config?: string;
   embedded: boolean;
   dataDir?: string;
-  network: "mainnet" | "minimal-devnet";
+  network: string;
   keys: number;
   host?: string;
   port?: number;
@@ -53,7 +54,11 @@ export function signerCommand(): Command {
     .option("--config <file>", "signer config file (JSON; see signer/docs/config.md)")
     .option("--embedded", "create (first run) or reuse a SoftHSM2 token, keys, database and config under the data directory", false)
     .option("--data-dir <dir>", "data directory for --embedded (default $VIGIL_DATA_DIR or ./data)")
-    .addOption(new Option("--network <name>", "network for --embedded").choices(["mainnet", "minimal-devnet"]).default("mainnet"))
+    .option(
+      "--network <name|file>",
+      `network for --embedded: ${NETWORK_NAMES.join(", ")}, or a consensus-spec config.yaml (custom network; preset from its PRESET_BASE)`,
+      "mainnet",
+    )
     .option("--keys <n>", "keys to generate for --embedded when the token has none", positiveInt, 4)
     .option(
       "--host <host>",

@@ -18,7 +18,16 @@ import {
 import { SettingChecks } from "../../common/index.js";
 import type { PostgresConnection, PostgresTls, SlashingDbLocation } from "../../slashing-db/index.js";
 import { parseHsmSection, type HsmConfig } from "../keystore/index.js";
-import { NETWORKS, SIGN_TYPES, validateNetworkConfig, type NetworkConfig, type SignType } from "../signing/index.js";
+import {
+  isNetworkFile,
+  namedNetwork,
+  NETWORK_NAMES,
+  networkFromYamlFile,
+  SIGN_TYPES,
+  validateNetworkConfig,
+  type NetworkConfig,
+  type SignType,
+} from "../signing/index.js";
 import { SignerSetupError } from "./service-errors.js";
 
 export class SignerConfigError extends VigilError<"INVALID_CONFIG"> {
@@ -176,17 +185,32 @@ function pubkey(value: unknown, field: string): string {
   return normalizeHex(value);
 }
 
-function network(value: unknown): NetworkConfig {
-  if (value === undefined) throw new SignerConfigError("network", `is required ("mainnet", "minimal-devnet" or an object)`);
+/** A named network or a config.yaml file (relative to the config's directory); SignerConfigError on failure. */
+function networkByName(value: string, field: string, resolve: (p: string) => string): NetworkConfig | undefined {
+  try {
+    return isNetworkFile(value) ? networkFromYamlFile(resolve(value)) : namedNetwork(value);
+  } catch (err) {
+    throw new SignerConfigError(field, `is invalid: ${(err as Error).message}`);
+  }
+}
+
+/** The "network" setting on its own (`vigil signer start --embedded --network`): a name or a config.yaml path. */
+export function networkOfSetting(value: unknown, baseDir: string): NetworkConfig {
+  return network(value, (p) => path.resolve(baseDir, p));
+}
+
+function network(value: unknown, resolve: (p: string) => string): NetworkConfig {
+  const choices = `${NETWORK_NAMES.map((n) => `"${n}"`).join(", ")}, a config.yaml path or an object`;
+  if (value === undefined) throw new SignerConfigError("network", `is required (${choices})`);
   if (typeof value === "string") {
-    const known = NETWORKS[value];
-    if (!known) throw new SignerConfigError("network", `"${value}" is not a known network (${Object.keys(NETWORKS).join(", ")}, or an object)`);
+    const known = networkByName(value, "network", resolve);
+    if (!known) throw new SignerConfigError("network", `"${value}" is not a known network (${choices})`);
     return known;
   }
   const v = obj(value, "network");
   onlyKeys(v, ["name", "preset", "genesisForkVersion", "forkVersions", "genesisTime", "secondsPerSlot"], "network");
   // A known name fills in what the object leaves out: {"name": "minimal-devnet", "genesisTime": …}.
-  const known = typeof v.name === "string" ? NETWORKS[v.name] : undefined;
+  const known = typeof v.name === "string" && !isNetworkFile(v.name) ? networkByName(v.name, "network.name", resolve) : undefined;
   const chainClock: { genesisTime?: number; secondsPerSlot?: number } = {};
   if (v.genesisTime !== undefined) chainClock.genesisTime = int(v.genesisTime, "network.genesisTime", 0, 2 ** 40);
   if (v.secondsPerSlot !== undefined) chainClock.secondsPerSlot = int(v.secondsPerSlot, "network.secondsPerSlot", 1, 3600);
@@ -422,7 +446,7 @@ export function parseSignerConfig(value: unknown, baseDir: string = process.cwd(
   }
 
   const config: SignerConfig = {
-    network: network(v.network),
+    network: network(v.network, resolve),
     listen: v.listen === undefined ? { ...DEFAULT_LISTEN } : listen(v.listen, "listen"),
     metrics: { enabled: true },
     dataDir,
@@ -439,6 +463,17 @@ export function parseSignerConfig(value: unknown, baseDir: string = process.cwd(
   if (v.genesisValidatorsRoot !== undefined) {
     if (!isHexOfLength(v.genesisValidatorsRoot, 32)) throw new SignerConfigError("genesisValidatorsRoot", "must be 0x + 64 hex digits");
     config.genesisValidatorsRoot = normalizeHex(v.genesisValidatorsRoot);
+  }
+  // A public network fixes its root: pin it from the start; a different configured one is a mistake, not a choice.
+  const networkRoot = config.network.genesisValidatorsRoot;
+  if (networkRoot !== undefined) {
+    if (config.genesisValidatorsRoot !== undefined && config.genesisValidatorsRoot !== networkRoot) {
+      throw new SignerConfigError(
+        "genesisValidatorsRoot",
+        `${config.genesisValidatorsRoot} is not network ${config.network.name}'s genesis_validators_root ${networkRoot}`,
+      );
+    }
+    config.genesisValidatorsRoot = networkRoot;
   }
   if (v.tls !== undefined) config.tls = tlsSettings(v.tls, "tls", resolve);
   if (v.http !== undefined) {

@@ -13,14 +13,16 @@ import fs from "node:fs";
 import path from "node:path";
 import { ensurePrivateDir, EXIT_CODES, writeFilePrivateAtomic } from "../../common/index.js";
 import { createToken, HsmTokenNotFoundError, initToken, openKeyStore, tokenStatus, type HsmConfig } from "../keystore/index.js";
-import { loadSignerConfig, type SignerConfig } from "./config.js";
+import { isNetworkFile } from "../signing/index.js";
+import { loadSignerConfig, networkOfSetting, type SignerConfig } from "./config.js";
 import { SignerSetupError } from "./service-errors.js";
 
 export const EMBEDDED_TOKEN_LABEL = "vigil-embedded";
 
 export interface EmbeddedOptions {
   dataDir: string;
-  network: "mainnet" | "minimal-devnet";
+  /** A network name or a consensus-spec config.yaml path (relative to the current directory). */
+  network: string;
   /** Keys generated when the token has none (default 4). */
   keys?: number;
   host?: string;
@@ -62,6 +64,9 @@ export function findSoftHsmModule(): string {
 /** Creates (first run) or reuses (later runs) the embedded setup under `opts.dataDir`; returns the config to start. */
 export async function setUpEmbedded(opts: EmbeddedOptions): Promise<EmbeddedSetup> {
   const say = opts.say ?? (() => {});
+  // Checked before anything is created: a first run must not leave a token behind a config that cannot start.
+  const wanted = networkOfSetting(opts.network, process.cwd());
+  const networkSetting = isNetworkFile(opts.network) ? path.resolve(opts.network) : opts.network;
   const dataDir = path.resolve(opts.dataDir);
   const module = findSoftHsmModule();
   const hsmDir = path.join(dataDir, "softhsm");
@@ -113,7 +118,7 @@ export async function setUpEmbedded(opts: EmbeddedOptions): Promise<EmbeddedSetu
   const configFile = path.join(dataDir, "signer.json");
   if (!fs.existsSync(configFile)) {
     const config = {
-      network: opts.network,
+      network: networkSetting,
       listen: { host: opts.host ?? "127.0.0.1", port: opts.port ?? 9000 },
       dataDir: ".",
       softhsmConf: "softhsm/softhsm2.conf",
@@ -125,7 +130,7 @@ export async function setUpEmbedded(opts: EmbeddedOptions): Promise<EmbeddedSetu
     say(`wrote ${configFile}`);
   }
   const config = loadSignerConfig(configFile);
-  if (config.network.name !== opts.network) {
+  if (config.network.name !== wanted.name) {
     say(`note: ${configFile} says network "${config.network.name}"; using it (the file wins over --network)`);
   }
   if (opts.host !== undefined) config.listen.host = opts.host;

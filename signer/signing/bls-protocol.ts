@@ -1,5 +1,6 @@
 /** Messages between BlsPool (main thread) and bls-worker. Keys travel as raw bytes, transferred, never cloned. */
 import { SigningError } from "./errors.js";
+import type { PresetName } from "./consensus.js";
 
 export const SECRET_KEY_BYTES = 32;
 export const SIGNING_ROOT_BYTES = 32;
@@ -7,7 +8,7 @@ export const SIGNATURE_BYTES = 96;
 
 export interface WorkerInit {
   /** Pinned in the worker before anything else, so any @lodestar import there sees the same preset. */
-  preset: "mainnet" | "minimal";
+  preset: PresetName;
   /** Nice value of the worker thread (higher: lower priority than the main thread), if set. */
   niceness?: number;
 }

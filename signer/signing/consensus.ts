@@ -11,8 +11,9 @@ import type { ssz as SszTypes } from "@lodestar/types";
 import { EXIT_CODES } from "../../common/index.js";
 import { SigningError } from "./errors.js";
 
-export type PresetName = "mainnet" | "minimal";
-export const PRESET_NAMES: readonly PresetName[] = ["mainnet", "minimal"];
+/** Lodestar's presets; gnosis (and chiado) run their own: 16 slots per epoch, other list limits. */
+export type PresetName = "mainnet" | "minimal" | "gnosis";
+export const PRESET_NAMES: readonly PresetName[] = ["mainnet", "minimal", "gnosis"];
 
 /** The preset-dependent pieces the signing core uses. */
 export interface Consensus {
@@ -65,7 +66,7 @@ export function pinPreset(preset: PresetName): void {
     return;
   }
   try {
-    setActivePreset(preset === "mainnet" ? LodestarPresetName.mainnet : LodestarPresetName.minimal);
+    setActivePreset(LodestarPresetName[preset]);
   } catch {
     // Something imported @lodestar/params before us. Acceptable only if it chose the same preset;
     // loadConsensus checks ACTIVE_PRESET once the module is loaded.

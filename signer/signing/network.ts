@@ -2,7 +2,10 @@
  * What the signer must know about the chain beyond the request body: the preset, the genesis fork version
  * (builder registrations carry no fork_info) and the fork schedule's versions (EIP-7044, see domains.ts).
  */
+import fs from "node:fs";
+import path from "node:path";
 import { isHexOfLength, normalizeHex } from "../../common/index.js";
+import { type ChainConfigFacts, readChainConfig } from "./chain-config.js";
 import type { PresetName } from "./consensus.js";
 import { PRESET_NAMES } from "./consensus.js";
 import { FORKS, type ForkName } from "./forks.js";
@@ -27,6 +30,8 @@ export interface NetworkConfig {
   readonly genesisTime?: number;
   /** Slot duration; default 12 (mainnet preset) or 6 (minimal preset). */
   readonly secondsPerSlot?: number;
+  /** Bytes32 hex, where the network fixes it (the public networks): the signer pins its database to it. */
+  readonly genesisValidatorsRoot?: string;
 }
 
 export const MAINNET: NetworkConfig = Object.freeze({
@@ -62,6 +67,86 @@ export const MINIMAL_DEVNET: NetworkConfig = Object.freeze({
 
 export const NETWORKS: Readonly<Record<string, NetworkConfig>> = { mainnet: MAINNET, "minimal-devnet": MINIMAL_DEVNET };
 
+/**
+ * The public networks built in, read from @lodestar/config (the version pinned with @lodestar/types). Ephemery,
+ * which Lodestar also lists, is left out: it restarts with a new genesis every few weeks, so a pinned
+ * genesis_validators_root would be wrong within a month.
+ */
+export const PUBLIC_NETWORK_NAMES = ["mainnet", "hoodi", "sepolia", "gnosis", "chiado"] as const;
+
+/** Networks an operator may still name that are no longer built in, with why. */
+const RETIRED_NETWORKS: Readonly<Record<string, string>> = {
+  holesky:
+    "holesky is not built in: it was shut down in 2025 and @lodestar/config 1.38.0 no longer defines it (use hoodi, its successor, or give holesky's config.yaml as the network)",
+};
+
+/** The names a config may give as "network" (hand-typed minimal-devnet and the public networks). */
+export const NETWORK_NAMES: readonly string[] = [...PUBLIC_NETWORK_NAMES, "minimal-devnet"];
+
+/**
+ * Vigil's view of a Lodestar chain config. Forks the config leaves unscheduled (epoch Infinity) are left out, so a
+ * request naming their version is refused rather than signed for a fork that does not exist; forks later than
+ * Vigil signs for (forks.ts) are left out too. Genesis time: the network's own where known, else
+ * MIN_GENESIS_TIME + GENESIS_DELAY, the earliest genesis the config allows (the wall-clock guard then errs on the
+ * side of accepting).
+ */
+export function networkFromChainConfig(name: string, facts: ChainConfigFacts): NetworkConfig {
+  if (!(PRESET_NAMES as readonly string[]).includes(facts.presetBase)) {
+    throw new Error(`network ${name}: PRESET_BASE "${facts.presetBase}" is not a preset Vigil signs for (${PRESET_NAMES.join(", ")})`);
+  }
+  const forkVersions: Partial<Record<Exclude<ForkName, "PHASE0">, string>> = {};
+  for (const fork of FORKS) {
+    if (fork === "PHASE0") continue;
+    const entry = facts.forks[fork];
+    if (entry !== undefined && entry.epoch !== null) forkVersions[fork] = entry.version;
+  }
+  const root = facts.genesis?.genesisValidatorsRoot;
+  return validateNetworkConfig({
+    name,
+    preset: facts.presetBase as PresetName,
+    genesisForkVersion: facts.genesisForkVersion,
+    forkVersions,
+    genesisTime: facts.genesis?.genesisTime ?? facts.minGenesisTime + facts.genesisDelay,
+    secondsPerSlot: facts.slotDurationMs / 1000,
+    ...(root !== undefined && !/^0x0{64}$/i.test(root) ? { genesisValidatorsRoot: normalizeHex(root) } : {}),
+  });
+}
+
+/** A network by name: minimal-devnet, or a public network from @lodestar/config; undefined if unknown. */
+export function namedNetwork(name: string): NetworkConfig | undefined {
+  if (name === "minimal-devnet") return MINIMAL_DEVNET;
+  const retired = RETIRED_NETWORKS[name];
+  if (retired !== undefined) throw new Error(retired);
+  if (!(PUBLIC_NETWORK_NAMES as readonly string[]).includes(name)) return undefined;
+  return networkFromChainConfig(name, readChainConfig({ kind: "public", name }));
+}
+
+/** Whether a "network" value names a config.yaml file rather than a network. */
+export function isNetworkFile(value: string): boolean {
+  return value.includes("/") || value.includes(path.sep) || /\.ya?ml$/i.test(value);
+}
+
+/**
+ * A custom network from a consensus-spec config.yaml (as Web3Signer's --network accepts): fork versions, preset
+ * (PRESET_BASE), genesis time and slot duration. It names no genesis_validators_root: configure
+ * genesisValidatorsRoot to pin one, otherwise the first request's is pinned.
+ */
+export function networkFromYamlFile(file: string): NetworkConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (err) {
+    throw new Error(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let facts: ChainConfigFacts;
+  try {
+    facts = readChainConfig({ kind: "yaml", file, text });
+  } catch (err) {
+    throw new Error(`${file}: ${(err as Error).message}`);
+  }
+  return networkFromChainConfig(facts.configName ?? path.basename(file).replace(/\.ya?ml$/i, ""), facts);
+}
+
 /** Throws a readable Error if the config cannot be used; returns it with versions lower-cased. */
 export function validateNetworkConfig(config: NetworkConfig): NetworkConfig {
   if (!(PRESET_NAMES as readonly string[]).includes(config.preset)) {
@@ -85,6 +170,9 @@ export function validateNetworkConfig(config: NetworkConfig): NetworkConfig {
   const hasPostCapella = FORKS.slice(FORKS.indexOf("DENEB")).some((f) => f in forkVersions);
   if (hasPostCapella && !forkVersions.CAPELLA) {
     throw new Error(`network ${config.name}: DENEB or later is configured without CAPELLA (needed by EIP-7044)`);
+  }
+  if (config.genesisValidatorsRoot !== undefined && !isHexOfLength(config.genesisValidatorsRoot, 32)) {
+    throw new Error(`network ${config.name}: genesisValidatorsRoot must be 0x + 64 hex digits`);
   }
   return { ...config, genesisForkVersion: normalizeHex(config.genesisForkVersion), forkVersions };
 }

@@ -1,0 +1,55 @@
+/**
+ * The public networks and consensus-spec config.yaml files, read with @lodestar/config (the pinned version).
+ *
+ * Why a worker thread: @lodestar/config imports @lodestar/params, which freezes the process's preset on import
+ * (consensus.ts), and the preset is what we are trying to learn (PRESET_BASE). A worker has its own module graph,
+ * so this thread's preset stays unset. Why synchronous (Atomics.wait): the signer's config is parsed synchronously;
+ * the read happens once, at start-up or in a CLI command.
+ */
+import { MessageChannel, receiveMessageOnPort, Worker } from "node:worker_threads";
+import { workerScriptUrl } from "../../common/workers.js";
+
+export type ChainConfigRequest = { kind: "public"; name: string } | { kind: "yaml"; file: string; text: string };
+
+/** What Vigil uses of a Lodestar ChainConfig, as plain data. A fork epoch of null: not scheduled (Infinity). */
+export interface ChainConfigFacts {
+  configName: string | undefined;
+  presetBase: string;
+  genesisForkVersion: string;
+  forks: Partial<Record<string, { version: string; epoch: number | null }>>;
+  minGenesisTime: number;
+  genesisDelay: number;
+  slotDurationMs: number;
+  /** From @lodestar/config's genesisData (public networks only). */
+  genesis: { genesisTime: number; genesisValidatorsRoot: string } | undefined;
+}
+
+export type ChainConfigReply = { ok: true; facts: ChainConfigFacts } | { ok: false; message: string };
+
+const READ_TIMEOUT_MS = 30_000;
+
+/** Reads the chain config in a worker thread and waits for it; throws an Error with a one-line reason. */
+export function readChainConfig(request: ChainConfigRequest): ChainConfigFacts {
+  const { port1, port2 } = new MessageChannel();
+  const signal = new SharedArrayBuffer(4);
+  const worker = new Worker(workerScriptUrl(import.meta.url, "chain-config-worker.js"), {
+    workerData: { request, port: port2, signal },
+    transferList: [port2],
+  });
+  try {
+    // The worker may die before it signals (bad install): wait in slices and stop when it has exited.
+    const flag = new Int32Array(signal);
+    const deadline = Date.now() + READ_TIMEOUT_MS;
+    while (Atomics.load(flag, 0) === 0 && Date.now() < deadline) {
+      Atomics.wait(flag, 0, 0, 50);
+      if (worker.threadId === -1) break;
+    }
+    const message = receiveMessageOnPort(port1)?.message as ChainConfigReply | undefined;
+    if (message === undefined) throw new Error("the chain config reader did not answer (is @lodestar/config installed?)");
+    if (!message.ok) throw new Error(message.message);
+    return message.facts;
+  } finally {
+    void worker.terminate();
+    port1.close();
+  }
+}

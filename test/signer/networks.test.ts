@@ -10,6 +10,7 @@ import { ssz } from "@lodestar/types";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hexToBytes } from "../../common/index.js";
 import { loadSignerConfig, parseSignerConfig, SignerConfigError } from "../../signer/index.js";
+import { killLeftovers, spawnSigner, stopWithSigterm, writeSignerConfig } from "../helpers/signer-process.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
 import { domainByHand, signingRootByHand, uint64RootByHand } from "../signing/fork-matrix.js";
@@ -119,7 +120,10 @@ let token: TestToken;
 beforeAll(async () => {
   token = await tokenWithInteropKeys("vigil-test-signer-networks", FORKS.length);
 }, 120_000);
-afterAll(() => token?.destroy());
+afterAll(() => {
+  killLeftovers();
+  token?.destroy();
+});
 
 describe.each([HOODI, SEPOLIA])("network $name, built in from @lodestar/config", (net) => {
   it("pins the network's genesis_validators_root and signs at every fork with the spec's signing root", async () => {
@@ -141,6 +145,49 @@ describe.each([HOODI, SEPOLIA])("network $name, built in from @lodestar/config",
       expect((await http(`${signer.url}/api/v1/eth2/sign/${interopPubkey(0)}`, { body: other.body })).status).toBe(412);
     } finally {
       await signer.close();
+    }
+  }, 60_000);
+});
+
+describe("network gnosis: its own preset, in a signer process of its own", () => {
+  it("signs with 16 slots per epoch and gnosis's Electra domain", async () => {
+    const gvr = "0xf5dcb5564e829aab27264b9becd5dfaa017085611224cb3036f573368dbb9d47";
+    const file = writeSignerConfig(token, path.join(work, "gnosis"), path.join(work, "gnosis.json"), {
+      network: "gnosis",
+      genesisValidatorsRoot: gvr,
+      logLevel: "warn",
+    });
+    const signer = spawnSigner(file, "ignore");
+    const url = await signer.ready;
+    try {
+      // Gnosis: Deneb 0x04000064, Electra 0x05000064 from epoch 1337856 (github.com/gnosischain/configs).
+      const fork_info = { fork: { previous_version: "0x04000064", current_version: "0x05000064", epoch: "1337856" }, genesis_validators_root: gvr };
+      const sign = (body: Record<string, unknown>) => http(`${url}/api/v1/eth2/sign/${interopPubkey(0)}`, { body: { fork_info, ...body } });
+      const verify = (signature: string, objectRoot: Uint8Array, domainType: readonly number[], version: string) =>
+        bls.verify(
+          hexToBytes(interopPubkey(0)),
+          hexToBytes(signingRootByHand(objectRoot, domainByHand(domainType, version, hexToBytes(gvr)))),
+          hexToBytes(signature),
+        );
+      // Slot 1337856 * 16 + 1 is in epoch 1337856 (Electra) with 16 slots per epoch; with 32 it would be epoch 668928,
+      // before the fork, and signed with Deneb's version.
+      const message = { beacon_block_root: root(0x44), slot: String(1337856 * 16 + 1) };
+      const sync = await sign({ type: "SYNC_COMMITTEE_MESSAGE", sync_committee_message: message });
+      expect(sync.status, sync.text).toBe(200);
+      expect(verify(sync.json().signature, hexToBytes(message.beacon_block_root), D.SYNC, "0x05000064")).toBe(true);
+      const data = {
+        slot: String(1337857 * 16),
+        index: "0",
+        beacon_block_root: root(0x11),
+        source: { epoch: "1337856", root: root(0x22) },
+        target: { epoch: "1337857", root: root(0x33) },
+      };
+      const attestation = await sign({ type: "ATTESTATION", attestation: data });
+      expect(attestation.status, attestation.text).toBe(200);
+      const dataRoot = ssz.phase0.AttestationData.hashTreeRoot(ssz.phase0.AttestationData.fromJson(data));
+      expect(verify(attestation.json().signature, dataRoot, D.ATTESTER, "0x05000064")).toBe(true);
+    } finally {
+      expect((await stopWithSigterm(signer)).code).toBe(0);
     }
   }, 60_000);
 });

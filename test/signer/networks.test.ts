@@ -2,7 +2,7 @@
 // loopback, SoftHSM2 token, SQLite file) signs at each fork of hoodi and sepolia, checked against signing roots
 // computed here by hand from the spec, with fork versions typed from each network's published config.yaml.
 // This file's process runs the mainnet preset (hoodi, sepolia and the custom network below all use it).
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import bls from "@chainsafe/bls";
@@ -10,7 +10,7 @@ import { ssz } from "@lodestar/types";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hexToBytes } from "../../common/index.js";
 import { loadSignerConfig, parseSignerConfig, SignerConfigError } from "../../signer/index.js";
-import { killLeftovers, spawnSigner, stopWithSigterm, writeSignerConfig } from "../helpers/signer-process.js";
+import { CLI, killLeftovers, spawnSigner, stopWithSigterm, writeSignerConfig } from "../helpers/signer-process.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
 import { domainByHand, signingRootByHand, uint64RootByHand } from "../signing/fork-matrix.js";
@@ -190,6 +190,52 @@ describe("network gnosis: its own preset, in a signer process of its own", () =>
       expect((await stopWithSigterm(signer)).code).toBe(0);
     }
   }, 60_000);
+});
+
+describe("vigil signer start --embedded --network", () => {
+  it("hoodi: the embedded config names it and the signer signs hoodi messages", async () => {
+    const dataDir = path.join(work, "embedded-hoodi");
+    const child = spawn(process.execPath, [CLI, "signer", "start", "--embedded", "--data-dir", dataDir, "--network", "hoodi", "--keys", "1", "--port", "0"], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    let err = "";
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stderr!.on("data", (d: Buffer) => {
+        err += d.toString();
+        const m = /ready: \d+ key\(s\) on (\S+)/.exec(err);
+        if (m) resolve(m[1]!);
+      });
+      void exited.then((code) => reject(new Error(`exited ${code}: ${err}`)));
+    });
+    try {
+      expect(JSON.parse(fs.readFileSync(path.join(dataDir, "signer.json"), "utf8")).network).toBe("hoodi");
+      const [pubkey] = (await http(`${url}/api/v1/eth2/publicKeys`)).json() as string[];
+      const c = casesFor(HOODI).find((x) => x.label === "hoodi ELECTRA ATTESTATION")!;
+      const res = await http(`${url}/api/v1/eth2/sign/${pubkey}`, { body: c.body });
+      expect(res.status, res.text).toBe(200);
+      expect(bls.verify(hexToBytes(pubkey!), hexToBytes(c.signingRoot), hexToBytes(res.json().signature))).toBe(true);
+    } finally {
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+    }
+  }, 60_000);
+
+  it("a network that cannot be read is refused (exit 3) before anything is created", () => {
+    const dataDir = path.join(work, "embedded-bad");
+    for (const [network, reason] of [
+      ["./absent/config.yaml", /cannot read .*absent\/config\.yaml: ENOENT/],
+      ["holesky", /holesky is not built in/],
+      ["goerli", /"goerli" is not a known network/],
+    ] as const) {
+      const run = spawnSync(process.execPath, [CLI, "signer", "start", "--embedded", "--data-dir", dataDir, "--network", network, "--port", "0"], {
+        encoding: "utf8",
+      });
+      expect(run.status, run.stderr).toBe(3);
+      expect(run.stderr).toMatch(reason);
+      expect(fs.existsSync(path.join(dataDir, "softhsm")), network).toBe(false);
+    }
+  });
 });
 
 describe("network settings", () => {

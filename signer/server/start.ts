@@ -10,7 +10,7 @@ import { pino, type DestinationStream, type Logger } from "pino";
 import { EXIT_CODES, ensurePrivateDir, HOST_ALLOW_ANY, isLoopbackAddress, NonBlockingLogDestination, VigilError } from "../../common/index.js";
 import { openSlashingProtection, type BatchStats, type SlashingProtection } from "../../slashing-db/index.js";
 import { openKeyStore, type KeyStore } from "../keystore/index.js";
-import { BlsPool, loadConsensus } from "../signing/index.js";
+import { BlsPool, loadConsensus, PRESET_SECONDS_PER_SLOT } from "../signing/index.js";
 import type { ClientView } from "../../admin-api/index.js";
 import { buildApp, healthDepsOf } from "./app.js";
 import { clientView } from "./routes/admin.js";
@@ -392,7 +392,7 @@ function buildService(
       ? {
           wallClock: new WallClockGuard({
             genesisTime: config.network.genesisTime,
-            secondsPerSlot: config.network.secondsPerSlot ?? (config.network.preset === "minimal" ? 6 : 12),
+            secondsPerSlot: config.network.secondsPerSlot ?? PRESET_SECONDS_PER_SLOT[config.network.preset],
             slotsPerEpoch: consensus.slotsPerEpoch,
             maxEpochsAhead: config.limits.maxEpochsAhead,
           }),

@@ -6,6 +6,8 @@
  * so this thread's preset stays unset. Why synchronous (Atomics.wait): the signer's config is parsed synchronously;
  * the read happens once, at start-up or in a CLI command.
  */
+import fs from "node:fs";
+import { fileURLToPath } from "node:url";
 import { MessageChannel, receiveMessageOnPort, Worker } from "node:worker_threads";
 import { workerScriptUrl } from "../../common/workers.js";
 
@@ -30,20 +32,18 @@ const READ_TIMEOUT_MS = 30_000;
 
 /** Reads the chain config in a worker thread and waits for it; throws an Error with a one-line reason. */
 export function readChainConfig(request: ChainConfigRequest): ChainConfigFacts {
+  const script = workerScriptUrl(import.meta.url, "chain-config-worker.js");
+  // A missing script would only show as an 'error' event, which this blocked thread never sees: check first.
+  if (!fs.existsSync(fileURLToPath(script))) throw new Error(`the chain config reader ${fileURLToPath(script)} is missing (build with tsc first)`);
   const { port1, port2 } = new MessageChannel();
   const signal = new SharedArrayBuffer(4);
-  const worker = new Worker(workerScriptUrl(import.meta.url, "chain-config-worker.js"), {
+  const worker = new Worker(script, {
     workerData: { request, port: port2, signal },
     transferList: [port2],
   });
   try {
-    // The worker may die before it signals (bad install): wait in slices and stop when it has exited.
-    const flag = new Int32Array(signal);
-    const deadline = Date.now() + READ_TIMEOUT_MS;
-    while (Atomics.load(flag, 0) === 0 && Date.now() < deadline) {
-      Atomics.wait(flag, 0, 0, 50);
-      if (worker.threadId === -1) break;
-    }
+    // The worker catches its own failures and signals; the deadline covers a thread that dies without signalling.
+    Atomics.wait(new Int32Array(signal), 0, 0, READ_TIMEOUT_MS);
     const message = receiveMessageOnPort(port1)?.message as ChainConfigReply | undefined;
     if (message === undefined) throw new Error("the chain config reader did not answer (is @lodestar/config installed?)");
     if (!message.ok) throw new Error(message.message);

@@ -7,6 +7,7 @@ export {
   MINIMAL_DEVNET,
   NETWORKS,
   NETWORK_NAMES,
+  PRESET_SECONDS_PER_SLOT,
   PUBLIC_NETWORK_NAMES,
   forkOfVersion,
   isNetworkFile,

@@ -28,11 +28,14 @@ export interface NetworkConfig {
    * wall clock (one such record would block every later real one). Unknown for dev chains (each has its own).
    */
   readonly genesisTime?: number;
-  /** Slot duration; default 12 (mainnet preset) or 6 (minimal preset). */
+  /** Slot duration; default PRESET_SECONDS_PER_SLOT of the preset. */
   readonly secondsPerSlot?: number;
   /** Bytes32 hex, where the network fixes it (the public networks): the signer pins its database to it. */
   readonly genesisValidatorsRoot?: string;
 }
+
+/** Slot duration when a network does not say (object form): its preset's usual chain (gnosis: 5 s). */
+export const PRESET_SECONDS_PER_SLOT: Readonly<Record<PresetName, number>> = { mainnet: 12, minimal: 6, gnosis: 5 };
 
 export const MAINNET: NetworkConfig = Object.freeze({
   name: "mainnet",

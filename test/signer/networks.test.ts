@@ -113,6 +113,15 @@ function casesFor(net: Expected): Case[] {
       push("BLOCK_V2", { beacon_block: { version: fork, block_header: header } }, headerRoot, D.PROPOSER, current);
     }
   });
+  // Builder registrations carry no fork_info: the network's genesis fork version and a zero root.
+  const registration = { fee_recipient: `0x${"ee".repeat(20)}`, gas_limit: "36000000", timestamp: "1750000000", pubkey: interopPubkey(0) };
+  const registrationRoot = ssz.bellatrix.ValidatorRegistrationV1.hashTreeRoot(ssz.bellatrix.ValidatorRegistrationV1.fromJson(registration));
+  cases.push({
+    label: `${net.name} VALIDATOR_REGISTRATION`,
+    key: 0,
+    body: { type: "VALIDATOR_REGISTRATION", validator_registration: registration },
+    signingRoot: signingRootByHand(registrationRoot, domainByHand([0, 0, 0, 1], net.forks.PHASE0[0], new Uint8Array(32))),
+  });
   return cases;
 }
 

@@ -11,7 +11,7 @@ import type { ClientState } from "./auth.js";
 import type { ListenAddress, TlsSettings } from "./config.js";
 import type { SignerContext } from "./context.js";
 import { guardConnections } from "./connection-guard.js";
-import { errorReply } from "./errors.js";
+import { errorReply, notFoundReply } from "./errors.js";
 import { registerAdminRoutes } from "./routes/admin.js";
 import { registerHealthRoutes, registerMetricsRoute, type HealthDeps } from "./routes/health.js";
 import { registerKeymanagerRoutes } from "./routes/keymanager.js";
@@ -102,6 +102,8 @@ export function buildApp(ctx: SignerContext, role: ListenerRole): FastifyInstanc
     return reply.code(r.status).send(r.body);
   });
 
+  app.setNotFoundHandler((request, reply) => reply.code(404).send(notFoundReply(request.method, request.url)));
+
   // Each route gets only what it uses.
   const { config, logger, metrics, authFailures } = ctx;
   if (role.kind === "metrics") {
@@ -129,5 +131,5 @@ export function buildApp(ctx: SignerContext, role: ListenerRole): FastifyInstanc
 
 /** What GET /healthcheck (and the metrics' health gauges) probe. */
 export function healthDepsOf(ctx: SignerContext): HealthDeps {
-  return { slashing: ctx.slashing, pool: ctx.pool, audit: ctx.audit, keyStore: ctx.keyStore };
+  return { slashing: ctx.slashing, pool: ctx.pool, audit: ctx.audit, keyStore: ctx.keyStore, keysLoaded: () => ctx.service.keys.size };
 }

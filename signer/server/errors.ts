@@ -174,7 +174,8 @@ function fastifyClientError(err: unknown): ErrorReply | undefined {
   if (!(err instanceof Error)) return undefined;
   const e = err as Error & { code?: string; statusCode?: number };
   if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
-    return { status: 400, outcome: "invalid", body: { code: "BODY_TOO_LARGE", message: "request body is larger than the limit", field: "" }, expected: true };
+    // 413 as Web3Signer answers, so a client knows that retrying the same body is pointless.
+    return { status: 413, outcome: "invalid", body: { code: "BODY_TOO_LARGE", message: "request body is larger than the limit" }, expected: true };
   }
   if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
     return { status: 415, outcome: "invalid", body: { code: "UNSUPPORTED_MEDIA_TYPE", message: "send the body as application/json" }, expected: true };
@@ -189,4 +190,29 @@ function fastifyClientError(err: unknown): ErrorReply | undefined {
     return { status: e.statusCode, outcome: "invalid", body: { code: e.code ?? "BAD_REQUEST", message: e.message }, expected: true };
   }
   return undefined;
+}
+
+/** The `code` of a reply a route builds from a status alone (keymanager API refusals, unknown routes). */
+export function codeOfHttpStatus(status: number): string {
+  switch (status) {
+    case 400:
+      return "INVALID_REQUEST";
+    case 401:
+      return "UNAUTHENTICATED";
+    case 403:
+      return "FORBIDDEN";
+    case 404:
+      return "NOT_FOUND";
+    case 413:
+      return "BODY_TOO_LARGE";
+    case 415:
+      return "UNSUPPORTED_MEDIA_TYPE";
+    default:
+      return status >= 500 ? "INTERNAL" : "BAD_REQUEST";
+  }
+}
+
+/** Unknown route or method: the same `{ code, message }` body as every other refusal, not fastify's own shape. */
+export function notFoundReply(method: string, url: string): { code: string; message: string } {
+  return { code: "NOT_FOUND", message: `no route ${method} ${url.split("?")[0]}` };
 }

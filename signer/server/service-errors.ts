@@ -29,11 +29,11 @@ export class UnauthenticatedError extends ServiceError {
   }
 }
 
-/** The key in the request's path is not a 0x-prefixed 48-byte public key. `field` names the path parameter. */
+/** The key in the request's path is not a 48-byte public key in hex (0x optional). `field` names the path parameter. */
 export class InvalidPubkeyIdentifierError extends ServiceError {
   readonly field = "identifier";
   constructor() {
-    super("INVALID_REQUEST", "identifier must be a 0x-prefixed 48-byte public key", EXIT_CODES.invalidInput);
+    super("INVALID_REQUEST", "identifier must be a 48-byte public key in hex (0x optional)", EXIT_CODES.invalidInput);
   }
 }
 

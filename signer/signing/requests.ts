@@ -5,7 +5,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { InvalidSignRequestError } from "./errors.js";
 import type { FULL_BLOCK_FORKS, ForkName } from "./forks.js";
-import { signRequestBodySchema, type SignType } from "./schemas.js";
+import { HEX_PROPERTIES, MAX_UINT64_DECIMAL, signRequestBodySchema, type SignType } from "./schemas.js";
 
 export type Uint64String = string;
 export type HexString = string;
@@ -155,13 +155,40 @@ export function validateSignRequest(body: unknown): SignRequest {
   if (!validate(body)) {
     const error = validate.errors?.[0];
     if (!error) throw new InvalidSignRequestError("", "rejected by schema");
-    throw new InvalidSignRequestError(fieldOfSchemaError(error), error.message ?? "rejected by schema");
+    throw new InvalidSignRequestError(fieldOfSchemaError(error), messageOfSchemaError(error));
   }
+  addHexPrefixes(body);
   const request = body as SignRequest;
   if (request.signingRoot !== undefined && request.signing_root !== undefined && request.signingRoot.toLowerCase() !== request.signing_root.toLowerCase()) {
     throw new InvalidSignRequestError("signing_root", "signing_root and signingRoot are both present and differ");
   }
   return request;
+}
+
+/** ajv's message, except for a uint64 whose pattern (a long regex) says nothing to a reader. */
+function messageOfSchemaError(error: ErrorObject): string {
+  if (error.keyword === "pattern" && error.schemaPath.endsWith("/Uint64/pattern"))
+    return `must be a decimal uint64 string from 0 to ${MAX_UINT64_DECIMAL} (2^64-1)`;
+  return error.message ?? "rejected by schema";
+}
+
+/** Adds the 0x a client left out (Web3Signer accepts hex without it); the schema has checked the digits. */
+function addHexPrefixes(value: unknown): void {
+  if (typeof value !== "object" || value === null) return;
+  if (Array.isArray(value)) {
+    for (const item of value) addHexPrefixes(item);
+    return;
+  }
+  const record = value as Record<string, unknown>;
+  for (const [key, field] of Object.entries(record)) {
+    if (HEX_PROPERTIES.has(key) && typeof field === "string") record[key] = withHexPrefix(field);
+    else if (HEX_PROPERTIES.has(key) && Array.isArray(field)) record[key] = field.map((item) => (typeof item === "string" ? withHexPrefix(item) : item));
+    else addHexPrefixes(field); // e.g. RANDAO_REVEAL's randao_reveal is an object, not the block body's signature
+  }
+}
+
+function withHexPrefix(value: string): string {
+  return value.startsWith("0x") ? value : `0x${value}`;
 }
 
 /**

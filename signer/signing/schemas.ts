@@ -42,15 +42,42 @@ const ref = (name: string): Schema => ({ $ref: `#/definitions/${name}` });
 const obj = (required: string[], properties: Record<string, Schema>): Schema => ({ type: "object", required, properties });
 const arrayOf = (item: string): Schema => ({ type: "array", items: ref(item) });
 
+/** 2^64-1, the largest uint64. */
+export const MAX_UINT64_DECIMAL = "18446744073709551615";
+
+/**
+ * A regex for the decimal strings from 0 to `max` (leading zeros allowed, 20 characters at most): a string below
+ * `max` is shorter, or shares a prefix with it and then has a smaller digit. So 2^64 fails the schema itself,
+ * naming its field, before anything parses it.
+ */
+export function decimalAtMostPattern(max: string): string {
+  const alternatives = [`[0-9]{1,${max.length - 1}}`];
+  for (let i = 0; i < max.length; i++) {
+    const digit = Number(max[i]);
+    if (digit === 0) continue;
+    const rest = max.length - i - 1;
+    alternatives.push(`${max.slice(0, i)}[0-${digit - 1}]${rest > 0 ? `[0-9]{${rest}}` : ""}`);
+  }
+  alternatives.push(max);
+  return `^(?=[0-9]{1,${max.length}}$)0*(${alternatives.join("|")})$`;
+}
+
+/**
+ * Hex fields: Web3Signer accepts them without the 0x prefix (and adds it), so the schema does too;
+ * validateSignRequest adds the missing prefix once the body is valid (see HEX_PROPERTIES).
+ */
+const hex = (digits: string): Schema => ({ type: "string", pattern: `^(0x)?${digits}$` });
+export const HEX_DEFINITIONS = ["Bytes4", "Bytes20", "Bytes32", "Pubkey", "Signature", "BitsHex"] as const;
+
 const definitions: Record<string, Schema> = {
-  Uint64: { type: "string", pattern: "^[0-9]{1,20}$" },
-  Bytes4: { type: "string", pattern: "^0x[0-9a-fA-F]{8}$" },
-  Bytes20: { type: "string", pattern: "^0x[0-9a-fA-F]{40}$" },
-  Bytes32: { type: "string", pattern: "^0x[0-9a-fA-F]{64}$" },
-  Pubkey: { type: "string", pattern: "^0x[0-9a-fA-F]{96}$" },
-  Signature: { type: "string", pattern: "^0x[0-9a-fA-F]{192}$" },
+  Uint64: { type: "string", pattern: decimalAtMostPattern(MAX_UINT64_DECIMAL) },
+  Bytes4: hex("[0-9a-fA-F]{8}"),
+  Bytes20: hex("[0-9a-fA-F]{40}"),
+  Bytes32: hex("[0-9a-fA-F]{64}"),
+  Pubkey: hex("[0-9a-fA-F]{96}"),
+  Signature: hex("[0-9a-fA-F]{192}"),
   /** SSZ bitlist/bitvector as hex; never empty for a bitlist (it holds the length bit). */
-  BitsHex: { type: "string", pattern: "^0x([0-9a-fA-F]{2})+$" },
+  BitsHex: hex("([0-9a-fA-F]{2})+"),
 
   Fork: obj(["previous_version", "current_version", "epoch"], {
     previous_version: ref("Bytes4"),
@@ -274,3 +301,32 @@ export const signRequestBodySchema: Schema = {
   }),
   definitions,
 };
+
+/**
+ * Every property name whose value is a hex string (or a list of them) somewhere in the schema. No name is hex in
+ * one place and a uint64 in another (checked when this module loads), so the names alone say where to add 0x.
+ */
+export const HEX_PROPERTIES: ReadonlySet<string> = collectHexProperties();
+
+function collectHexProperties(): Set<string> {
+  const hexRefs = new Set(HEX_DEFINITIONS.map((d) => `#/definitions/${d}`));
+  const hexNames = new Set<string>();
+  const otherNames = new Set<string>();
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      for (const item of node) visit(item);
+      return;
+    }
+    if (typeof node !== "object" || node === null) return;
+    const properties = (node as { properties?: Record<string, Schema> }).properties;
+    for (const [name, schema] of Object.entries(properties ?? {})) {
+      const target = (schema.$ref ?? (schema.items as Schema | undefined)?.$ref) as string | undefined;
+      if (target !== undefined && hexRefs.has(target)) hexNames.add(name);
+      else if (target === "#/definitions/Uint64") otherNames.add(name);
+    }
+    for (const value of Object.values(node)) visit(value);
+  };
+  visit(signRequestBodySchema);
+  for (const name of hexNames) if (otherNames.has(name)) throw new Error(`schema property ${name} is both hex and uint64`);
+  return hexNames;
+}

@@ -6,6 +6,7 @@ import { bytesToHex, hexToBytes, MAX_UINT64, parseUint } from "../../common/inde
 import { loadedConsensus, type Consensus } from "./consensus.js";
 import { domainAtEpoch, genesisDomain, signingRootOf, computeDomain, voluntaryExitForkVersion } from "./domains.js";
 import { InvalidSignRequestError, SigningRootMismatchError } from "./errors.js";
+import { exactUint64 } from "./exact-uint64.js";
 import type { NetworkConfig } from "./network.js";
 import { clientSigningRoot, type AggregateAndProofJson, type AggregateAndProofV2Json, type BlockV2SignRequest, type SignRequest } from "./requests.js";
 import { ELECTRA_AGGREGATE_VERSIONS } from "./schemas.js";
@@ -25,6 +26,20 @@ export function parseUint64(value: string, field: string): bigint {
   throw new InvalidSignRequestError(field, parsed.problem === "TOO_LARGE" ? "exceeds 2^64-1" : "must be a decimal uint64 string");
 }
 
+/** 2^63-1: the largest slot or epoch the slashing-protection databases store (SQLite INTEGER, PostgreSQL bigint). */
+export const MAX_RECORDED_UINT64 = 2n ** 63n - 1n;
+
+/**
+ * A block's slot or an attestation's epochs: slashing protection must record them before signing, and cannot
+ * above 2^63-1, so such a request is refused here, naming its field, before any work (fail closed). No real chain
+ * comes near: 2^63 slots of 12 s is about 3.5e12 years.
+ */
+function parseRecordedUint64(value: string, field: string): bigint {
+  const parsed = parseUint64(value, field);
+  if (parsed > MAX_RECORDED_UINT64) throw new InvalidSignRequestError(field, `exceeds 2^63-1, the largest slot or epoch slashing protection can record`);
+  return parsed;
+}
+
 /** Type.fromJson, with a parse failure reported as an invalid request naming the field. */
 function fromJson<T>(type: { fromJson(json: unknown): T }, json: unknown, field: string): T {
   try {
@@ -34,8 +49,10 @@ function fromJson<T>(type: { fromJson(json: unknown): T }, json: unknown, field:
   }
 }
 
+/** hash_tree_root of the JSON value, every uint64 in it read exactly (exact-uint64.ts), never through a JS number. */
 function hashTreeRoot<T>(type: { fromJson(json: unknown): T; hashTreeRoot(value: T): Uint8Array }, json: unknown, field: string) {
-  return type.hashTreeRoot(fromJson(type, json, field));
+  const exact = exactUint64(type);
+  return exact.hashTreeRoot(fromJson(exact, json, field));
 }
 
 /**
@@ -59,7 +76,7 @@ function computeSigningRootUnchecked(request: SignRequest, network: NetworkConfi
   const none: SlashingFacts = { kind: "none" };
   switch (request.type) {
     case "BLOCK": {
-      const slot = parseUint64(request.block.slot, "block.slot");
+      const slot = parseRecordedUint64(request.block.slot, "block.slot");
       const root = hashTreeRoot(ssz.phase0.BeaconBlock, request.block, "block");
       return blockResult(c, root, slot, request.fork_info);
     }
@@ -67,10 +84,9 @@ function computeSigningRootUnchecked(request: SignRequest, network: NetworkConfi
       return blockV2(c, request);
     case "ATTESTATION": {
       const data = request.attestation;
-      const sourceEpoch = parseUint64(data.source.epoch, "attestation.source.epoch");
-      const targetEpoch = parseUint64(data.target.epoch, "attestation.target.epoch");
-      // The Bigint variant has the same hash_tree_root and accepts the whole uint64 range.
-      const root = hashTreeRoot(ssz.phase0.AttestationDataBigint, data, "attestation");
+      const sourceEpoch = parseRecordedUint64(data.source.epoch, "attestation.source.epoch");
+      const targetEpoch = parseRecordedUint64(data.target.epoch, "attestation.target.epoch");
+      const root = hashTreeRoot(ssz.phase0.AttestationData, data, "attestation");
       const domain = domainAtEpoch(c, domains.beaconAttester, request.fork_info, targetEpoch);
       return { signingRoot: signingRootOf(c, root, domain), slashing: { kind: "attestation", sourceEpoch, targetEpoch } };
     }
@@ -149,7 +165,7 @@ function blockV2(c: Consensus, request: BlockV2SignRequest): SigningRootResult {
   switch (blockRequest.version) {
     case "PHASE0":
     case "ALTAIR": {
-      const slot = parseUint64(blockRequest.block.slot, "beacon_block.block.slot");
+      const slot = parseRecordedUint64(blockRequest.block.slot, "beacon_block.block.slot");
       const type = blockRequest.version === "PHASE0" ? ssz.phase0.BeaconBlock : ssz.altair.BeaconBlock;
       const root = hashTreeRoot(type, blockRequest.block, "beacon_block.block");
       return blockResult(c, root, slot, request.fork_info);
@@ -157,8 +173,8 @@ function blockV2(c: Consensus, request: BlockV2SignRequest): SigningRootResult {
     default: {
       // From Bellatrix on the client sends only the header; hash_tree_root(header) == hash_tree_root(block).
       const header = blockRequest.block_header;
-      const slot = parseUint64(header.slot, "beacon_block.block_header.slot");
-      const root = hashTreeRoot(ssz.phase0.BeaconBlockHeaderBigint, header, "beacon_block.block_header");
+      const slot = parseRecordedUint64(header.slot, "beacon_block.block_header.slot");
+      const root = hashTreeRoot(ssz.phase0.BeaconBlockHeader, header, "beacon_block.block_header");
       return blockResult(c, root, slot, request.fork_info);
     }
   }

@@ -20,7 +20,7 @@ describe("domain errors become HTTP replies in one table", () => {
     expect(errorReply(new InvalidPubkeyIdentifierError())).toEqual({
       status: 400,
       outcome: "invalid",
-      body: { code: "INVALID_REQUEST", message: "identifier must be a 0x-prefixed 48-byte public key", field: "identifier" },
+      body: { code: "INVALID_REQUEST", message: "identifier must be a 48-byte public key in hex (0x optional)", field: "identifier" },
       expected: true,
     });
     expect(errorReply(new UnauthenticatedError("no client"))).toEqual({

@@ -39,7 +39,8 @@ const health = async (signer: RunningSigner) => {
   const res = await http(`${signer.url}/healthcheck`);
   return { status: res.status, body: res.json() as { outcome: string; checks: { id: string; status: string; cause?: string }[] } };
 };
-const check = (body: { checks: { id: string; status: string; cause?: string }[] }, id: string) => body.checks.find((c) => c.id === id);
+type Check = { id: string; status: string; cause?: string; checks?: Check[] };
+const check = (body: { checks: Check[] }, id: string) => body.checks.find((c) => c.id === id);
 /** The write probe runs at most once a second: wait past that so the next answer is a fresh probe. */
 const pastProbeCache = () => new Promise((r) => setTimeout(r, 1_200));
 
@@ -73,7 +74,7 @@ describe("health and signing with the slashing database unwritable", () => {
         expect(refused.headers.get("retry-after")).not.toBeNull();
         const failing =
           body.code === "DB_WRITE_FAILED"
-            ? { check: "slashing-protection-db", outcome: "db_unavailable", counter: "vigil_signer_slashing_db_unavailable_total" }
+            ? { check: "slashing-protection-db-health-check", outcome: "db_unavailable", counter: "vigil_signer_slashing_db_unavailable_total" }
             : { check: "audit-log", outcome: "audit_unavailable", counter: "vigil_signer_audit_log_unavailable_total" };
 
         await pastProbeCache(); // past the probe cache: a tiny probe may fit, the failed check still counts
@@ -97,10 +98,10 @@ describe("health and signing with the slashing database unwritable", () => {
       expect((await sign(signer)).status).toBe(200); // signing resumes at once
       const up = await health(signer);
       expect(up.status).toBe(200);
-      expect(check(up.body, "slashing-protection-db")).toEqual({ id: "slashing-protection-db", status: "UP" });
+      expect(check(up.body, "slashing-protection-db-health-check")).toEqual({ id: "slashing-protection-db-health-check", status: "UP" });
       expect(check(up.body, "audit-log")).toEqual({ id: "audit-log", status: "UP" });
       const after = await metrics(signer.url);
-      expect(metricValue(after, "vigil_signer_health_check_up", 'check="slashing-protection-db"')).toBe(1);
+      expect(metricValue(after, "vigil_signer_health_check_up", 'check="slashing-protection-db-health-check"')).toBe(1);
       expect(metricValue(after, "vigil_signer_health_check_up", 'check="audit-log"')).toBe(1);
     } finally {
       await signer.close().catch(() => {});
@@ -123,7 +124,11 @@ describe("health and signing with the slashing database unwritable", () => {
       await pastProbeCache();
       const down = await health(signer);
       expect(down.status).toBe(503);
-      expect(check(down.body, "slashing-protection-db")).toEqual({ id: "slashing-protection-db", status: "DOWN", cause: "READ_ONLY" });
+      expect(check(down.body, "slashing-protection-db-health-check")).toEqual({
+        id: "slashing-protection-db-health-check",
+        status: "DOWN",
+        cause: "READ_ONLY",
+      });
       const refused = await sign(signer);
       expect(refused.status).toBe(503);
       expect(refused.json()).toMatchObject({ code: "DB_WRITE_FAILED", cause: "READ_ONLY" });
@@ -146,7 +151,11 @@ describe("health and signing with the slashing database unwritable", () => {
       await pastProbeCache();
       const down = await health(signer);
       expect(down.status).toBe(503);
-      expect(check(down.body, "slashing-protection-db")).toEqual({ id: "slashing-protection-db", status: "DOWN", cause: "FILE_GONE" });
+      expect(check(down.body, "slashing-protection-db-health-check")).toEqual({
+        id: "slashing-protection-db-health-check",
+        status: "DOWN",
+        cause: "FILE_GONE",
+      });
     } finally {
       await signer.close().catch(() => {});
     }
@@ -158,7 +167,7 @@ describe("health with the token gone", () => {
     const own = await tokenWithInteropKeys("vigil-test-fail-health-gone", KEYS);
     const { signer } = await start(testConfig(own, path.join(work, "token"), { genesisValidatorsRoot: GVR, logLevel: "silent" }));
     try {
-      expect(check((await health(signer)).body, "key-store")).toEqual({ id: "key-store", status: "UP" });
+      expect(check((await health(signer)).body, "keys-check")).toMatchObject({ id: "keys-check", status: "UP" });
       // SoftHSM2 keeps each token in a directory holding token.object, which carries the label.
       const dir = fs
         .readdirSync(tokenDir())
@@ -168,11 +177,12 @@ describe("health with the token gone", () => {
       fs.rmSync(dir!, { recursive: true, force: true });
 
       const h = await health(signer);
-      expect(check(h.body, "key-store")).toEqual({ id: "key-store", status: "DOWN", cause: "TOKEN_GONE" });
+      expect(check(h.body, "keys-check")).toMatchObject({ id: "keys-check", status: "DOWN", cause: "TOKEN_GONE" });
+      expect(check(h.body, "keys-check")?.checks?.[0]).toMatchObject({ id: "keys-check/pkcs11-token-loading", status: "DOWN", cause: "TOKEN_GONE" });
       expect(h.status).toBe(200);
       expect(h.body.outcome).toBe("UP");
       expect((await sign(signer)).status).toBe(200);
-      expect(metricValue(await metrics(signer.url), "vigil_signer_health_check_up", 'check="key-store"')).toBe(0);
+      expect(metricValue(await metrics(signer.url), "vigil_signer_health_check_up", 'check="keys-check"')).toBe(0);
     } finally {
       await signer.close().catch(() => {});
       own.destroy();

@@ -37,15 +37,20 @@ describe("health and keys", () => {
     expect(res.text).toBe("OK");
   });
 
-  it("GET /healthcheck reports the slashing database, the audit feed, the key store and the BLS workers", async () => {
+  it("GET /healthcheck reports the slashing database, the audit feed, the key store and the BLS workers, with Web3Signer's ids", async () => {
     const res = await http(`${signer.url}/healthcheck`);
     expect(res.status).toBe(200);
     expect(res.json()).toEqual({
       status: "UP",
       checks: [
-        { id: "slashing-protection-db", status: "UP" },
+        { id: "default-check", status: "UP" },
+        { id: "slashing-protection-db-health-check", status: "UP" },
         { id: "audit-log", status: "UP" },
-        { id: "key-store", status: "UP" },
+        {
+          id: "keys-check",
+          status: "UP",
+          checks: [{ id: "keys-check/pkcs11-token-loading", status: "UP", data: { "keys-loaded": KEYS, "error-count": 0 } }],
+        },
         { id: "bls-workers", status: "UP" },
       ],
       outcome: "UP",
@@ -125,8 +130,8 @@ describe("malformed requests: 400 naming the field", () => {
     expect(bad.status).toBe(400);
     expect(bad.json().code).toBe("INVALID_JSON");
     const big = await http(signUrl(0), { body: { ...randaoBody(5), padding: "x".repeat(5000) } });
-    expect(big.status).toBe(400);
-    expect(big.json().code).toBe("BODY_TOO_LARGE");
+    expect(big.status).toBe(413);
+    expect(big.json()).toEqual({ code: "BODY_TOO_LARGE", message: "request body is larger than the limit" });
     const id = await http(signUrl("0x1234"), { body: randaoBody(5) });
     expect(id.status).toBe(400);
     expect(id.json().field).toBe("identifier");

@@ -70,7 +70,7 @@ it("PostgreSQL crashes and restarts under load: 503 + Retry-After while down, no
     await sleep(2_500);
     const health = await http(`${base}/healthcheck`);
     expect(health.status).toBe(503);
-    expect(health.json().checks).toContainEqual({ id: "slashing-protection-db", status: "DOWN", cause: "UNREACHABLE" });
+    expect(health.json().checks).toContainEqual({ id: "slashing-protection-db-health-check", status: "DOWN", cause: "UNREACHABLE" });
     const downUntil = performance.now();
     await server.start();
 

@@ -43,23 +43,29 @@ describe("signing roots, mainnet preset", () => {
   });
 
   // Web3Signer's OpenAPI BLOCK_V2 examples use proposer_index 4666673844721362956. Lodestar types validator
-  // indices as JS numbers, so values above 2^53-1 are refused with a clear error rather than hashed wrongly.
-  it("refuses a validator index above 2^53-1, naming the field", () => {
+  // indices as JS numbers; the signer reads every uint64 exactly (exact-uint64.ts). Roots: test/signer/uint64-range.
+  it("computes the root of a validator index above 2^53-1 (Web3Signer's example proposer_index)", () => {
     const body = { type: "BLOCK_V2", fork_info: OPENAPI_FORK_INFO, beacon_block: { version: "CAPELLA", block_header: openApiHeader(`0x${"11".repeat(32)}`) } };
-    expect(() => computeSigningRoot(validateSignRequest(body), MAINNET)).toThrow(/invalid beacon_block\.block_header: .*MAX_SAFE_INTEGER/);
+    const result = computeSigningRoot(validateSignRequest(body), MAINNET);
+    expect(result.slashing).toEqual({ kind: "block", slot: 0n });
+    expect(result.signingRoot).toHaveLength(32);
   });
 
-  it("accepts the full uint64 range where slashing protection reads it (block slot, attestation epochs)", () => {
-    const max = "18446744073709551615";
+  it("takes slots and epochs slashing protection records up to 2^63-1, its databases' limit, and refuses 2^63 naming the field", () => {
+    const max = (2n ** 63n - 1n).toString();
     const header = { ...openApiHeader(`0x${"11".repeat(32)}`), proposer_index: "1", slot: max };
     const block = computeSigningRoot(
       validateSignRequest({ type: "BLOCK_V2", fork_info: OPENAPI_FORK_INFO, beacon_block: { version: "DENEB", block_header: header } }),
       MAINNET,
     );
-    expect(block.slashing).toEqual({ kind: "block", slot: 2n ** 64n - 1n });
+    expect(block.slashing).toEqual({ kind: "block", slot: 2n ** 63n - 1n });
     const checkpoint = { epoch: max, root: `0x${"22".repeat(32)}` };
     const attestation = { slot: max, index: "0", beacon_block_root: `0x${"33".repeat(32)}`, source: checkpoint, target: checkpoint };
     const result = computeSigningRoot(validateSignRequest({ type: "ATTESTATION", fork_info: OPENAPI_FORK_INFO, attestation }), MAINNET);
-    expect(result.slashing).toEqual({ kind: "attestation", sourceEpoch: 2n ** 64n - 1n, targetEpoch: 2n ** 64n - 1n });
+    expect(result.slashing).toEqual({ kind: "attestation", sourceEpoch: 2n ** 63n - 1n, targetEpoch: 2n ** 63n - 1n });
+    const tooLarge = { ...attestation, target: { ...checkpoint, epoch: (2n ** 63n).toString() } };
+    expect(() => computeSigningRoot(validateSignRequest({ type: "ATTESTATION", fork_info: OPENAPI_FORK_INFO, attestation: tooLarge }), MAINNET)).toThrow(
+      expect.objectContaining({ field: "attestation.target.epoch" }),
+    );
   });
 });

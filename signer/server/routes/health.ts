@@ -14,6 +14,8 @@ export interface HealthDeps {
   pool: BlsPool;
   audit: AuditLog;
   keyStore: KeyStore;
+  /** How many keys this signer serves now. */
+  keysLoaded: () => number;
 }
 
 export function registerHealthRoutes(app: FastifyInstance, ctx: HealthDeps): void {
@@ -25,11 +27,28 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: HealthDeps): voi
   });
 }
 
+/**
+ * Web3Signer's check ids, so probes written for it work unchanged: `default-check` (the server answers),
+ * `slashing-protection-db-health-check`, `keys-check` (with one sub-check carrying `data.keys-loaded` and
+ * `data.error-count`, as Web3Signer's key loaders report). `audit-log` and `bls-workers` are Vigil's own.
+ */
+export const CHECK_IDS = {
+  default: "default-check",
+  slashingDb: "slashing-protection-db-health-check",
+  keys: "keys-check",
+  keyStore: "keys-check/pkcs11-token-loading",
+  audit: "audit-log",
+  bls: "bls-workers",
+} as const;
+export type CheckId = (typeof CHECK_IDS)[keyof typeof CHECK_IDS];
+
 /** One check; `cause` (a stable UPPER_SNAKE label) says why it is DOWN. No paths or messages: this is public. */
 export interface HealthCheck {
-  id: "slashing-protection-db" | "audit-log" | "key-store" | "bls-workers";
+  id: CheckId;
   status: Status;
   cause?: string;
+  data?: { "keys-loaded": number; "error-count": number };
+  checks?: HealthCheck[];
 }
 
 export interface HealthReport {
@@ -40,7 +59,7 @@ export interface HealthReport {
 
 /**
  * The outcome is DOWN (503) exactly when a slashable message (block, attestation) could not be signed now:
- * - slashing-protection-db: a real write probe through the signing connection's group commit (at most one a
+ * - slashing-protection-db-health-check: a real write probe through the signing connection's group commit (at most one a
  *   second; a commit's own result counts as one), the worker thread alive, the file still the one opened, and
  *   the main connection answering. Causes: DISK_FULL, READ_ONLY, FILE_GONE, IO_ERROR, LOCKED, WORKER_STOPPED,
  *   CLOSED, UNKNOWN, MAIN_CONNECTION_FAILED. On PostgreSQL: a transaction committed with synchronous_commit=on
@@ -50,16 +69,20 @@ export interface HealthReport {
  *   No probe of its own: it is UP again after the next durable write that succeeds. Causes as for the database
  *   (same classifier): DISK_FULL, READ_ONLY, FILE_GONE, IO_ERROR, UNKNOWN.
  * - bls-workers: at least one BLS worker thread holds the keys. Cause: NO_WORKER_ALIVE.
- * - key-store: the token is present and the session logged in (two PKCS#11 calls, no enumeration). Keys already
+ * - keys-check (its sub-check keys-check/pkcs11-token-loading, with data.keys-loaded): the token is present and the session logged in (two PKCS#11 calls, no enumeration). Keys already
  *   loaded keep signing without it, so a DOWN key store does not make the outcome DOWN: it means imports,
  *   deletes and the next start will fail. Causes: TOKEN_GONE, SESSION_INVALID, NOT_LOGGED_IN.
  */
 export async function healthReport(ctx: HealthDeps): Promise<HealthReport> {
   const [db, keyStore] = await Promise.all([slashingDbCheck(ctx), keyStoreCheck(ctx)]);
-  const bls: HealthCheck = ctx.pool.aliveThreads > 0 ? { id: "bls-workers", status: "UP" } : { id: "bls-workers", status: "DOWN", cause: "NO_WORKER_ALIVE" };
+  const bls: HealthCheck = ctx.pool.aliveThreads > 0 ? { id: CHECK_IDS.bls, status: "UP" } : { id: CHECK_IDS.bls, status: "DOWN", cause: "NO_WORKER_ALIVE" };
   const auditHealth = ctx.audit.health();
-  const audit: HealthCheck = auditHealth.up ? { id: "audit-log", status: "UP" } : { id: "audit-log", status: "DOWN", cause: auditHealth.cause ?? "UNKNOWN" };
-  const checks = [db, audit, keyStore, bls];
+  const audit: HealthCheck = auditHealth.up
+    ? { id: CHECK_IDS.audit, status: "UP" }
+    : { id: CHECK_IDS.audit, status: "DOWN", cause: auditHealth.cause ?? "UNKNOWN" };
+  const keyStoreLoading: HealthCheck = { ...keyStore, data: { "keys-loaded": ctx.keysLoaded(), "error-count": keyStore.status === "UP" ? 0 : 1 } };
+  const keys: HealthCheck = { id: CHECK_IDS.keys, status: keyStore.status, ...(keyStore.cause ? { cause: keyStore.cause } : {}), checks: [keyStoreLoading] };
+  const checks: HealthCheck[] = [{ id: CHECK_IDS.default, status: "UP" }, db, audit, keys, bls];
   const outcome: Status = db.status === "UP" && audit.status === "UP" && bls.status === "UP" ? "UP" : "DOWN";
   return { status: outcome, checks, outcome };
 }
@@ -73,20 +96,20 @@ export function registerMetricsRoute(app: FastifyInstance, ctx: { metrics: Signe
 
 async function slashingDbCheck(ctx: HealthDeps): Promise<HealthCheck> {
   const health = await ctx.slashing.health();
-  if (!health.up) return { id: "slashing-protection-db", status: "DOWN", cause: health.cause ?? "UNKNOWN" };
-  return { id: "slashing-protection-db", status: "UP" };
+  if (!health.up) return { id: CHECK_IDS.slashingDb, status: "DOWN", cause: health.cause ?? "UNKNOWN" };
+  return { id: CHECK_IDS.slashingDb, status: "UP" };
 }
 
-async function keyStoreCheck(ctx: HealthDeps): Promise<HealthCheck> {
+async function keyStoreCheck(ctx: HealthDeps): Promise<HealthCheck & { id: typeof CHECK_IDS.keyStore }> {
   if (ctx.keyStore.health) {
     const h = await ctx.keyStore.health().catch(() => ({ up: false, cause: "SESSION_INVALID" as const }));
-    return h.up ? { id: "key-store", status: "UP" } : { id: "key-store", status: "DOWN", cause: h.cause ?? "SESSION_INVALID" };
+    return h.up ? { id: CHECK_IDS.keyStore, status: "UP" } : { id: CHECK_IDS.keyStore, status: "DOWN", cause: h.cause ?? "SESSION_INVALID" };
   }
   // A store without a cheap probe: its key list must be readable.
   try {
     await ctx.keyStore.list();
-    return { id: "key-store", status: "UP" };
+    return { id: CHECK_IDS.keyStore, status: "UP" };
   } catch {
-    return { id: "key-store", status: "DOWN", cause: "UNREADABLE" };
+    return { id: CHECK_IDS.keyStore, status: "DOWN", cause: "UNREADABLE" };
   }
 }

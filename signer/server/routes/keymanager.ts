@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { normalizeHex } from "../../../common/index.js";
 import { throttledBody, type AuthFailureGuard } from "../auth-failures.js";
+import { codeOfHttpStatus } from "../errors.js";
 import { SlashingProtectionImportError, type KeyManager } from "../key-manager.js";
 import { bearerToken, digestToken, sameToken, type TokenDigest } from "../tokens.js";
 
@@ -19,7 +20,8 @@ export interface KeymanagerRouteDeps {
 }
 
 function fail(reply: FastifyReply, status: number, message: string): FastifyReply {
-  return reply.code(status).send({ message });
+  // The keymanager API's `{ message }`, plus the `code` every other refusal of the signer carries.
+  return reply.code(status).send({ code: codeOfHttpStatus(status), message });
 }
 
 export function registerKeymanagerRoutes(app: FastifyInstance, deps: KeymanagerRouteDeps): void {

@@ -51,7 +51,7 @@ the database has not seen yet, and GET /api/v1/eth2/highWatermark shows it); cha
   marked(keyed(dbOptions(cmd.command("set-high").description("set the high watermark (an omitted --slot/--epoch keeps the one set)"))), "high").action(
     action(async (opts: MarkFlags) => {
       requireMark(opts);
-      await withAdmin(dbLocation(opts), false, async (db) => {
+      await withAdmin(dbLocation(opts), true, async (db) => {
         await confirm(opts, `set the high watermark of ${scope(opts)} to${markText(opts)}: from then on nothing at or above it is signed`);
         await db.setHighWatermark({ pubkeys: keysOf(opts), slot: opts.slot, epoch: opts.epoch });
         console.log(`high watermark set for ${scope(opts)}:${markText(opts)}`);

@@ -79,6 +79,8 @@ describe.each(backends)("vigil slashing watermark ($name)", ({ make }) => {
       expect(r.code, r.stderr).toBe(0);
       return JSON.parse(r.stdout) as { all: unknown; validators: { pubkey: string; low: Record<string, string | null>; high: unknown }[] };
     };
+    // A database that is not there is not created by a change (a mistyped --db would protect nothing).
+    expect(wm("set-high", "--slot", "1", "--yes").code).toBe(EXIT_CODES.notFound);
     expect(vigil("slashing", "import", interchange, ...t.flags).code).toBe(0);
 
     let report = show();

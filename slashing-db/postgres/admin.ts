@@ -100,7 +100,7 @@ export class PostgresAdmin implements SlashingDbAdmin {
     return this.protection.raiseLowWatermarks({ pubkeys, slot: opts.slot, epoch: opts.epoch });
   }
 
-  watermarks(pubkeys?: string[]): Promise<WatermarkReport> {
+  async watermarks(pubkeys?: string[]): Promise<WatermarkReport> {
     const keys = pubkeys?.map((p, i) => parsePubkey(p, `pubkeys[${i}]`));
     return this.transaction("reading the watermarks failed", (client) => readWatermarksPg(client, keys), "ISOLATION LEVEL REPEATABLE READ, READ ONLY");
   }
@@ -111,7 +111,7 @@ export class PostgresAdmin implements SlashingDbAdmin {
     return this.transaction("setting the high watermark failed", (client) => setHighWatermarkPg(client, keys, opts));
   }
 
-  removeHighWatermark(opts: { pubkeys?: string[] }): Promise<number> {
+  async removeHighWatermark(opts: { pubkeys?: string[] }): Promise<number> {
     const keys = opts.pubkeys?.map((p, i) => parsePubkey(p, `pubkeys[${i}]`));
     return this.transaction("removing the high watermark failed", (client) => removeHighWatermarkPg(client, keys));
   }

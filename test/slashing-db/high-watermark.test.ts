@@ -4,8 +4,10 @@
  * transaction as the record; removed, the same messages are signed. What the signer's GET shows (the all-keys one)
  * is read from the database, so a CLI write is seen at once.
  */
+import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { SlashingProtectionError } from "../../slashing-db/index.js";
+import { toPoolConfig } from "../../slashing-db/postgres/config.js";
 import { openProtection } from "../helpers/backend-handle.js";
 import { testBackends } from "../helpers/backends.js";
 
@@ -57,6 +59,66 @@ describe.each(testBackends())("high watermark ($name)", (backend) => {
       expect(await h.block(NEVER_SEEN, 150, root(150))).toBe("recorded");
     } finally {
       await signer.close();
+      await admin.close();
+      await h.close();
+    }
+  });
+
+  it("cannot race: set while checks stream in, no check judged before it is recorded after it", async () => {
+    const location = await backend.freshLocation();
+    const h = await backend.open(GVR, location);
+    const admin = await h.admin();
+    const signer = await openProtection(location);
+    const keys = Array.from({ length: 8 }, (_, i) => Buffer.alloc(48, 0xc0 + i));
+    const check = (pubkey: Buffer, slot: bigint) => signer.checkAndRecord({ kind: "block", pubkey, slot, signingRoot: Buffer.alloc(32, 2) });
+    const recordedFrom = async (slot: bigint) => (await h.rows()).reduce((n, v) => n + v.blocks.filter((b) => b.slot >= slot).length, 0);
+    try {
+      for (const k of keys) await check(k, 0n); // every key registered: the setter locks them all
+      // One loop per key, each with a check always in flight (as validator clients do), until told to stop.
+      let stop = false;
+      const outcomes: unknown[] = [];
+      const loops = keys.map(async (k) => {
+        for (let slot = 1n; !stop; slot++) outcomes.push(await check(k, slot).catch((e: unknown) => e));
+      });
+      await new Promise((r) => setTimeout(r, 150));
+      await admin.setHighWatermark({ slot: 1n });
+      const atSet = await recordedFrom(1n);
+      await new Promise((r) => setTimeout(r, 100)); // checks keep coming after it: all refused
+      stop = true;
+      await Promise.all(loops);
+      expect(atSet).toBeGreaterThan(0); // checks were being recorded while it was set
+      expect(await recordedFrom(1n)).toBe(atSet);
+      expect(outcomes.filter((o) => o instanceof SlashingProtectionError && o.refusal === "BLOCK_SLOT_AT_OR_ABOVE_HIGH_WATERMARK").length).toBe(
+        outcomes.length - atSet,
+      );
+    } finally {
+      await signer.close();
+      await admin.close();
+      await h.close();
+    }
+  });
+
+  it.runIf(backend.name === "postgres")("PostgreSQL: setting waits for a batch that holds its validators' row locks", async () => {
+    const location = await backend.freshLocation();
+    if (location.kind !== "postgres") throw new Error("unreachable");
+    const h = await backend.open(GVR, location);
+    const admin = await h.admin();
+    const batch = new pg.Client(toPoolConfig(location.connection));
+    await batch.connect();
+    try {
+      await h.block(PK1, 1, root(1));
+      // What a batch of checks holds between its judgement and its commit (postgres/protection.ts).
+      await batch.query("BEGIN");
+      await batch.query("SELECT id FROM validators WHERE pubkey = $1 FOR UPDATE", [Buffer.from(PK1.slice(2), "hex")]);
+      let set = false;
+      const setting = admin.setHighWatermark({ slot: 5n }).then(() => (set = true));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(set).toBe(false);
+      await batch.query("COMMIT");
+      await setting;
+      expect(await refusal(h.block(PK1, 5, root(5)))).toBe("BLOCK_SLOT_AT_OR_ABOVE_HIGH_WATERMARK");
+    } finally {
+      await batch.end();
       await admin.close();
       await h.close();
     }

@@ -3,6 +3,7 @@ import { VigilError } from "../common/index.js";
 /** Codes raised by the commands themselves (not by a part they call). */
 export type CliErrorCode =
   | "USAGE" // flags that contradict each other, or a destructive action without --yes
+  | "NOT_CONFIRMED" // the operator answered no at a confirmation prompt
   | "OUTPUT_EXISTS" // the output file is already there; never overwritten
   | "DB_NOT_FOUND" // the slashing database a command needs is missing
   | "COPY_NOT_VERIFIED"; // after `vigil slashing copy`, the two databases do not hold the same history

@@ -5,6 +5,7 @@ import { positiveInt } from "./options.js";
 import { action } from "./run.js";
 import { copyHistory, migratePg, SlashingDbError, withStartupExitCode, type SlashingDbAdminStats } from "../slashing-db/index.js";
 import { CliError } from "./errors.js";
+import { watermarkCommand } from "./slashing-watermark.js";
 import { dbLocation, dbOptions, fileOrUrlLocation, PASSWORD_FILE_ENV, tlsMode, tlsOf, withAdmin, type DbFlags } from "./slashing-location.js";
 
 /** Epochs of history `prune` keeps per validator by default (about 18 days on mainnet). */
@@ -20,7 +21,7 @@ durable (synchronous_commit off/local).`;
 /** `vigil slashing …`: operator commands for the slashing-protection database. */
 export function slashingCommand(): Command {
   const cmd = new Command("slashing")
-    .description("slashing-protection database (EIP-3076): import, export, prune, stats, raise-watermarks, migrate, copy")
+    .description("slashing-protection database (EIP-3076): import, export, prune, stats, raise-watermarks, watermark, migrate, copy")
     .addHelpText("after", WHERE_HELP);
 
   dbOptions(
@@ -118,6 +119,8 @@ export function slashingCommand(): Command {
       }),
     );
 
+  cmd.addCommand(watermarkCommand());
+
   cmd
     .command("migrate")
     .description("create or upgrade the PostgreSQL schema, then exit (idempotent; safe when run twice at once)")
@@ -209,11 +212,11 @@ function readInput(file: string): string {
   }
 }
 
-function uint64(value: string): bigint {
+export function uint64(value: string): bigint {
   if (!/^\d{1,20}$/.test(value) || BigInt(value) > 2n ** 63n - 1n) throw new InvalidArgumentError("expected a slot or epoch (a whole number)");
   return BigInt(value);
 }
 
-function collect(value: string, previous: string[]): string[] {
+export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }

@@ -3,6 +3,7 @@
  * signer's SlashingProtection has no prune, stats or raw history, and nothing a signer does needs them.
  * Both backends implement it with the same semantics (sqlite-admin.ts, postgres/admin.ts).
  */
+import type { SetHighWatermark, WatermarkReport } from "./high-watermark.js";
 import type { Interchange, ValidatorHistory } from "./interchange/export.js";
 import type { ImportSummary } from "./interchange/import.js";
 import type { ParsedInterchange } from "./interchange/parse.js";
@@ -37,6 +38,12 @@ export interface SlashingDbAdmin {
    * how many validators. For a stack taking over without the full history of the one before it.
    */
   raiseWatermarks(opts: { pubkeys?: string[]; slot?: bigint; epoch?: bigint }): Promise<number>;
+  /** Each validator's (or the given ones') effective low watermarks and own high watermark, and the all-keys one. */
+  watermarks(pubkeys?: string[]): Promise<WatermarkReport>;
+  /** Sets the high watermark of the given keys, or (none given) of every key; see ./high-watermark.ts. */
+  setHighWatermark(opts: SetHighWatermark): Promise<number>;
+  /** Removes the given keys' own high watermarks, or (none given) every high watermark. Returns rows removed. */
+  removeHighWatermark(opts: { pubkeys?: string[] }): Promise<number>;
   /**
    * Every record and explicit watermark as stored (of all validators, or of those given), in one consistent snapshot. Unlike an export, nothing is
    * folded into a synthetic watermark record: this is what `copy` moves.

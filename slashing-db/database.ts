@@ -13,6 +13,7 @@ import {
 } from "./errors.js";
 import { BackgroundCheckpointer } from "./checkpointer.js";
 import { GroupCommitter, type BatchStats } from "./group-commit.js";
+import { readAllHighWatermarkSqlite, type HighWatermark } from "./high-watermark.js";
 import { HistoryQueries, NO_WATERMARKS, type AttestationSnapshot, type BlockSnapshot, type LowWatermarks } from "./history.js";
 import { exportInterchange, type Interchange } from "./interchange/export.js";
 import { mergeInterchange, type ImportSummary } from "./interchange/import.js";
@@ -97,13 +98,14 @@ function fileIdentity(file: string, mustExist = false): string | undefined {
   }
 }
 /** What a validator the database has never seen looks like to the rules. */
-const EMPTY_BLOCK_HISTORY: BlockSnapshot = { recordedRoot: undefined, watermarks: NO_WATERMARKS };
+const EMPTY_BLOCK_HISTORY: BlockSnapshot = { recordedRoot: undefined, watermarks: NO_WATERMARKS, highSlot: null };
 const EMPTY_ATTESTATION_HISTORY: AttestationSnapshot = {
   exactRepeat: false,
   votesAtTarget: 0,
   watermarks: NO_WATERMARKS,
   surroundedByNew: null,
   surroundingNew: null,
+  highEpoch: null,
 };
 
 export class SlashingDb {
@@ -292,6 +294,12 @@ export class SlashingDb {
       this.validatorIds.clear(); // ids registered by the rolled-back transaction are gone
       throw err;
     }
+  }
+
+  /** The high watermark of every validator (./high-watermark.ts), read from the file now; null when none is set. */
+  highWatermark(): HighWatermark | null {
+    this.assertOpen();
+    return readAllHighWatermarkSqlite(this.db);
   }
 
   /** Imports an EIP-3076 interchange (v5) atomically: all of it, or nothing if any part is invalid. */

@@ -10,6 +10,8 @@ export type RefusalCode =
   | "SURROUNDED_VOTE" // a recorded attestation surrounds the new one
   | "SOURCE_BELOW_WATERMARK"
   | "TARGET_AT_OR_BELOW_WATERMARK"
+  | "BLOCK_SLOT_AT_OR_ABOVE_HIGH_WATERMARK" // a cut-over: the next signer takes over from this slot
+  | "ATTESTATION_EPOCH_AT_OR_ABOVE_HIGH_WATERMARK"
   | "GENESIS_VALIDATORS_ROOT_MISMATCH"
   | "GENESIS_VALIDATORS_ROOT_UNKNOWN";
 
@@ -31,7 +33,8 @@ export class SlashingDbError<Code extends SlashingDbErrorCode = SlashingDbErrorC
 export type RefusalConflict =
   | { kind: "block"; slot: bigint; signingRoot: string | null }
   | { kind: "attestation"; source?: bigint; target: bigint }
-  | { kind: "watermark"; slot?: bigint; sourceEpoch?: bigint; targetEpoch?: bigint };
+  | { kind: "watermark"; slot?: bigint; sourceEpoch?: bigint; targetEpoch?: bigint }
+  | { kind: "highWatermark"; slot?: bigint; epoch?: bigint };
 
 /** The refused message (the validator and its slot, or its vote) and what it collided with. */
 export interface RefusalDetails {

@@ -12,6 +12,8 @@ export interface BlockSnapshot {
   /** undefined: no block at this slot; null: one with an unknown root; else its root. */
   recordedRoot: Buffer | null | undefined;
   watermarks: LowWatermarks;
+  /** The lower of this validator's and every validator's high watermark slot; null: none. */
+  highSlot: bigint | null;
 }
 
 /** Everything the attestation rules need about one validator and vote, read in one statement. */
@@ -21,6 +23,8 @@ export interface AttestationSnapshot {
   /** Recorded votes for the same target (any source or root). */
   votesAtTarget: number;
   watermarks: LowWatermarks;
+  /** The lower of this validator's and every validator's high watermark epoch; null: none. */
+  highEpoch: bigint | null;
   /** A recorded vote the new one would surround, if any. */
   surroundedByNew: { source: bigint; target: bigint } | null;
   /** A recorded vote surrounding the new one, if any. */
@@ -40,6 +44,7 @@ interface BlockSnapshotRow {
   mark_slot: bigint | null;
   has_block: bigint;
   recorded_root: Buffer | null;
+  high_slot: bigint | null;
 }
 
 interface AttestationSnapshotRow {
@@ -51,7 +56,12 @@ interface AttestationSnapshotRow {
   votes_at_target: bigint;
   surrounded_by_new: string | null;
   surrounding_new: string | null;
+  high_epoch: bigint | null;
 }
+
+/** Row 0 of high_watermarks bounds every validator (../schema.ts); MIN ignores NULLs. */
+export const HIGH_SLOT_SQL = "(SELECT MIN(slot) FROM high_watermarks WHERE validator_id IN (0, v.id))";
+export const HIGH_EPOCH_SQL = "(SELECT MIN(epoch) FROM high_watermarks WHERE validator_id IN (0, v.id))";
 
 function parseVote(text: string | null): { source: bigint; target: bigint } | null {
   if (text === null) return null;
@@ -79,7 +89,7 @@ export class HistoryQueries {
       insertValidator: db.prepare<[Buffer]>("INSERT OR IGNORE INTO validators (pubkey) VALUES (?)"),
       blockSnapshot: db.prepare<[{ id: bigint; slot: bigint }], BlockSnapshotRow>(
         `SELECT v.min_block_slot, w.block_slot AS mark_slot,
-                b.slot IS NOT NULL AS has_block, b.signing_root AS recorded_root
+                b.slot IS NOT NULL AS has_block, b.signing_root AS recorded_root, ${HIGH_SLOT_SQL} AS high_slot
          FROM validators v
          LEFT JOIN low_watermarks w ON w.validator_id = v.id
          LEFT JOIN signed_blocks b ON b.validator_id = v.id AND b.slot = @slot
@@ -102,7 +112,8 @@ export class HistoryQueries {
                      WHERE validator_id = @id AND source_epoch > target_epoch AND source_epoch > @s AND target_epoch < @t
                  ) LIMIT 1) AS surrounded_by_new,
                 (SELECT source_epoch || ' ' || target_epoch FROM signed_attestations
-                   WHERE validator_id = @id AND target_epoch > @t AND source_epoch < @s LIMIT 1) AS surrounding_new
+                   WHERE validator_id = @id AND target_epoch > @t AND source_epoch < @s LIMIT 1) AS surrounding_new,
+                ${HIGH_EPOCH_SQL} AS high_epoch
          FROM validators v LEFT JOIN low_watermarks w ON w.validator_id = v.id WHERE v.id = @id`,
       ),
       blockAtSlot: db.prepare<[bigint, bigint], { signing_root: Buffer | null }>("SELECT signing_root FROM signed_blocks WHERE validator_id = ? AND slot = ?"),
@@ -166,18 +177,20 @@ export class HistoryQueries {
 
   blockSnapshot(validatorId: bigint, slot: bigint): BlockSnapshot {
     const row = this.stmt.blockSnapshot.get({ id: validatorId, slot });
-    if (!row) return { recordedRoot: undefined, watermarks: NO_WATERMARKS };
+    if (!row) return { recordedRoot: undefined, watermarks: NO_WATERMARKS, highSlot: null };
     return {
       recordedRoot: row.has_block ? row.recorded_root : undefined,
       watermarks: { blockSlot: stricter(row.min_block_slot, row.mark_slot), sourceEpoch: null, targetEpoch: null },
+      highSlot: row.high_slot,
     };
   }
 
   attestationSnapshot(validatorId: bigint, source: bigint, target: bigint, root: Buffer | null): AttestationSnapshot {
     const row = this.stmt.attestationSnapshot.get({ id: validatorId, s: source, t: target, root });
-    if (!row) return { exactRepeat: false, votesAtTarget: 0, watermarks: NO_WATERMARKS, surroundedByNew: null, surroundingNew: null };
+    if (!row) return { exactRepeat: false, votesAtTarget: 0, watermarks: NO_WATERMARKS, surroundedByNew: null, surroundingNew: null, highEpoch: null };
     return {
       exactRepeat: row.exact_repeat === 1n,
+      highEpoch: row.high_epoch,
       votesAtTarget: Number(row.votes_at_target),
       watermarks: {
         blockSlot: null,

@@ -17,6 +17,7 @@ export type { SlashingDbLocation } from "./location.js";
 export { openSlashingProtection, type OpenSlashingProtectionOptions } from "./open.js";
 export { probePostgres, type PostgresPreflight } from "./postgres/preflight.js";
 export type { SlashingDbAdmin, SlashingDbAdminStats } from "./admin.js";
+export type { HighWatermark, SetHighWatermark, WatermarkReport, ValidatorWatermarks } from "./high-watermark.js";
 export { openSlashingDbAdmin } from "./admin-open.js";
 export { migratePg } from "./postgres/admin.js";
 export { withStartupExitCode } from "./postgres/failures.js";

@@ -5,6 +5,7 @@
  */
 import type { CheckOutcome } from "./database.js";
 import type { DbFailureCause } from "./errors.js";
+import type { HighWatermark } from "./high-watermark.js";
 import type { SlashingDbIdentity } from "./identity.js";
 import type { Interchange } from "./interchange/export.js";
 import type { ImportSummary } from "./interchange/import.js";
@@ -47,6 +48,8 @@ export interface SlashingProtection {
    * from memory: the watchdog's live proof of a shared database rests on it (./identity.ts).
    */
   identity(): Promise<SlashingDbIdentity>;
+  /** The high watermark of every validator, read from the database now (any instance's or CLI's write is seen); null: none. */
+  highWatermark(): Promise<HighWatermark | null>;
   /** Writes a sharing nonce durably (SHARING_NONCE_PATTERN; SlashingDbInputError otherwise). */
   writeSharingNonce(nonce: string): Promise<void>;
 

@@ -19,6 +19,14 @@ const refuse = (code: RefusalCode, reason: string, existing?: RefusalConflict): 
   existing === undefined ? { kind: "refused", code, reason } : { kind: "refused", code, reason, existing };
 
 export function judgeBlock(history: BlockSnapshot, slot: bigint, root: Buffer | null): Verdict {
+  // First, even before a repeat: at a cut-over this signer must sign nothing from the high watermark on (Web3Signer).
+  const high = history.highSlot;
+  if (high !== null && slot >= high) {
+    return refuse("BLOCK_SLOT_AT_OR_ABOVE_HIGH_WATERMARK", `slot ${slot} is at or above the high watermark slot ${high}`, {
+      kind: "highWatermark",
+      slot: high,
+    });
+  }
   const recorded = history.recordedRoot;
   if (recorded !== undefined) {
     if (sameKnownRoot(recorded, root)) return REPEAT;
@@ -37,6 +45,14 @@ export function judgeBlock(history: BlockSnapshot, slot: bigint, root: Buffer | 
 
 export function judgeAttestation(history: AttestationSnapshot, source: bigint, target: bigint): Verdict {
   if (source > target) return refuse("SOURCE_EXCEEDS_TARGET", `source epoch ${source} is greater than target epoch ${target}`);
+  const high = history.highEpoch;
+  if (high !== null && target >= high) {
+    // source <= target here, so this bounds both epochs, as Web3Signer does.
+    return refuse("ATTESTATION_EPOCH_AT_OR_ABOVE_HIGH_WATERMARK", `target epoch ${target} is at or above the high watermark epoch ${high}`, {
+      kind: "highWatermark",
+      epoch: high,
+    });
+  }
   if (history.exactRepeat) return REPEAT;
   if (history.votesAtTarget > 0) {
     return refuse("DOUBLE_VOTE", `an attestation with a different or unknown signing root was already signed for target epoch ${target}`, {

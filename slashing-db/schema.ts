@@ -57,6 +57,15 @@ export const SLASHING_DB_MIGRATIONS: readonly SqliteMigration[] = [
   `
   INSERT OR IGNORE INTO metadata (key, value) VALUES ('${HISTORY_ID_KEY}', lower(hex(randomblob(16))));
   `,
+  // High watermarks (Web3Signer's, for a cut-over between two signers): nothing at or above them is signed.
+  // validator_id 0 holds the one for every validator (ids start at 1), so no foreign key; a NULL bounds nothing.
+  `
+  CREATE TABLE high_watermarks (
+    validator_id INTEGER PRIMARY KEY,
+    slot         INTEGER CHECK (slot IS NULL OR slot >= 0),
+    epoch        INTEGER CHECK (epoch IS NULL OR epoch >= 0)
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = SLASHING_DB_MIGRATIONS.length;

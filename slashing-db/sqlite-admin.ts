@@ -4,6 +4,8 @@ import { EXIT_CODES, bytesToHex, hexToBytes, normalizeHex } from "../common/inde
 import { addSummary, hasMarks, historiesAsInterchange, type SlashingDbAdmin, type SlashingDbAdminStats } from "./admin.js";
 import { openSlashingDb, type SlashingDb } from "./database.js";
 import { InterchangeError, SlashingDbError } from "./errors.js";
+import { parsePubkey } from "./codec.js";
+import { readWatermarksSqlite, removeHighWatermarkSqlite, setHighWatermarkSqlite, type SetHighWatermark, type WatermarkReport } from "./high-watermark.js";
 import { HistoryQueries } from "./history.js";
 import { loadHistories, type Interchange, type ValidatorHistory } from "./interchange/export.js";
 import { mergeInterchange, type ImportSummary } from "./interchange/import.js";
@@ -60,6 +62,28 @@ export class SqliteAdmin implements SlashingDbAdmin {
 
   async raiseWatermarks(opts: { pubkeys?: string[]; slot?: bigint; epoch?: bigint }): Promise<number> {
     return this.db.raiseLowWatermarks(opts);
+  }
+
+  async watermarks(pubkeys?: string[]): Promise<WatermarkReport> {
+    return readWatermarksSqlite(
+      this.raw(),
+      pubkeys?.map((p, i) => parsePubkey(p, `pubkeys[${i}]`)),
+    );
+  }
+
+  async setHighWatermark(opts: SetHighWatermark): Promise<number> {
+    return setHighWatermarkSqlite(
+      this.raw(),
+      opts.pubkeys?.map((p, i) => parsePubkey(p, `pubkeys[${i}]`)),
+      opts,
+    );
+  }
+
+  async removeHighWatermark(opts: { pubkeys?: string[] }): Promise<number> {
+    return removeHighWatermarkSqlite(
+      this.raw(),
+      opts.pubkeys?.map((p, i) => parsePubkey(p, `pubkeys[${i}]`)),
+    );
   }
 
   async readHistories(pubkeys?: Buffer[]): Promise<ValidatorHistory[]> {

@@ -39,7 +39,7 @@ export interface Signed {
 export interface SigningServiceDeps {
   network: NetworkConfig;
   /** Durable check-and-record, and the owner of the network pin. */
-  slashing: Pick<SlashingProtection, "checkAndRecord" | "pin" | "genesisValidatorsRoot">;
+  slashing: Pick<SlashingProtection, "checkAndRecord" | "pin" | "genesisValidatorsRoot" | "highWatermark">;
   pool: BlsPool;
   fencing: ClientFencing;
   audit: AuditLog;
@@ -79,6 +79,11 @@ export class SigningService {
 
   get genesisValidatorsRoot(): string | null {
     return this.deps.slashing.genesisValidatorsRoot;
+  }
+
+  /** The all-keys high watermark as the database holds it now (GET /api/v1/eth2/highWatermark). */
+  highWatermark(): ReturnType<SlashingProtection["highWatermark"]> {
+    return this.deps.slashing.highWatermark();
   }
 
   /** Admission: everything that can be refused without touching the body. Throws a domain error (service-errors.ts, ../signing/errors.ts). */

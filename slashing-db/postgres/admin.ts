@@ -8,6 +8,9 @@ import type { PruneOptions, PruneSummary } from "../prune.js";
 import { toPoolConfig, type PostgresConnection } from "./config.js";
 import { bulkInsertHistories, holdsNoHistory } from "./bulk.js";
 import { classifyPgFailure } from "./failures.js";
+import { parsePubkey } from "../codec.js";
+import { requireSlotOrEpoch, type SetHighWatermark, type WatermarkReport } from "../high-watermark.js";
+import { readWatermarksPg, removeHighWatermarkPg, setHighWatermarkPg } from "./high-watermark.js";
 import { PgHistory } from "./history.js";
 import { mergeInterchangePg } from "./import.js";
 import { loadHistories, PostgresSlashingProtection } from "./protection.js";
@@ -95,6 +98,22 @@ export class PostgresAdmin implements SlashingDbAdmin {
       pubkeys = rows.rows.map((row) => `0x${row.pubkey.toString("hex")}`);
     }
     return this.protection.raiseLowWatermarks({ pubkeys, slot: opts.slot, epoch: opts.epoch });
+  }
+
+  async watermarks(pubkeys?: string[]): Promise<WatermarkReport> {
+    const keys = pubkeys?.map((p, i) => parsePubkey(p, `pubkeys[${i}]`));
+    return this.transaction("reading the watermarks failed", (client) => readWatermarksPg(client, keys), "ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+  }
+
+  async setHighWatermark(opts: SetHighWatermark): Promise<number> {
+    const keys = opts.pubkeys?.map((p, i) => parsePubkey(p, `pubkeys[${i}]`));
+    requireSlotOrEpoch(opts);
+    return this.transaction("setting the high watermark failed", (client) => setHighWatermarkPg(client, keys, opts));
+  }
+
+  async removeHighWatermark(opts: { pubkeys?: string[] }): Promise<number> {
+    const keys = opts.pubkeys?.map((p, i) => parsePubkey(p, `pubkeys[${i}]`));
+    return this.transaction("removing the high watermark failed", (client) => removeHighWatermarkPg(client, keys));
   }
 
   readHistories(pubkeys?: Buffer[]): Promise<ValidatorHistory[]> {

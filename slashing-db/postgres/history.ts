@@ -1,5 +1,13 @@
 import type pg from "pg";
-import { NO_WATERMARKS, type AttestationSnapshot, type BlockSnapshot, type LowWatermarks, type RecordedAttestation } from "../history.js";
+import {
+  HIGH_EPOCH_SQL,
+  HIGH_SLOT_SQL,
+  NO_WATERMARKS,
+  type AttestationSnapshot,
+  type BlockSnapshot,
+  type LowWatermarks,
+  type RecordedAttestation,
+} from "../history.js";
 
 /**
  * The history queries of ../history.ts on PostgreSQL, building the same snapshots for the same pure rules
@@ -16,7 +24,8 @@ const vote = (text: string | null) => {
 
 /** The block snapshot of validator `id` at `slot` (SQL expressions: parameters, or columns of an unnested batch). */
 const blockSnapshotSql = (id: string, slot: string) => `
-  SELECT v.min_block_slot::text, w.block_slot::text AS mark_slot, b.slot IS NOT NULL AS has_block, b.signing_root AS recorded_root
+  SELECT v.min_block_slot::text, w.block_slot::text AS mark_slot, b.slot IS NOT NULL AS has_block, b.signing_root AS recorded_root,
+    ${HIGH_SLOT_SQL}::text AS high_slot
   FROM validators v
   LEFT JOIN low_watermarks w ON w.validator_id = v.id
   LEFT JOIN signed_blocks b ON b.validator_id = v.id AND b.slot = ${slot}
@@ -37,7 +46,8 @@ const attestationSnapshotSql = (id: string, s: string, t: string, root: string) 
          WHERE validator_id = ${id} AND source_epoch > target_epoch AND source_epoch > ${s} AND target_epoch < ${t}
      ) inner_votes LIMIT 1) AS surrounded_by_new,
     (SELECT source_epoch || ' ' || target_epoch FROM signed_attestations
-       WHERE validator_id = ${id} AND target_epoch > ${t} AND source_epoch < ${s} LIMIT 1) AS surrounding_new
+       WHERE validator_id = ${id} AND target_epoch > ${t} AND source_epoch < ${s} LIMIT 1) AS surrounding_new,
+    ${HIGH_EPOCH_SQL}::text AS high_epoch
   FROM validators v LEFT JOIN low_watermarks w ON w.validator_id = v.id WHERE v.id = ${id}`;
 
 const BLOCK_SNAPSHOT = blockSnapshotSql("$1::bigint", "$2::bigint");
@@ -53,6 +63,7 @@ interface BlockRow {
   mark_slot: string | null;
   has_block: boolean | null;
   recorded_root: Buffer | null;
+  high_slot: string | null;
 }
 interface AttestationRow {
   min_source_epoch: string | null;
@@ -63,20 +74,23 @@ interface AttestationRow {
   votes_at_target: number | null;
   surrounded_by_new: string | null;
   surrounding_new: string | null;
+  high_epoch: string | null;
 }
 
 function blockSnapshotOf(row: BlockRow | undefined): BlockSnapshot {
-  if (!row) return { recordedRoot: undefined, watermarks: NO_WATERMARKS };
+  if (!row) return { recordedRoot: undefined, watermarks: NO_WATERMARKS, highSlot: null };
   return {
     recordedRoot: row.has_block ? row.recorded_root : undefined,
+    highSlot: big(row.high_slot),
     watermarks: { blockSlot: stricter(big(row.min_block_slot), big(row.mark_slot)), sourceEpoch: null, targetEpoch: null },
   };
 }
 
 function attestationSnapshotOf(row: AttestationRow | undefined): AttestationSnapshot {
-  if (!row) return { exactRepeat: false, votesAtTarget: 0, watermarks: NO_WATERMARKS, surroundedByNew: null, surroundingNew: null };
+  if (!row) return { exactRepeat: false, votesAtTarget: 0, watermarks: NO_WATERMARKS, surroundedByNew: null, surroundingNew: null, highEpoch: null };
   return {
     exactRepeat: row.exact_repeat === true,
+    highEpoch: big(row.high_epoch),
     votesAtTarget: row.votes_at_target ?? 0,
     watermarks: {
       blockSlot: null,

@@ -3,6 +3,8 @@ import { bytesToHex, normalizeHex } from "../../common/index.js";
 import { checkBytes, parseHexBytes, parsePubkey, parseUint64 } from "../codec.js";
 import type { CheckOutcome } from "../database.js";
 import { InterchangeError, SlashingDbInputError, SlashingDbUnavailableError, SlashingProtectionError, type RefusalDetails } from "../errors.js";
+import type { HighWatermark } from "../high-watermark.js";
+import { readAllHighWatermarkPg } from "./high-watermark.js";
 import { decodeSharingNonce, encodeSharingNonce, HISTORY_ID_KEY, SHARING_NONCE_KEY, SHARING_NONCE_PATTERN, type SlashingDbIdentity } from "../identity.js";
 import type { BatchStats } from "../group-commit.js";
 import { buildInterchange, type Interchange, type ValidatorHistory } from "../interchange/export.js";
@@ -228,6 +230,12 @@ export class PostgresSlashingProtection implements SlashingProtection {
     } catch (err) {
       throw asUnavailable(err, "reading the slashing database's identity failed");
     }
+  }
+
+  /** Read from the database now (another instance's or the CLI's write is seen), outside the group commit. */
+  async highWatermark(): Promise<HighWatermark | null> {
+    this.assertOpen();
+    return readAllHighWatermarkPg(this.pool).catch((err: unknown) => Promise.reject(asUnavailable(err, "reading the high watermark failed")));
   }
 
   /** Committed with synchronous_commit=on before it resolves, like a batch: a standby promoted by Patroni has it. */

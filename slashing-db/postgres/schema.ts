@@ -66,6 +66,14 @@ export const PG_MIGRATIONS: readonly string[] = [
   `
   INSERT INTO metadata (key, value) VALUES ('${HISTORY_ID_KEY}', replace(gen_random_uuid()::text, '-', '')) ON CONFLICT (key) DO NOTHING;
   `,
+  // High watermarks, as on SQLite (../schema.ts): validator_id 0 is the one for every validator.
+  `
+  CREATE TABLE high_watermarks (
+    validator_id bigint PRIMARY KEY,
+    slot         bigint CHECK (slot IS NULL OR slot >= 0),
+    epoch        bigint CHECK (epoch IS NULL OR epoch >= 0)
+  );
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;

@@ -13,6 +13,7 @@ import { errorFromWire, SlashingDbInputError, SlashingDbUnavailableError, Slashi
 import type { BatchStats } from "../group-commit.js";
 import type { Interchange } from "../interchange/export.js";
 import type { ImportSummary } from "../interchange/import.js";
+import type { HighWatermark } from "../high-watermark.js";
 import type { SlashingDbIdentity } from "../identity.js";
 import type { ProtectionHealth, SlashableCheck, SlashingProtection } from "../protection.js";
 import { encodeChecks, type FromDbWorker, type NumberedCheck, type ToDbWorker } from "./protocol.js";
@@ -161,6 +162,10 @@ export class ThreadedSlashingProtection implements SlashingProtection {
   async identity(): Promise<SlashingDbIdentity> {
     if (this.dead) throw this.dead;
     return { backend: "sqlite", historyId: this.main.historyId, sharingNonce: this.main.readSharingNonce() };
+  }
+
+  async highWatermark(): Promise<HighWatermark | null> {
+    return this.main.highWatermark();
   }
 
   async writeSharingNonce(nonce: string): Promise<void> {

@@ -1,5 +1,6 @@
 /**
- * The Web3Signer-compatible eth2 API: POST /api/v1/eth2/sign/{identifier} and GET /api/v1/eth2/publicKeys.
+ * The Web3Signer-compatible eth2 API: POST /api/v1/eth2/sign/{identifier}, GET /api/v1/eth2/publicKeys and
+ * GET /api/v1/eth2/highWatermark.
  * The body is validated by the signing core's precompiled validator (one compile per process, same ajv
  * options as fastify), not by a per-route fastify schema.
  */
@@ -35,6 +36,21 @@ export function registerSignRoutes(app: FastifyInstance, deps: SignRouteDeps, li
     const keys: string[] = [];
     for (const k of service.keys) if (client.mayUse(k)) keys.push(k);
     return reply.send(keys);
+  });
+
+  // Web3Signer's shape: {"epoch","slot"} as decimal strings, {} when none is set (a bound not set is left out).
+  // Read from the database on every call, so a watermark the CLI just set shows at once.
+  app.get("/api/v1/eth2/highWatermark", async (request, reply) => {
+    try {
+      clients.identify(request.headers.authorization, request.raw.socket, listenerClient);
+      const mark = await service.highWatermark();
+      const body: { epoch?: string; slot?: string } = {};
+      if (mark?.epoch != null) body.epoch = mark.epoch.toString();
+      if (mark?.slot != null) body.slot = mark.slot.toString();
+      return reply.send(body);
+    } catch (err) {
+      return sendError(reply, err, request);
+    }
   });
 
   app.post<{ Params: { identifier: string } }>(SIGN_ROUTE, (request, reply) => handleSign(request, reply));

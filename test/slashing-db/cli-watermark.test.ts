@@ -1,0 +1,141 @@
+/**
+ * `vigil slashing watermark` through the real binary on both backends (a SQLite file, a private PostgreSQL
+ * server): show; raise the low watermarks (never lowered); set and remove the high watermark for every key or
+ * one; each change refused without --yes when no terminal can confirm it, and then nothing changed. What the
+ * rules then allow is read back through the signer's own handle on the same database.
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EXIT_CODES } from "../../common/index.js";
+import type { SlashingDbLocation } from "../../slashing-db/index.js";
+import { openHandle } from "../helpers/backend-handle.js";
+import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
+import { freshDbPath, tempDir } from "../helpers/tmp.js";
+
+const VIGIL = path.resolve(__dirname, "../../bin/vigil.js");
+const GVR = `0x${"55".repeat(32)}`;
+const PK1 = `0x${"a1".repeat(48)}`;
+const PK2 = `0x${"a2".repeat(48)}`;
+const dir = tempDir();
+const interchange = path.join(dir, "history.json");
+fs.writeFileSync(
+  interchange,
+  JSON.stringify({
+    metadata: { interchange_format_version: "5", genesis_validators_root: GVR },
+    data: [
+      { pubkey: PK1, signed_blocks: [{ slot: "10" }, { slot: "20" }], signed_attestations: [{ source_epoch: "1", target_epoch: "2" }] },
+      { pubkey: PK2, signed_blocks: [], signed_attestations: [{ source_epoch: "3", target_epoch: "4" }] },
+    ],
+  }),
+);
+
+let server: TestPostgres;
+beforeAll(async () => {
+  server = await startPostgres();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+interface Target {
+  flags: string[];
+  location: SlashingDbLocation;
+}
+
+const backends: { name: string; make: () => Promise<Target> }[] = [
+  {
+    name: "sqlite",
+    make: async () => {
+      const file = freshDbPath(dir);
+      return { flags: ["--db", file], location: { kind: "sqlite", path: file } };
+    },
+  },
+  {
+    name: "postgres",
+    make: async () => {
+      const url = await server.createDatabase();
+      return {
+        flags: ["--db-url", url, "--db-password-file", server.passwordFile],
+        location: { kind: "postgres", connection: { url, passwordFile: server.passwordFile, poolSize: 2 } },
+      };
+    },
+  },
+];
+
+function vigil(...args: string[]) {
+  // stdin is not a terminal here: a change without --yes cannot be confirmed.
+  const r = spawnSync("node", [VIGIL, ...args], { encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe.each(backends)("vigil slashing watermark ($name)", ({ make }) => {
+  it("shows, raises the low watermarks without ever lowering them, sets and removes the high watermark; asks unless --yes", async () => {
+    const t = await make();
+    const wm = (...args: string[]) => vigil("slashing", "watermark", ...args, ...t.flags);
+    const show = () => {
+      const r = wm("show", "--json");
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { all: unknown; validators: { pubkey: string; low: Record<string, string | null>; high: unknown }[] };
+    };
+    // A database that is not there is not created by a change (a mistyped --db would protect nothing).
+    expect(wm("set-high", "--slot", "1", "--yes").code).toBe(EXIT_CODES.notFound);
+    expect(vigil("slashing", "import", interchange, ...t.flags).code).toBe(0);
+
+    let report = show();
+    expect(report.all).toBeNull();
+    expect(report.validators.find((v) => v.pubkey === PK1)).toEqual({
+      pubkey: PK1,
+      low: { blockSlot: "10", sourceEpoch: "1", targetEpoch: "2" },
+      high: null,
+    });
+    expect(wm("show").stdout).toMatch(/high watermark \(every key\): none/);
+
+    // Without --yes and no terminal: refused, nothing changed.
+    for (const args of [["raise", "--slot", "30"], ["set-high", "--slot", "15"], ["remove-high"]]) {
+      const r = wm(...args);
+      expect(r.code).toBe(EXIT_CODES.usage);
+      expect(r.stderr).toMatch(/pass --yes/);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    }
+    expect(show()).toEqual(report);
+    expect(wm("set-high", "--yes").code).toBe(EXIT_CODES.usage); // neither --slot nor --epoch
+
+    // Low: raised for one key, then an attempt to lower it leaves it.
+    expect(wm("raise", "--slot", "30", "--epoch", "5", "--pubkey", PK1, "--yes").code).toBe(0);
+    expect(wm("raise", "--slot", "25", "--epoch", "3", "--yes").code).toBe(0);
+    report = show();
+    expect(report.validators.find((v) => v.pubkey === PK1)!.low).toEqual({ blockSlot: "30", sourceEpoch: "5", targetEpoch: "5" });
+    expect(report.validators.find((v) => v.pubkey === PK2)!.low).toEqual({ blockSlot: "25", sourceEpoch: "3", targetEpoch: "4" });
+
+    // High: for every key, and a lower one for PK2.
+    const set = wm("set-high", "--slot", "100", "--epoch", "12", "--yes");
+    expect(set.code, set.stderr).toBe(0);
+    expect(wm("set-high", "--slot", "50", "--pubkey", PK2, "--yes").code).toBe(0);
+    report = show();
+    expect(report.all).toEqual({ slot: "100", epoch: "12" });
+    expect(report.validators.find((v) => v.pubkey === PK2)!.high).toEqual({ slot: "50", epoch: null });
+
+    const h = await openHandle(t.location);
+    try {
+      expect(await h.allowsBlock(PK1, 99)).toBe(true);
+      expect(await h.allowsBlock(PK1, 100)).toBe(false);
+      expect(await h.allowsBlock(PK2, 50)).toBe(false);
+      expect(await h.allowsAtt(PK1, 10, 11)).toBe(true);
+      expect(await h.allowsAtt(PK1, 11, 12)).toBe(false);
+
+      expect(wm("remove-high", "--pubkey", PK2, "--yes").code).toBe(0);
+      expect(await h.allowsBlock(PK2, 50)).toBe(true);
+      expect(await h.allowsBlock(PK2, 100)).toBe(false); // the every-key one stays
+      const removed = wm("remove-high", "--yes");
+      expect(removed.code).toBe(0);
+      expect(removed.stdout).toMatch(/removed 1 high watermark/);
+      expect(await h.allowsBlock(PK1, 100)).toBe(true);
+      expect(await h.allowsAtt(PK1, 11, 12)).toBe(true);
+    } finally {
+      await h.close();
+    }
+    expect(show().all).toBeNull();
+  });
+});

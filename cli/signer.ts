@@ -143,10 +143,25 @@ export function signerCommand(): Command {
 }
 
 /**
+ * SIGHUP reloads the keys (as POST /reload does) instead of killing the signer, from the moment the process
+ * runs: before the signer is ready it is ignored (the start loads the token as it is then).
+ */
+function reloadOnSighup(): (reload: () => void) => void {
+  let reload = (): void => {
+    process.stderr.write("vigil: SIGHUP while starting: ignored (the start loads every key on the token)\n");
+  };
+  process.on("SIGHUP", () => reload());
+  return (r) => {
+    reload = r;
+  };
+}
+
+/**
  * Runs the signer as a daemon (config/daemon.ts): STATUS= progress and READY=1 once keys are loaded and the
  * database is open, WATCHDOG=1 while healthy, SIGTERM → graceful close → exit 0, a second signal exits at once.
  */
 async function run(config: SignerConfig, dataDirLock?: DataDirLock): Promise<void> {
+  const onSighup = reloadOnSighup();
   await runDaemon({
     name: "signer",
     start: async (hooks) => {
@@ -158,6 +173,9 @@ async function run(config: SignerConfig, dataDirLock?: DataDirLock): Promise<voi
         },
       });
       process.stderr.write(`\n${clientInstructions(signer.url)}\n\n`);
+      onSighup(() => {
+        if (!signer.startReload()) process.stderr.write("vigil: SIGHUP: a key reload is already running\n");
+      });
       return signer;
     },
     liveness: (signer) => signer.healthy() || "slashing database or BLS workers not answering",
@@ -177,6 +195,7 @@ async function run(config: SignerConfig, dataDirLock?: DataDirLock): Promise<voi
 async function runWorkers(config: SignerConfig, dataDirLock?: DataDirLock): Promise<void> {
   const lock = dataDirLock ?? DataDirLock.acquire(config.dataDir);
   const say = (text: string) => process.stderr.write(`vigil: ${text}\n`);
+  const onSighup = reloadOnSighup();
   await runDaemon({
     name: "signer",
     start: async (hooks) => {
@@ -196,6 +215,13 @@ async function runWorkers(config: SignerConfig, dataDirLock?: DataDirLock): Prom
       const ready = `ready: ${workers.keys()} key(s) on ${workers.url} (${config.workers} workers)`;
       say(ready);
       process.stderr.write(`\n${clientInstructions(workers.url)}\n\n`);
+      onSighup(() => {
+        say("SIGHUP: every worker reloads the keys from the key store");
+        workers.reloadKeys().then(
+          () => say(`keys reloaded: ${workers.keys()} key(s)`),
+          (err: Error) => say(`error: key reload: ${err.message}`),
+        );
+      });
       return {
         ...workers,
         close: () => workers.close().finally(() => lock.release()),

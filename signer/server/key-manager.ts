@@ -46,6 +46,14 @@ export interface KeySiblings {
   reload(): Promise<void>;
 }
 
+/** What a reload changed: keys added and removed, records refused (undecryptable or mislabelled), keys signable now. */
+export interface KeySync {
+  added: number;
+  removed: number;
+  refused: string[];
+  keys: number;
+}
+
 export class KeyManager {
   /** Key changes run one at a time. */
   private tail: Promise<unknown> = Promise.resolve();
@@ -94,29 +102,57 @@ export class KeyManager {
   /** A sibling imported keys into the key store: load the ones not signable here yet. */
   reloadForSibling(): Promise<void> {
     return this.serialised(async () => {
-      const { service, pool, keyStore, logger } = this.deps;
+      const { service, keyStore, logger } = this.deps;
       const onToken = await keyStore.list();
       if (onToken.every((k) => service.keys.has(normalizeHex(k.pubkey)))) return;
-      const loaded = await keyStore.load();
-      const secrets = loaded.exportForWorkers();
-      const added: string[] = [];
-      const forPool: Uint8Array[] = [];
-      for (const [pubkey, secret] of secrets) {
-        const p = normalizeHex(pubkey);
-        if (service.keys.has(p)) secret.fill(0);
-        else {
-          added.push(p);
-          forPool.push(secret);
-        }
-      }
-      try {
-        if (forPool.length > 0) await pool.addKeys(forPool); // zeroes them
-        service.addKeys(added);
-      } finally {
-        for (const s of forPool) s.fill(0);
-      }
+      const { added } = await this.loadNew(new Set(onToken.map((k) => normalizeHex(k.pubkey))));
       if (added.length > 0) logger.info({ keys: added.length }, "keymanager: keys imported by a sibling worker loaded");
     });
+  }
+
+  /**
+   * POST /reload and SIGHUP: makes the signable keys what the key store holds now. Keys no longer on the token
+   * stop being admitted and leave the pool once their in-flight requests finished; keys new on the token are
+   * loaded and become signable. A record that cannot be decrypted is skipped (`refused`), the others load.
+   */
+  syncWithKeyStore(): Promise<KeySync> {
+    return this.serialised(async () => {
+      const { service, pool, keyStore, logger } = this.deps;
+      const onToken = new Set((await keyStore.list()).map((k) => normalizeHex(k.pubkey)));
+      const removed = [...service.keys].filter((p) => !onToken.has(p));
+      // Retired first: from here no new request is admitted for them, and those admitted finish before the pool drops them.
+      await service.retireKeys(removed);
+      await pool.removeKeys(removed);
+      const { added, refused } = [...onToken].some((p) => !service.keys.has(p)) ? await this.loadNew(onToken) : { added: [], refused: [] };
+      const sync = { added: added.length, removed: removed.length, refused, keys: service.keys.size };
+      logger.info(sync, "keys reloaded from the key store");
+      return sync;
+    });
+  }
+
+  /** Loads the keys of `onToken` not signable yet into the pool, then makes them signable. */
+  private async loadNew(onToken: Set<string>): Promise<{ added: string[]; refused: string[] }> {
+    const { service, pool, keyStore } = this.deps;
+    const loaded = await keyStore.load({ allowRefused: true });
+    const secrets = loaded.exportForWorkers();
+    const added: string[] = [];
+    const forPool: Uint8Array[] = [];
+    for (const [pubkey, secret] of secrets) {
+      const p = normalizeHex(pubkey);
+      // Only what the listing showed: a key imported since then waits for the next reload, never half-loaded.
+      if (service.keys.has(p) || !onToken.has(p)) secret.fill(0);
+      else {
+        added.push(p);
+        forPool.push(secret);
+      }
+    }
+    try {
+      if (forPool.length > 0) await pool.addKeys(forPool); // zeroes them
+      service.addKeys(added);
+    } finally {
+      for (const s of forPool) s.fill(0);
+    }
+    return { added, refused: loaded.refused.map((r) => `${r.label}: ${r.reason}`) };
   }
 
   private serialised<T>(work: () => Promise<T>): Promise<T> {

@@ -10,6 +10,7 @@ import { normalizeHex, VigilError } from "../../common/index.js";
 import type { Interchange, SlashingProtection } from "../../slashing-db/index.js";
 import { decryptKeystoreContents, defaultImportWorkers, type KeyStore, type SecretKeyInput } from "../keystore/index.js";
 import type { BlsPool } from "../signing/index.js";
+import { type DerivationPaths, keystorePath } from "./derivation-paths.js";
 import type { SigningService } from "./signing-service.js";
 
 export type ImportStatus = { status: "imported" | "duplicate" | "error"; message?: string };
@@ -31,6 +32,8 @@ export interface KeyManagerDeps {
   logger: Logger;
   /** The configured network, for the empty interchange of a database that was never pinned. */
   genesisValidatorsRoot: string | undefined;
+  /** Where the imported keystores' derivation paths are kept (undefined: none kept, all listed as ""). */
+  derivationPaths?: DerivationPaths;
   /** Other signer processes holding the same keys (node:cluster workers): told of every change before it returns. */
   siblings?: KeySiblings;
 }
@@ -63,6 +66,12 @@ export class KeyManager {
   /** The keys that may be signed with, sorted. */
   list(): string[] {
     return [...this.deps.service.keys].sort();
+  }
+
+  /** The keys that may be signed with, sorted, each with the derivation path of the keystore it came from ("" if unknown). */
+  listWithPaths(): { pubkey: string; derivationPath: string }[] {
+    const paths = this.deps.derivationPaths?.all() ?? new Map<string, string>();
+    return this.list().map((pubkey) => ({ pubkey, derivationPath: paths.get(pubkey) ?? "" }));
   }
 
   /**
@@ -179,6 +188,7 @@ export class KeyManager {
         }
       }),
     );
+    const importedPaths = new Map<string, string>();
     // Storing and loading run in request order so duplicates inside one request are reported as such.
     for (let i = 0; i < keystores.length; i++) {
       const key = decrypted[i];
@@ -195,6 +205,7 @@ export class KeyManager {
         await pool.addKeys([forPool]); // zeroes forPool
         service.addKeys([pubkey]);
         statuses[i] = { status: "imported" };
+        importedPaths.set(pubkey, keystorePath(keystores[i]!));
         logger.info({ pubkey }, "keymanager: key imported");
       } catch (err) {
         statuses[i] = { status: "error", message: (err as Error).message };
@@ -202,6 +213,11 @@ export class KeyManager {
         key.secretKey.fill(0);
         forPool.fill(0);
       }
+    }
+    try {
+      this.deps.derivationPaths?.update(importedPaths);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'keymanager: could not record the derivation paths of imported keys; they list as ""');
     }
     // Before the reply: a validator client may send its next request for the new key to any worker.
     if (this.deps.siblings && statuses.some((s) => s.status === "imported")) await this.deps.siblings.reload();
@@ -241,6 +257,11 @@ export class KeyManager {
       else statuses.push({ status: "not_found" });
     }
     for (const p of active) if (!storeFailures.has(p)) logger.info({ pubkey: p }, "keymanager: key deleted");
+    try {
+      this.deps.derivationPaths?.update(new Map(active.filter((p) => !storeFailures.has(p)).map((p) => [p, ""])));
+    } catch {
+      /* informative only: a stale path is listed only if the key is imported again without one */
+    }
     // The history of every key that was (or had been) active here: what the next signer must import.
     const exported = {
       ...interchange,

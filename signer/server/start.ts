@@ -26,6 +26,7 @@ import type { ClientFencing } from "./fencing/client-fencing.js";
 import { openClientFencing } from "./fencing/open.js";
 import { KeyManager, type KeySiblings, type KeySync } from "./key-manager.js";
 import { KeyReload } from "./reload.js";
+import { DerivationPaths } from "./derivation-paths.js";
 import { SignerMetrics } from "./metrics.js";
 import { SigningService } from "./signing-service.js";
 import { WallClockGuard } from "./wall-clock-guard.js";
@@ -194,6 +195,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       slashing: state.slashing,
       logger,
       genesisValidatorsRoot: config.genesisValidatorsRoot,
+      derivationPaths: new DerivationPaths(options.cluster?.groupDataDir ?? config.dataDir),
       ...(options.cluster ? { siblings: options.cluster.siblings } : {}),
     });
     // With --workers N every worker reloads (through the primary, which also serialises it with key changes).

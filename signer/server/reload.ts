@@ -34,9 +34,23 @@ export class KeyReload {
   /** Starts a reload in the background; false (nothing started) while one runs. */
   start(trigger: "http" | "sighup"): boolean {
     if (this.running) return false;
+    this.track(trigger, this.sync());
+    return true;
+  }
+
+  /**
+   * A `--workers N` worker applying a reload another worker (or the primary, on SIGHUP) started: shown by GET /reload
+   * here too, unless this worker started it (its own run covers it).
+   */
+  async applied(run: Promise<KeySync>): Promise<KeySync> {
+    if (!this.running) this.track("sibling", run);
+    return run;
+  }
+
+  private track(trigger: "http" | "sighup" | "sibling", run: Promise<KeySync | undefined>): void {
     this.state = { status: "running", lastRunAt: new Date().toISOString(), lastError: null };
     this.logger.info({ trigger }, "reloading keys from the key store");
-    this.running = this.sync()
+    this.running = run
       .then(
         (sync) => {
           const refused = sync?.refused ?? [];
@@ -54,7 +68,6 @@ export class KeyReload {
       .finally(() => {
         this.running = undefined;
       });
-    return true;
   }
 
   /** Resolves when no reload runs (at once when none does). */

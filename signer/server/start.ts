@@ -258,7 +258,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       },
       retireKeys: (pubkeys) => ctx.keyManager.retireForSibling(pubkeys),
       reloadKeys: () => ctx.keyManager.reloadForSibling(),
-      syncKeys: () => ctx.keyManager.syncWithKeyStore(),
+      syncKeys: () => reload.applied(ctx.keyManager.syncWithKeyStore()),
       startReload: () => reload.start("sighup"),
       localMetrics: () => metrics.registry.getMetricsAsJSON(),
       localClientViews: () => [...ctx.clients.clients.values()].map((c) => clientView(ctx, c)),

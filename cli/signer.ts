@@ -69,7 +69,9 @@ export function signerCommand(): Command {
     .addHelpText(
       "after",
       "\nOn SIGTERM/SIGINT it stops accepting, commits what is in flight, closes everything and exits 0, or 30 if the\n" +
-        "slashing database could not be closed cleanly (disk full, read-only). A second signal exits at once (128+n).\n\n" +
+        "slashing database could not be closed cleanly (disk full, read-only). A second signal exits at once (128+n).\n" +
+        "SIGHUP (systemctl reload) or POST /reload enumerates the token again: new keys become signable, removed ones\n" +
+        "stop once their in-flight requests are answered; GET /reload shows the state (signer/docs/config.md).\n\n" +
         "--workers N: one process's event loop caps a big host well below its BLS threads; with N, N complete signers\n" +
         "(node:cluster workers) accept on the same ports, each with its own data directory under dataDir/workers/,\n" +
         "ceil(cores/N) BLS threads unless limits.blsThreads says otherwise, and the shared PostgreSQL database (a SQLite\n" +

@@ -196,18 +196,21 @@ export function keysCommand(): Command {
           // Resolved before anything slow: a bad flag or unreadable password file is a usage error, not a late failure.
           const location = interchange === undefined ? undefined : keysDbLocation(flags);
           const sources = discoverKeystores(flags.keystores, { passwordFile: flags.passwordFile, passwordsDir: flags.passwordsDir });
-          // No password file given and none beside the keystores: ask on the terminal (one password for them all).
+          // No password file given and keystores without one beside them: ask on the terminal, once, for those.
+          const unpaired = flags.passwordFile === undefined && flags.passwordsDir === undefined ? sources.filter((s) => !fs.existsSync(s.passwordFile)) : [];
           const prompted =
-            flags.passwordFile === undefined && flags.passwordsDir === undefined && sources.some((s) => !fs.existsSync(s.passwordFile)) && canPrompt()
-              ? await promptPassword(`password for the ${sources.length} keystore(s) in ${flags.keystores}: `)
-              : undefined;
+            unpaired.length > 0 && canPrompt() ? await promptPassword(`password for the ${unpaired.length} keystore(s) in ${flags.keystores}: `) : undefined;
           await withStore(flags, async (store) => {
             // The token is opened first so a wrong PIN or missing wrapping key fails before the slow decryption.
             let secrets: SecretKeyInput[] =
               prompted === undefined
                 ? await decryptKeystores(sources, { workers: flags.workers })
                 : await decryptKeystoreContents(
-                    sources.map((s) => ({ label: s.file, json: readText(s.file), password: prompted })),
+                    sources.map((s) => ({
+                      label: s.file,
+                      json: readText(s.file),
+                      password: unpaired.includes(s) ? prompted : readText(s.passwordFile).replace(/\r?\n$/, ""),
+                    })),
                     flags.workers === undefined ? {} : { workers: flags.workers },
                   );
             try {

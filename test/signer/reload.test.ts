@@ -102,7 +102,7 @@ describe("key reload", () => {
     expect((await sign(3, 1)).status).toBe(200);
   }, 60_000);
 
-  it("is not on a dedicated client listener or reachable from a web page", async () => {
+  it("a web page cannot trigger it (the HTTP guard refuses any Origin)", async () => {
     const res = await http(`${signer.url}/reload`, { method: "POST", headers: { origin: "https://evil.example" } });
     expect(res.status).toBe(403);
   });

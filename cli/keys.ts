@@ -3,6 +3,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { Command } from "commander";
 import { CliError } from "./errors.js";
+import { announceKeyChange } from "./live-keys.js";
+import { canPrompt, promptPassword } from "./password-prompt.js";
 import { positiveInt } from "./options.js";
 import { action } from "./run.js";
 import { defaultDataDir, ensurePrivateDir, EXIT_CODES, writeFilePrivateAtomic } from "../common/index.js";
@@ -10,12 +12,14 @@ import { SlashingDbError, type SlashingDbLocation } from "../slashing-db/index.j
 import { dbLocation, dbOptions, PASSWORD_FILE_ENV, withAdmin, type DbFlags } from "./slashing-location.js";
 import {
   createToken,
+  decryptKeystoreContents,
   decryptKeystores,
   describePinSource,
   discoverKeystores,
   initToken,
   InvalidKeystoreError,
   KeyNotFoundError,
+  KeystoreConfigError,
   loadHsmConfig,
   normalizePubkey,
   Pkcs11KeyStore,
@@ -49,7 +53,20 @@ function withHsmOptions(cmd: Command): Command {
 }
 
 function hsmConfig(flags: HsmFlags): HsmConfig {
-  return loadHsmConfig(flags.config, flags);
+  const config = loadHsmConfig(flags.config, flags);
+  if (flags.config !== undefined) useSofthsmConfOf(flags.config);
+  return config;
+}
+
+/**
+ * The config's `softhsmConf` (the embedded config has one), as the signer uses it: SoftHSM2 reads SOFTHSM2_CONF
+ * when its module is first loaded in this process, so it is set before any token is opened.
+ */
+function useSofthsmConfOf(configFile: string): void {
+  const parsed = JSON.parse(fs.readFileSync(configFile, "utf8")) as { softhsmConf?: unknown };
+  if (parsed.softhsmConf === undefined) return;
+  if (typeof parsed.softhsmConf !== "string") throw new KeystoreConfigError(`config ${configFile}: softhsmConf must be a path`);
+  process.env.SOFTHSM2_CONF = path.resolve(path.dirname(path.resolve(configFile)), parsed.softhsmConf);
 }
 
 /**
@@ -151,7 +168,10 @@ export function keysCommand(): Command {
   dbOptions(
     withHsmOptions(cmd.command("import").description("import EIP-2335 keystores (idempotent), optionally with an EIP-3076 interchange file"))
       .requiredOption("--keystores <dir>", "directory of keystore-*.json files")
-      .option("--password-file <file>", "one password for every keystore (default: <keystore name>.txt beside each keystore)")
+      .option(
+        "--password-file <file>",
+        "one password for every keystore (default: <keystore name>.txt beside each keystore; without those, asked on the terminal)",
+      )
       .option("--passwords-dir <dir>", "directory holding <keystore name>.txt password files")
       .option("--interchange <file>", "EIP-3076 slashing-protection interchange to import in the same step (into --db or --db-url)"),
   )
@@ -176,9 +196,23 @@ export function keysCommand(): Command {
           // Resolved before anything slow: a bad flag or unreadable password file is a usage error, not a late failure.
           const location = interchange === undefined ? undefined : keysDbLocation(flags);
           const sources = discoverKeystores(flags.keystores, { passwordFile: flags.passwordFile, passwordsDir: flags.passwordsDir });
+          // No password file given and keystores without one beside them: ask on the terminal, once, for those.
+          const unpaired = flags.passwordFile === undefined && flags.passwordsDir === undefined ? sources.filter((s) => !fs.existsSync(s.passwordFile)) : [];
+          const prompted =
+            unpaired.length > 0 && canPrompt() ? await promptPassword(`password for the ${unpaired.length} keystore(s) in ${flags.keystores}: `) : undefined;
           await withStore(flags, async (store) => {
             // The token is opened first so a wrong PIN or missing wrapping key fails before the slow decryption.
-            let secrets: SecretKeyInput[] = await decryptKeystores(sources, { workers: flags.workers });
+            let secrets: SecretKeyInput[] =
+              prompted === undefined
+                ? await decryptKeystores(sources, { workers: flags.workers })
+                : await decryptKeystoreContents(
+                    sources.map((s) => ({
+                      label: s.file,
+                      json: readText(s.file),
+                      password: unpaired.includes(s) ? prompted : readText(s.passwordFile).replace(/\r?\n$/, ""),
+                    })),
+                    flags.workers === undefined ? {} : { workers: flags.workers },
+                  );
             try {
               if (interchange !== undefined && location !== undefined) {
                 if (location.kind === "sqlite") ensurePrivateDir(path.dirname(path.resolve(location.path)));
@@ -203,6 +237,7 @@ export function keysCommand(): Command {
               } else {
                 console.log(summary);
               }
+              if (result.imported.length > 0) await announceKeyChange(flags.config);
             } finally {
               for (const s of secrets) s.secretKey.fill(0);
             }
@@ -221,6 +256,7 @@ export function keysCommand(): Command {
           const pubkeys = await store.generate(flags.count, { onProgress: (d) => progress.update(d) });
           if (flags.count > 100) progress.finish();
           console.log(flags.json ? JSON.stringify(pubkeys, null, 2) : pubkeys.join("\n"));
+          await announceKeyChange(flags.config);
         });
       }),
     );
@@ -276,6 +312,7 @@ export function keysCommand(): Command {
           console.error(`slashing-protection history of ${pubkeys.length} key(s) written to ${file}`);
           const { deleted } = await store.delete(pubkeys);
           for (const p of deleted) console.log(`deleted ${p}`);
+          if (deleted.length > 0) await announceKeyChange(flags.config);
         });
       }),
     );

@@ -74,7 +74,9 @@ export function signerCommand(): Command {
     .addHelpText(
       "after",
       "\nOn SIGTERM/SIGINT it stops accepting, commits what is in flight, closes everything and exits 0, or 30 if the\n" +
-        "slashing database could not be closed cleanly (disk full, read-only). A second signal exits at once (128+n).\n\n" +
+        "slashing database could not be closed cleanly (disk full, read-only). A second signal exits at once (128+n).\n" +
+        "SIGHUP (systemctl reload) or POST /reload enumerates the token again: new keys become signable, removed ones\n" +
+        "stop once their in-flight requests are answered; GET /reload shows the state (signer/docs/config.md).\n\n" +
         "--workers N: one process's event loop caps a big host well below its BLS threads; with N, N complete signers\n" +
         "(node:cluster workers) accept on the same ports, each with its own data directory under dataDir/workers/,\n" +
         "ceil(cores/N) BLS threads unless limits.blsThreads says otherwise, and the shared PostgreSQL database (a SQLite\n" +
@@ -148,10 +150,25 @@ export function signerCommand(): Command {
 }
 
 /**
+ * SIGHUP reloads the keys (as POST /reload does) instead of killing the signer, from the moment the process
+ * runs: before the signer is ready it is ignored (the start loads the token as it is then).
+ */
+function reloadOnSighup(): (reload: () => void) => void {
+  let reload = (): void => {
+    process.stderr.write("vigil: SIGHUP while starting: ignored (the start loads every key on the token)\n");
+  };
+  process.on("SIGHUP", () => reload());
+  return (r) => {
+    reload = r;
+  };
+}
+
+/**
  * Runs the signer as a daemon (config/daemon.ts): STATUS= progress and READY=1 once keys are loaded and the
  * database is open, WATCHDOG=1 while healthy, SIGTERM → graceful close → exit 0, a second signal exits at once.
  */
 async function run(config: SignerConfig, dataDirLock?: DataDirLock): Promise<void> {
+  const onSighup = reloadOnSighup();
   await runDaemon({
     name: "signer",
     start: async (hooks) => {
@@ -163,6 +180,9 @@ async function run(config: SignerConfig, dataDirLock?: DataDirLock): Promise<voi
         },
       });
       process.stderr.write(`\n${clientInstructions(signer.url)}\n\n`);
+      onSighup(() => {
+        if (!signer.startReload()) process.stderr.write("vigil: SIGHUP: a key reload is already running\n");
+      });
       return signer;
     },
     liveness: (signer) => signer.healthy() || "slashing database or BLS workers not answering",
@@ -182,6 +202,7 @@ async function run(config: SignerConfig, dataDirLock?: DataDirLock): Promise<voi
 async function runWorkers(config: SignerConfig, dataDirLock?: DataDirLock): Promise<void> {
   const lock = dataDirLock ?? DataDirLock.acquire(config.dataDir);
   const say = (text: string) => process.stderr.write(`vigil: ${text}\n`);
+  const onSighup = reloadOnSighup();
   await runDaemon({
     name: "signer",
     start: async (hooks) => {
@@ -201,6 +222,13 @@ async function runWorkers(config: SignerConfig, dataDirLock?: DataDirLock): Prom
       const ready = `ready: ${workers.keys()} key(s) on ${workers.url} (${config.workers} workers)`;
       say(ready);
       process.stderr.write(`\n${clientInstructions(workers.url)}\n\n`);
+      onSighup(() => {
+        say("SIGHUP: every worker reloads the keys from the key store");
+        workers.reloadKeys().then(
+          () => say(`keys reloaded: ${workers.keys()} key(s)`),
+          (err: Error) => say(`error: key reload: ${err.message}`),
+        );
+      });
       return {
         ...workers,
         close: () => workers.close().finally(() => lock.release()),

@@ -22,12 +22,14 @@ export { runSignerWorker, workerConfig, workerSlot } from "./cluster/worker.js";
 // The key store's operator surface, for `vigil hsm …` and `vigil keys …`.
 export {
   createToken,
+  decryptKeystoreContents,
   decryptKeystores,
   describePinSource,
   discoverKeystores,
   initToken,
   InvalidKeystoreError,
   KeyNotFoundError,
+  KeystoreConfigError,
   loadHsmConfig,
   normalizePubkey,
   Pkcs11KeyStore,

@@ -15,8 +15,11 @@ export interface WorkerStats {
   inFlight: number;
 }
 
-/** A key change through one worker's keymanager API, for its siblings. */
-export type KeyChange = { kind: "retire"; pubkeys: string[] } | { kind: "reload" };
+/**
+ * A key change through one worker's keymanager API, for its siblings; or `sync` (POST /reload, SIGHUP): every
+ * worker, the asking one included, re-enumerates the key store.
+ */
+export type KeyChange = { kind: "retire"; pubkeys: string[] } | { kind: "reload" } | { kind: "sync" };
 
 export type FromWorker =
   /** Listening, keys loaded, database open. */

@@ -17,7 +17,7 @@ import { HEARTBEAT_MS, isVigilMessage, WORKER_SLOT_ENV, type FromWorker, type Ke
 /** A heartbeat older than this: the worker's event loop is stuck (or it is gone). */
 const HEARTBEAT_STALE_MS = 5 * HEARTBEAT_MS;
 /** How long a worker may take to apply a sibling's key change before it is stopped (a restart loads every key). */
-const KEY_CHANGE_TIMEOUT_MS = { retire: 30_000, reload: 120_000 };
+const KEY_CHANGE_TIMEOUT_MS = { retire: 30_000, reload: 120_000, sync: 120_000 };
 /** How long one worker has to answer for the group's /metrics; one that does not is left out of that answer. */
 const METRICS_COLLECT_TIMEOUT_MS = 3_000;
 
@@ -52,6 +52,8 @@ export interface RunningWorkers {
   keys(): number;
   /** For STATUS=: the workers and their counters summed. */
   statusLine(): string;
+  /** SIGHUP: every worker re-enumerates the key store (in turn with key changes). Resolves when all did or were restarted. */
+  reloadKeys(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -168,11 +170,14 @@ export async function startWorkers(options: SupervisorOptions): Promise<RunningW
     return client.AggregatorRegistry.aggregate(all as Parameters<typeof client.AggregatorRegistry.aggregate>[0]).metrics();
   };
 
-  /** A sibling's key change: every other worker applies it, or is stopped (a restart loads what the token holds). */
-  const applyKeyChange = async (from: Slot, change: KeyChange): Promise<void> => {
+  /**
+   * A sibling's key change: every other worker applies it, or is stopped (a restart loads what the token holds). A
+   * sync reaches every worker, its sender (if any) included.
+   */
+  const applyKeyChange = async (from: Slot | undefined, change: KeyChange): Promise<void> => {
     await Promise.all(
       slots
-        .filter((s) => s !== from && s.worker)
+        .filter((s) => (s !== from || change.kind === "sync") && s.worker)
         .map(async (s) => {
           if (!s.ready) {
             // Still starting: it may have loaded the token before this change. A retired key must not come up
@@ -238,7 +243,7 @@ export async function startWorkers(options: SupervisorOptions): Promise<RunningW
         void previous.then(async () => {
           await applyKeyChange(slot, m.change);
           sendTo(w, { vigil: "keys-changed-done", id: m.id });
-          if (m.change.kind === "reload") return release();
+          if (m.change.kind !== "retire") return release();
           // A retire holds the lock until the originator removed the keys from the token (or died).
           if (w.isDead()) return release();
           const end = (e: unknown) => isVigilMessage<FromWorker>(e) && e.vigil === "keys-change-end" && e.id === m.id;
@@ -422,6 +427,13 @@ export async function startWorkers(options: SupervisorOptions): Promise<RunningW
       const sum = (k: keyof WorkerStats) => ready.reduce((a, s) => a + s.stats[k], 0);
       const keys = ready[0]?.stats.keys ?? 0;
       return `${ready.length} of ${slots.length} workers ready; ${keys} key(s); since start ${sum("signed")} signed, ${sum("refused")} refused; ${sum("inFlight")} in flight`;
+    },
+    reloadKeys() {
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const previous = keyLock;
+      keyLock = held;
+      return previous.then(() => applyKeyChange(undefined, { kind: "sync" })).finally(release);
     },
     close: closeAll,
   };

@@ -88,6 +88,7 @@ export async function runSignerWorker(slot: number, groupDataDir: string, start:
     try {
       if (!signer) throw new Error("not started yet");
       if (change.kind === "retire") await signer.retireKeys(change.pubkeys);
+      else if (change.kind === "sync") await signer.syncKeys();
       else await signer.reloadKeys();
       send({ vigil: "keys-applied", id });
     } catch (err) {
@@ -124,6 +125,8 @@ export async function runSignerWorker(slot: number, groupDataDir: string, start:
     void stop();
   });
   for (const s of ["SIGTERM", "SIGINT"] as const) process.on(s, () => void stop());
+  // The primary reloads the group on SIGHUP; a SIGHUP sent to the whole process group must not kill a worker.
+  process.on("SIGHUP", () => {});
 
   const hooks: ClusterWorkerHooks = {
     worker: slot,
@@ -154,6 +157,9 @@ export async function runSignerWorker(slot: number, groupDataDir: string, start:
       reload: async () => {
         await ask((id) => ({ vigil: "keys-changed", id, change: { kind: "reload" } }));
       },
+    },
+    reloadGroup: async () => {
+      await ask((id) => ({ vigil: "keys-changed", id, change: { kind: "sync" } }));
     },
   };
 

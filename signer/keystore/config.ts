@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import path from "node:path";
 import { SettingChecks } from "../../common/index.js";
 import { KeystoreConfigError, PinSourceError } from "./errors.js";
 import type { PinSource } from "./pin.js";
@@ -69,6 +70,9 @@ export function loadHsmConfig(configFile: string | undefined, overrides: HsmConf
     }
     if (!check.isObject(parsed)) throw new KeystoreConfigError(`config ${configFile} must be a JSON object`);
     fromFile = parseHsmSection(parsed.hsm);
+    // As the signer reads it: relative to the config file, not to wherever the command runs.
+    const pin = fromFile.pin;
+    if (pin !== undefined && "file" in pin) fromFile.pin = { file: path.resolve(path.dirname(path.resolve(configFile)), pin.file) };
   }
   const pinOverrides: PinSource[] = [];
   if (overrides.pinFile !== undefined) pinOverrides.push({ file: overrides.pinFile });

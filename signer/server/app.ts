@@ -15,6 +15,7 @@ import { errorReply, notFoundReply } from "./errors.js";
 import { registerAdminRoutes } from "./routes/admin.js";
 import { registerHealthRoutes, registerMetricsRoute, type HealthDeps } from "./routes/health.js";
 import { registerKeymanagerRoutes } from "./routes/keymanager.js";
+import { registerReloadRoutes } from "./routes/reload.js";
 import { registerSignRoutes, SIGN_ROUTE } from "./routes/sign.js";
 
 export type ListenerRole = { kind: "main" } | { kind: "client"; client: ClientState } | { kind: "metrics" };
@@ -124,6 +125,7 @@ export function buildApp(ctx: SignerContext, role: ListenerRole): FastifyInstanc
       logger,
       ...(ctx.groupClientViews ? { groupClientViews: ctx.groupClientViews } : {}),
     });
+    registerReloadRoutes(app, ctx.reload);
     registerKeymanagerRoutes(app, { keyManager: ctx.keyManager, token: config.keymanager.enabled ? ctx.keymanagerToken : undefined, authFailures, logger });
   }
   return app;

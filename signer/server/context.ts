@@ -13,6 +13,7 @@ import type { ClientRegistry } from "./auth.js";
 import type { SignerConfig } from "./config.js";
 import type { ClientFencing } from "./fencing/client-fencing.js";
 import type { KeyManager } from "./key-manager.js";
+import type { KeyReload } from "./reload.js";
 import type { SignerMetrics } from "./metrics.js";
 import type { SigningService } from "./signing-service.js";
 import type { TokenDigest } from "./tokens.js";
@@ -35,6 +36,8 @@ export interface SignerContext {
   keymanagerToken?: TokenDigest;
   /** Key imports and deletes (keymanager API). */
   keyManager: KeyManager;
+  /** POST/GET /reload and SIGHUP: re-enumerates the key store. */
+  reload: KeyReload;
   /** A `--workers N` worker: every worker's client views, which the admin API merges (undefined: one process). */
   groupClientViews?: () => Promise<ClientView[][]>;
 }

@@ -10,6 +10,7 @@ import { normalizeHex, VigilError } from "../../common/index.js";
 import type { Interchange, SlashingProtection } from "../../slashing-db/index.js";
 import { decryptKeystoreContents, defaultImportWorkers, type KeyStore, type SecretKeyInput } from "../keystore/index.js";
 import type { BlsPool } from "../signing/index.js";
+import { type DerivationPaths, keystorePath } from "./derivation-paths.js";
 import type { SigningService } from "./signing-service.js";
 
 export type ImportStatus = { status: "imported" | "duplicate" | "error"; message?: string };
@@ -31,6 +32,8 @@ export interface KeyManagerDeps {
   logger: Logger;
   /** The configured network, for the empty interchange of a database that was never pinned. */
   genesisValidatorsRoot: string | undefined;
+  /** Where the imported keystores' derivation paths are kept (undefined: none kept, all listed as ""). */
+  derivationPaths?: DerivationPaths;
   /** Other signer processes holding the same keys (node:cluster workers): told of every change before it returns. */
   siblings?: KeySiblings;
 }
@@ -46,6 +49,14 @@ export interface KeySiblings {
   reload(): Promise<void>;
 }
 
+/** What a reload changed: keys added and removed, records refused (undecryptable or mislabelled), keys signable now. */
+export interface KeySync {
+  added: number;
+  removed: number;
+  refused: string[];
+  keys: number;
+}
+
 export class KeyManager {
   /** Key changes run one at a time. */
   private tail: Promise<unknown> = Promise.resolve();
@@ -55,6 +66,12 @@ export class KeyManager {
   /** The keys that may be signed with, sorted. */
   list(): string[] {
     return [...this.deps.service.keys].sort();
+  }
+
+  /** The keys that may be signed with, sorted, each with the derivation path of the keystore it came from ("" if unknown). */
+  listWithPaths(): { pubkey: string; derivationPath: string }[] {
+    const paths = this.deps.derivationPaths?.all() ?? new Map<string, string>();
+    return this.list().map((pubkey) => ({ pubkey, derivationPath: paths.get(pubkey) ?? "" }));
   }
 
   /**
@@ -94,29 +111,57 @@ export class KeyManager {
   /** A sibling imported keys into the key store: load the ones not signable here yet. */
   reloadForSibling(): Promise<void> {
     return this.serialised(async () => {
-      const { service, pool, keyStore, logger } = this.deps;
+      const { service, keyStore, logger } = this.deps;
       const onToken = await keyStore.list();
       if (onToken.every((k) => service.keys.has(normalizeHex(k.pubkey)))) return;
-      const loaded = await keyStore.load();
-      const secrets = loaded.exportForWorkers();
-      const added: string[] = [];
-      const forPool: Uint8Array[] = [];
-      for (const [pubkey, secret] of secrets) {
-        const p = normalizeHex(pubkey);
-        if (service.keys.has(p)) secret.fill(0);
-        else {
-          added.push(p);
-          forPool.push(secret);
-        }
-      }
-      try {
-        if (forPool.length > 0) await pool.addKeys(forPool); // zeroes them
-        service.addKeys(added);
-      } finally {
-        for (const s of forPool) s.fill(0);
-      }
+      const { added } = await this.loadNew(new Set(onToken.map((k) => normalizeHex(k.pubkey))));
       if (added.length > 0) logger.info({ keys: added.length }, "keymanager: keys imported by a sibling worker loaded");
     });
+  }
+
+  /**
+   * POST /reload and SIGHUP: makes the signable keys what the key store holds now. Keys no longer on the token
+   * stop being admitted and leave the pool once their in-flight requests finished; keys new on the token are
+   * loaded and become signable. A record that cannot be decrypted is skipped (`refused`), the others load.
+   */
+  syncWithKeyStore(): Promise<KeySync> {
+    return this.serialised(async () => {
+      const { service, pool, keyStore, logger } = this.deps;
+      const onToken = new Set((await keyStore.list()).map((k) => normalizeHex(k.pubkey)));
+      const removed = [...service.keys].filter((p) => !onToken.has(p));
+      // Retired first: from here no new request is admitted for them, and those admitted finish before the pool drops them.
+      await service.retireKeys(removed);
+      await pool.removeKeys(removed);
+      const { added, refused } = [...onToken].some((p) => !service.keys.has(p)) ? await this.loadNew(onToken) : { added: [], refused: [] };
+      const sync = { added: added.length, removed: removed.length, refused, keys: service.keys.size };
+      logger.info(sync, "keys reloaded from the key store");
+      return sync;
+    });
+  }
+
+  /** Loads the keys of `onToken` not signable yet into the pool, then makes them signable. */
+  private async loadNew(onToken: Set<string>): Promise<{ added: string[]; refused: string[] }> {
+    const { service, pool, keyStore } = this.deps;
+    const loaded = await keyStore.load({ allowRefused: true });
+    const secrets = loaded.exportForWorkers();
+    const added: string[] = [];
+    const forPool: Uint8Array[] = [];
+    for (const [pubkey, secret] of secrets) {
+      const p = normalizeHex(pubkey);
+      // Only what the listing showed: a key imported since then waits for the next reload, never half-loaded.
+      if (service.keys.has(p) || !onToken.has(p)) secret.fill(0);
+      else {
+        added.push(p);
+        forPool.push(secret);
+      }
+    }
+    try {
+      if (forPool.length > 0) await pool.addKeys(forPool); // zeroes them
+      service.addKeys(added);
+    } finally {
+      for (const s of forPool) s.fill(0);
+    }
+    return { added, refused: loaded.refused.map((r) => `${r.label}: ${r.reason}`) };
   }
 
   private serialised<T>(work: () => Promise<T>): Promise<T> {
@@ -143,6 +188,7 @@ export class KeyManager {
         }
       }),
     );
+    const importedPaths = new Map<string, string>();
     // Storing and loading run in request order so duplicates inside one request are reported as such.
     for (let i = 0; i < keystores.length; i++) {
       const key = decrypted[i];
@@ -159,6 +205,7 @@ export class KeyManager {
         await pool.addKeys([forPool]); // zeroes forPool
         service.addKeys([pubkey]);
         statuses[i] = { status: "imported" };
+        importedPaths.set(pubkey, keystorePath(keystores[i]!));
         logger.info({ pubkey }, "keymanager: key imported");
       } catch (err) {
         statuses[i] = { status: "error", message: (err as Error).message };
@@ -166,6 +213,11 @@ export class KeyManager {
         key.secretKey.fill(0);
         forPool.fill(0);
       }
+    }
+    try {
+      this.deps.derivationPaths?.update(importedPaths);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'keymanager: could not record the derivation paths of imported keys; they list as ""');
     }
     // Before the reply: a validator client may send its next request for the new key to any worker.
     if (this.deps.siblings && statuses.some((s) => s.status === "imported")) await this.deps.siblings.reload();
@@ -205,6 +257,11 @@ export class KeyManager {
       else statuses.push({ status: "not_found" });
     }
     for (const p of active) if (!storeFailures.has(p)) logger.info({ pubkey: p }, "keymanager: key deleted");
+    try {
+      this.deps.derivationPaths?.update(new Map(active.filter((p) => !storeFailures.has(p)).map((p) => [p, ""])));
+    } catch {
+      /* informative only: a stale path is listed only if the key is imported again without one */
+    }
     // The history of every key that was (or had been) active here: what the next signer must import.
     const exported = {
       ...interchange,

@@ -24,7 +24,9 @@ import type { ListenAddress, SignerConfig } from "./config.js";
 import type { SignerContext } from "./context.js";
 import type { ClientFencing } from "./fencing/client-fencing.js";
 import { openClientFencing } from "./fencing/open.js";
-import { KeyManager, type KeySiblings } from "./key-manager.js";
+import { KeyManager, type KeySiblings, type KeySync } from "./key-manager.js";
+import { KeyReload } from "./reload.js";
+import { DerivationPaths } from "./derivation-paths.js";
 import { SignerMetrics } from "./metrics.js";
 import { SigningService } from "./signing-service.js";
 import { WallClockGuard } from "./wall-clock-guard.js";
@@ -80,6 +82,8 @@ export interface ClusterWorkerHooks {
   clientViews(): Promise<ClientView[][]>;
   /** Key changes through the keymanager API reach the siblings before the reply. */
   siblings: KeySiblings;
+  /** POST /reload at this worker: every worker of the group (this one included) re-enumerates the key store. */
+  reloadGroup(): Promise<void>;
 }
 
 export interface RunningSigner {
@@ -100,6 +104,13 @@ export interface RunningSigner {
   retireKeys(pubkeys: string[]): Promise<void>;
   /** A sibling worker imported keys into the key store: load those not signable here yet. */
   reloadKeys(): Promise<void>;
+  /** Re-enumerates the key store now (a `--workers N` group's reload, applied in this worker). */
+  syncKeys(): Promise<KeySync>;
+  /**
+   * SIGHUP: starts a reload in the background as POST /reload does; false when one is already running. With
+   * `--workers N` the primary reloads the group instead (cluster/supervisor.ts).
+   */
+  startReload(): boolean;
   /** This signer's own metrics as prom-client JSON (a `--workers N` primary merges every worker's). */
   localMetrics(): Promise<unknown[]>;
   /** This process's own views of its clients (a worker's share, for the group's admin API). */
@@ -177,6 +188,19 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
     const service = buildService(config, options, consensus, state, keys.pool, metrics, logger);
     live.service = service;
     warnAboutHostAllowlist(config, logger);
+    const keyManager = new KeyManager({
+      service,
+      pool: keys.pool,
+      keyStore: keys.keyStore,
+      slashing: state.slashing,
+      logger,
+      genesisValidatorsRoot: config.genesisValidatorsRoot,
+      derivationPaths: new DerivationPaths(options.cluster?.groupDataDir ?? config.dataDir),
+      ...(options.cluster ? { siblings: options.cluster.siblings } : {}),
+    });
+    // With --workers N every worker reloads (through the primary, which also serialises it with key changes).
+    const cluster = options.cluster;
+    const reload = new KeyReload(cluster ? () => cluster.reloadGroup().then(() => undefined) : () => keyManager.syncWithKeyStore(), logger);
     const ctx: SignerContext = {
       config,
       logger,
@@ -191,15 +215,8 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       authFailures: new AuthFailureGuard(logger, (api, throttled) => metrics.authFailure(api, throttled), options.authThrottle),
       ...(state.adminToken ? { adminToken: state.adminToken } : {}),
       ...(state.keymanagerToken ? { keymanagerToken: state.keymanagerToken } : {}),
-      keyManager: new KeyManager({
-        service,
-        pool: keys.pool,
-        keyStore: keys.keyStore,
-        slashing: state.slashing,
-        logger,
-        genesisValidatorsRoot: config.genesisValidatorsRoot,
-        ...(options.cluster ? { siblings: options.cluster.siblings } : {}),
-      }),
+      keyManager,
+      reload,
       ...(options.cluster ? { groupClientViews: options.cluster.clientViews } : {}),
     };
     live.healthCtx = ctx;
@@ -241,6 +258,8 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       },
       retireKeys: (pubkeys) => ctx.keyManager.retireForSibling(pubkeys),
       reloadKeys: () => ctx.keyManager.reloadForSibling(),
+      syncKeys: () => reload.applied(ctx.keyManager.syncWithKeyStore()),
+      startReload: () => reload.start("sighup"),
       localMetrics: () => metrics.registry.getMetricsAsJSON(),
       localClientViews: () => [...ctx.clients.clients.values()].map((c) => clientView(ctx, c)),
       close() {

@@ -94,7 +94,8 @@ describe("keymanager API", () => {
     const res = await km(b, "POST", { keystores: [await keystoreJson(0, password)], passwords: [password], slashing_protection: exported });
     expect(res.status).toBe(200);
     expect(res.json()).toEqual({ data: [{ status: "imported" }] });
-    expect((await km(b, "GET")).json().data.map((k: { validating_pubkey: string }) => k.validating_pubkey)).toEqual([pk(0)]);
+    // The keystore's `path` is kept as derivation_path, as Web3Signer lists it.
+    expect((await km(b, "GET")).json().data).toEqual([{ validating_pubkey: pk(0), derivation_path: "m/12381/3600/0/0/0", readonly: false }]);
     // The exported history pinned B's database to the same network and protects the key there.
     const conflicting = await http(`${b.url}/api/v1/eth2/sign/${pk(0)}`, { body: attestationBody(3, 4, { blockRoot: `0x${"77".repeat(32)}` }) });
     expect(conflicting.status).toBe(412);

@@ -13,6 +13,7 @@ import { promisify } from "node:util";
 import { create } from "@chainsafe/bls-keystore";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { loadUnixDgram } from "../../common/systemd-notify.js";
+import { openKeyStore } from "../../signer/keystore/index.js";
 import { fakeNotifySocket } from "../helpers/notify-socket.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
 import { CLI, killLeftovers, spawnSigner, stopWithSigterm, writeSignerConfig, type SignerProcess } from "../helpers/signer-process.js";
@@ -237,6 +238,39 @@ it("a key imported or deleted through one worker's keymanager API is signable, o
     const r = await fresh(`${url}/api/v1/eth2/sign/${interopPubkey(NEW)}`, { body: attestationBody(target - 1, target) });
     expect(r.status).toBe(404);
   }
+  expect(await stopWithSigterm(signer)).toMatchObject({ code: 0 });
+}, 120_000);
+
+it("POST /reload at one worker and SIGHUP to the primary reload every worker; the primary keeps running", async () => {
+  const { signer, url } = await startWorkers("reload");
+  const ADDED = 8; // put on the token behind the group's back, as `vigil keys import` in another process would
+  const onToken = async (change: (store: ReturnType<typeof openKeyStore>) => Promise<unknown>) => {
+    const store = openKeyStore(token.config);
+    try {
+      await change(store);
+    } finally {
+      await store.close();
+    }
+  };
+  const keysAt = async (worker: string) => series((await fresh(`${url}/metrics`)).text, "vigil_signer_keys_loaded", { worker });
+  await onToken((store) => store.importKeys([{ secretKey: interopSecretKey(ADDED), pubkey: interopPubkey(ADDED) }]));
+
+  const started = await fresh(`${url}/reload`, { method: "POST" });
+  expect(started.status).toBe(202);
+  await until("both workers to load the new key", async () => ((await keysAt("0")) === KEYS + 1 && (await keysAt("1")) === KEYS + 1 ? true : undefined));
+  // Fresh connections alternate between the workers: each signs with it, and each one's GET /reload says completed.
+  for (let target = 1; target <= 4; target++) {
+    expect((await fresh(`${url}/api/v1/eth2/sign/${interopPubkey(ADDED)}`, { body: attestationBody(target - 1, target) })).status).toBe(200);
+    expect(JSON.parse((await fresh(`${url}/reload`)).text).status).toBe("completed");
+  }
+
+  await onToken((store) => store.delete([interopPubkey(ADDED)]));
+  signer.child.kill("SIGHUP");
+  await until("both workers to drop the removed key", async () => ((await keysAt("0")) === KEYS && (await keysAt("1")) === KEYS ? true : undefined));
+  for (let target = 10; target <= 13; target++) {
+    expect((await fresh(`${url}/api/v1/eth2/sign/${interopPubkey(ADDED)}`, { body: attestationBody(target - 1, target) })).status).toBe(404);
+  }
+  expect(signer.child.exitCode).toBeNull();
   expect(await stopWithSigterm(signer)).toMatchObject({ code: 0 });
 }, 120_000);
 

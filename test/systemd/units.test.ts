@@ -69,6 +69,9 @@ describe.skipIf(analyzeMissing !== undefined)("systemd-analyze", () => {
     const bin = path.join(root, "opt/vigil/current/bin");
     fs.mkdirSync(bin, { recursive: true });
     fs.writeFileSync(path.join(bin, "vigil.js"), "#!/bin/sh\n", { mode: 0o755 });
+    // ExecReload= (procps's kill on a real host).
+    fs.mkdirSync(path.join(root, "bin"), { recursive: true });
+    fs.writeFileSync(path.join(root, "bin/kill"), "#!/bin/sh\n", { mode: 0o755 });
     return root;
   }
 

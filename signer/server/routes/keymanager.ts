@@ -46,7 +46,7 @@ export function registerKeymanagerRoutes(app: FastifyInstance, deps: KeymanagerR
     });
 
     km.get("/eth/v1/keystores", async () => ({
-      data: keyManager.list().map((pubkey) => ({ validating_pubkey: pubkey, derivation_path: "", readonly: false })),
+      data: keyManager.listWithPaths().map((k) => ({ validating_pubkey: k.pubkey, derivation_path: k.derivationPath, readonly: false })),
     }));
 
     km.post("/eth/v1/keystores", async (request, reply) => {

@@ -1,0 +1,109 @@
+// POST/GET /reload (Web3Signer's) and SIGHUP: the token is enumerated again while requests are in flight; none of
+// them fails, a key added to the token becomes signable, a key removed from it is refused afterwards.
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openKeyStore } from "../../signer/keystore/index.js";
+import type { RunningSigner } from "../../signer/index.js";
+import type { TestToken } from "../helpers/softhsm.js";
+import { tempDir } from "../helpers/tmp.js";
+import { interopSecretKey } from "../signing/interop-keys.js";
+import { http, interopPubkey, randaoBody, start, testConfig, tokenWithInteropKeys } from "./harness.js";
+
+const work = tempDir("vigil-signer-reload-");
+const pk = (i: number) => interopPubkey(i);
+let token: TestToken;
+let signer: RunningSigner;
+
+const sign = (i: number, epoch: number) => http(`${signer.url}/api/v1/eth2/sign/${pk(i)}`, { body: randaoBody(epoch) });
+
+async function untilSettled(): Promise<{ status: string; lastRunAt: string | null; lastError: string | null }> {
+  for (;;) {
+    const view = (await http(`${signer.url}/reload`)).json();
+    if (view.status !== "running") return view;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Changes the token behind the running signer's back, as `vigil keys import/delete` in another process would. */
+async function onToken(change: (store: ReturnType<typeof openKeyStore>) => Promise<unknown>): Promise<void> {
+  const store = openKeyStore(token.config);
+  try {
+    await change(store);
+  } finally {
+    await store.close();
+  }
+}
+
+beforeAll(async () => {
+  token = await tokenWithInteropKeys("vigil-test-signer-reload", 2);
+  // Room for 1,000 requests at once: none may be shed for load, so that any failure is the reload's.
+  ({ signer } = await start(
+    testConfig(token, path.join(work, "data"), { logLevel: "warn", limits: { maxConnections: 4096, maxWaitMs: 60_000, maxQueueDepth: 100_000 } }),
+  ));
+}, 120_000);
+
+afterAll(async () => {
+  await signer?.close();
+  token?.destroy();
+});
+
+describe("key reload", () => {
+  it("GET /reload is idle before the first reload", async () => {
+    const res = await http(`${signer.url}/reload`);
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual({ status: "idle", lastRunAt: null, lastError: null });
+  });
+
+  it("reloads while 1,000 requests are in flight: none fails; the new key signs, the removed one is refused; 409 meanwhile", async () => {
+    await onToken(async (store) => {
+      await store.importKeys([{ secretKey: interopSecretKey(2), pubkey: pk(2) }]);
+      await store.delete([pk(1)]);
+    });
+    expect((await sign(2, 1)).status).toBe(404); // on the token, not loaded yet
+
+    // 1,000 for a key that stays, and some for the key being removed: those admitted before the reload must still
+    // be signed; those arriving after it are refused as for any unknown key, never dropped or failed otherwise.
+    const inFlight = Array.from({ length: 1000 }, (_, n) => sign(0, n));
+    const forRemoved = Array.from({ length: 200 }, (_, n) => sign(1, n));
+    let most = 0;
+    while (most < 100) {
+      most = Math.max(most, signer.stats().inFlight);
+      await new Promise((r) => setImmediate(r));
+    }
+    const atReload = signer.stats().inFlight;
+    const started = await http(`${signer.url}/reload`, { method: "POST" });
+    expect(started.status).toBe(202);
+    expect(started.json().status).toBe("running");
+    // The removed key's requests are still being signed: the reload waits for them, so it is still running.
+    const second = await http(`${signer.url}/reload`, { method: "POST" });
+    expect(second.status).toBe(409);
+    expect(second.json().code).toBe("RELOAD_RUNNING");
+
+    const replies = await Promise.all(inFlight);
+    expect(replies.filter((r) => r.status !== 200).map((r) => `${r.status} ${r.text}`)).toEqual([]);
+    const removedReplies = await Promise.all(forRemoved);
+    expect(removedReplies.filter((r) => r.status !== 200 && !(r.status === 404 && r.json().code === "UNKNOWN_PUBKEY"))).toEqual([]);
+    expect(atReload).toBeGreaterThanOrEqual(100);
+    const done = await untilSettled();
+    expect(done).toEqual({ status: "completed", lastRunAt: expect.any(String), lastError: null });
+
+    expect((await sign(2, 2)).status).toBe(200);
+    const removed = await sign(1, 2);
+    expect(removed.status).toBe(404);
+    expect((await sign(0, 2000)).status).toBe(200);
+    expect(signer.stats().keys).toBe(2);
+  }, 120_000);
+
+  it("startReload (what SIGHUP calls) reloads too, and refuses a second while one runs", async () => {
+    await onToken((store) => store.importKeys([{ secretKey: interopSecretKey(3), pubkey: pk(3) }]));
+    expect(signer.startReload()).toBe(true);
+    expect(signer.startReload()).toBe(false);
+    expect((await untilSettled()).status).toBe("completed");
+    expect((await sign(3, 1)).status).toBe(200);
+  }, 60_000);
+
+  it("a web page cannot trigger it (the HTTP guard refuses any Origin)", async () => {
+    const res = await http(`${signer.url}/reload`, { method: "POST", headers: { origin: "https://evil.example" } });
+    expect(res.status).toBe(403);
+  });
+});

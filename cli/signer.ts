@@ -5,9 +5,9 @@ import { positiveInt } from "./options.js";
 import { action, exitWithError } from "./run.js";
 import { defaultDataDir, EXIT_CODES, runDaemon } from "../common/index.js";
 import { probePostgres } from "../slashing-db/index.js";
-import { NETWORK_NAMES } from "../signer/signing/index.js";
 import {
   checkWorkersBackend,
+  NETWORK_NAMES,
   clientInstructions,
   DataDirLock,
   loadSignerConfig,

@@ -19,6 +19,8 @@ export type { AuditEntry } from "./server/audit-log.js";
 export { DataDirLock } from "./server/data-dir-lock.js";
 export { startWorkers, WorkerError, type RunningWorkers, type SupervisorOptions } from "./cluster/supervisor.js";
 export { runSignerWorker, workerConfig, workerSlot } from "./cluster/worker.js";
+// The built-in network names, for `vigil signer start --help`.
+export { NETWORK_NAMES } from "./signing/index.js";
 // The key store's operator surface, for `vigil hsm …` and `vigil keys …`.
 export {
   createToken,

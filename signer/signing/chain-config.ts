@@ -9,7 +9,7 @@
 import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { MessageChannel, receiveMessageOnPort, Worker } from "node:worker_threads";
-import { workerScriptUrl } from "../../common/workers.js";
+import { workerScriptUrl } from "../../common/index.js";
 
 export type ChainConfigRequest = { kind: "public"; name: string } | { kind: "yaml"; file: string; text: string };
 

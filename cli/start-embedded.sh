@@ -24,7 +24,7 @@ fi
 if [ ! -d node_modules ]; then
   echo "vigil: installing npm dependencies (npm ci; native modules compile, a few minutes the first time)" >&2
   npm ci --no-audit --no-fund >&2
-elif [ ! -f dist/cli/main.js ] || [ -n "$(find cli config admin-api signer slashing-db watchdog -name '*.ts' -newer dist/cli/main.js -print -quit)" ]; then
+elif [ ! -f dist/cli/main.js ] || [ -n "$(find cli common admin-api signer slashing-db watchdog -name '*.ts' -newer dist/cli/main.js -print -quit)" ]; then
   npm run --silent build >&2
 fi
 

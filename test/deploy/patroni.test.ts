@@ -21,7 +21,7 @@ import { killLeftovers } from "../helpers/signer-process.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
 import { GVR, attestationBody, http, interopPubkey, tokenWithInteropKeys } from "../signer/harness.js";
-import { haproxyRuntime as runtime } from "../helpers/haproxy.js";
+import { haproxyRuntime as runtime, haproxyServers } from "../helpers/haproxy.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 /** Keys the signer process signs for; the in-process protection uses other validators (keys below). */
@@ -124,7 +124,7 @@ describe.skipIf(missing !== undefined)("PostgreSQL on a Patroni pair behind HAPr
       await runtime(db.haproxySocket, `set server ${BACKEND}/${primary} state maint`);
       await runtime(db.haproxySocket, `shutdown sessions server ${BACKEND}/${primary}`);
       // The runtime API schedules the cut; wait until the primary has no session left through HAProxy.
-      await waitFor("no session left to the primary", 5_000, async () => (await currentSessions(db.haproxySocket, primary)) === 0);
+      await waitFor("no session left to the primary", 5_000, async () => (await haproxyServers(db.haproxySocket, BACKEND)).get(primary)!.current === 0);
       try {
         for (const target of [3, 4, 5]) {
           const err = await check(target).catch((e: unknown) => e);
@@ -292,14 +292,6 @@ async function caughtUp(primaryUrl: string, standbyUrl: string, password: string
   } finally {
     await Promise.all([primary.end(), standby.end()]);
   }
-}
-
-/** A member's current sessions through HAProxy (`scur` in `show stat`). */
-async function currentSessions(socket: string, member: string): Promise<number> {
-  const [header, ...rows] = (await runtime(socket, "show stat")).trim().split("\n");
-  const cols = header!.replace(/^# /, "").split(",");
-  const row = rows.map((r) => r.split(",")).find((r) => r[cols.indexOf("pxname")] === BACKEND && r[cols.indexOf("svname")] === member);
-  return Number(row![cols.indexOf("scur")]);
 }
 
 /** Polls `check` until true; returns how long it took. */

@@ -13,7 +13,7 @@ import { openKeyStore, type KeyStore } from "../keystore/index.js";
 import { BlsPool, loadConsensus, PRESET_SECONDS_PER_SLOT } from "../signing/index.js";
 import type { ClientView } from "../../admin-api/index.js";
 import { buildApp, healthDepsOf } from "./app.js";
-import { clientView } from "./routes/admin.js";
+import { localClientViews } from "./routes/admin.js";
 import { healthReport, type HealthReport } from "./routes/health.js";
 import { useFastSszHasher } from "./hasher.js";
 import { AuditLog } from "./audit-log.js";
@@ -261,7 +261,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       syncKeys: () => reload.applied(ctx.keyManager.syncWithKeyStore()),
       startReload: () => reload.start("sighup"),
       localMetrics: () => metrics.registry.getMetricsAsJSON(),
-      localClientViews: () => [...ctx.clients.clients.values()].map((c) => clientView(ctx, c)),
+      localClientViews: () => localClientViews(ctx),
       close() {
         closing ??= closeSigner({ listeners, state, keys, lock, logger, ownLog, status });
         return closing;

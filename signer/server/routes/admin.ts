@@ -48,6 +48,11 @@ export interface AdminRouteDeps {
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
+/** This process's views of all its clients (one worker's share under `--workers N`). */
+export function localClientViews(ctx: Pick<AdminRouteDeps, "fencing" | "clients">): ClientView[] {
+  return [...ctx.clients.clients.values()].map((c) => clientView(ctx, c));
+}
+
 export function clientView(ctx: Pick<AdminRouteDeps, "fencing">, client: ClientState): ClientView {
   const fence = ctx.fencing.fence(client.id);
   return {
@@ -97,10 +102,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: AdminRouteDeps): 
     admin.get(ADMIN_ROUTES.fencing, async (): Promise<FencingResponse> => ({ generation: ctx.fencing.generation }));
 
     /** Every client's view: this process's own, or merged over the workers of a `--workers N` signer. */
-    const views = async (): Promise<ClientView[]> => {
-      const local = [...ctx.clients.clients.values()].map((c) => clientView(ctx, c));
-      return ctx.groupClientViews ? mergeClientViews(await ctx.groupClientViews()) : local;
-    };
+    const views = async (): Promise<ClientView[]> => (ctx.groupClientViews ? mergeClientViews(await ctx.groupClientViews()) : localClientViews(ctx));
     const viewsUnavailable = (reply: FastifyReply, err: unknown) => {
       ctx.logger.error({ err: (err as Error).message }, "admin API: the worker group's client views are unavailable");
       void reply.header("retry-after", String(RETRY_AFTER_SECONDS));

@@ -11,8 +11,9 @@ export function canPrompt(): boolean {
 
 export function promptPassword(question: string): Promise<string> {
   const stdin = process.stdin;
-  process.stderr.write(question);
+  // No echo before the question shows: a password typed (or pasted) the moment it appears must not be echoed.
   stdin.setRawMode(true);
+  process.stderr.write(question);
   stdin.setEncoding("utf8");
   stdin.resume();
   return new Promise((resolve, reject) => {

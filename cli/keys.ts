@@ -44,7 +44,10 @@ interface HsmFlags {
 /** The HSM flags every key command takes; each overrides the config file's `hsm` section. */
 function withHsmOptions(cmd: Command): Command {
   return cmd
-    .option("--config <file>", "Vigil config file (JSON) with an `hsm` section")
+    .option(
+      "--config <file>",
+      "the signer's config file (e.g. data/signer.json): token, PIN file, softhsmConf and database as the signer resolves them; after import, generate or delete the signer it describes is asked to reload (POST /reload)",
+    )
     .option("--module <path>", "PKCS#11 module (shared library)")
     .option("--token-label <label>", "label of the token holding the keys")
     .option("--pin-file <file>", "read the PIN from this file (must be mode 0600 or stricter)")

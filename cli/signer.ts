@@ -68,7 +68,7 @@ export function signerCommand(): Command {
     .addOption(new Option("--log-level <level>", "log level (overrides the config)").choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]))
     .option(
       "--workers <n>",
-      'signer processes sharing the listening ports (overrides the config\'s "workers"; default 1); more than 1 needs the PostgreSQL slashing database',
+      'signer processes sharing the listening ports, 1 to 256 (overrides the config\'s "workers"; default 1); more than 1 needs the PostgreSQL slashing database',
       workerCount,
     )
     .addHelpText(

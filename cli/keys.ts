@@ -30,6 +30,8 @@ import {
   abbreviate,
   Progress,
   slashingDbOfConfig,
+  DataDirLock,
+  loadSignerConfig,
 } from "../signer/index.js";
 
 interface HsmFlags {
@@ -295,7 +297,11 @@ export function keysCommand(): Command {
 
   dbOptions(
     withHsmOptions(
-      cmd.command("delete").description("export the keys' slashing-protection history (from --db or --db-url) to a file, then remove them from the token"),
+      cmd
+        .command("delete")
+        .description(
+          "export the keys' slashing-protection history (from --db or --db-url) to a file, then remove them from the token (refused while the signer of --config runs: use its keymanager API, or stop it)",
+        ),
     )
       .argument("<pubkeys...>", "public keys (0x-prefixed hex)")
       .option("--yes", "confirm the deletion", false),
@@ -307,19 +313,59 @@ export function keysCommand(): Command {
         const pubkeys = [...new Set(pubkeysIn.map(normalizePubkey))];
         if (!flags.yes) throw new CliError("USAGE", `refusing to delete ${pubkeys.length} key(s) without --yes`, EXIT_CODES.usage);
         const location = keysDbLocation(flags);
-        await withStore(flags, async (store) => {
-          const stored = new Set((await store.list()).map((k) => k.pubkey));
-          const missing = pubkeys.filter((p) => !stored.has(p));
-          if (missing.length > 0) throw new KeyNotFoundError(`${missing.length} key(s) not on token "${store.tokenLabel}": ${abbreviate(missing)}`);
-          const file = await exportHistory(location, pubkeys, flags.exportFile);
-          console.error(`slashing-protection history of ${pubkeys.length} key(s) written to ${file}`);
-          const { deleted } = await store.delete(pubkeys);
-          for (const p of deleted) console.log(`deleted ${p}`);
-          if (deleted.length > 0) await announceKeyChange(flags.config);
-        });
+        await withSignerStopped(flags.config, () =>
+          withStore(flags, async (store) => {
+            const stored = new Set((await store.list()).map((k) => k.pubkey));
+            const missing = pubkeys.filter((p) => !stored.has(p));
+            if (missing.length > 0) throw new KeyNotFoundError(`${missing.length} key(s) not on token "${store.tokenLabel}": ${abbreviate(missing)}`);
+            const file = await exportHistory(location, pubkeys, flags.exportFile);
+            console.error(`slashing-protection history of ${pubkeys.length} key(s) written to ${file}`);
+            const { deleted } = await store.delete(pubkeys);
+            for (const p of deleted) console.log(`deleted ${p}`);
+            if (deleted.length > 0) await announceKeyChange(flags.config);
+          }),
+        );
       }),
     );
   return cmd;
+}
+
+/**
+ * Runs `use` while holding the data-directory locks of the signer `configFile` describes (its own, and each
+ * `--workers` slot's), so that signer is known to be stopped and cannot start meanwhile. A running signer would
+ * go on signing with the keys after their history was exported: the export would miss those signatures, and
+ * whoever imports it could sign a slashable message. A keys-only config (no signer in it) is not checked.
+ */
+async function withSignerStopped<T>(configFile: string | undefined, use: () => Promise<T>): Promise<T> {
+  let dataDir: string;
+  try {
+    if (configFile === undefined) return await use();
+    dataDir = loadSignerConfig(configFile).dataDir;
+  } catch {
+    return await use(); // not a signer's config: nothing to check (its own errors are reported by the key commands)
+  }
+  if (!fs.existsSync(dataDir)) return await use(); // no signer ever ran there
+  const workersDir = path.join(dataDir, "workers");
+  const dirs = [dataDir, ...(fs.existsSync(workersDir) ? fs.readdirSync(workersDir).map((d) => path.join(workersDir, d)) : [])];
+  const locks: DataDirLock[] = [];
+  try {
+    for (const dir of dirs) {
+      try {
+        locks.push(DataDirLock.acquire(dir));
+      } catch (err) {
+        if ((err as { code?: string }).code !== "DATA_DIR_IN_USE") throw err;
+        const pid = (err as { holderPid?: number }).holderPid;
+        throw new CliError(
+          "SIGNER_RUNNING",
+          `the signer of ${configFile} is running${pid !== undefined ? ` (pid ${pid})` : ""} and could sign with these keys after their history is exported: delete them through its keymanager API (DELETE /eth/v1/keystores stops signing and returns their history in one step), or stop it first`,
+          EXIT_CODES.conflict,
+        );
+      }
+    }
+    return await use();
+  } finally {
+    for (const lock of locks) lock.release();
+  }
 }
 
 /**

@@ -145,4 +145,26 @@ describe("keys CLI on the embedded config of a running signer", () => {
     expect(signer.exitCode).toBeNull();
     expect(await signStatus(pubkey)).toBe(200);
   }, 60_000);
+
+  it("delete is refused while the signer runs (it could sign after the export); once it is stopped, it goes through", async () => {
+    const pubkey = (JSON.parse(vigil(["keys", "list", "--config", configFile, "--json"]).stdout) as Array<{ pubkey: string } | string>)
+      .map((k) => (typeof k === "string" ? k : k.pubkey))
+      .at(0)!;
+    const exportFile = path.join(work, "deleted.interchange.json");
+    const refused = vigil(["keys", "delete", pubkey, "--yes", "--config", configFile, "--export-file", exportFile]);
+    expect(refused.code).toBe(6);
+    expect(refused.stderr).toMatch(/is running \(pid \d+\).*DELETE \/eth\/v1\/keystores/);
+    expect(fs.existsSync(exportFile)).toBe(false);
+    expect(await signStatus(pubkey)).toBe(200);
+
+    const exited = new Promise((r) => signer.once("exit", r));
+    signer.kill("SIGTERM");
+    await exited;
+    const done = vigil(["keys", "delete", pubkey, "--yes", "--config", configFile, "--export-file", exportFile]);
+    expect(done.stderr).not.toMatch(/is running/);
+    expect(done.code).toBe(0);
+    expect(done.stdout).toContain(`deleted ${pubkey}`);
+    const history = JSON.parse(fs.readFileSync(exportFile, "utf8"));
+    expect(history.data.map((d: { pubkey: string }) => d.pubkey)).toEqual([pubkey]);
+  }, 60_000);
 });

@@ -11,6 +11,23 @@ export function ensurePrivateDir(dir: string): void {
 }
 
 /**
+ * Creates `file` empty with mode 0600 unless it exists, without ever opening an existing one. That matters for
+ * files SQLite locks (databases, lock files): closing any descriptor of a file drops every POSIX record lock this
+ * process holds on it, the locks of its open SQLite connections included; another process could then take the
+ * file for unused (a CLI deleting the WAL under a running signer, a second signer taking the data directory).
+ */
+export function createPrivateFileIfMissing(file: string): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_RDWR, PRIVATE_FILE_MODE);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return;
+    throw err;
+  }
+  fs.closeSync(fd); // a file this call just created: nobody holds a lock on it yet
+}
+
+/**
  * Writes a file atomically (temp file, fsync, rename, fsync of the directory) with mode 0600, so a reader
  * never sees half a file and a crash leaves either the old or the new content.
  */

@@ -5,11 +5,10 @@
  * power loss, a busy timeout so a second process waits briefly instead of failing at once, and versioned
  * migrations counted by PRAGMA user_version.
  */
-import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { VigilError } from "./errors.js";
-import { ensurePrivateDir, PRIVATE_FILE_MODE } from "./files.js";
+import { createPrivateFileIfMissing, ensurePrivateDir } from "./files.js";
 
 /**
  * One schema step: SQL, or a function for a step that must look at the file first. Never edit a shipped
@@ -56,7 +55,7 @@ export function openDurableSqlite(file: string, options: DurableSqliteOptions): 
   let db: Database.Database;
   try {
     ensurePrivateDir(path.dirname(resolved));
-    fs.closeSync(fs.openSync(resolved, fs.constants.O_CREAT | fs.constants.O_RDWR, PRIVATE_FILE_MODE));
+    createPrivateFileIfMissing(resolved); // 0600 before SQLite creates it; never open+close a file in use
     db = new Database(resolved, { timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS });
   } catch (err) {
     throw new DurableSqliteError("SQLITE_OPEN_FAILED", `cannot open ${resolved}: ${(err as Error).message}`, { cause: err });

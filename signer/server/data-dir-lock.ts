@@ -8,7 +8,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { ensurePrivateDir, EXIT_CODES, PRIVATE_FILE_MODE, VigilError } from "../../common/index.js";
+import { createPrivateFileIfMissing, ensurePrivateDir, EXIT_CODES, PRIVATE_FILE_MODE, VigilError } from "../../common/index.js";
 
 export const LOCK_FILE = "signer.lock";
 const PID_FILE = "signer.lock.pid";
@@ -37,7 +37,7 @@ export class DataDirLock {
     const dir = path.resolve(dataDir);
     ensurePrivateDir(dir);
     const file = path.join(dir, LOCK_FILE);
-    fs.closeSync(fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_RDWR, PRIVATE_FILE_MODE));
+    createPrivateFileIfMissing(file); // never open+close it: that would drop a lock this process holds on it
     const db = new Database(file, { timeout: 0 });
     try {
       // No journal file beside it; in EXCLUSIVE locking mode the lock taken by BEGIN EXCLUSIVE is never released

@@ -56,11 +56,27 @@ describe("the data directory lock", () => {
     expect((await third.exited).code).toBe(0);
   }, 90_000);
 
-  it("in one process too: a second startSigner on the directory is refused; close() releases the lock", async () => {
+  it("in one process too: a second startSigner on the directory is refused, and the holder keeps its lock against other processes; close() releases it", async () => {
     const config = testConfig(token, path.join(work, "inproc"), { logLevel: "warn" });
     const { signer } = await start(config);
     try {
       await expect(start(config)).rejects.toMatchObject({ code: "DATA_DIR_IN_USE", exitCode: 7 });
+      // The refused attempt must not have dropped the holder's lock (closing any descriptor of the lock file
+      // would): another process is still refused.
+      const other = spawnSigner(
+        writePrivate(
+          path.join(work, "inproc.json"),
+          JSON.stringify({
+            network: "minimal-devnet",
+            listen: { host: "127.0.0.1", port: 0 },
+            dataDir: config.dataDir,
+            hsm: { module: token.config.module, tokenLabel: token.label, pin: { file: token.pinFile } },
+            logLevel: "warn",
+          }),
+        ),
+        "ignore",
+      );
+      expect((await other.exited).code).toBe(EXIT_CODES.dataDirInUse);
     } finally {
       await signer.close();
     }

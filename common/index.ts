@@ -32,3 +32,4 @@ export {
 } from "./sqlite.js";
 export { readSecretFile, SecretFileError, type SecretFileErrorCode, type ReadSecretFileOptions } from "./secret-file.js";
 export { SettingChecks, SettingsReader, childField, type SettingError } from "./settings-reader.js";
+export { buildInfo, type BuildInfo } from "./build-info.js";

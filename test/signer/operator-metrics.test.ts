@@ -14,7 +14,7 @@ import { P, TokenSession } from "../../signer/keystore/pkcs11-session.js";
 import type { TestToken } from "../helpers/softhsm.js";
 import { tempDir } from "../helpers/tmp.js";
 import { interopSecretKey } from "../signing/interop-keys.js";
-import { metricValue } from "./cli-process.js";
+import { fillDisk, metricValue, mountTmpfs, unmount } from "./cli-process.js";
 import { attestationBody, GVR, http, interopPubkey, LogCapture, sqliteFile, testConfig, tokenWithInteropKeys, writePrivate } from "./harness.js";
 
 const work = tempDir("vigil-operator-metrics-");
@@ -79,10 +79,15 @@ describe("the metrics behind the dashboard and the alerts", () => {
     const before = metricValue(body, "vigil_slashing_db_size_bytes");
     const onDisk = () => fs.statSync(sqlite).size + (fs.existsSync(`${sqlite}-wal`) ? fs.statSync(`${sqlite}-wal`).size : 0);
     expect(before).toBeGreaterThan(0);
-    for (let i = 0; i < 40; i++) expect((await sign(PRIMARY_TOKEN, 1)).status).toBe(200);
-    const after = await value("vigil_slashing_db_size_bytes");
+    expect(before).toBe(onDisk()); // nothing signs meanwhile: the gauge is the file and its -wal
+    // Records fill free space in pages already there (and a checkpointed WAL is reused) before the files grow.
+    let after = before;
+    for (let signed = 0; signed < 2_000 && after <= before; signed += 50) {
+      for (let i = 0; i < 50; i++) expect((await sign(PRIMARY_TOKEN, 1)).status).toBe(200);
+      after = await value("vigil_slashing_db_size_bytes");
+    }
     expect(after).toBeGreaterThan(before);
-    expect(after).toBe(onDisk()); // nothing signs meanwhile: the gauge is the file and its -wal
+    expect(after).toBe(onDisk());
   });
 
   it("a signature sets its client's last-signature timestamp; a client that never signed has none", async () => {
@@ -175,6 +180,51 @@ describe("the metrics behind the dashboard and the alerts", () => {
     expect(log.text).not.toContain(WRONG);
   });
 
+  it("an audit-feed write that fails counts, and the signer is not ready while it withholds signatures; ready again once it can write", async (ctx) => {
+    // The data directory (audit feed) on a small tmpfs, the slashing database elsewhere: only the audit writes fail.
+    const mnt = path.join(work, "audit-full");
+    const why = mountTmpfs(mnt, 4096);
+    if (why) {
+      console.log(`skipped: ${why}`);
+      ctx.skip();
+      return;
+    }
+    let own: RunningSigner | undefined;
+    try {
+      own = await startSigner(
+        testConfig(token, path.join(mnt, "data"), {
+          genesisValidatorsRoot: GVR,
+          slashingDb: { sqlite: { path: path.join(work, "audit-full.sqlite") } },
+          logLevel: "silent",
+        }),
+      );
+      const url = own.url;
+      const signOwn = () => {
+        const e = epoch++;
+        return http(`${url}/api/v1/eth2/sign/${interopPubkey(0)}`, { body: attestationBody(e, e + 1) });
+      };
+      const ownMetrics = async () => (await http(`${url}/metrics`)).text;
+      expect((await signOwn()).status).toBe(200);
+      expect(metricValue(await ownMetrics(), "vigil_signer_audit_log_write_failures_total")).toBe(0);
+      const filler = fillDisk(mnt);
+      let refused: Awaited<ReturnType<typeof signOwn>> | undefined;
+      for (let i = 0; i < 200 && refused === undefined; i++) {
+        const res = await signOwn();
+        if (res.status !== 200) refused = res;
+      }
+      expect(refused?.status).toBe(503);
+      expect(refused?.json()).toMatchObject({ code: "AUDIT_LOG_UNAVAILABLE", cause: "DISK_FULL" });
+      const down = await ownMetrics();
+      expect(metricValue(down, "vigil_signer_audit_log_write_failures_total")).toBeGreaterThanOrEqual(1);
+      expect(metricValue(down, "vigil_signer_ready")).toBe(0);
+      fs.rmSync(filler);
+      expect((await signOwn()).status).toBe(200);
+      expect(metricValue(await ownMetrics(), "vigil_signer_ready")).toBe(1);
+    } finally {
+      await own?.close().catch(() => {});
+      unmount(mnt);
+    }
+  }, 60_000);
   it("a key-store error counts: a record on the token fails authentication when a reload loads it", async () => {
     expect(await value("vigil_signer_keystore_errors_total", 'operation="load"')).toBe(0);
     // A new key goes onto the token, then one byte of its sealed record flips (a corrupted or forged record).

@@ -4,11 +4,19 @@
  * every listener is up; close() undoes it gracefully (stop accepting, finish in-flight requests, commit, close).
  */
 import type { AddressInfo } from "node:net";
-import os from "node:os";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino, type DestinationStream, type Logger } from "pino";
-import { EXIT_CODES, ensurePrivateDir, HOST_ALLOW_ANY, isLoopbackAddress, NonBlockingLogDestination, VigilError } from "../../common/index.js";
+import {
+  daemonLogOptions,
+  EXIT_CODES,
+  ensurePrivateDir,
+  HOST_ALLOW_ANY,
+  isLoopbackAddress,
+  NonBlockingLogDestination,
+  styledDestination,
+  VigilError,
+} from "../../common/index.js";
 import { openSlashingProtection, type BatchStats, type SlashingProtection } from "../../slashing-db/index.js";
 import { openKeyStore, type KeyStore } from "../keystore/index.js";
 import { BlsPool, loadConsensus, PRESET_SECONDS_PER_SLOT } from "../signing/index.js";
@@ -292,21 +300,16 @@ async function unwind(cleanups: Cleanups): Promise<void> {
 function createLogger(config: SignerConfig, options: StartSignerOptions): { logger: Logger; ownLog: NonBlockingLogDestination | undefined } {
   // Logging never blocks signing or shutdown: lines that cannot be written now are dropped and counted.
   const ownLog = options.logDestination ? undefined : new NonBlockingLogDestination({ fd: 1 });
+  const style = { format: config.logFormat, timestamp: config.logTimestamp };
   const logger = pino(
     {
       level: config.logLevel,
-      // Every daemon's lines carry pid, hostname and service (a `base` replaces pino's default pid and hostname).
-      base: {
-        pid: process.pid,
-        hostname: os.hostname(),
-        service: "vigil-signer",
-        name: "vigil-signer",
-        ...(options.cluster ? { worker: options.cluster.worker } : {}),
-      },
+      // pid, hostname and service on every line, as in every daemon; a worker's slot too.
+      ...daemonLogOptions("vigil-signer", style, options.cluster ? { worker: options.cluster.worker } : {}),
       // Defence in depth: credentials never reach a log line even if a header object is logged by mistake.
       redact: { paths: ["req.headers.authorization", "headers.authorization", "authorization", "password", "passwords", "pin"], censor: "[redacted]" },
     },
-    options.logDestination ?? ownLog!,
+    styledDestination(options.logDestination ?? ownLog!, style.format, { colorize: ownLog !== undefined && process.stdout.isTTY === true }),
   );
   return { logger, ownLog };
 }

@@ -55,6 +55,8 @@ export async function createContext(config: WatchdogConfig, opts: ContextOptions
     async close() {
       await alerter.flush();
       store.close();
+      // The last lines reach stdout before the process exits (bounded: a stalled reader does not hold the exit).
+      await new Promise<void>((resolve) => log.flush(() => resolve()));
     },
   };
 }

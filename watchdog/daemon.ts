@@ -81,6 +81,7 @@ export class WatchdogDaemon {
     await this.waitForRunningFailover(waitForFailoverMs);
     await this.metricsListener?.close();
     this.ctx.store.audit("daemon", "watchdog daemon stopped");
+    this.ctx.log.info("watchdog stopped");
     await this.ctx.close();
   }
 

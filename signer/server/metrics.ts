@@ -267,6 +267,15 @@ export class SignerMetrics {
         if (bytes !== undefined) this.set(bytes);
       },
     });
+    // Series that alerts take increase() of exist from the start at 0: a counter first seen at 40 would hide its first 40.
+    for (const api of ["admin", "keymanager", "eth2"]) {
+      this.authFailures.inc({ api }, 0);
+      this.authThrottled.inc({ api }, 0);
+    }
+    for (const operation of ["load", "import", "delete", "reload"] as const) this.keyStoreErrors.inc({ operation }, 0);
+    this.keymanagerOps.inc({ operation: "list", outcome: "ok" }, 0);
+    for (const outcome of ["imported", "duplicate", "error"]) this.keymanagerOps.inc({ operation: "import", outcome }, 0);
+    for (const outcome of ["deleted", "not_active", "not_found", "error"]) this.keymanagerOps.inc({ operation: "delete", outcome }, 0);
     for (const type of [...SIGN_TYPES, "UNKNOWN"]) {
       this.latencyChildren.set(type, this.latency.labels({ type }));
       for (const outcome of OUTCOMES) this.requestChildren.set(`${type}|${outcome}`, this.requests.labels({ type, outcome }));

@@ -76,6 +76,15 @@ describe("the metrics behind the dashboard and the alerts", () => {
     const body = await scrape();
     expect(sampleLine(body, "vigil_build_info")).toMatch(/^vigil_build_info\{version="0\.1\.0",commit="([0-9a-f]{7,40}|unknown)"\} 1$/);
     expect(metricValue(body, "vigil_signer_ready")).toBe(1);
+    // Counters that alerts take increase() of are there at 0 before their first event (a series born at 40 hides 40).
+    for (const series of [
+      'vigil_signer_auth_failures_total{api="eth2"}',
+      'vigil_signer_auth_throttled_total{api="admin"}',
+      'vigil_signer_keystore_errors_total{operation="reload"}',
+      'vigil_signer_keymanager_operations_total{operation="import",outcome="error"}',
+      "vigil_signer_audit_log_write_failures_total",
+    ])
+      expect(body.split("\n")).toContain(`${series} 0`);
     const before = metricValue(body, "vigil_slashing_db_size_bytes");
     const onDisk = () => fs.statSync(sqlite).size + (fs.existsSync(`${sqlite}-wal`) ? fs.statSync(`${sqlite}-wal`).size : 0);
     expect(before).toBeGreaterThan(0);

@@ -4,7 +4,9 @@
 // block into the config the signer runs with, checked by its verify block, and the real signer (its own
 // process, SoftHSM2 token, SQLite file) then serves the keys and refuses or signs exactly as the imported history
 // says; the guide's remotekeys request is built from that signer, and its high-watermark block, run on the
-// stopped signer's database, makes it refuse when it comes back. Web3Signer's key config files go through the guide's other script.
+// stopped signer's database, makes it refuse when it comes back. Web3Signer's key config files go through the
+// guide's other script. The guide's `clients` config, with certificates made by its own openssl commands, then
+// identifies Lighthouse and Teku by certificate and the others by their dedicated listeners.
 // Each `<!-- vigil-step: NAME -->` block runs as written, through bash, with only the documented paths and URLs
 // replaced by the test's (`guideStep`); `vigil-signer-admin vigil …` runs `vigil …` (the wrapper adds only the
 // systemd user and credential, and --config where it is missing, which every step gives).
@@ -14,6 +16,7 @@ import path from "node:path";
 import { create } from "@chainsafe/bls-keystore";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { TestToken } from "../helpers/softhsm.js";
+import { freePort } from "../helpers/ports.js";
 import { tempDir } from "../helpers/tmp.js";
 import { CHEAP_PBKDF2, randomKey, readyToken } from "../keystore/fixtures.js";
 import { CLI, killLeftovers, spawnSigner, stopWithSigterm, writeSignerConfig, type SignerProcess } from "./cli-process.js";
@@ -28,10 +31,10 @@ const passwordOf = (i: number) => `password of key ${i}`;
 let token: TestToken;
 let signer: SignerProcess | undefined;
 
-/** The sh block after `<!-- marker… -->` in the guide, its list indentation removed. */
+/** The sh (or json) block after `<!-- marker… -->` in the guide, its list indentation removed. */
 function guideBlock(marker: string): string {
   const guide = fs.readFileSync(GUIDE, "utf8");
-  const m = new RegExp(`<!-- ${marker}[^>]*-->\\s*\\n( *)\`\`\`sh\\n([\\s\\S]*?)\\1\`\`\``).exec(guide);
+  const m = new RegExp(`<!-- ${marker}[^>]*-->\\s*\\n( *)\`\`\`(?:sh|json)\\n([\\s\\S]*?)\\1\`\`\``).exec(guide);
   if (!m) throw new Error(`docs/migrate.md lost its block <!-- ${marker} -->`);
   const indent = m[1]!.length;
   return m[2]!
@@ -82,6 +85,22 @@ function guideStep(name: string, place: Place, cwd: string, replace: Record<stri
     encoding: "utf8",
     env: { ...process.env, VIGIL_NODE: process.execPath, VIGIL_CLI: CLI },
   });
+}
+
+/** The guide's inline command that starts with `start` (in backquotes), with `replace` applied. */
+function guideInline(start: string, replace: Record<string, string> = {}): string {
+  const guide = fs.readFileSync(GUIDE, "utf8");
+  const m = new RegExp(`\`(${start.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}[^\`]*)\``).exec(guide);
+  if (!m) throw new Error(`docs/migrate.md lost its command ${start}…`);
+  let command = m[1]!;
+  for (const [from, to] of Object.entries(replace)) command = command.split(from).join(to);
+  return command;
+}
+
+function sh(command: string, cwd: string): string {
+  const r = spawnSync("sh", ["-eu", "-c", command], { cwd, encoding: "utf8" });
+  expect(r.status, `${command}: ${r.stderr}`).toBe(0);
+  return r.stdout;
 }
 
 beforeAll(async () => {
@@ -242,5 +261,63 @@ it("Web3Signer's key config files: the guide's script copies each file-keystore'
   for (const [name, w] of Object.entries(written)) {
     expect(fs.readFileSync(path.join(out, `${name}.json`), "utf8")).toBe(w.keystore);
     expect(fs.readFileSync(path.join(out, `${name}.txt`), "utf8")).toBe(w.password);
+  }
+});
+
+it("the guide's clients config: Lighthouse and Teku by their certificates (PEM, and the PKCS#12 the guide makes), the others by their listeners", async () => {
+  if (signer) await stopWithSigterm(signer); // the first test's signer holds the keys' token
+  signer = undefined;
+  const tls = path.join(work, "tls");
+  fs.mkdirSync(tls, { recursive: true });
+  const selfSigned = (name: string, san: string) =>
+    sh(
+      `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=${name} -addext subjectAltName=${san} -keyout ${name}.key -out ${name}.pem 2>/dev/null`,
+      tls,
+    );
+  selfSigned("vigil", "DNS:vigil.internal");
+  selfSigned("lighthouse-client", "DNS:lighthouse");
+  selfSigned("teku", "DNS:teku");
+  // The guide's fingerprint and PKCS#12 commands, as written, on these files.
+  const fingerprint = (pem: string) => /=([0-9A-F:]+)/.exec(sh(guideInline("openssl x509 -noout -fingerprint", { "client.pem": pem }), tls))![1]!;
+  fs.writeFileSync(path.join(tls, "teku.pass"), "teku keystore password", { mode: 0o600 });
+  sh(guideInline("openssl pkcs12 -export"), tls);
+
+  const ports = { main: await freePort(), 9101: await freePort(), 9102: await freePort(), 9103: await freePort(), 9104: await freePort() };
+  const fragment = guideBlock("vigil-config: clients")
+    .split("/etc/vigil/tls/vigil.pem")
+    .join(path.join(tls, "vigil.pem"))
+    .split("/etc/vigil/tls/vigil.key")
+    .join(path.join(tls, "vigil.key"))
+    .split("AB:CD:…")
+    .join(fingerprint("lighthouse-client.pem"))
+    .split("12:34:…")
+    .join(fingerprint("teku.pem"))
+    .split('"0.0.0.0"')
+    .join('"127.0.0.1"')
+    .replace(/"port": (9000|910[1-4])\b/g, (_, p: string) => `"port": ${p === "9000" ? ports.main : ports[p as unknown as keyof typeof ports]}`);
+  const extra = JSON.parse(`{${fragment}}`) as Record<string, unknown>;
+  const config = writeSignerConfig(token, path.join(work, "data-clients"), path.join(work, "etc", "signer-clients.json"), extra);
+  signer = spawnSigner(config, "ignore");
+  await signer.ready;
+
+  // By the name the validator clients use (the allowlisted Host), over TLS, Vigil's certificate trusted.
+  const curl = (args: string) =>
+    spawnSync("sh", ["-c", `curl -s -o body -w '%{http_code}' --cacert vigil.pem --resolve vigil.internal:${ports.main}:127.0.0.1 ${args}`], {
+      cwd: tls,
+      encoding: "utf8",
+    });
+  const publicKeys = `https://vigil.internal:${ports.main}/api/v1/eth2/publicKeys`;
+  const all = keys.map((k) => k.pubkey).sort();
+  const answer = () => JSON.parse(fs.readFileSync(path.join(tls, "body"), "utf8"));
+  expect(curl(`--cert lighthouse-client.pem --key lighthouse-client.key ${publicKeys}`).stdout).toBe("200");
+  expect((answer() as string[]).sort()).toEqual(all);
+  expect(curl(`--cert-type P12 --cert "teku.p12:$(cat teku.pass)" ${publicKeys}`).stdout).toBe("200");
+  expect((answer() as string[]).sort()).toEqual(all);
+  expect(curl(publicKeys).stdout).toBe("401"); // no certificate: nobody
+  expect(curl(`--cert lighthouse-client.pem --key lighthouse-client.key -H "Host: elsewhere.example:${ports.main}" ${publicKeys}`).stdout).toBe("403"); // a Host not allowed
+  for (const port of [ports[9101], ports[9102], ports[9103], ports[9104]]) {
+    const r = await http(`http://127.0.0.1:${port}/api/v1/eth2/publicKeys`);
+    expect(r.status).toBe(200);
+    expect((r.json() as string[]).sort()).toEqual(all);
   }
 });

@@ -172,7 +172,7 @@ export function keysCommand(): Command {
 
   dbOptions(
     withHsmOptions(cmd.command("import").description("import EIP-2335 keystores (idempotent), optionally with an EIP-3076 interchange file"))
-      .requiredOption("--keystores <dir>", "directory of keystore-*.json files")
+      .requiredOption("--keystores <dir>", "directory of EIP-2335 keystores: its *.json files (deposit_data*.json skipped)")
       .option(
         "--password-file <file>",
         "one password for every keystore (default: <keystore name>.txt beside each keystore; without those, asked on the terminal)",

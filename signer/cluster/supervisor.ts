@@ -12,6 +12,7 @@ import os from "node:os";
 import client from "prom-client";
 import type { ClientView } from "../../admin-api/index.js";
 import { EXIT_CODES, VigilError } from "../../common/index.js";
+import { trackHandoffs } from "./handoffs.js";
 import { HEARTBEAT_MS, isVigilMessage, WORKER_SLOT_ENV, type FromWorker, type KeyChange, type ToWorker, type WorkerStats } from "./messages.js";
 
 /** A heartbeat older than this: the worker's event loop is stuck (or it is gone). */
@@ -274,6 +275,7 @@ export async function startWorkers(options: SupervisorOptions): Promise<RunningW
   const fork = (slot: Slot): Promise<void> =>
     new Promise((resolve, reject) => {
       const w = cluster.fork({ [WORKER_SLOT_ENV]: String(slot.index) });
+      const closeLostHandoffs = trackHandoffs(w);
       slot.worker = w;
       slot.ready = false;
       w.on("message", (m: unknown) => {
@@ -293,6 +295,8 @@ export async function startWorkers(options: SupervisorOptions): Promise<RunningW
         onMessage(slot, w, m);
       });
       w.once("exit", (code, signal) => {
+        const lost = closeLostHandoffs();
+        if (lost > 0) log("warn", `closed ${lost} connection(s) signer worker ${slot.index} died before taking (their clients retry on new ones)`);
         const wasReady = slot.ready;
         slot.ready = false;
         if (slot.worker === w) slot.worker = undefined;

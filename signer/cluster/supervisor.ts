@@ -181,28 +181,34 @@ export async function startWorkers(options: SupervisorOptions): Promise<RunningW
         .filter((s) => (s !== from || change.kind === "sync") && s.worker)
         .map(async (s) => {
           if (!s.ready) {
-            // Still starting: it may have loaded the token before this change. A retired key must not come up
-            // signable: stop it (it restarts once the change is complete). An import it may miss: it is told
-            // to reload when it is ready.
-            if (change.kind === "retire") {
+            // Still starting: it may have loaded the token before this change. A change that can take keys away
+            // (a retire, or a sync after keys left the token) must not leave one signable there: stop it (it
+            // restarts once the change is complete, and loads the token then). An import it may miss: it is
+            // told to reload when it is ready.
+            if (change.kind === "reload") reloadWhenReady.add(s);
+            else {
               s.stoppedForKeys = true;
               s.worker!.process.kill("SIGKILL");
-            } else reloadWhenReady.add(s);
+            }
             return;
           }
-          try {
-            const r = await request(s, (id) => ({ vigil: "apply-keys", id, change }), "keys-applied", KEY_CHANGE_TIMEOUT_MS[change.kind]);
-            const error = (r as { error?: string }).error;
-            if (error !== undefined) throw new Error(error);
-          } catch (err) {
-            log(
-              "error",
-              `signer worker ${s.index} could not apply a key ${change.kind} (${(err as Error).message}): stopping it; its restart loads every key the key store holds`,
-            );
-            s.worker?.process.kill("SIGKILL");
-          }
+          await applyAt(s, change);
         }),
     );
+  };
+  /** One worker applies a key change, or is stopped: its restart loads every key the key store holds. */
+  const applyAt = async (s: Slot, change: KeyChange): Promise<void> => {
+    try {
+      const r = await request(s, (id) => ({ vigil: "apply-keys", id, change }), "keys-applied", KEY_CHANGE_TIMEOUT_MS[change.kind]);
+      const error = (r as { error?: string }).error;
+      if (error !== undefined) throw new Error(error);
+    } catch (err) {
+      log(
+        "error",
+        `signer worker ${s.index} could not apply a key ${change.kind} (${(err as Error).message}): stopping it; its restart loads every key the key store holds`,
+      );
+      s.worker?.process.kill("SIGKILL");
+    }
   };
   const reloadWhenReady = new Set<Slot>();
 
@@ -288,7 +294,7 @@ export async function startWorkers(options: SupervisorOptions): Promise<RunningW
             url = m.url;
             metricsUrl = m.metricsUrl;
           }
-          if (reloadWhenReady.delete(slot)) sendTo(w, { vigil: "apply-keys", id: nextRequest++, change: { kind: "reload" } });
+          if (reloadWhenReady.delete(slot)) void applyAt(slot, { kind: "reload" }); // answered like any key change
           resolve();
           return;
         }

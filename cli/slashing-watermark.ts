@@ -39,16 +39,7 @@ The database: --config <signer.json> (the one that signer uses, e.g. the embedde
       }),
     );
 
-  marked(keyed(dbLocated(cmd.command("raise").description("raise the low watermarks (never lowers them)"))), "low").action(
-    action(async (opts: MarkFlags) => {
-      requireMark(opts);
-      await withAdmin(dbLocationOrConfig(opts), opts.pubkey.length === 0, async (db) => {
-        await confirm(opts, `raise the low watermarks of ${scope(opts)} to${markText(opts)}`);
-        const n = await db.raiseWatermarks({ pubkeys: keysOf(opts), slot: opts.slot, epoch: opts.epoch });
-        console.log(`raised the low watermarks of ${n} validator(s) (never lowered)`);
-      });
-    }),
-  );
+  raiseCommand(cmd.command("raise").description("raise the low watermarks (never lowers them)"));
 
   marked(keyed(dbLocated(cmd.command("set-high").description("set the high watermark (an omitted --slot/--epoch keeps the one set)"))), "high").action(
     action(async (opts: MarkFlags) => {
@@ -71,6 +62,23 @@ The database: --config <signer.json> (the one that signer uses, e.g. the embedde
     }),
   );
   return cmd;
+}
+
+/**
+ * `watermark raise`, and `vigil slashing raise-watermarks` (its older name, kept for scripts: the same command
+ * with --yes implied, as it never asked). Raising never lowers, so it cannot weaken the protection.
+ */
+export function raiseCommand(cmd: Command, opts: { neverAsk?: boolean } = {}): Command {
+  return marked(keyed(dbLocated(cmd)), "low").action(
+    action(async (flags: MarkFlags) => {
+      requireMark(flags);
+      await withAdmin(dbLocationOrConfig(flags), flags.pubkey.length === 0, async (db) => {
+        if (!opts.neverAsk) await confirm(flags, `raise the low watermarks of ${scope(flags)} to${markText(flags)}`);
+        const n = await db.raiseWatermarks({ pubkeys: keysOf(flags), slot: flags.slot, epoch: flags.epoch });
+        console.log(`raised the low watermarks of ${n} validator(s) (never lowered)`);
+      });
+    }),
+  );
 }
 
 /** Where the database is: --config <signer.json>, or --db / --db-url as for every `vigil slashing` command. */

@@ -140,6 +140,21 @@ describe.each(backends)("vigil slashing watermark ($name)", ({ make }) => {
   });
 });
 
+describe.each(backends)("vigil slashing raise-watermarks, the older name of watermark raise ($name)", ({ make }) => {
+  it("raises without asking (as it always did, no terminal needed), never lowers, needs --slot or --epoch", async () => {
+    const t = await make();
+    expect(vigil("slashing", "import", interchange, ...t.flags).code).toBe(0);
+    const r = vigil("slashing", "raise-watermarks", "--slot", "30", "--epoch", "5", "--pubkey", PK1, ...t.flags);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe("raised the low watermarks of 1 validator(s) (never lowered)\n");
+    expect(vigil("slashing", "raise-watermarks", "--slot", "25", "--epoch", "3", ...t.flags).stdout).toMatch(/of 2 validator\(s\)/);
+    expect(vigil("slashing", "raise-watermarks", ...t.flags).code).toBe(EXIT_CODES.usage);
+    const report = JSON.parse(vigil("slashing", "watermark", "show", "--json", ...t.flags).stdout) as { validators: { pubkey: string; low: unknown }[] };
+    expect(report.validators.find((v) => v.pubkey === PK1)!.low).toEqual({ blockSlot: "30", sourceEpoch: "5", targetEpoch: "5" });
+    expect(report.validators.find((v) => v.pubkey === PK2)!.low).toEqual({ blockSlot: "25", sourceEpoch: "3", targetEpoch: "4" });
+  });
+});
+
 describe("vigil slashing watermark --config <signer.json>", () => {
   // The embedded signer's config as signer/server/embedded.ts writes it: every path relative to its directory, no
   // slashingDb (the default file in dataDir "."). Run from another directory, so a path resolved against the

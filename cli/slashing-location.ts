@@ -8,6 +8,7 @@ import {
   type SlashingDbAdmin,
   type SlashingDbLocation,
 } from "../slashing-db/index.js";
+import { loadSignerConfig } from "../signer/index.js";
 import { CliError } from "./errors.js";
 
 /** The environment variable naming the PostgreSQL password file when --db-password-file is not given. */
@@ -47,6 +48,24 @@ export function dbOptions(cmd: Command): Command {
     .option("--db-password-file <file>", `file (mode 0600) holding the PostgreSQL role's password (or set ${PASSWORD_FILE_ENV})`)
     .option("--db-tls <mode>", "PostgreSQL TLS: disable (default), require (encrypt, any certificate), verify-full", tlsMode)
     .option("--db-tls-ca <file>", "PEM file of the CA that signed the server's certificate (implies --db-tls verify-full)");
+}
+
+/** --config: the database a signer's config names, for commands an operator runs against a running signer's. */
+export function signerConfigOption(cmd: Command): Command {
+  return cmd.option("--config <file>", "the signer's config file (JSON): its database (slashingDb, else the default file in its dataDir)");
+}
+
+/**
+ * The database of --config, resolved as the signer resolves it (the same parser, relative paths against the
+ * config's directory: the embedded data/signer.json works as is); else the --db/--db-url flags. Both at once
+ * are refused: which database a safety change lands in must not depend on a precedence rule.
+ */
+export function dbLocationOrConfig(flags: DbFlags & { config?: string }): SlashingDbLocation {
+  if (flags.config === undefined) return dbLocation(flags);
+  if ([flags.db, flags.dbUrl, flags.dbPasswordFile, flags.dbTls, flags.dbTlsCa].some((f) => f !== undefined)) {
+    throw new CliError("USAGE", "give --config (the signer's database) or --db/--db-url, not both", EXIT_CODES.usage);
+  }
+  return loadSignerConfig(flags.config).slashingDb;
 }
 
 /** Resolves the flags to a location: the SQLite default when neither --db nor --db-url is given. */

@@ -10,9 +10,9 @@ import type { HighWatermark, WatermarkReport } from "../slashing-db/index.js";
 import { CliError } from "./errors.js";
 import { action } from "./run.js";
 import { collect, uint64 } from "./slashing.js";
-import { dbLocation, dbOptions, withAdmin, type DbFlags } from "./slashing-location.js";
+import { dbLocationOrConfig, dbOptions, signerConfigOption, withAdmin, type DbFlags } from "./slashing-location.js";
 
-type KeyFlags = DbFlags & { pubkey: string[]; yes: boolean };
+type KeyFlags = DbFlags & { config?: string; pubkey: string[]; yes: boolean };
 type MarkFlags = KeyFlags & { slot?: bigint; epoch?: bigint };
 
 export function watermarkCommand(): Command {
@@ -23,35 +23,28 @@ Low watermarks: nothing at or below them is signed (raised only, never lowered).
 at or above its slot and no attestation at or above its epoch is signed (as Web3Signer's). For a cut-over, set
 it on the database of the signer handing over, export, import into the next one, then remove it if ever the
 old signer must sign again. Without --pubkey a change applies to every key (the high watermark: also to keys
-the database has not seen yet, and GET /api/v1/eth2/highWatermark shows it); changes ask first unless --yes.`,
+the database has not seen yet, and GET /api/v1/eth2/highWatermark shows it); changes ask first unless --yes.
+The database: --config <signer.json> (the one that signer uses, e.g. the embedded data/signer.json), or
+--db FILE / --db-url URL.`,
   );
 
-  keyed(dbOptions(cmd.command("show").description("each key's low watermarks and high watermark, and the all-keys high watermark")))
+  keyed(dbLocated(cmd.command("show").description("each key's low watermarks and high watermark, and the all-keys high watermark")))
     .option("--json", "machine-readable output", false)
     .action(
       action(async (opts: KeyFlags & { json: boolean }) => {
-        await withAdmin(dbLocation(opts), true, async (db) => {
+        await withAdmin(dbLocationOrConfig(opts), true, async (db) => {
           const report = await db.watermarks(keysOf(opts));
           console.log(opts.json ? JSON.stringify(report, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2) : describe(report));
         });
       }),
     );
 
-  marked(keyed(dbOptions(cmd.command("raise").description("raise the low watermarks (never lowers them)"))), "low").action(
-    action(async (opts: MarkFlags) => {
-      requireMark(opts);
-      await withAdmin(dbLocation(opts), opts.pubkey.length === 0, async (db) => {
-        await confirm(opts, `raise the low watermarks of ${scope(opts)} to${markText(opts)}`);
-        const n = await db.raiseWatermarks({ pubkeys: keysOf(opts), slot: opts.slot, epoch: opts.epoch });
-        console.log(`raised the low watermarks of ${n} validator(s) (never lowered)`);
-      });
-    }),
-  );
+  raiseCommand(cmd.command("raise").description("raise the low watermarks (never lowers them)"));
 
-  marked(keyed(dbOptions(cmd.command("set-high").description("set the high watermark (an omitted --slot/--epoch keeps the one set)"))), "high").action(
+  marked(keyed(dbLocated(cmd.command("set-high").description("set the high watermark (an omitted --slot/--epoch keeps the one set)"))), "high").action(
     action(async (opts: MarkFlags) => {
       requireMark(opts);
-      await withAdmin(dbLocation(opts), true, async (db) => {
+      await withAdmin(dbLocationOrConfig(opts), true, async (db) => {
         await confirm(opts, `set the high watermark of ${scope(opts)} to${markText(opts)}: from then on nothing at or above it is signed`);
         await db.setHighWatermark({ pubkeys: keysOf(opts), slot: opts.slot, epoch: opts.epoch });
         console.log(`high watermark set for ${scope(opts)}:${markText(opts)}`);
@@ -59,9 +52,9 @@ the database has not seen yet, and GET /api/v1/eth2/highWatermark shows it); cha
     }),
   );
 
-  keyed(dbOptions(cmd.command("remove-high").description("remove the high watermark (without --pubkey: every one, all-keys and per-key)"))).action(
+  keyed(dbLocated(cmd.command("remove-high").description("remove the high watermark (without --pubkey: every one, all-keys and per-key)"))).action(
     action(async (opts: KeyFlags) => {
-      await withAdmin(dbLocation(opts), true, async (db) => {
+      await withAdmin(dbLocationOrConfig(opts), true, async (db) => {
         await confirm(opts, `remove the high watermark of ${opts.pubkey.length ? `${opts.pubkey.length} key(s)` : "every key (all-keys and per-key ones)"}`);
         const n = await db.removeHighWatermark({ pubkeys: keysOf(opts) });
         console.log(`removed ${n} high watermark(s)${opts.pubkey.length ? " (the all-keys one, if any, still applies)" : ""}`);
@@ -70,6 +63,26 @@ the database has not seen yet, and GET /api/v1/eth2/highWatermark shows it); cha
   );
   return cmd;
 }
+
+/**
+ * `watermark raise`, and `vigil slashing raise-watermarks` (its older name, kept for scripts: the same command
+ * with --yes implied, as it never asked). Raising never lowers, so it cannot weaken the protection.
+ */
+export function raiseCommand(cmd: Command, opts: { neverAsk?: boolean } = {}): Command {
+  return marked(keyed(dbLocated(cmd)), "low").action(
+    action(async (flags: MarkFlags) => {
+      requireMark(flags);
+      await withAdmin(dbLocationOrConfig(flags), flags.pubkey.length === 0, async (db) => {
+        if (!opts.neverAsk) await confirm(flags, `raise the low watermarks of ${scope(flags)} to${markText(flags)}`);
+        const n = await db.raiseWatermarks({ pubkeys: keysOf(flags), slot: flags.slot, epoch: flags.epoch });
+        console.log(`raised the low watermarks of ${n} validator(s) (never lowered)`);
+      });
+    }),
+  );
+}
+
+/** Where the database is: --config <signer.json>, or --db / --db-url as for every `vigil slashing` command. */
+const dbLocated = (cmd: Command): Command => signerConfigOption(dbOptions(cmd));
 
 function keyed(cmd: Command): Command {
   return cmd

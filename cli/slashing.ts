@@ -5,7 +5,7 @@ import { positiveInt } from "./options.js";
 import { action } from "./run.js";
 import { copyHistory, migratePg, SlashingDbError, withStartupExitCode, type SlashingDbAdminStats } from "../slashing-db/index.js";
 import { CliError } from "./errors.js";
-import { watermarkCommand } from "./slashing-watermark.js";
+import { raiseCommand, watermarkCommand } from "./slashing-watermark.js";
 import { dbLocation, dbOptions, fileOrUrlLocation, PASSWORD_FILE_ENV, tlsMode, tlsOf, withAdmin, type DbFlags } from "./slashing-location.js";
 
 /** Epochs of history `prune` keeps per validator by default (about 18 days on mainnet). */
@@ -103,21 +103,14 @@ export function slashingCommand(): Command {
       }),
     );
 
-  dbOptions(
-    cmd.command("raise-watermarks").description("refuse, from now on, every block at or below a slot and every attestation below / at or below an epoch"),
-  )
-    .option("--slot <n>", "no block at or below this slot is signed", uint64)
-    .option("--epoch <n>", "no attestation with source below or target at or below this epoch is signed", uint64)
-    .option("--pubkey <pubkey>", "only this key (repeatable; default: every key the database knows)", collect, [] as string[])
-    .action(
-      action(async (opts: DbFlags & { slot?: bigint; epoch?: bigint; pubkey: string[] }) => {
-        if (opts.slot === undefined && opts.epoch === undefined) throw new CliError("USAGE", "give --slot, --epoch or both", EXIT_CODES.usage);
-        await withAdmin(dbLocation(opts), opts.pubkey.length === 0, async (db) => {
-          const n = await db.raiseWatermarks({ pubkeys: opts.pubkey.length ? opts.pubkey : undefined, slot: opts.slot, epoch: opts.epoch });
-          console.log(`raised the low watermarks of ${n} validator(s) (never lowered)`);
-        });
-      }),
-    );
+  raiseCommand(
+    cmd
+      .command("raise-watermarks")
+      .description(
+        "the same as `vigil slashing watermark raise --yes`: refuse, from now on, every block at or below a slot and every attestation below / at or below an epoch",
+      ),
+    { neverAsk: true },
+  );
 
   cmd.addCommand(watermarkCommand());
 

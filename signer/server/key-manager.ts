@@ -23,6 +23,13 @@ export class SlashingProtectionImportError extends VigilError<"INVALID_SLASHING_
   }
 }
 
+/** A reload found the key store not answering: nothing changed, the keys loaded before keep signing. */
+export class KeyStoreUnreadableError extends VigilError<"KEY_STORE_UNREADABLE"> {
+  constructor(cause: string, detail: string) {
+    super("KEY_STORE_UNREADABLE", `the key store cannot be read (${cause}: ${detail}); nothing changed, the keys loaded before keep signing`);
+  }
+}
+
 export interface KeyManagerDeps {
   service: SigningService;
   pool: BlsPool;
@@ -129,7 +136,15 @@ export class KeyManager {
   syncWithKeyStore(): Promise<KeySync> {
     return this.serialised(async () => {
       const { service, pool, keyStore, logger } = this.deps;
-      const onToken = new Set((await this.keyStoreStep("reload", () => keyStore.list())).map((k) => normalizeHex(k.pubkey)));
+      // A token that has gone (files removed, session dropped) lists nothing rather than failing: trusted as the
+      // truth, that would stop every key. The listing counts only if the store still answers after it.
+      const listed = await this.keyStoreStep("reload", async () => {
+        const keys = await keyStore.list();
+        const health = await keyStore.health?.();
+        if (health && !health.up) throw new KeyStoreUnreadableError(health.cause ?? "DOWN", health.message ?? "the key store does not answer");
+        return keys;
+      });
+      const onToken = new Set(listed.map((k) => normalizeHex(k.pubkey)));
       const removed = [...service.keys].filter((p) => !onToken.has(p));
       // Retired first: from here no new request is admitted for them, and those admitted finish before the pool drops them.
       await service.retireKeys(removed);

@@ -8,17 +8,23 @@ import type { KeySync } from "./key-manager.js";
 
 export type ReloadStatus = "idle" | "running" | "completed" | "completed_with_errors" | "failed";
 
-/** What GET /reload answers. */
+/**
+ * What GET /reload answers: Web3Signer's fields (its openapi-specs/eth2/signing/paths/reload.yaml), each absent
+ * rather than null when it has nothing to say, as there.
+ */
 export interface ReloadView {
   status: ReloadStatus;
-  /** When the last reload started (ISO 8601); null before the first. */
-  lastRunAt: string | null;
-  /** Why the last reload failed, or which records it could not load; null when it had no error. */
-  lastError: string | null;
+  /** When the last reload started, then when it ended (ISO 8601); absent before the first. */
+  lastOperationTime?: string;
+  /** `failed`: why; `completed_with_errors`: which records were not loaded. Absent otherwise. */
+  lastError?: string;
 }
 
+/** What POST /reload answers with its 202, as Web3Signer does. */
+export const RELOAD_ACCEPTED = { status: "accepted", message: "key reload started; GET /reload shows its state" } as const;
+
 export class KeyReload {
-  private state: ReloadView = { status: "idle", lastRunAt: null, lastError: null };
+  private state: ReloadView = { status: "idle" };
   private running: Promise<void> | undefined;
 
   constructor(
@@ -48,21 +54,22 @@ export class KeyReload {
   }
 
   private track(trigger: "http" | "sighup" | "sibling", run: Promise<KeySync | undefined>): void {
-    this.state = { status: "running", lastRunAt: new Date().toISOString(), lastError: null };
+    this.state = { status: "running", lastOperationTime: new Date().toISOString() };
     this.logger.info({ trigger }, "reloading keys from the key store");
     this.running = run
       .then(
         (sync) => {
           const refused = sync?.refused ?? [];
+          const lastOperationTime = new Date().toISOString();
           this.state =
             refused.length > 0
-              ? { ...this.state, status: "completed_with_errors", lastError: `${refused.length} record(s) not loaded: ${refused.join("; ")}` }
-              : { ...this.state, status: "completed" };
+              ? { status: "completed_with_errors", lastOperationTime, lastError: `${refused.length} record(s) not loaded: ${refused.join("; ")}` }
+              : { status: "completed", lastOperationTime };
         },
         (err: unknown) => {
           const message = err instanceof Error ? err.message : String(err);
           this.logger.error({ err: message }, "key reload failed; the keys loaded before it keep signing");
-          this.state = { ...this.state, status: "failed", lastError: message };
+          this.state = { status: "failed", lastOperationTime: new Date().toISOString(), lastError: message };
         },
       )
       .finally(() => {

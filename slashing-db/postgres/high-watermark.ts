@@ -1,7 +1,8 @@
 /**
  * High watermarks on PostgreSQL (the SQLite side and the semantics: ../high-watermark.ts). Writes take the
  * validators' row locks, in pubkey order, as every batch of checks does: a check in flight for a locked validator
- * finishes before the watermark commits, and one after it sees it (READ COMMITTED reads per statement).
+ * finishes before the watermark commits, and one after it sees it (READ COMMITTED reads per statement). The
+ * all-keys one also takes the registration lock (registration-lock.ts) for keys registered but not committed.
  */
 import type pg from "pg";
 import {
@@ -13,6 +14,7 @@ import {
   type WatermarkRow,
 } from "../high-watermark.js";
 import { PgHistory } from "./history.js";
+import { holdRegistrationExclusive } from "./registration-lock.js";
 
 const text = (v: bigint | undefined): string | null => (v === undefined ? null : v.toString());
 
@@ -30,7 +32,9 @@ export async function setHighWatermarkPg(client: pg.ClientBase, keys: Buffer[] |
   requireSlotOrEpoch(mark);
   let ids: string[];
   if (keys === undefined) {
-    // Every registered validator's row: no batch of checks is between its judgement and its commit meanwhile.
+    // Every registered validator's row: no batch of checks is between its judgement and its commit meanwhile;
+    // the registration lock first, so a batch registering a key this cannot see yet finishes first too.
+    await holdRegistrationExclusive(client);
     await client.query("SELECT id FROM validators ORDER BY pubkey FOR UPDATE");
     ids = [String(ALL_VALIDATORS_ID)];
   } else {

@@ -8,6 +8,7 @@ import {
   type LowWatermarks,
   type RecordedAttestation,
 } from "../history.js";
+import { holdRegistrationShared } from "./registration-lock.js";
 
 /**
  * The history queries of ../history.ts on PostgreSQL, building the same snapshots for the same pure rules
@@ -120,6 +121,8 @@ export class PgHistory {
     const sorted = [...new Map(pubkeys.map((k) => [k.toString("hex"), k])).values()].sort(Buffer.compare);
     const insertedHere = new Set<string>();
     if (known === undefined || sorted.some((k) => !known.has(k.toString("hex")))) {
+      // Before the first row lock: callers without `known` call this first in their transaction (see the lock).
+      await holdRegistrationShared(this.db);
       const inserted = await this.db.query<{ pubkey: Buffer }>(
         "INSERT INTO validators (pubkey) SELECT k FROM unnest($1::bytea[]) AS k ORDER BY k ON CONFLICT (pubkey) DO NOTHING RETURNING pubkey",
         [sorted],

@@ -178,7 +178,9 @@ export class ThreadedSlashingProtection implements SlashingProtection {
     return { backend: "sqlite", historyId: this.main.historyId, sharingNonce: this.main.readSharingNonce() };
   }
 
+  /** Read through this thread's connection (a CLI write is seen at once); refused, as the checks are, once the worker is gone. */
   async highWatermark(): Promise<HighWatermark | null> {
+    if (this.dead) throw this.dead;
     return this.main.highWatermark();
   }
 

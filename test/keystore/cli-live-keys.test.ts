@@ -135,11 +135,11 @@ describe("keys CLI on the embedded config of a running signer", () => {
     expect(r.stderr).toMatch(/serves the change after a reload: `systemctl reload vigil-signer` \(SIGHUP\)/);
     const pubkey = r.stdout.trim();
     expect(await signStatus(pubkey)).toBe(404);
-    const before = (await http(`${url}/reload`)).json().lastRunAt;
+    const before = (await http(`${url}/reload`)).json().lastOperationTime;
     signer.kill("SIGHUP");
     for (;;) {
       const v = (await http(`${url}/reload`)).json();
-      if (v.lastRunAt !== before && v.status !== "running") break;
+      if (v.lastOperationTime !== before && v.status !== "running") break;
       await new Promise((res) => setTimeout(res, 25));
     }
     expect(signer.exitCode).toBeNull();

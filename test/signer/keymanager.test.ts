@@ -125,6 +125,18 @@ describe("keymanager API", () => {
     expect(b.publicKeys).toEqual([pk(0)]);
   });
 
+  it("delete: a pubkey without 0x, in any case, is the same key; the reply names it in canonical form", async () => {
+    expect((await km(b, "DELETE", { pubkeys: [`0x${"ab".repeat(47)}`] })).status).toBe(400);
+    expect((await km(b, "DELETE", { pubkeys: [`0x${"zz".repeat(48)}`] })).status).toBe(400);
+    const res = await km(b, "DELETE", { pubkeys: [pk(0).slice(2).toUpperCase()] });
+    expect(res.status).toBe(200);
+    const body = res.json();
+    expect(body.data).toEqual([{ status: "deleted" }]);
+    expect(JSON.parse(body.slashing_protection).data.map((d: { pubkey: string }) => d.pubkey)).toEqual([pk(0)]);
+    expect((await km(b, "GET")).json().data).toEqual([]);
+    expect((await http(`${b.url}/api/v1/eth2/sign/${pk(0)}`, { body: attestationBody(6, 7) })).status).toBe(404);
+  });
+
   it("is off unless enabled", async () => {
     const { signer } = await start(testConfig(tokenA, path.join(work, "off"), { logLevel: "warn" }));
     try {

@@ -139,3 +139,105 @@ describe.each(backends)("vigil slashing watermark ($name)", ({ make }) => {
     expect(show().all).toBeNull();
   });
 });
+
+describe.each(backends)("vigil slashing raise-watermarks, the older name of watermark raise ($name)", ({ make }) => {
+  it("raises without asking (as it always did, no terminal needed), never lowers, needs --slot or --epoch", async () => {
+    const t = await make();
+    expect(vigil("slashing", "import", interchange, ...t.flags).code).toBe(0);
+    const r = vigil("slashing", "raise-watermarks", "--slot", "30", "--epoch", "5", "--pubkey", PK1, ...t.flags);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe("raised the low watermarks of 1 validator(s) (never lowered)\n");
+    expect(vigil("slashing", "raise-watermarks", "--slot", "25", "--epoch", "3", ...t.flags).stdout).toMatch(/of 2 validator\(s\)/);
+    expect(vigil("slashing", "raise-watermarks", ...t.flags).code).toBe(EXIT_CODES.usage);
+    const report = JSON.parse(vigil("slashing", "watermark", "show", "--json", ...t.flags).stdout) as { validators: { pubkey: string; low: unknown }[] };
+    expect(report.validators.find((v) => v.pubkey === PK1)!.low).toEqual({ blockSlot: "30", sourceEpoch: "5", targetEpoch: "5" });
+    expect(report.validators.find((v) => v.pubkey === PK2)!.low).toEqual({ blockSlot: "25", sourceEpoch: "3", targetEpoch: "4" });
+  });
+});
+
+describe("vigil slashing watermark --config <signer.json>", () => {
+  // The embedded signer's config as signer/server/embedded.ts writes it: every path relative to its directory, no
+  // slashingDb (the default file in dataDir "."). Run from another directory, so a path resolved against the
+  // current one would miss the database.
+  const embeddedStyle = (dataDir: string, extra: Record<string, unknown> = {}) => {
+    fs.mkdirSync(dataDir, { recursive: true });
+    const file = path.join(dataDir, "signer.json");
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        network: "minimal-devnet",
+        listen: { host: "127.0.0.1", port: 9000 },
+        dataDir: ".",
+        softhsmConf: "softhsm/softhsm2.conf",
+        hsm: { module: "/usr/lib/softhsm/libsofthsm2.so", tokenLabel: "vigil-embedded", pin: { file: "softhsm/user.pin" } },
+        admin: { tokenFile: "admin.token" },
+        keymanager: { enabled: false, tokenFile: "keymanager.token" },
+        ...extra,
+      }),
+    );
+    return file;
+  };
+  const inOtherDir = (...args: string[]) => {
+    const r = spawnSync("node", [VIGIL, "slashing", "watermark", ...args], { encoding: "utf8", cwd: tempDir(), stdio: ["pipe", "pipe", "pipe"] });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+
+  it("embedded-style config: the database in its dataDir, whatever the current directory", async () => {
+    const dataDir = path.join(dir, "embedded");
+    const config = embeddedStyle(dataDir);
+    const location: SlashingDbLocation = { kind: "sqlite", path: path.join(dataDir, "slashing-protection.sqlite") };
+    expect(vigil("slashing", "import", interchange, "--db", location.path).code).toBe(0);
+
+    const set = inOtherDir("set-high", "--slot", "40", "--epoch", "6", "--yes", "--config", config);
+    expect(set.code, set.stderr).toBe(0);
+    const shown = inOtherDir("show", "--json", "--config", config);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(JSON.parse(shown.stdout).all).toEqual({ slot: "40", epoch: "6" });
+    expect(inOtherDir("raise", "--slot", "30", "--pubkey", PK1, "--yes", "--config", config).code).toBe(0);
+    const h = await openHandle(location);
+    try {
+      expect(await h.allowsBlock(PK1, 31)).toBe(true);
+      expect(await h.allowsBlock(PK1, 30)).toBe(false); // the raised low watermark
+      expect(await h.allowsBlock(PK2, 40)).toBe(false); // the high watermark
+      expect(inOtherDir("remove-high", "--yes", "--config", config).code).toBe(0);
+      expect(await h.allowsBlock(PK2, 40)).toBe(true);
+    } finally {
+      await h.close();
+    }
+    // Nothing was created where a cwd-relative resolution would have looked.
+    expect(fs.existsSync(path.join(process.cwd(), "slashing-protection.sqlite"))).toBe(false);
+  });
+
+  it("a PostgreSQL slashingDb in the config, its passwordFile relative to the config", async () => {
+    const url = await server.createDatabase();
+    const dataDir = path.join(dir, "pg-config");
+    fs.mkdirSync(dataDir, { recursive: true });
+    fs.copyFileSync(server.passwordFile, path.join(dataDir, "db.password"));
+    fs.chmodSync(path.join(dataDir, "db.password"), 0o600);
+    const config = embeddedStyle(dataDir, { slashingDb: { postgres: { url, passwordFile: "db.password" } } });
+    expect(vigil("slashing", "import", interchange, "--db-url", url, "--db-password-file", server.passwordFile).code).toBe(0);
+    const set = inOtherDir("set-high", "--slot", "15", "--yes", "--config", config);
+    expect(set.code, set.stderr).toBe(0);
+    const h = await openHandle({ kind: "postgres", connection: { url, passwordFile: server.passwordFile, poolSize: 2 } });
+    try {
+      expect(await h.allowsBlock(PK2, 14)).toBe(true);
+      expect(await h.allowsBlock(PK2, 15)).toBe(false);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it("refuses --config with --db/--db-url (exit 2), an unreadable config (5) and an invalid one (3), changing nothing", async () => {
+    const config = embeddedStyle(path.join(dir, "refusals"));
+    const both = inOtherDir("set-high", "--slot", "1", "--yes", "--config", config, "--db", path.join(dir, "x.sqlite"));
+    expect(both.code).toBe(EXIT_CODES.usage);
+    expect(both.stderr).toMatch(/--config .* or --db\/--db-url, not both/);
+    expect(inOtherDir("show", "--config", path.join(dir, "no-such.json")).code).toBe(EXIT_CODES.notFound);
+    const bad = embeddedStyle(path.join(dir, "bad"), { slashingDb: { mysql: {} } });
+    const r = inOtherDir("show", "--config", bad);
+    expect(r.code).toBe(EXIT_CODES.invalidInput);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(fs.existsSync(path.join(dir, "x.sqlite"))).toBe(false);
+    expect(inOtherDir("show", "--help").stdout).toMatch(/--config <file>/);
+  });
+});

@@ -8,6 +8,7 @@ import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { SlashingProtectionError } from "../../slashing-db/index.js";
 import { toPoolConfig } from "../../slashing-db/postgres/config.js";
+import { PgHistory } from "../../slashing-db/postgres/history.js";
 import { openProtection } from "../helpers/backend-handle.js";
 import { testBackends } from "../helpers/backends.js";
 
@@ -93,6 +94,77 @@ describe.each(testBackends())("high watermark ($name)", (backend) => {
       );
     } finally {
       await signer.close();
+      await admin.close();
+      await h.close();
+    }
+  });
+
+  it("cannot race with first-seen keys: checks for keys never seen before stream in while it is set", async () => {
+    const location = await backend.freshLocation();
+    const h = await backend.open(GVR, location);
+    const admin = await h.admin();
+    const signer = await openProtection(location);
+    let next = 0;
+    const freshKey = () => {
+      const k = Buffer.alloc(48, 0xd0);
+      k.writeUInt32BE(next++, 0);
+      return k;
+    };
+    const recordedFrom = async (slot: bigint) => (await h.rows()).reduce((n, v) => n + v.blocks.filter((b) => b.slot >= slot).length, 0);
+    try {
+      let stop = false;
+      const outcomes: unknown[] = [];
+      // Each check registers its key in the batch that judges it: the setter cannot see those rows yet.
+      const loops = Array.from({ length: 8 }, async () => {
+        while (!stop)
+          outcomes.push(
+            await signer.checkAndRecord({ kind: "block", pubkey: freshKey(), slot: 7n, signingRoot: Buffer.alloc(32, 2) }).catch((e: unknown) => e),
+          );
+      });
+      await new Promise((r) => setTimeout(r, 150));
+      await admin.setHighWatermark({ slot: 1n });
+      const atSet = await recordedFrom(1n);
+      await new Promise((r) => setTimeout(r, 100));
+      stop = true;
+      await Promise.all(loops);
+      expect(atSet).toBeGreaterThan(0);
+      expect(await recordedFrom(1n)).toBe(atSet); // nothing judged before the set was recorded after it returned
+      const refused = outcomes.filter((o) => o instanceof SlashingProtectionError && o.refusal === "BLOCK_SLOT_AT_OR_ABOVE_HIGH_WATERMARK").length;
+      expect(refused).toBeGreaterThan(0);
+      expect(refused).toBe(outcomes.length - atSet); // and nothing failed otherwise (no deadlock)
+    } finally {
+      await signer.close();
+      await admin.close();
+      await h.close();
+    }
+  });
+
+  it.runIf(backend.name === "postgres")("PostgreSQL: setting for every key waits for a batch that registers a first-seen key", async () => {
+    const location = await backend.freshLocation();
+    if (location.kind !== "postgres") throw new Error("unreachable");
+    const h = await backend.open(GVR, location);
+    const admin = await h.admin();
+    const batch = new pg.Client(toPoolConfig(location.connection));
+    await batch.connect();
+    try {
+      await h.block(PK1, 1, root(1));
+      // A batch as postgres/protection.ts runs it, for a key no transaction has committed: registered and locked,
+      // judged (no high watermark yet), not yet recorded.
+      await batch.query("BEGIN");
+      const history = new PgHistory(batch);
+      const id = (await history.lockValidators([Buffer.from(NEVER_SEEN.slice(2), "hex")], new Set())).values().next().value!;
+      expect((await history.blockSnapshot(id, 10n)).highSlot).toBeNull();
+      let set = false;
+      const setting = admin.setHighWatermark({ slot: 5n }).then(() => (set = true));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(set).toBe(false); // the setter waits: returned now, the record below would land after it
+      await history.insertBlock(id, 10n, Buffer.alloc(32, 1));
+      await batch.query("COMMIT");
+      await setting;
+      expect(await refusal(h.block(NEVER_SEEN, 11, root(11)))).toBe("BLOCK_SLOT_AT_OR_ABOVE_HIGH_WATERMARK");
+      expect(await refusal(h.block(PK1, 5, root(5)))).toBe("BLOCK_SLOT_AT_OR_ABOVE_HIGH_WATERMARK");
+    } finally {
+      await batch.end();
       await admin.close();
       await h.close();
     }

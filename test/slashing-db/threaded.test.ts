@@ -101,7 +101,35 @@ describe.each(backends.map((b) => [b.name, b] as const))("SlashingProtection on 
     const err = await p.checkAndRecord({ kind: "block", pubkey: bytes(PK), slot: 1n, signingRoot: root(1) }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SlashingDbUnavailableError);
     expect((err as SlashingDbUnavailableError).code).toBe("DB_CLOSED");
+    // The reads outside the group commit too (GET /api/v1/eth2/highWatermark, the identity proof).
+    for (const read of [() => p.highWatermark(), () => p.identity()]) {
+      const refused = await read().catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(SlashingDbUnavailableError);
+      expect((refused as SlashingDbUnavailableError).code).toBe("DB_CLOSED");
+    }
     expect(p.isAlive()).toBe(false);
+  });
+});
+
+describe("ThreadedSlashingProtection whose worker stops", () => {
+  it("refuses every call after it with WORKER_STOPPED: the checks, and the reads on this thread's connection too", async () => {
+    const sqlite = backends.find((b) => b.name === "sqlite")!;
+    const p = await openProtection(await sqlite.freshLocation(), { genesisValidatorsRoot: GVR });
+    expect(await p.highWatermark()).toBeNull();
+    // As a crash in the worker would: its thread ends without close() having asked it to.
+    await (p as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    const refusals = [
+      () => p.checkAndRecord({ kind: "block", pubkey: bytes(PK), slot: 1n, signingRoot: root(1) }),
+      () => p.highWatermark(),
+      () => p.identity(),
+    ];
+    for (const call of refusals) {
+      const err = await call().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SlashingDbUnavailableError);
+      expect((err as SlashingDbUnavailableError).failure).toBe("WORKER_STOPPED");
+    }
+    expect(p.isAlive()).toBe(false);
+    await p.close();
   });
 });
 

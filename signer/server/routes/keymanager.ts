@@ -22,6 +22,10 @@ export interface KeymanagerRouteDeps {
   metrics: SignerMetrics;
 }
 
+/** With or without 0x, as on every other route (Web3Signer adds it). */
+const PUBKEY = /^(0x)?[0-9a-fA-F]{96}$/;
+const canonicalPubkey = (p: string): string => normalizeHex(p.startsWith("0x") ? p : `0x${p}`);
+
 function fail(reply: FastifyReply, status: number, message: string): FastifyReply {
   // The keymanager API's `{ message }`, plus the `code` every other refusal of the signer carries.
   return reply.code(status).send({ code: codeOfHttpStatus(status), message });
@@ -80,11 +84,11 @@ export function registerKeymanagerRoutes(app: FastifyInstance, deps: KeymanagerR
 
     km.delete("/eth/v1/keystores", async (request, reply) => {
       const pubkeys = (request.body as { pubkeys?: unknown } | undefined)?.pubkeys;
-      if (!Array.isArray(pubkeys) || !pubkeys.every((p) => typeof p === "string" && /^0x[0-9a-fA-F]{96}$/.test(p))) {
-        return fail(reply, 400, "pubkeys must be an array of 0x-prefixed 48-byte public keys");
+      if (!Array.isArray(pubkeys) || !pubkeys.every((p) => typeof p === "string" && PUBKEY.test(p))) {
+        return fail(reply, 400, "pubkeys must be an array of 48-byte public keys in hex (0x optional)");
       }
       try {
-        const result = await keyManager.deleteKeys((pubkeys as string[]).map(normalizeHex));
+        const result = await keyManager.deleteKeys((pubkeys as string[]).map(canonicalPubkey));
         countStatuses("delete", result.data);
         return result;
       } catch (err) {

@@ -5,12 +5,12 @@
  * a time (409 meanwhile).
  */
 import type { FastifyInstance } from "fastify";
-import type { KeyReload } from "../reload.js";
+import { RELOAD_ACCEPTED, type KeyReload } from "../reload.js";
 
 export function registerReloadRoutes(app: FastifyInstance, reload: KeyReload): void {
   app.post("/reload", async (_request, reply) => {
     if (!reload.start("http")) return reply.code(409).send({ code: "RELOAD_RUNNING", message: "a key reload is already running; GET /reload shows its state" });
-    return reply.code(202).send(reload.view());
+    return reply.code(202).send(RELOAD_ACCEPTED);
   });
   app.get("/reload", async () => reload.view());
 }

@@ -31,11 +31,14 @@ for (const backend of testBackends()) {
       const location = await backend.freshLocation();
       const protection = await openSlashingProtection(location, { genesisValidatorsRoot: GVR });
       try {
+        // SQLite: the file and its -wal, between two looks at the disk (the checkpoint thread may grow the file meanwhile).
+        const onDisk = (file: string) => fs.statSync(file).size + (fs.existsSync(`${file}-wal`) ? fs.statSync(`${file}-wal`).size : 0);
+        const low = location.kind === "sqlite" ? onDisk(location.path) : 0;
         const fresh = await protection.sizeBytes();
         expect(fresh).toBeGreaterThan(0);
         if (location.kind === "sqlite") {
-          const wal = fs.existsSync(`${location.path}-wal`) ? fs.statSync(`${location.path}-wal`).size : 0;
-          expect(fresh).toBe(fs.statSync(location.path).size + wal);
+          expect(fresh).toBeGreaterThanOrEqual(low);
+          expect(fresh).toBeLessThanOrEqual(onDisk(location.path));
         }
         await protection.importInterchange(bigInterchange());
         expect(await protection.sizeBytes()).toBeGreaterThan(fresh);

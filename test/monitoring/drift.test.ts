@@ -68,9 +68,12 @@ beforeAll(async () => {
   await waitFor("the primary client's first signatures", () => env.vcs.primary.signedCount() > 0, 10_000);
   const scrape = async (url: string) => parseExposition(await (await fetch(`${url}/metrics`)).text());
   // the watchdog's per-client series appear after a monitor round that saw the client's last request
-  await waitFor(
+  watchdog = await waitFor(
     "the watchdog's per-client series",
-    async () => (watchdog = await scrape(daemon.metricsAddress!)).sampled.has("vigil_watchdog_signer_last_request_age_seconds"),
+    async () => {
+      const e = await scrape(daemon.metricsAddress!);
+      return e.sampled.has("vigil_watchdog_signer_last_request_age_seconds") && e;
+    },
     10_000,
   );
   signer = await scrape(env.signer.url);

@@ -5,7 +5,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { tempDir } from "../helpers/tmp.js";
-import { alertRules, dumpYaml, loadYaml, promtool, promtoolMissing, RULES_FILE, RULES_TEST_FILE } from "./assets.js";
+import { alertRules, dumpYaml, loadYaml, promtool, promtoolMissing, ROOT, RULES_FILE, RULES_TEST_FILE } from "./assets.js";
+
+const SCRAPE_CONFIG = path.join(ROOT, "deploy/prometheus/prometheus.yml");
 
 if (promtoolMissing) console.warn(`SKIPPING the promtool checks of the alert rules: ${promtoolMissing}`);
 
@@ -89,5 +91,24 @@ describe("alert rules (deploy/prometheus/vigil-alerts.yml)", () => {
     const b = unitTestsAgainst(unguarded);
     expect(b.status).not.toBe(0);
     expect(b.output).toContain("alertname: VigilSlashingRefusal");
+  });
+
+  it("the example scrape config's job names are the ones the rules' up{job=~…} selectors expect", () => {
+    const config = loadYaml(SCRAPE_CONFIG) as { scrape_configs: { job_name: string }[]; rule_files: string[] };
+    const jobs = config.scrape_configs.map((c) => c.job_name);
+    const patterns = rules.flatMap((r) => [...r.expr.matchAll(/up\{job=~"([^"]+)"\}/g)].map((m) => m[1]!));
+    expect(new Set(patterns)).toEqual(new Set(["vigil-signer.*", "vigil-watchdog.*"]));
+    for (const p of patterns)
+      expect(
+        jobs.some((j) => new RegExp(`^(?:${p})$`).test(j)),
+        `no job for ${p} in ${SCRAPE_CONFIG}`,
+      ).toBe(true);
+    expect(config.rule_files).toEqual(["vigil-alerts.yml"]);
+  });
+
+  it.skipIf(promtoolMissing !== undefined)("promtool check config accepts the example scrape config, with the rules beside it", () => {
+    const r = promtool(["check", "config", SCRAPE_CONFIG]);
+    expect(r.status, r.output).toBe(0);
+    expect(r.output).toContain("SUCCESS: 1 rule files found");
   });
 });

@@ -11,8 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWatchdog, type WatchdogDaemon } from "../../watchdog/index.js";
 import { freePort } from "../helpers/ports.js";
 import { tempDir } from "../helpers/tmp.js";
-import { attestationBody, http } from "../signer/harness.js";
-import { createSimEnv, SLOT_MS, sleep, waitFor, type SimEnv } from "../watchdog/sim/harness.js";
+import { attestationBody, http, randaoBody } from "../signer/harness.js";
+import { admin, createSimEnv, SLOT_MS, sleep, waitFor, type SimEnv } from "../watchdog/sim/harness.js";
+import type { ClientsResponse } from "../../admin-api/index.js";
 import { alertRules, RULES_FILE } from "./assets.js";
 
 const probe = spawnSync("prometheus", ["--version"], { encoding: "utf8" });
@@ -46,13 +47,27 @@ async function api<T>(route: string): Promise<T> {
 }
 const alerts = async () => (await api<{ alerts: PromAlert[] }>("/api/v1/alerts")).alerts;
 const query = async (q: string) => (await api<{ result: { metric: Record<string, string> }[] }>(`/api/v1/query?query=${encodeURIComponent(q)}`)).result;
+const tokenOf = (file: string) => fs.readFileSync(path.join(env.dir, file), "utf8").trim();
 const exprOf = (alert: string) => alertRules().find((r) => r.alert === alert)!.expr;
 
 describe.skipIf(missing !== undefined)("the alert rules in a real Prometheus, scraping a real signer and watchdog", () => {
   beforeAll(async () => {
     env = await createSimEnv("prom", { keys: 2 });
     env.vcs.primary.start();
+    // The backup's client signs once (a RANDAO reveal: no slashing watermark to disturb the primary's duties)
+    // while a fresh signer still enables every client; the watchdog then fences it: a disabled client that is
+    // silent from then on, which no alert may report.
+    const r = await http(`${env.signer.url}/api/v1/eth2/sign/${env.keys[0]!.pubkey}`, {
+      body: randaoBody(1, env.chain.gvr),
+      headers: { authorization: `Bearer ${tokenOf("backup.token")}` },
+    });
+    expect(r.status, r.text).toBe(200);
     daemon = await startWatchdog(env.config, { logDestination: new Sink(), metricsPort: 0 });
+    await waitFor(
+      "the standby fenced",
+      async () => (await admin<ClientsResponse>(env, "/admin/v1/clients")).body.clients.find((c) => c.id === "backup-vc")?.enabled === false,
+      5_000,
+    );
     await waitFor("the primary client's first signatures", () => env.vcs.primary.signedCount() > 0, 10_000);
     const dir = tempDir("vigil-prometheus-");
     const hostPort = (url: string) => new URL(url).host;
@@ -99,7 +114,6 @@ describe.skipIf(missing !== undefined)("the alert rules in a real Prometheus, sc
   });
 
   it("a slashing refusal fires VigilSlashingRefusal, with its reason", async () => {
-    const tokenOf = (file: string) => fs.readFileSync(path.join(env.dir, file), "utf8").trim();
     const refuse = async (n: number) => {
       // epoch 0 is behind the client's own attestations: refused whatever the root
       const body = attestationBody(0, 0, { gvr: env.chain.gvr, blockRoot: `0x${String(n).padStart(2, "0").repeat(32)}`, slot: 0 });
@@ -152,6 +166,6 @@ describe.skipIf(missing !== undefined)("the alert rules in a real Prometheus, sc
     daemon = undefined;
     env.vcs.primary.stop();
     const result = await waitFor("the silence in the expression", async () => (await query(expr)).length > 0 && query(expr), 20_000, 250);
-    expect(result.map((r) => r.metric)).toEqual([{ client: "primary-vc" }]);
+    expect(result.map((r) => r.metric)).toEqual([{ client: "primary-vc" }]); // not backup-vc: silent, but fenced
   });
 });

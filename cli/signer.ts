@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { CliError } from "./errors.js";
 import { positiveInt } from "./options.js";
 import { action, exitWithError } from "./run.js";
-import { defaultDataDir, EXIT_CODES, runDaemon } from "../common/index.js";
+import { defaultDataDir, EXIT_CODES, LOG_FORMATS, LOG_TIMESTAMPS, runDaemon } from "../common/index.js";
 import { probePostgres } from "../slashing-db/index.js";
 import {
   checkWorkersBackend,
@@ -30,6 +30,8 @@ interface StartFlags {
   host?: string;
   port?: number;
   logLevel?: SignerConfig["logLevel"];
+  logFormat?: SignerConfig["logFormat"];
+  logTimestamp?: SignerConfig["logTimestamp"];
   workers?: number;
 }
 
@@ -66,6 +68,17 @@ export function signerCommand(): Command {
     )
     .option("--port <port>", "listen port (overrides the config)", port)
     .addOption(new Option("--log-level <level>", "log level (overrides the config)").choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]))
+    .addOption(
+      new Option(
+        "--log-format <format>",
+        'log lines as pino JSON (default; for log shippers) or pretty text for a terminal (overrides the config\'s "logFormat")',
+      ).choices(LOG_FORMATS),
+    )
+    .addOption(
+      new Option("--log-timestamp <style>", 'the "time" field in Unix milliseconds (epoch, default) or ISO 8601 UTC (iso) (overrides "logTimestamp")').choices(
+        LOG_TIMESTAMPS,
+      ),
+    )
     .option(
       "--workers <n>",
       'signer processes sharing the listening ports (overrides the config\'s "workers"; default 1); more than 1 needs the PostgreSQL slashing database',
@@ -112,6 +125,8 @@ export function signerCommand(): Command {
           if (flags.port !== undefined) config.listen.port = flags.port;
         }
         if (flags.logLevel !== undefined) config.logLevel = flags.logLevel;
+        if (flags.logFormat !== undefined) config.logFormat = flags.logFormat;
+        if (flags.logTimestamp !== undefined) config.logTimestamp = flags.logTimestamp;
         if (flags.workers !== undefined) config.workers = flags.workers;
         checkWorkersBackend(config);
         const slot = workerSlot();

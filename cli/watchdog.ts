@@ -1,6 +1,6 @@
 import readline from "node:readline/promises";
-import { Command, InvalidArgumentError } from "commander";
-import { EXIT_CODES, runDaemon as runServiceDaemon } from "../common/index.js";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { EXIT_CODES, LOG_FORMATS, LOG_TIMESTAMPS, runDaemon as runServiceDaemon, type LogFormat, type LogTimestamp } from "../common/index.js";
 import { positiveInt } from "./options.js";
 import { action } from "./run.js";
 import {
@@ -41,7 +41,24 @@ export function watchdogCommands(): Command[] {
     .command("start")
     .description("run the watchdog: monitor both stacks, fail over primary → backup when the primary is down")
     .option(...configOption)
-    .action(action(async (opts: { config?: string }) => runDaemon(loadWatchdogConfig(opts.config ?? DEFAULT_CONFIG()))));
+    .addOption(
+      new Option("--log-format <format>", "log lines as pino JSON (default) or pretty text for a terminal (overrides the config's log.format)").choices(
+        LOG_FORMATS,
+      ),
+    )
+    .addOption(
+      new Option("--log-timestamp <style>", 'the "time" field in Unix milliseconds (epoch, default) or ISO 8601 UTC (iso) (overrides log.timestamp)').choices(
+        LOG_TIMESTAMPS,
+      ),
+    )
+    .action(
+      action(async (opts: { config?: string; logFormat?: LogFormat; logTimestamp?: LogTimestamp }) => {
+        const config = loadWatchdogConfig(opts.config ?? DEFAULT_CONFIG());
+        if (opts.logFormat !== undefined) config.log.format = opts.logFormat;
+        if (opts.logTimestamp !== undefined) config.log.timestamp = opts.logTimestamp;
+        return runDaemon(config);
+      }),
+    );
 
   const status = new Command("status")
     .description("stacks, their health, which client is active, last signature per client, every signer instance, watchdog state")

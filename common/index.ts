@@ -32,3 +32,15 @@ export {
 } from "./sqlite.js";
 export { readSecretFile, SecretFileError, type SecretFileErrorCode, type ReadSecretFileOptions } from "./secret-file.js";
 export { SettingChecks, SettingsReader, childField, type SettingError } from "./settings-reader.js";
+export { buildInfo, type BuildInfo } from "./build-info.js";
+export {
+  DEFAULT_LOG_STYLE,
+  LOG_FORMATS,
+  LOG_TIMESTAMPS,
+  daemonLogOptions,
+  styledDestination,
+  type LogFormat,
+  type LogStyle,
+  type LogTimestamp,
+  type ServiceName,
+} from "./log-style.js";

@@ -53,6 +53,11 @@ export interface SlashingProtection {
   /** Writes a sharing nonce durably (SHARING_NONCE_PATTERN; SlashingDbInputError otherwise). */
   writeSharingNonce(nonce: string): Promise<void>;
 
+  /**
+   * Bytes the database takes on disk now (vigil_slashing_db_size_bytes): a SQLite file with its -wal, or the
+   * PostgreSQL database's pg_database_size. What an operator sizes disks and alerts on.
+   */
+  sizeBytes(): Promise<number>;
   /** Cheap liveness (no I/O), e.g. for the systemd watchdog. */
   isAlive(): boolean;
   /** Whether a check could be recorded now (may probe with a write; results are cached briefly). */

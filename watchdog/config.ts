@@ -1,6 +1,14 @@
 import fs from "node:fs";
 import path from "node:path";
-import { invalidHostAllowlistEntry, invalidOriginEntry } from "../common/index.js";
+import {
+  DEFAULT_LOG_STYLE,
+  invalidHostAllowlistEntry,
+  invalidOriginEntry,
+  LOG_FORMATS,
+  LOG_TIMESTAMPS,
+  type LogFormat,
+  type LogTimestamp,
+} from "../common/index.js";
 import { SettingsReader } from "../common/index.js";
 import { WatchdogConfigError } from "./errors.js";
 
@@ -108,7 +116,8 @@ export interface WatchdogConfig {
   alerts: { webhook?: WebhookConfig };
   /** hostAllowlist / allowedOrigins: the Host/Origin guard of the listener (config/http-guard.ts). */
   metrics: { enabled: boolean; host: string; port: number; hostAllowlist: string[]; allowedOrigins: string[] };
-  log: { level: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent" };
+  /** format: json (default) or pretty (pino-pretty text); timestamp: epoch (default, Unix ms) or iso (ISO 8601 UTC). */
+  log: { level: "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent"; format: LogFormat; timestamp: LogTimestamp };
 }
 
 /** Reads and validates a watchdog config file; relative paths are resolved against the file's directory. */
@@ -244,7 +253,11 @@ export function parseWatchdogConfig(value: unknown, baseDir = process.cwd()): Wa
   mt.done();
 
   const lg = root.object("log", true);
-  const log = { level: lg.enumOf("level", ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const, "info") };
+  const log = {
+    level: lg.enumOf("level", ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const, "info"),
+    format: lg.enumOf("format", LOG_FORMATS, DEFAULT_LOG_STYLE.format),
+    timestamp: lg.enumOf("timestamp", LOG_TIMESTAMPS, DEFAULT_LOG_STYLE.timestamp),
+  };
   lg.done();
 
   const dataDir = resolve(root.string("dataDir", process.env.VIGIL_DATA_DIR ?? "data"));

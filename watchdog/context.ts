@@ -32,7 +32,7 @@ export interface ContextOptions {
 }
 
 export async function createContext(config: WatchdogConfig, opts: ContextOptions = {}): Promise<WatchdogContext> {
-  const log = createLogger(opts.logLevel ?? config.log.level, opts.logDestination);
+  const log = createLogger(opts.logLevel ?? config.log.level, opts.logDestination, config.log);
   const metrics = new WatchdogMetrics();
   const signers = new Map<string, SignerAdminClient>();
   for (const s of Object.values(config.signers)) signers.set(s.id, new SignerAdminClient(s));
@@ -55,6 +55,8 @@ export async function createContext(config: WatchdogConfig, opts: ContextOptions
     async close() {
       await alerter.flush();
       store.close();
+      // The last lines reach stdout before the process exits (bounded: a stalled reader does not hold the exit).
+      await new Promise<void>((resolve) => log.flush(() => resolve()));
     },
   };
 }

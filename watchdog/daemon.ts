@@ -81,6 +81,7 @@ export class WatchdogDaemon {
     await this.waitForRunningFailover(waitForFailoverMs);
     await this.metricsListener?.close();
     this.ctx.store.audit("daemon", "watchdog daemon stopped");
+    this.ctx.log.info("watchdog stopped");
     await this.ctx.close();
   }
 
@@ -99,6 +100,7 @@ export class WatchdogDaemon {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.roundRunning = this.monitoringRound()
+        .then(() => this.ctx.metrics.heartbeat.set(Date.now() / 1000)) // only a round that completed: a failing loop goes stale
         .catch((err) => this.ctx.log.error({ err: (err as Error).message }, "watchdog tick failed"))
         .finally(() => {
           this.roundRunning = null;

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { buildInfo } from "../common/index.js";
 import { STACK_NAMES, type StackName } from "./config.js";
 import { FAILOVER_STATES, type FailoverState } from "./failover/states.js";
 import { logLinesDropped } from "./log.js";
@@ -83,6 +84,21 @@ export class WatchdogMetrics {
     help: "Last failover: seconds from activation to the new client's first signature",
     registers: [this.registry],
   });
+
+  readonly heartbeat = new Gauge({
+    name: "vigil_watchdog_heartbeat_timestamp_seconds",
+    help: "Unix time the daemon's monitoring loop last completed a round (0 before the first); stale means the loop is stuck or failing",
+    registers: [this.registry],
+  });
+
+  constructor() {
+    new Gauge({
+      name: "vigil_build_info",
+      help: "Always 1; the labels say which Vigil runs: package version and git commit (unknown outside a checkout)",
+      labelNames: ["version", "commit"],
+      registers: [this.registry],
+    }).set(buildInfo(), 1);
+  }
 
   private droppedReported = 0;
   readonly logLinesDropped = new Counter({

@@ -126,7 +126,13 @@ export function buildApp(ctx: SignerContext, role: ListenerRole): FastifyInstanc
       ...(ctx.groupClientViews ? { groupClientViews: ctx.groupClientViews } : {}),
     });
     registerReloadRoutes(app, ctx.reload);
-    registerKeymanagerRoutes(app, { keyManager: ctx.keyManager, token: config.keymanager.enabled ? ctx.keymanagerToken : undefined, authFailures, logger });
+    registerKeymanagerRoutes(app, {
+      keyManager: ctx.keyManager,
+      token: config.keymanager.enabled ? ctx.keymanagerToken : undefined,
+      authFailures,
+      logger,
+      metrics: ctx.metrics,
+    });
   }
   return app;
 }

@@ -87,6 +87,8 @@ export class AuditLog {
   private tornTail = false;
   /** The result of the last durable write (a reservation's failure counts); only a synced batch clears a failure. */
   private lastDurable: AuditLogHealth = { up: true };
+  /** Writes (append, fdatasync, reservation) that failed since open: vigil_signer_audit_log_write_failures_total. */
+  writeFailures = 0;
 
   private constructor(dir: string, opts: AuditLogOptions) {
     ensurePrivateDir(dir);
@@ -181,6 +183,7 @@ export class AuditLog {
     try {
       writeFilePrivateAtomic(this.reservedFile, `${upTo}\n`);
     } catch (err) {
+      this.writeFailures++;
       const cause = classifyDbFailure(err);
       this.lastDurable = { up: false, cause };
       throw new AuditLogUnavailableError(`cannot reserve audit sequence numbers in ${this.reservedFile}: ${(err as Error).message}`, cause);
@@ -224,6 +227,7 @@ export class AuditLog {
           }
           for (const w of waiters) w.resolve();
         } catch (err) {
+          this.writeFailures++;
           // A full or failing disk: the durable appends of this batch fail (their signatures are not sent); the
           // entries stay in the in-memory feed. Classified as the database's failures are (ENOSPC → DISK_FULL).
           const cause = classifyDbFailure(err);

@@ -1,6 +1,7 @@
 /**
  * Failed authentications (admin, keymanager and eth2 APIs): counted, logged at most once per interval per API
- * (with how many were left out), and throttled per remote address and globally with token buckets.
+ * (with how many were left out), and throttled per remote address and globally with token buckets. A 403 of an
+ * identified caller is counted and logged the same way (vigil_signer_auth_failures_total), never throttled.
  *
  * Decision: a correct token is always checked first (constant time) and always passes, throttled or not. The
  * watchdog's fencing call must get through even while an attacker on the same loopback address floods wrong
@@ -66,7 +67,8 @@ export class AuthFailureGuard {
   private readonly opts: Required<AuthThrottleOptions>;
   private readonly sources = new Map<string, TokenBucket>();
   private readonly global: TokenBucket;
-  private readonly logState = new Map<AuthApi, { lastAt: number; suppressed: number }>();
+  /** Per API and kind (401 failures, 403 refusals): a storm of one does not hide the first line of the other. */
+  private readonly logState = new Map<string, { lastAt: number; suppressed: number }>();
 
   constructor(
     private readonly logger: Logger,
@@ -96,8 +98,18 @@ export class AuthFailureGuard {
       this.global.take();
     }
     this.count(api, throttled);
-    this.log(api, remote, reason, throttled, now);
+    this.log(api, "failed", remote, reason, throttled, now);
     return throttled ? { throttled: true, retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) } : { throttled: false };
+  }
+
+  /**
+   * Records one 403 of an identified caller (a key outside its list, a type it may not have signed, a client
+   * disabled through the admin API): counted and logged like a failed attempt, never throttled. The caller
+   * holds a right token, so turning its refusals into 429 would only hide why it is refused.
+   */
+  forbidden(api: AuthApi, remote: string | undefined, reason: string): void {
+    this.count(api, false);
+    this.log(api, "forbidden", remote, reason, false, this.now());
   }
 
   private bucketFor(remote: string, now: number): TokenBucket {
@@ -114,16 +126,20 @@ export class AuthFailureGuard {
     return bucket;
   }
 
-  private log(api: AuthApi, remote: string | undefined, reason: string, throttled: boolean, now: number): void {
-    const state = this.logState.get(api) ?? { lastAt: -Infinity, suppressed: 0 };
-    this.logState.set(api, state);
+  private log(api: AuthApi, kind: "failed" | "forbidden", remote: string | undefined, reason: string, throttled: boolean, now: number): void {
+    const key = `${api}|${kind}`;
+    const state = this.logState.get(key) ?? { lastAt: -Infinity, suppressed: 0 };
+    this.logState.set(key, state);
     if (now - state.lastAt < this.opts.logIntervalMs) {
       state.suppressed++;
       return;
     }
+    const every = Math.round(this.opts.logIntervalMs / 1000);
     this.logger.warn(
       { api, remote, reason, throttled, suppressedSinceLastLine: state.suppressed },
-      `${api} API: authentication failed (${reason}); further failures are logged at most every ${Math.round(this.opts.logIntervalMs / 1000)} s`,
+      kind === "failed"
+        ? `${api} API: authentication failed (${reason}); further failures are logged at most every ${every} s`
+        : `${api} API: request forbidden (${reason}); further refusals are logged at most every ${every} s`,
     );
     state.lastAt = now;
     state.suppressed = 0;

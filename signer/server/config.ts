@@ -6,14 +6,19 @@ import fs from "node:fs";
 import path from "node:path";
 import {
   DEFAULT_HTTP_GUARD,
+  DEFAULT_LOG_STYLE,
   defaultDataDir,
   EXIT_CODES,
   invalidHostAllowlistEntry,
   invalidOriginEntry,
   isHexOfLength,
+  LOG_FORMATS,
+  LOG_TIMESTAMPS,
   normalizeHex,
   VigilError,
   type HttpGuardSettings,
+  type LogFormat,
+  type LogTimestamp,
 } from "../../common/index.js";
 import { SettingChecks } from "../../common/index.js";
 import type { PostgresConnection, PostgresTls, SlashingDbLocation } from "../../slashing-db/index.js";
@@ -121,6 +126,10 @@ export interface SignerConfig {
     maxEpochsAhead: number;
   };
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** json (default: one pino JSON object a line) or pretty (pino-pretty text, for a terminal). */
+  logFormat: LogFormat;
+  /** epoch (default: the `time` field in Unix milliseconds) or iso (ISO 8601 in UTC). */
+  logTimestamp: LogTimestamp;
   /** SoftHSM2 only: SOFTHSM2_CONF for this process (the embedded setup keeps its token under the data dir). */
   softhsmConf?: string;
   /**
@@ -147,6 +156,8 @@ const TOP_LEVEL = [
   "keymanager",
   "limits",
   "logLevel",
+  "logFormat",
+  "logTimestamp",
   "softhsmConf",
   "workers",
 ];
@@ -455,6 +466,8 @@ export function parseSignerConfig(value: unknown, baseDir: string = process.cwd(
     keymanager: { enabled: false, tokenFile: path.join(dataDir, "keymanager.token") },
     limits: { ...DEFAULT_LIMITS },
     logLevel: "info",
+    logFormat: DEFAULT_LOG_STYLE.format,
+    logTimestamp: DEFAULT_LOG_STYLE.timestamp,
     workers: 1,
     http: { hostAllowlist: [...DEFAULT_HTTP_GUARD.hostAllowlist], allowedOrigins: [...DEFAULT_HTTP_GUARD.allowedOrigins] },
     defaultClient: { allowedTypes: DEFAULT_ALLOWED_TYPES },
@@ -540,6 +553,15 @@ export function parseSignerConfig(value: unknown, baseDir: string = process.cwd(
   if (v.logLevel !== undefined) {
     if (!(LOG_LEVELS as readonly unknown[]).includes(v.logLevel)) throw new SignerConfigError("logLevel", `must be one of ${LOG_LEVELS.join(", ")}`);
     config.logLevel = v.logLevel as SignerConfig["logLevel"];
+  }
+  if (v.logFormat !== undefined) {
+    if (!(LOG_FORMATS as readonly unknown[]).includes(v.logFormat)) throw new SignerConfigError("logFormat", `must be one of ${LOG_FORMATS.join(", ")}`);
+    config.logFormat = v.logFormat as LogFormat;
+  }
+  if (v.logTimestamp !== undefined) {
+    if (!(LOG_TIMESTAMPS as readonly unknown[]).includes(v.logTimestamp))
+      throw new SignerConfigError("logTimestamp", `must be one of ${LOG_TIMESTAMPS.join(", ")}`);
+    config.logTimestamp = v.logTimestamp as LogTimestamp;
   }
   config.clients?.forEach((c, i) => {
     if (c.tlsClientCertSha256 !== undefined && !config.tls?.requestClientCert) {

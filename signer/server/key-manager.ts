@@ -36,6 +36,8 @@ export interface KeyManagerDeps {
   derivationPaths?: DerivationPaths;
   /** Other signer processes holding the same keys (node:cluster workers): told of every change before it returns. */
   siblings?: KeySiblings;
+  /** A key-store (HSM) operation failed, or `count` records were refused at loading (vigil_signer_keystore_errors_total). */
+  onKeyStoreError?: (operation: "load" | "import" | "delete" | "reload", count: number) => void;
 }
 
 /**
@@ -112,7 +114,7 @@ export class KeyManager {
   reloadForSibling(): Promise<void> {
     return this.serialised(async () => {
       const { service, keyStore, logger } = this.deps;
-      const onToken = await keyStore.list();
+      const onToken = await this.keyStoreStep("reload", () => keyStore.list());
       if (onToken.every((k) => service.keys.has(normalizeHex(k.pubkey)))) return;
       const { added } = await this.loadNew(new Set(onToken.map((k) => normalizeHex(k.pubkey))));
       if (added.length > 0) logger.info({ keys: added.length }, "keymanager: keys imported by a sibling worker loaded");
@@ -127,7 +129,7 @@ export class KeyManager {
   syncWithKeyStore(): Promise<KeySync> {
     return this.serialised(async () => {
       const { service, pool, keyStore, logger } = this.deps;
-      const onToken = new Set((await keyStore.list()).map((k) => normalizeHex(k.pubkey)));
+      const onToken = new Set((await this.keyStoreStep("reload", () => keyStore.list())).map((k) => normalizeHex(k.pubkey)));
       const removed = [...service.keys].filter((p) => !onToken.has(p));
       // Retired first: from here no new request is admitted for them, and those admitted finish before the pool drops them.
       await service.retireKeys(removed);
@@ -142,7 +144,8 @@ export class KeyManager {
   /** Loads the keys of `onToken` not signable yet into the pool, then makes them signable. */
   private async loadNew(onToken: Set<string>): Promise<{ added: string[]; refused: string[] }> {
     const { service, pool, keyStore } = this.deps;
-    const loaded = await keyStore.load({ allowRefused: true });
+    const loaded = await this.keyStoreStep("reload", () => keyStore.load({ allowRefused: true }));
+    this.deps.onKeyStoreError?.("load", loaded.refused.length);
     const secrets = loaded.exportForWorkers();
     const added: string[] = [];
     const forPool: Uint8Array[] = [];
@@ -162,6 +165,16 @@ export class KeyManager {
       for (const s of forPool) s.fill(0);
     }
     return { added, refused: loaded.refused.map((r) => `${r.label}: ${r.reason}`) };
+  }
+
+  /** Runs one key-store call; a failure is counted under `operation` and passed on. */
+  private async keyStoreStep<T>(operation: "import" | "delete" | "reload", call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      this.deps.onKeyStoreError?.(operation, 1);
+      throw err;
+    }
   }
 
   private serialised<T>(work: () => Promise<T>): Promise<T> {
@@ -201,7 +214,7 @@ export class KeyManager {
       }
       const forPool = Uint8Array.from(key.secretKey);
       try {
-        await keyStore.importKeys([key]); // zeroes key.secretKey
+        await this.keyStoreStep("import", () => keyStore.importKeys([key])); // zeroes key.secretKey
         await pool.addKeys([forPool]); // zeroes forPool
         service.addKeys([pubkey]);
         statuses[i] = { status: "imported" };
@@ -233,11 +246,11 @@ export class KeyManager {
     await pool.removeKeys(active);
     const storeFailures = new Map<string, string>();
     const deleteFromStore = async () => {
-      const onToken = new Set((await keyStore.list()).map((k) => k.pubkey));
+      const onToken = new Set((await this.keyStoreStep("delete", () => keyStore.list())).map((k) => k.pubkey));
       const toDelete = [...new Set(active)].filter((p) => onToken.has(p));
       if (toDelete.length === 0) return;
       try {
-        await keyStore.delete(toDelete);
+        await this.keyStoreStep("delete", () => keyStore.delete(toDelete));
       } catch (err) {
         for (const p of toDelete) storeFailures.set(p, (err as Error).message);
       }

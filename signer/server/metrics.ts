@@ -3,6 +3,7 @@
  * does a Map lookup and an add, not a label hash per request.
  */
 import client from "prom-client";
+import { buildInfo } from "../../common/index.js";
 import type { BatchStats } from "../../slashing-db/index.js";
 import { SIGN_TYPES } from "../signing/index.js";
 
@@ -31,7 +32,20 @@ export interface SignerGauges {
   logLinesDropped?(): number;
   /** The /healthcheck checks, for one gauge each. */
   healthChecks?(): Promise<{ id: string; status: "UP" | "DOWN" }[]>;
+  /** Ready to sign now: /healthcheck's outcome UP and not stopping. */
+  ready?(): Promise<boolean>;
+  /** Each client's last signature handed out (ms since the epoch), null before its first. */
+  clientsLastSignature?(): { id: string; atMs: number | null }[];
+  /** Bytes the slashing database takes (SlashingProtection.sizeBytes); undefined while it cannot be read. */
+  slashingDbSizeBytes?(): Promise<number | undefined>;
+  /** Audit-feed writes that failed since start (AuditLog.writeFailures). */
+  auditWriteFailures?(): number;
 }
+
+/** vigil_signer_keymanager_operations_total's outcome: the keymanager API's per-key status lower-cased, or "ok" for a list. */
+export type KeymanagerOperation = "list" | "import" | "delete";
+/** Where a key-store (HSM, PKCS#11) operation failed: vigil_signer_keystore_errors_total{operation}. */
+export type KeyStoreOperation = "load" | "import" | "delete" | "reload";
 
 export class SignerMetrics {
   readonly registry = new client.Registry();
@@ -47,6 +61,8 @@ export class SignerMetrics {
   private readonly authThrottled: client.Counter<"api">;
   private readonly connectionsShed: client.Counter<"listener" | "reason">;
   private readonly requestsShed: client.Counter<"reason">;
+  private readonly keymanagerOps: client.Counter<"operation" | "outcome">;
+  private readonly keyStoreErrors: client.Counter<"operation">;
   private readonly requestChildren = new Map<string, client.Counter.Internal>();
   private readonly latencyChildren = new Map<string, client.Histogram.Internal<"type">>();
 
@@ -191,6 +207,75 @@ export class SignerMetrics {
         droppedReported = now;
       },
     });
+    const build = buildInfo();
+    new client.Gauge({
+      name: "vigil_build_info",
+      help: "Always 1; the labels say which Vigil runs: package version and git commit (unknown outside a checkout)",
+      labelNames: ["version", "commit"],
+      registers,
+      aggregator: "max",
+    }).set(build, 1);
+    new client.Gauge({
+      name: "vigil_signer_ready",
+      help: "1 when the signer is ready to sign (the /healthcheck outcome is UP and it is not stopping), else 0",
+      registers,
+      aggregator: "min", // merged only if unlabelled: a group is ready when all are (each worker keeps its own series)
+      async collect() {
+        this.set((await gauges.ready?.()) ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: "vigil_signer_client_last_signature_timestamp_seconds",
+      help: "Unix time of the client's last signature handed out (absent until its first); alert on its age while the client is enabled",
+      labelNames: ["client"],
+      registers,
+      aggregator: "max",
+      collect() {
+        for (const c of gauges.clientsLastSignature?.() ?? []) if (c.atMs !== null) this.set({ client: c.id }, c.atMs / 1000);
+      },
+    });
+    this.keymanagerOps = new client.Counter({
+      name: "vigil_signer_keymanager_operations_total",
+      help: "Keymanager API operations: list (outcome ok), and per key import (imported, duplicate, error) and delete (deleted, not_active, not_found, error)",
+      labelNames: ["operation", "outcome"],
+      registers,
+    });
+    this.keyStoreErrors = new client.Counter({
+      name: "vigil_signer_keystore_errors_total",
+      help: "Key-store (HSM, PKCS#11) operations that failed, by operation: load (a record refused at loading), import, delete, reload",
+      labelNames: ["operation"],
+      registers,
+    });
+    let auditFailuresReported = 0;
+    new client.Counter({
+      name: "vigil_signer_audit_log_write_failures_total",
+      help: "Audit-feed writes (append, fdatasync, sequence reservation) that failed, whether or not a signature was withheld",
+      registers,
+      collect() {
+        const now = gauges.auditWriteFailures?.() ?? 0;
+        if (now > auditFailuresReported) this.inc(now - auditFailuresReported);
+        auditFailuresReported = now;
+      },
+    });
+    new client.Gauge({
+      name: "vigil_slashing_db_size_bytes",
+      help: "Bytes the slashing database takes: the SQLite file and its -wal, or PostgreSQL's pg_database_size",
+      registers,
+      aggregator: "max", // every worker of a group reads the same database
+      async collect() {
+        const bytes = await gauges.slashingDbSizeBytes?.();
+        if (bytes !== undefined) this.set(bytes);
+      },
+    });
+    // Series that alerts take increase() of exist from the start at 0: a counter first seen at 40 would hide its first 40.
+    for (const api of ["admin", "keymanager", "eth2"]) {
+      this.authFailures.inc({ api }, 0);
+      this.authThrottled.inc({ api }, 0);
+    }
+    for (const operation of ["load", "import", "delete", "reload"] as const) this.keyStoreErrors.inc({ operation }, 0);
+    this.keymanagerOps.inc({ operation: "list", outcome: "ok" }, 0);
+    for (const outcome of ["imported", "duplicate", "error"]) this.keymanagerOps.inc({ operation: "import", outcome }, 0);
+    for (const outcome of ["deleted", "not_active", "not_found", "error"]) this.keymanagerOps.inc({ operation: "delete", outcome }, 0);
     for (const type of [...SIGN_TYPES, "UNKNOWN"]) {
       this.latencyChildren.set(type, this.latency.labels({ type }));
       for (const outcome of OUTCOMES) this.requestChildren.set(`${type}|${outcome}`, this.requests.labels({ type, outcome }));
@@ -225,6 +310,15 @@ export class SignerMetrics {
   authFailure(api: string, throttled: boolean): void {
     this.authFailures.inc({ api });
     if (throttled) this.authThrottled.inc({ api });
+  }
+
+  /** One keymanager list, or one key of an import or delete with its per-key status ("ok" for a list). */
+  keymanagerOperation(operation: KeymanagerOperation, outcome: string, count = 1): void {
+    if (count > 0) this.keymanagerOps.inc({ operation, outcome: outcome.toLowerCase() }, count);
+  }
+
+  keyStoreError(operation: KeyStoreOperation, count = 1): void {
+    if (count > 0) this.keyStoreErrors.inc({ operation }, count);
   }
 
   connectionShed(listener: string, reason: string): void {

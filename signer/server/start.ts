@@ -7,7 +7,16 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino, type DestinationStream, type Logger } from "pino";
-import { EXIT_CODES, ensurePrivateDir, HOST_ALLOW_ANY, isLoopbackAddress, NonBlockingLogDestination, VigilError } from "../../common/index.js";
+import {
+  daemonLogOptions,
+  EXIT_CODES,
+  ensurePrivateDir,
+  HOST_ALLOW_ANY,
+  isLoopbackAddress,
+  NonBlockingLogDestination,
+  styledDestination,
+  VigilError,
+} from "../../common/index.js";
 import { openSlashingProtection, type BatchStats, type SlashingProtection } from "../../slashing-db/index.js";
 import { openKeyStore, type KeyStore } from "../keystore/index.js";
 import { BlsPool, loadConsensus, PRESET_SECONDS_PER_SLOT } from "../signing/index.js";
@@ -130,6 +139,9 @@ interface LiveRefs {
   fencing?: ClientFencing;
   clients?: ClientRegistry;
   healthCtx?: SignerContext;
+  audit?: AuditLog;
+  /** close() has begun: vigil_signer_ready is 0 from here. */
+  stopping?: boolean;
 }
 
 /** The signer's own state on disk and what identifies its callers. */
@@ -196,6 +208,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       logger,
       genesisValidatorsRoot: config.genesisValidatorsRoot,
       derivationPaths: new DerivationPaths(options.cluster?.groupDataDir ?? config.dataDir),
+      onKeyStoreError: (operation, count) => metrics.keyStoreError(operation, count),
       ...(options.cluster ? { siblings: options.cluster.siblings } : {}),
     });
     // With --workers N every worker reloads (through the primary, which also serialises it with key changes).
@@ -263,6 +276,7 @@ export async function startSigner(config: SignerConfig, options: StartSignerOpti
       localMetrics: () => metrics.registry.getMetricsAsJSON(),
       localClientViews: () => localClientViews(ctx),
       close() {
+        live.stopping = true;
         closing ??= closeSigner({ listeners, state, keys, lock, logger, ownLog, status });
         return closing;
       },
@@ -286,14 +300,16 @@ async function unwind(cleanups: Cleanups): Promise<void> {
 function createLogger(config: SignerConfig, options: StartSignerOptions): { logger: Logger; ownLog: NonBlockingLogDestination | undefined } {
   // Logging never blocks signing or shutdown: lines that cannot be written now are dropped and counted.
   const ownLog = options.logDestination ? undefined : new NonBlockingLogDestination({ fd: 1 });
+  const style = { format: config.logFormat, timestamp: config.logTimestamp };
   const logger = pino(
     {
       level: config.logLevel,
-      base: { name: "vigil-signer", ...(options.cluster ? { worker: options.cluster.worker } : {}) },
+      // pid, hostname and service on every line, as in every daemon; a worker's slot too.
+      ...daemonLogOptions("vigil-signer", style, options.cluster ? { worker: options.cluster.worker } : {}),
       // Defence in depth: credentials never reach a log line even if a header object is logged by mistake.
       redact: { paths: ["req.headers.authorization", "headers.authorization", "authorization", "password", "passwords", "pin"], censor: "[redacted]" },
     },
-    options.logDestination ?? ownLog!,
+    styledDestination(options.logDestination ?? ownLog!, style.format, { colorize: ownLog !== undefined && process.stdout.isTTY === true }),
   );
   return { logger, ownLog };
 }
@@ -307,7 +323,25 @@ function createMetrics(live: LiveRefs, ownLog: NonBlockingLogDestination | undef
     blsThreads: () => live.pool?.aliveThreads ?? 0,
     logLinesDropped: () => ownLog?.dropped ?? 0,
     healthChecks: async () => (live.healthCtx ? (await healthReport(healthDepsOf(live.healthCtx))).checks : []),
+    ready: async () => !live.stopping && live.healthCtx !== undefined && (await healthReport(healthDepsOf(live.healthCtx))).outcome === "UP",
+    clientsLastSignature: () => [...(live.clients?.clients.values() ?? [])].map((c) => ({ id: c.id, atMs: c.lastSignedAt })),
+    slashingDbSizeBytes: () => (live.slashing ? withinMs(live.slashing.sizeBytes(), SIZE_QUERY_TIMEOUT_MS) : Promise.resolve(undefined)),
+    auditWriteFailures: () => live.audit?.writeFailures ?? 0,
   });
+}
+
+/** A scrape does not wait on a database that does not answer: the size is left out of that scrape instead. */
+const SIZE_QUERY_TIMEOUT_MS = 2_000;
+
+/** `p`'s value, or undefined if it fails or takes longer than `ms`. */
+async function withinMs<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  try {
+    return await Promise.race([p.catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The slashing database (both connections), the fencing state, the audit feed, the clients and the API tokens. */
@@ -329,6 +363,7 @@ async function openState(
   live.fencing = openedFencing;
   cleanups.push(() => openedFencing.close());
   const audit = AuditLog.open(path.join(config.dataDir, "audit"));
+  live.audit = audit;
   cleanups.push(() => audit.close());
   const clients = new ClientRegistry(config.clients, config.defaultClient.allowedTypes);
   live.clients = clients;
@@ -372,7 +407,7 @@ async function loadKeys(
   if (config.softhsmConf !== undefined && options.keyStore === undefined) process.env.SOFTHSM2_CONF = config.softhsmConf;
   const keyStore = options.keyStore ?? openKeyStore(config.hsm);
   cleanups.push(() => keyStore.close());
-  const loaded = await keyStore.load();
+  const loaded = await keyStore.load(); // a failure stops the start (exit code): nothing scrapes a counter of it
   const secrets = [...loaded.exportForWorkers().values()];
   const startedPool = await BlsPool.start(secrets, {
     preset: config.network.preset,

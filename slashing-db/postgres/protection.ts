@@ -250,6 +250,13 @@ export class PostgresSlashingProtection implements SlashingProtection {
     );
   }
 
+  /** pg_database_size of the current database: tables, indexes and TOAST, shared by every instance on it. */
+  async sizeBytes(): Promise<number> {
+    this.assertOpen();
+    const { rows } = await this.pool.query<{ bytes: string }>("SELECT pg_database_size(current_database())::text AS bytes");
+    return Number(rows[0]!.bytes);
+  }
+
   isAlive(): boolean {
     return !this.closed;
   }

@@ -5,6 +5,7 @@
  * and serves imports, exports and liveness. Checks resolve only once recorded durably and reject with the
  * database's own error classes. If the worker dies every pending and later check fails closed.
  */
+import fs from "node:fs/promises";
 import { Worker } from "node:worker_threads";
 import { bytesToHex, hexToBytes, workerScriptUrl } from "../../common/index.js";
 import { parseUint64 } from "../codec.js";
@@ -118,6 +119,19 @@ export class ThreadedSlashingProtection implements SlashingProtection {
 
   isAlive(): boolean {
     return this.dead === undefined && this.main.isHealthy();
+  }
+
+  /** The file and its -wal (committed checks live there until a checkpoint); a missing -wal counts 0. */
+  async sizeBytes(): Promise<number> {
+    const sizes = await Promise.all(
+      [this.main.path, `${this.main.path}-wal`].map((f) =>
+        fs.stat(f).then(
+          (st) => st.size,
+          () => 0,
+        ),
+      ),
+    );
+    return sizes[0]! + sizes[1]!;
   }
 
   checkAndRecord(check: SlashableCheck): Promise<CheckOutcome> {

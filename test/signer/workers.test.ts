@@ -159,6 +159,14 @@ it("two workers serve through one port, one scrape shows both, a SIGKILLed worke
   expect(series(page, "vigil_signer_keys_loaded", { worker: "0" })).toBe(KEYS);
   expect(series(page, "vigil_signer_keys_loaded", { worker: "1" })).toBe(KEYS);
   expect(series(page, "vigil_signer_workers", { state: "ready" })).toBe(2);
+  // Issue 14's per-process gauges come from every worker, each under its own label (none summed across workers).
+  for (const worker of ["0", "1"]) {
+    expect(series(page, "vigil_build_info", { worker })).toBe(1);
+    expect(series(page, "vigil_signer_ready", { worker })).toBe(1);
+    expect(series(page, "vigil_slashing_db_size_bytes", { worker })).toBeGreaterThan(0);
+    // Both served some of the signatures of the implicit client "default": each reports its own last one.
+    expect(series(page, "vigil_signer_client_last_signature_timestamp_seconds", { client: "default", worker })).toBeGreaterThan(Date.now() / 1000 - 60);
+  }
 
   // SIGKILL one worker: the port keeps answering meanwhile, and the primary starts it again.
   const workers = childrenOf(signer.child.pid!);

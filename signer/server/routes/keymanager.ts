@@ -9,6 +9,7 @@ import { normalizeHex } from "../../../common/index.js";
 import { throttledBody, type AuthFailureGuard } from "../auth-failures.js";
 import { codeOfHttpStatus } from "../errors.js";
 import { SlashingProtectionImportError, type KeyManager } from "../key-manager.js";
+import type { SignerMetrics } from "../metrics.js";
 import { bearerToken, digestToken, sameToken, type TokenDigest } from "../tokens.js";
 
 export interface KeymanagerRouteDeps {
@@ -17,6 +18,8 @@ export interface KeymanagerRouteDeps {
   token: TokenDigest | undefined;
   authFailures: AuthFailureGuard;
   logger: Logger;
+  /** vigil_signer_keymanager_operations_total: one per list, one per key of an import or delete (its status). */
+  metrics: SignerMetrics;
 }
 
 function fail(reply: FastifyReply, status: number, message: string): FastifyReply {
@@ -25,7 +28,10 @@ function fail(reply: FastifyReply, status: number, message: string): FastifyRepl
 }
 
 export function registerKeymanagerRoutes(app: FastifyInstance, deps: KeymanagerRouteDeps): void {
-  const { keyManager, token, authFailures, logger } = deps;
+  const { keyManager, token, authFailures, logger, metrics } = deps;
+  const countStatuses = (operation: "import" | "delete", statuses: { status: string }[]) => {
+    for (const s of statuses) metrics.keymanagerOperation(operation, s.status);
+  };
   if (token === undefined) return;
 
   app.register(async (km) => {
@@ -45,9 +51,11 @@ export function registerKeymanagerRoutes(app: FastifyInstance, deps: KeymanagerR
       return fail(reply, status, status >= 500 ? "internal error" : err.message);
     });
 
-    km.get("/eth/v1/keystores", async () => ({
-      data: keyManager.listWithPaths().map((k) => ({ validating_pubkey: k.pubkey, derivation_path: k.derivationPath, readonly: false })),
-    }));
+    km.get("/eth/v1/keystores", async () => {
+      const data = keyManager.listWithPaths().map((k) => ({ validating_pubkey: k.pubkey, derivation_path: k.derivationPath, readonly: false }));
+      metrics.keymanagerOperation("list", "ok");
+      return { data };
+    });
 
     km.post("/eth/v1/keystores", async (request, reply) => {
       const body = request.body as { keystores?: unknown; passwords?: unknown; slashing_protection?: unknown } | undefined;
@@ -59,8 +67,12 @@ export function registerKeymanagerRoutes(app: FastifyInstance, deps: KeymanagerR
       const slashing = body?.slashing_protection;
       if (slashing !== undefined && typeof slashing !== "string") return fail(reply, 400, "slashing_protection must be a JSON string");
       try {
-        return { data: await keyManager.importKeys(keystores as string[], passwords as string[], slashing) };
+        const data = await keyManager.importKeys(keystores as string[], passwords as string[], slashing);
+        countStatuses("import", data);
+        return { data };
       } catch (err) {
+        // No key of the request was imported: each counts as an error.
+        metrics.keymanagerOperation("import", "error", keystores.length);
         if (err instanceof SlashingProtectionImportError) return fail(reply, 400, err.message);
         throw err;
       }
@@ -71,7 +83,14 @@ export function registerKeymanagerRoutes(app: FastifyInstance, deps: KeymanagerR
       if (!Array.isArray(pubkeys) || !pubkeys.every((p) => typeof p === "string" && /^0x[0-9a-fA-F]{96}$/.test(p))) {
         return fail(reply, 400, "pubkeys must be an array of 0x-prefixed 48-byte public keys");
       }
-      return keyManager.deleteKeys((pubkeys as string[]).map(normalizeHex));
+      try {
+        const result = await keyManager.deleteKeys((pubkeys as string[]).map(normalizeHex));
+        countStatuses("delete", result.data);
+        return result;
+      } catch (err) {
+        metrics.keymanagerOperation("delete", "error", pubkeys.length);
+        throw err;
+      }
     });
   });
 }

@@ -60,6 +60,8 @@ export function registerSignRoutes(app: FastifyInstance, deps: SignRouteDeps, li
    * once its address (or everyone) failed too often. A client's right token is checked before and always passes.
    */
   function authChecked(r: ErrorReply, request: FastifyRequest): ErrorReply {
+    // A 403 (key outside the client's list, type not allowed, client disabled): counted and logged, rate-limited.
+    if (r.status === 403) authFailures.forbidden("eth2", request.socket.remoteAddress, String(r.body.message));
     if (r.status !== 401) return r;
     const verdict = authFailures.failed("eth2", request.socket.remoteAddress, String(r.body.message));
     if (!verdict.throttled) return r;
@@ -108,7 +110,7 @@ export function registerSignRoutes(app: FastifyInstance, deps: SignRouteDeps, li
       metrics.request(type, r.outcome, (performance.now() - started) / 1000);
       const fields = { reqId: request.id, client: client?.id, pubkey: request.params.identifier, type, status: r.status, code: r.body.code };
       if (!r.expected) logger.error({ ...fields, err: err instanceof Error ? err.message : String(err) }, "signing request failed");
-      else if (r.status === 412 || r.status === 403) logger.warn(fields, String(r.body.message));
+      else if (r.status === 412) logger.warn(fields, String(r.body.message));
       else logger.debug(fields, String(r.body.message));
       if (r.retryAfter !== undefined) void reply.header("retry-after", String(r.retryAfter));
       return reply.code(r.status).send(r.body);

@@ -48,10 +48,6 @@ const EVENT_COUNTERS = new Set([
   "vigil_signer_requests_shed_total",
   "vigil_signer_slashing_db_unavailable_total",
   "vigil_signer_audit_log_unavailable_total",
-  "vigil_signer_auth_failures_total",
-  "vigil_signer_auth_throttled_total",
-  "vigil_signer_keymanager_operations_total",
-  "vigil_signer_keystore_errors_total",
   "vigil_watchdog_failovers_total",
   "vigil_watchdog_alerts_total",
 ]);

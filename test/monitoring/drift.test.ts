@@ -2,7 +2,10 @@
 // a real watchdog daemon watching it, a validator client signing through it; both /metrics are scraped, and
 // every vigil_* name that a dashboard panel, a dashboard variable or an alert rule reads must be exposed there
 // (histogram series through their _bucket/_sum/_count). Names exposed without a sample yet must be counters of
-// events this scenario does not produce (a refusal, a failover), not gauges that should have been set.
+// events this scenario does not produce (a refusal, a failover), not gauges that should have been set. And
+// signer/docs/metrics.md names exactly the vigil_* metrics the two expose.
+import fs from "node:fs";
+import path from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWatchdog, type WatchdogDaemon } from "../../watchdog/index.js";
@@ -109,5 +112,24 @@ describe("dashboard and alert rules against the real /metrics", () => {
     expect([...clients(signer.text, "vigil_signer_client_enabled")].sort()).toEqual(["backup-vc", "primary-vc"]);
     expect([...clients(signer.text, "vigil_signer_client_last_signature_timestamp_seconds")]).toEqual(["primary-vc"]);
     expect([...clients(watchdog.text, "vigil_watchdog_signer_client_enabled")].sort()).toEqual(["backup-vc", "primary-vc"]);
+  });
+});
+
+describe("signer/docs/metrics.md against the real /metrics", () => {
+  it("documents every vigil_* metric the signer and the watchdog expose, and no metric that neither does", () => {
+    const doc = fs.readFileSync(path.resolve(__dirname, "../../signer/docs/metrics.md"), "utf8");
+    // Vigil's own tables: rows whose first cell is a `vigil_…` name (the Web3Signer table puts Vigil's second).
+    const documented = new Set([...doc.matchAll(/^\|\s*`(vigil_[a-z0-9_]+)`/gm)].map((m) => m[1]!));
+    const exposed = new Set([...signer.types.keys(), ...watchdog.types.keys()].filter((n) => n.startsWith("vigil_")));
+    // The --workers primary's own metrics are not in a single-process scrape; the workers test covers them.
+    const clusterOnly = ["vigil_signer_workers", "vigil_signer_worker_restarts_total"];
+    expect(
+      [...exposed].filter((n) => !documented.has(n)),
+      "exposed but not documented",
+    ).toEqual([]);
+    expect(
+      [...documented].filter((n) => !exposed.has(n) && !clusterOnly.includes(n)),
+      "documented but exposed by neither daemon",
+    ).toEqual([]);
   });
 });

@@ -6,7 +6,18 @@ import { action } from "./run.js";
 import { copyHistory, migratePg, SlashingDbError, withStartupExitCode, type SlashingDbAdminStats } from "../slashing-db/index.js";
 import { CliError } from "./errors.js";
 import { raiseCommand, watermarkCommand } from "./slashing-watermark.js";
-import { dbLocation, dbOptions, fileOrUrlLocation, PASSWORD_FILE_ENV, tlsMode, tlsOf, withAdmin, type DbFlags } from "./slashing-location.js";
+import {
+  dbLocation,
+  dbLocationOrConfig,
+  dbOptions,
+  fileOrUrlLocation,
+  PASSWORD_FILE_ENV,
+  signerConfigOption,
+  tlsMode,
+  tlsOf,
+  withAdmin,
+  type DbFlags,
+} from "./slashing-location.js";
 
 /** Epochs of history `prune` keeps per validator by default (about 18 days on mainnet). */
 const DEFAULT_KEEP_EPOCHS = 4096;
@@ -14,9 +25,14 @@ const DEFAULT_KEEP_EPOCHS = 4096;
 const WHERE_HELP = `
 The database: --db FILE (SQLite, the default) or --db-url postgres://user@host:port/db with the role's
 password in a 0600 file (--db-password-file FILE, or ${PASSWORD_FILE_ENV}=FILE); a password is never
-accepted on the command line or in the URL. Exit codes: 40 server unreachable, 41 authentication failed,
+accepted on the command line or in the URL. import, export, prune, stats and watermark also take
+--config FILE: the database the signer's config names, resolved as the signer does (data/signer.json too). Exit codes: 40 server unreachable, 41 authentication failed,
 42 the database belongs to another network (import, copy), 43 schema newer than this Vigil, 44 server not
 durable (synchronous_commit off/local).`;
+
+/** The database flags, plus --config: the database the signer's config names (as `vigil slashing watermark`). */
+const located = (cmd: Command): Command => signerConfigOption(dbOptions(cmd));
+type LocatedFlags = DbFlags & { config?: string };
 
 /** `vigil slashing …`: operator commands for the slashing-protection database. */
 export function slashingCommand(): Command {
@@ -24,15 +40,15 @@ export function slashingCommand(): Command {
     .description("slashing-protection database (EIP-3076): import, export, prune, stats, raise-watermarks, watermark, migrate, copy")
     .addHelpText("after", WHERE_HELP);
 
-  dbOptions(
+  located(
     cmd
       .command("import")
       .description("import an EIP-3076 interchange file (all or nothing; merges with existing history)")
       .argument("<file>", "interchange JSON file (format version 5)"),
   ).action(
-    action(async (file: string, opts: DbFlags) => {
+    action(async (file: string, opts: LocatedFlags) => {
       const text = readInput(file);
-      await withAdmin(dbLocation(opts), false, async (db) => {
+      await withAdmin(dbLocationOrConfig(opts), false, async (db) => {
         const s = await db.importInterchange(text);
         console.log(
           `imported ${s.validators} validator(s): ${s.blocksAdded} block(s), ${s.attestationsAdded} attestation(s) added` +
@@ -42,13 +58,13 @@ export function slashingCommand(): Command {
     }),
   );
 
-  dbOptions(cmd.command("export").description("export history as an EIP-3076 interchange (all keys, or those given)"))
+  located(cmd.command("export").description("export history as an EIP-3076 interchange (all keys, or those given)"))
     .option("--pubkey <pubkey>", "export only this key (repeatable)", collect, [] as string[])
     .option("--minify", "export only the newest block and the highest source/target per key", false)
     .option("--out <file>", "write to this file (created 0600) instead of standard output")
     .action(
-      action(async (opts: DbFlags & { pubkey: string[]; minify: boolean; out?: string }) => {
-        await withAdmin(dbLocation(opts), true, async (db) => {
+      action(async (opts: LocatedFlags & { pubkey: string[]; minify: boolean; out?: string }) => {
+        await withAdmin(dbLocationOrConfig(opts), true, async (db) => {
           const interchange = await db.exportInterchange({ pubkeys: opts.pubkey.length ? opts.pubkey : undefined, minify: opts.minify });
           const json = `${JSON.stringify(interchange, null, 2)}\n`;
           if (opts.out) {
@@ -61,7 +77,7 @@ export function slashingCommand(): Command {
       }),
     );
 
-  dbOptions(
+  located(
     cmd
       .command("prune")
       .description("delete old history, raising low watermarks so protection is unchanged (SQLite: and shrink the file); safe while signers run on PostgreSQL"),
@@ -69,8 +85,8 @@ export function slashingCommand(): Command {
     .option("--keep-epochs <n>", "epochs of history to keep per validator", positiveInt, DEFAULT_KEEP_EPOCHS)
     .option("--slots-per-epoch <n>", "32 on mainnet, 8 on minimal-preset dev chains", positiveInt, 32)
     .action(
-      action(async (opts: DbFlags & { keepEpochs: number; slotsPerEpoch: number }) => {
-        await withAdmin(dbLocation(opts), true, async (db) => {
+      action(async (opts: LocatedFlags & { keepEpochs: number; slotsPerEpoch: number }) => {
+        await withAdmin(dbLocationOrConfig(opts), true, async (db) => {
           const before = sizeOf(await db.stats());
           const s = await db.prune({ keepEpochs: opts.keepEpochs, slotsPerEpoch: opts.slotsPerEpoch });
           const after = sizeOf(await db.stats());
@@ -82,11 +98,11 @@ export function slashingCommand(): Command {
       }),
     );
 
-  dbOptions(cmd.command("stats").description("show what the database holds"))
+  located(cmd.command("stats").description("show what the database holds"))
     .option("--json", "machine-readable output", false)
     .action(
-      action(async (opts: DbFlags & { json: boolean }) => {
-        await withAdmin(dbLocation(opts), true, async (db) => {
+      action(async (opts: LocatedFlags & { json: boolean }) => {
+        await withAdmin(dbLocationOrConfig(opts), true, async (db) => {
           const s = await db.stats();
           if (opts.json) {
             console.log(JSON.stringify(s, null, 2));

@@ -208,6 +208,30 @@ describe("vigil slashing watermark --config <signer.json>", () => {
     expect(fs.existsSync(path.join(process.cwd(), "slashing-protection.sqlite"))).toBe(false);
   });
 
+  it("import, export, stats and prune take --config too: the same database, whatever the current directory", () => {
+    const dataDir = path.join(dir, "embedded-other-commands");
+    const config = embeddedStyle(dataDir);
+    const slashing = (...args: string[]) => {
+      const r = spawnSync("node", [VIGIL, "slashing", ...args], { encoding: "utf8", cwd: tempDir(), stdio: ["pipe", "pipe", "pipe"] });
+      return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+    };
+    const imported = slashing("import", interchange, "--config", config);
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(fs.existsSync(path.join(dataDir, "slashing-protection.sqlite"))).toBe(true);
+    const stats = slashing("stats", "--json", "--config", config);
+    expect(stats.code, stats.stderr).toBe(0);
+    expect(JSON.parse(stats.stdout)).toMatchObject({ backend: "sqlite", path: path.join(dataDir, "slashing-protection.sqlite"), validators: 2 });
+    const exported = slashing("export", "--config", config);
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(
+      JSON.parse(exported.stdout)
+        .data.map((d: { pubkey: string }) => d.pubkey)
+        .sort(),
+    ).toEqual([PK1, PK2].sort());
+    expect(slashing("prune", "--config", config).code).toBe(0);
+    expect(slashing("stats", "--config", config, "--db", path.join(dir, "x.sqlite")).code).toBe(EXIT_CODES.usage);
+  });
+
   it("a PostgreSQL slashingDb in the config, its passwordFile relative to the config", async () => {
     const url = await server.createDatabase();
     const dataDir = path.join(dir, "pg-config");

@@ -13,6 +13,7 @@ import client from "prom-client";
 import type { ClientView } from "../../admin-api/index.js";
 import { EXIT_CODES, VigilError } from "../../common/index.js";
 import { trackHandoffs } from "./handoffs.js";
+import { PendingRequests } from "./requests.js";
 import { HEARTBEAT_MS, isVigilMessage, WORKER_SLOT_ENV, type FromWorker, type KeyChange, type ToWorker, type WorkerStats } from "./messages.js";
 
 /** A heartbeat older than this: the worker's event loop is stuck (or it is gone). */
@@ -68,7 +69,12 @@ interface Slot {
   failedStarts: number;
   /** Stopped while starting because a sibling retired keys: start it again, it did not fail. */
   stoppedForKeys: boolean;
+  /** Requests to the current worker waiting for its answer. */
+  requests?: PendingRequests<WorkerAnswer>;
 }
+
+/** What a worker sends in answer to one of the primary's requests. */
+type WorkerAnswer = Extract<FromWorker, { id: number }>;
 
 const NO_STATS: WorkerStats = { keys: 0, signed: 0, refused: 0, inFlight: 0 };
 
@@ -123,36 +129,16 @@ export async function startWorkers(options: SupervisorOptions): Promise<RunningW
   // Key changes run one at a time, and no worker starts while one is in progress (a restart could load a key a
   // sibling is deleting). Holders resolve their release when done.
   let keyLock: Promise<unknown> = Promise.resolve();
-  let nextRequest = 0;
-  const pending = new Map<number, (m: FromWorker) => void>();
-
   const sendTo = (w: Worker | undefined, m: ToWorker) => {
     if (w?.isConnected()) w.send(m);
   };
-  const request = (slot: Slot, make: (id: number) => ToWorker, answer: FromWorker["vigil"], timeoutMs: number): Promise<FromWorker> => {
+  /** Asks the worker of `slot` and waits for its `answer` (PendingRequests: a timeout or the worker's exit rejects). */
+  const request = async (slot: Slot, make: (id: number) => ToWorker, answer: FromWorker["vigil"], timeoutMs: number): Promise<FromWorker> => {
     const w = slot.worker;
-    const id = nextRequest++;
-    return new Promise((resolve, reject) => {
-      if (!w?.isConnected()) return reject(new Error(`worker ${slot.index} is not running`));
-      const timer = setTimeout(() => {
-        pending.delete(id);
-        reject(new Error(`worker ${slot.index} did not answer in ${timeoutMs} ms`));
-      }, timeoutMs);
-      const onExit = () => {
-        clearTimeout(timer);
-        pending.delete(id);
-        reject(new Error(`worker ${slot.index} exited`));
-      };
-      w.once("exit", onExit);
-      pending.set(id, (m) => {
-        if (m.vigil !== answer) return;
-        clearTimeout(timer);
-        w.off("exit", onExit);
-        pending.delete(id);
-        resolve(m);
-      });
-      w.send(make(id));
-    });
+    if (!w?.isConnected() || !slot.requests) throw new Error(`worker ${slot.index} is not running`);
+    const m = await slot.requests.ask((id) => w.send(make(id)), { ms: timeoutMs, message: `worker ${slot.index} did not answer in ${timeoutMs} ms` });
+    if (m.vigil !== answer) throw new Error(`worker ${slot.index} answered ${m.vigil}, not ${answer}`);
+    return m;
   };
 
   /** The whole group's metrics in Prometheus text: every ready worker's series (labelled by worker) and the primary's. */
@@ -272,7 +258,7 @@ export async function startWorkers(options: SupervisorOptions): Promise<RunningW
       case "metrics-json":
       case "client-views-json":
       case "keys-applied":
-        pending.get(m.id)?.(m);
+        slot.requests?.answer(m);
         return;
     }
   };
@@ -282,7 +268,9 @@ export async function startWorkers(options: SupervisorOptions): Promise<RunningW
     new Promise((resolve, reject) => {
       const w = cluster.fork({ [WORKER_SLOT_ENV]: String(slot.index) });
       const closeLostHandoffs = trackHandoffs(w);
+      const requests = new PendingRequests<WorkerAnswer>();
       slot.worker = w;
+      slot.requests = requests;
       slot.ready = false;
       w.on("message", (m: unknown) => {
         if (isVigilMessage<FromWorker>(m) && m.vigil === "ready") {
@@ -301,6 +289,7 @@ export async function startWorkers(options: SupervisorOptions): Promise<RunningW
         onMessage(slot, w, m);
       });
       w.once("exit", (code, signal) => {
+        requests.failAll(new Error(`worker ${slot.index} exited`));
         const lost = closeLostHandoffs();
         if (lost > 0) log("warn", `closed ${lost} connection(s) signer worker ${slot.index} died before taking (their clients retry on new ones)`);
         const wasReady = slot.ready;

@@ -14,6 +14,7 @@ import type { SignerConfig } from "../server/config.js";
 import type { ClusterWorkerHooks, RunningSigner } from "../server/start.js";
 import { DbNotClosedCleanlyError } from "../server/start.js";
 import { HEARTBEAT_MS, isVigilMessage, WORKER_SLOT_ENV, type FromWorker, type KeyChange, type ToWorker } from "./messages.js";
+import { PendingRequests } from "./requests.js";
 
 /** How long a /metrics (or admin client views) request waits for the primary's merged answer. */
 const METRICS_TIMEOUT_MS = 10_000;
@@ -44,28 +45,14 @@ function send(message: FromWorker): void {
  * code, which the primary passes on when it gives up.
  */
 export async function runSignerWorker(slot: number, groupDataDir: string, start: (hooks: ClusterWorkerHooks) => Promise<RunningSigner>): Promise<void> {
-  let nextId = 0;
-  const waiting = new Map<number, { resolve: (m: ToWorker) => void; reject: (e: Error) => void }>();
-  const ask = (message: (id: number) => FromWorker, timeoutMs?: number): Promise<ToWorker> => {
-    const id = nextId++;
-    return new Promise<ToWorker>((resolve, reject) => {
-      if (!process.connected) return reject(new Error("the signer's primary process is gone"));
-      const timer = timeoutMs === undefined ? undefined : setTimeout(() => fail(new Error(`no answer from the primary in ${timeoutMs} ms`)), timeoutMs);
-      const fail = (e: Error) => {
-        waiting.delete(id);
-        clearTimeout(timer);
-        reject(e);
-      };
-      waiting.set(id, {
-        resolve: (m) => {
-          waiting.delete(id);
-          clearTimeout(timer);
-          resolve(m);
-        },
-        reject: fail,
-      });
-      send(message(id));
-    });
+  const primary = new PendingRequests<Extract<ToWorker, { id: number }>>();
+  /** Asks the primary and waits for its answer (rejected if the primary goes away, or after `timeoutMs`). */
+  const ask = async (message: (id: number) => FromWorker, timeoutMs?: number): Promise<ToWorker> => {
+    if (!process.connected) throw new Error("the signer's primary process is gone");
+    return primary.ask(
+      (id) => send(message(id)),
+      timeoutMs === undefined ? undefined : { ms: timeoutMs, message: `no answer from the primary in ${timeoutMs} ms` },
+    );
   };
 
   let signer: RunningSigner | undefined;
@@ -114,14 +101,14 @@ export async function runSignerWorker(slot: number, groupDataDir: string, start:
       case "metrics-text":
       case "client-views-all":
       case "keys-changed-done":
-        waiting.get(m.id)?.resolve(m);
+        primary.answer(m);
         return;
     }
   });
   // The primary is gone (crashed, SIGKILLed): nothing routes connections here any more and no sibling hears of key
   // changes; stop rather than linger.
   process.on("disconnect", () => {
-    for (const w of waiting.values()) w.reject(new Error("the signer's primary process is gone"));
+    primary.failAll(new Error("the signer's primary process is gone"));
     void stop();
   });
   for (const s of ["SIGTERM", "SIGINT"] as const) process.on(s, () => void stop());
@@ -146,8 +133,11 @@ export async function runSignerWorker(slot: number, groupDataDir: string, start:
     siblings: {
       // No timeout: the primary answers once every sibling retired the keys or was stopped (it never leaves one signing).
       retire: async (pubkeys, whileRetired) => {
-        const id = nextId;
-        await ask((i) => ({ vigil: "keys-changed", id: i, change: { kind: "retire", pubkeys } }));
+        let id = -1; // the request's id names the change when it ends
+        await ask((i) => {
+          id = i;
+          return { vigil: "keys-changed", id: i, change: { kind: "retire", pubkeys } };
+        });
         try {
           await whileRetired();
         } finally {

@@ -7,7 +7,8 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { parseSignerConfig, startSigner } from "../../signer/index.js";
+import { startSigner } from "../../signer/index.js";
+import { benchSignerConfig } from "./bench-config.js";
 import { interopSecretKey } from "../signing/interop-keys.js";
 import { InMemoryBenchKeyStore } from "./signer.js";
 
@@ -27,16 +28,11 @@ export interface SignerProcessReady {
 
 async function run(job: SignerProcessJob): Promise<void> {
   fs.mkdirSync(job.dataDir, { recursive: true, mode: 0o700 });
-  const config = parseSignerConfig({
-    network: "mainnet",
-    genesisValidatorsRoot: job.genesisValidatorsRoot,
-    listen: { host: "127.0.0.1", port: 0 },
+  const config = benchSignerConfig({
     dataDir: job.dataDir,
-    // Required by the config format; never opened because the bench passes its own key store.
-    hsm: { module: "/nonexistent/bench-only.so", tokenLabel: "bench", pin: { env: "VIGIL_BENCH_UNUSED_PIN" } },
-    slashingDb: { postgres: job.postgres },
-    limits: { maxQueueDepth: 65_536, maxWaitMs: job.maxWaitMs, maxConnections: 60_000, blsThreads: job.blsThreads },
-    logLevel: "warn",
+    genesisValidatorsRoot: job.genesisValidatorsRoot,
+    postgres: job.postgres,
+    limits: { maxWaitMs: job.maxWaitMs, blsThreads: job.blsThreads },
   });
   const keyStore = new InMemoryBenchKeyStore(Array.from({ length: job.keys }, (_, i) => interopSecretKey(i)));
   const signer = await startSigner(config, { keyStore, logDestination: fs.createWriteStream(path.join(job.dataDir, "signer.log")) });

@@ -8,7 +8,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import pg from "pg";
-import { parseSignerConfig, runSignerWorker, startSigner, workerConfig, workerSlot } from "../../signer/index.js";
+import { runSignerWorker, startSigner, workerConfig, workerSlot } from "../../signer/index.js";
+import { benchSignerConfig } from "./bench-config.js";
 import { interopSecretKey } from "../signing/interop-keys.js";
 import { InMemoryBenchKeyStore } from "./signer.js";
 
@@ -27,16 +28,11 @@ export const JOB_ENV = "VIGIL_BENCH_WORKERS_JOB";
 const slot = workerSlot();
 if (slot !== undefined) {
   const job = JSON.parse(process.env[JOB_ENV]!) as WorkersBenchJob;
-  const config = parseSignerConfig({
-    network: "mainnet",
-    genesisValidatorsRoot: job.genesisValidatorsRoot,
-    listen: { host: "127.0.0.1", port: 0 },
+  const config = benchSignerConfig({
     dataDir: job.dataDir,
-    // Required by the config format; never opened because the bench passes its own key store.
-    hsm: { module: "/nonexistent/bench-only.so", tokenLabel: "bench", pin: { env: "VIGIL_BENCH_UNUSED_PIN" } },
-    ...(job.postgres ? { slashingDb: { postgres: job.postgres } } : {}),
-    limits: { maxQueueDepth: 65_536, maxWaitMs: job.maxWaitMs, maxConnections: 60_000 },
-    logLevel: "warn",
+    genesisValidatorsRoot: job.genesisValidatorsRoot,
+    ...(job.postgres ? { postgres: job.postgres } : {}),
+    limits: { maxWaitMs: job.maxWaitMs },
     workers: job.workers,
   });
   const own = workerConfig(config, slot);

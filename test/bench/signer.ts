@@ -18,7 +18,8 @@ import { fileURLToPath } from "node:url";
 import bls from "@chainsafe/bls";
 import { bytesToHex } from "../../common/index.js";
 import type { KeyInfo, KeyStore, LoadedKeys, SignerHandle } from "../../signer/keystore/index.js";
-import { parseSignerConfig, startSigner } from "../../signer/index.js";
+import { startSigner } from "../../signer/index.js";
+import { benchSignerConfig } from "./bench-config.js";
 import { interopSecretKey } from "../signing/interop-keys.js";
 import type { LoadJob, LoadResult } from "./signer-load.js";
 import { runRawSigningBench } from "./signing.js";
@@ -130,16 +131,7 @@ export async function runSignerBench(opts: { seconds: number; threads?: number }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vigil-bench-signer-"));
   const secrets = Array.from({ length: KEYS }, (_, i) => interopSecretKey(i));
   const keyStore = new InMemoryBenchKeyStore(secrets);
-  const config = parseSignerConfig({
-    network: "mainnet",
-    genesisValidatorsRoot: GVR,
-    listen: { host: "127.0.0.1", port: 0 },
-    dataDir: dir,
-    // Required by the config format; never opened because the bench passes its own key store.
-    hsm: { module: "/nonexistent/bench-only.so", tokenLabel: "bench", pin: { env: "VIGIL_BENCH_UNUSED_PIN" } },
-    limits: { maxQueueDepth: 65_536, maxWaitMs: MAX_WAIT_MS, maxConnections: 60_000, ...(opts.threads ? { blsThreads: opts.threads } : {}) },
-    logLevel: "warn",
-  });
+  const config = benchSignerConfig({ dataDir: dir, genesisValidatorsRoot: GVR, limits: { maxWaitMs: MAX_WAIT_MS, blsThreads: opts.threads } });
   const signer = await startSigner(config, { keyStore, logDestination: fs.createWriteStream(path.join(dir, "signer.log")) });
   try {
     const url = new URL(signer.url);
@@ -231,15 +223,7 @@ export async function runAuditCostBench(opts: { seconds: number; keys?: number; 
   const best = { durable: 0, buffered: 0 };
   for (const buffered of [false, true, false, true]) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vigil-bench-audit-"));
-    const config = parseSignerConfig({
-      network: "mainnet",
-      genesisValidatorsRoot: GVR,
-      listen: { host: "127.0.0.1", port: 0 },
-      dataDir: dir,
-      hsm: { module: "/nonexistent/bench-only.so", tokenLabel: "bench", pin: { env: "VIGIL_BENCH_UNUSED_PIN" } },
-      limits: { maxQueueDepth: 65_536, ...(opts.threads ? { blsThreads: opts.threads } : {}) },
-      logLevel: "warn",
-    });
+    const config = benchSignerConfig({ dataDir: dir, genesisValidatorsRoot: GVR, limits: { blsThreads: opts.threads } });
     const signer = await startSigner(config, {
       keyStore: new InMemoryBenchKeyStore(keyStoreSecrets()),
       logDestination: fs.createWriteStream(path.join(dir, "signer.log")),

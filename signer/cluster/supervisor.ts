@@ -141,17 +141,18 @@ export async function startWorkers(options: SupervisorOptions): Promise<RunningW
     return m;
   };
 
+  /** Asks every ready worker for its share (metrics, client views): one promise per worker, in slot order. */
+  const askEveryReadyWorker = <T>(make: (id: number) => ToWorker, answer: FromWorker["vigil"], pick: (m: FromWorker) => T): Promise<T>[] =>
+    slots.filter((s) => s.ready).map((s) => request(s, make, answer, METRICS_COLLECT_TIMEOUT_MS).then(pick));
+
   /** The whole group's metrics in Prometheus text: every ready worker's series (labelled by worker) and the primary's. */
   const groupMetrics = async (): Promise<string> => {
     const collected = await Promise.all(
-      slots
-        .filter((s) => s.ready)
-        .map((s) =>
-          request(s, (id) => ({ vigil: "metrics-collect", id }), "metrics-json", METRICS_COLLECT_TIMEOUT_MS).then(
-            (m) => (m as { metrics: unknown[] }).metrics,
-            () => undefined, // one stuck worker must not blank the others' metrics; vigil_signer_workers shows it
-          ),
-        ),
+      askEveryReadyWorker(
+        (id) => ({ vigil: "metrics-collect", id }),
+        "metrics-json",
+        (m) => (m as { metrics: unknown[] }).metrics,
+      ).map((share) => share.catch(() => undefined)), // one stuck worker must not blank the others' metrics; vigil_signer_workers shows it
     );
     const all = [...collected.filter((m): m is unknown[] => m !== undefined), await registry.getMetricsAsJSON()];
     return client.AggregatorRegistry.aggregate(all as Parameters<typeof client.AggregatorRegistry.aggregate>[0]).metrics();
@@ -216,13 +217,11 @@ export async function startWorkers(options: SupervisorOptions): Promise<RunningW
         // Every ready worker's share, or an error: the watchdog judges a client silent from these, and a worker
         // left out could hide the very requests that show it alive.
         Promise.all(
-          slots
-            .filter((s) => s.ready)
-            .map((s) =>
-              request(s, (id) => ({ vigil: "client-views-collect", id }), "client-views-json", METRICS_COLLECT_TIMEOUT_MS).then(
-                (r) => (r as { views: ClientView[] }).views,
-              ),
-            ),
+          askEveryReadyWorker(
+            (id) => ({ vigil: "client-views-collect", id }),
+            "client-views-json",
+            (r) => (r as { views: ClientView[] }).views,
+          ),
         ).then(
           (views) => sendTo(w, { vigil: "client-views-all", id: m.id, views }),
           (err: Error) => sendTo(w, { vigil: "client-views-all", id: m.id, error: err.message }),

@@ -30,10 +30,10 @@ export interface SignerGauges {
   blsThreads(): number;
   /** Log lines dropped because stdout could not take them (full disk, a reader that stopped reading). */
   logLinesDropped?(): number;
-  /** The /healthcheck checks, for one gauge each. */
-  healthChecks?(): Promise<{ id: string; status: "UP" | "DOWN" }[]>;
-  /** Ready to sign now: /healthcheck's outcome UP and not stopping. */
-  ready?(): Promise<boolean>;
+  /** The /healthcheck report (undefined until the signer is up): one gauge per check, and readiness. */
+  health?(): Promise<{ outcome: "UP" | "DOWN"; checks: { id: string; status: "UP" | "DOWN" }[] } | undefined>;
+  /** close() has begun: no longer ready, whatever the checks say. */
+  stopping?(): boolean;
   /** Each client's last signature handed out (ms since the epoch), null before its first. */
   clientsLastSignature?(): { id: string; atMs: number | null }[];
   /** Bytes the slashing database takes (SlashingProtection.sizeBytes); undefined while it cannot be read. */
@@ -187,13 +187,20 @@ export class SignerMetrics {
       labelNames: ["cause"],
       registers,
     });
+    // One /healthcheck report per scrape for the two gauges built on it (it asks the HSM and the database): a scrape
+    // starts every collector in the same tick, so they share the report in flight; the next scrape asks again.
+    let healthInFlight: ReturnType<NonNullable<SignerGauges["health"]>> | undefined;
+    const healthOfThisScrape = () =>
+      (healthInFlight ??= (gauges.health?.() ?? Promise.resolve(undefined)).finally(() => {
+        healthInFlight = undefined;
+      }));
     new client.Gauge({
       name: "vigil_signer_health_check_up",
       help: "1 if the /healthcheck check is UP, 0 if DOWN (its cause is in the /healthcheck body)",
       labelNames: ["check"],
       registers,
       async collect() {
-        for (const c of (await gauges.healthChecks?.()) ?? []) this.set({ check: c.id }, c.status === "UP" ? 1 : 0);
+        for (const c of (await healthOfThisScrape())?.checks ?? []) this.set({ check: c.id }, c.status === "UP" ? 1 : 0);
       },
     });
     let droppedReported = 0;
@@ -221,7 +228,8 @@ export class SignerMetrics {
       registers,
       aggregator: "min", // merged only if unlabelled: a group is ready when all are (each worker keeps its own series)
       async collect() {
-        this.set((await gauges.ready?.()) ? 1 : 0);
+        const report = await healthOfThisScrape();
+        this.set(report?.outcome === "UP" && !gauges.stopping?.() ? 1 : 0);
       },
     });
     new client.Gauge({

@@ -33,6 +33,7 @@ export {
 export { readSecretFile, SecretFileError, type SecretFileErrorCode, type ReadSecretFileOptions } from "./secret-file.js";
 export { SettingChecks, SettingsReader, childField, type SettingError } from "./settings-reader.js";
 export { buildInfo, type BuildInfo } from "./build-info.js";
+export { registerBuildInfo, registerRunningTotal } from "./metrics.js";
 export {
   DEFAULT_LOG_STYLE,
   LOG_FORMATS,

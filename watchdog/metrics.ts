@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import { buildInfo } from "../common/index.js";
+import { registerBuildInfo, registerRunningTotal } from "../common/index.js";
 import { STACK_NAMES, type StackName } from "./config.js";
 import { FAILOVER_STATES, type FailoverState } from "./failover/states.js";
 import { logLinesDropped } from "./log.js";
@@ -92,25 +92,14 @@ export class WatchdogMetrics {
   });
 
   constructor() {
-    new Gauge({
-      name: "vigil_build_info",
-      help: "Always 1; the labels say which Vigil runs: package version and git commit (unknown outside a checkout)",
-      labelNames: ["version", "commit"],
-      registers: [this.registry],
-    }).set(buildInfo(), 1);
+    registerBuildInfo(this.registry);
+    registerRunningTotal(
+      this.registry,
+      "vigil_log_lines_dropped_total",
+      "Log lines dropped because stdout could not take them (full disk, blocked reader)",
+      logLinesDropped,
+    );
   }
-
-  private droppedReported = 0;
-  readonly logLinesDropped = new Counter({
-    name: "vigil_log_lines_dropped_total",
-    help: "Log lines dropped because stdout could not take them (full disk, blocked reader)",
-    registers: [this.registry],
-    collect: () => {
-      const now = logLinesDropped();
-      if (now > this.droppedReported) this.logLinesDropped.inc(now - this.droppedReported);
-      this.droppedReported = now;
-    },
-  });
 
   setFailoverState(state: FailoverState | "IDLE"): void {
     for (const s of [...FAILOVER_STATES, "IDLE"]) this.failoverState.set({ state: s }, s === state ? 1 : 0);

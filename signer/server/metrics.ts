@@ -3,7 +3,7 @@
  * does a Map lookup and an add, not a label hash per request.
  */
 import client from "prom-client";
-import { buildInfo } from "../../common/index.js";
+import { registerBuildInfo, registerRunningTotal } from "../../common/index.js";
 import type { BatchStats } from "../../slashing-db/index.js";
 import { SIGN_TYPES } from "../signing/index.js";
 
@@ -203,25 +203,13 @@ export class SignerMetrics {
         for (const c of (await healthOfThisScrape())?.checks ?? []) this.set({ check: c.id }, c.status === "UP" ? 1 : 0);
       },
     });
-    let droppedReported = 0;
-    new client.Counter({
-      name: "vigil_log_lines_dropped_total",
-      help: "Log lines dropped because the log destination could not take them (full disk, blocked reader)",
-      registers,
-      collect() {
-        const now = gauges.logLinesDropped?.() ?? 0;
-        if (now > droppedReported) this.inc(now - droppedReported);
-        droppedReported = now;
-      },
-    });
-    const build = buildInfo();
-    new client.Gauge({
-      name: "vigil_build_info",
-      help: "Always 1; the labels say which Vigil runs: package version and git commit (unknown outside a checkout)",
-      labelNames: ["version", "commit"],
-      registers,
-      aggregator: "max",
-    }).set(build, 1);
+    registerRunningTotal(
+      this.registry,
+      "vigil_log_lines_dropped_total",
+      "Log lines dropped because the log destination could not take them (full disk, blocked reader)",
+      () => gauges.logLinesDropped?.() ?? 0,
+    );
+    registerBuildInfo(this.registry);
     new client.Gauge({
       name: "vigil_signer_ready",
       help: "1 when the signer is ready to sign (the /healthcheck outcome is UP and it is not stopping), else 0",
@@ -254,17 +242,12 @@ export class SignerMetrics {
       labelNames: ["operation"],
       registers,
     });
-    let auditFailuresReported = 0;
-    new client.Counter({
-      name: "vigil_signer_audit_log_write_failures_total",
-      help: "Audit-feed writes (append, fdatasync, sequence reservation) that failed, whether or not a signature was withheld",
-      registers,
-      collect() {
-        const now = gauges.auditWriteFailures?.() ?? 0;
-        if (now > auditFailuresReported) this.inc(now - auditFailuresReported);
-        auditFailuresReported = now;
-      },
-    });
+    registerRunningTotal(
+      this.registry,
+      "vigil_signer_audit_log_write_failures_total",
+      "Audit-feed writes (append, fdatasync, sequence reservation) that failed, whether or not a signature was withheld",
+      () => gauges.auditWriteFailures?.() ?? 0,
+    );
     new client.Gauge({
       name: "vigil_slashing_db_size_bytes",
       help: "Bytes the slashing database takes: the SQLite file and its -wal, or PostgreSQL's pg_database_size",

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TestToken } from "../helpers/softhsm.js";
 import { CLI, writeSignerConfig } from "../helpers/signer-process.js";
 import { tempDir } from "../helpers/tmp.js";
+import { deadEndpointsWatchdogConfig } from "../helpers/watchdog-config.js";
 import { tokenWithInteropKeys } from "../signer/harness.js";
 
 const work = tempDir("vigil-log-options-");
@@ -56,24 +57,7 @@ function signerArgs(name: string, ...extra: string[]): string[] {
 
 function watchdogArgs(name: string, ...extra: string[]): string[] {
   const dir = path.join(work, name);
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, "admin.token"), "admin-token-0123456789abcdef\n", { mode: 0o600 });
-  const stack = (clientId: string) => ({
-    clientId,
-    signer: "main",
-    beaconNode: { url: "http://127.0.0.1:1" },
-    service: { statusCommand: ["true"], stopCommand: ["true"], startCommand: ["true"] },
-  });
-  const config = {
-    dataDir: path.join(dir, "state"),
-    chain: { genesisTime: Math.floor(Date.now() / 1000), slotDurationMs: 400, slotsPerEpoch: 8 },
-    validators: { indices: ["1"] },
-    signers: { main: { url: "http://127.0.0.1:1", adminTokenFile: "admin.token", timeoutMs: 200 } },
-    stacks: { primary: stack("p"), backup: stack("b") },
-    failover: { automatic: false },
-    metrics: { enabled: false },
-    log: { level: "info" },
-  };
+  const config = deadEndpointsWatchdogConfig(dir, { metrics: { enabled: false }, log: { level: "info" } });
   const file = path.join(dir, "watchdog.json");
   fs.writeFileSync(file, JSON.stringify(config), { mode: 0o600 });
   return ["watchdog", "start", "--config", file, ...extra];

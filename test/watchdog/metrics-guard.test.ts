@@ -1,12 +1,11 @@
 // The watchdog's metrics listener has the signer's Host/Origin guard: no web page reads the daemon's state
 // (DNS rebinding, cross-origin requests). The daemon runs against dead endpoints: only its listener matters here.
-import fs from "node:fs";
 import http from "node:http";
-import path from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { parseWatchdogConfig, startWatchdog, type WatchdogDaemon } from "../../watchdog/index.js";
 import { tempDir } from "../helpers/tmp.js";
+import { deadEndpointsWatchdogConfig } from "../helpers/watchdog-config.js";
 
 const dir = tempDir("vigil-wd-guard-");
 let daemon: WatchdogDaemon;
@@ -25,31 +24,11 @@ function get(url: string, headers: Record<string, string> = {}): Promise<{ statu
 }
 
 beforeAll(async () => {
-  fs.writeFileSync(path.join(dir, "admin.token"), "admin-token-0123456789abcdef\n", { mode: 0o600 });
   const config = parseWatchdogConfig(
-    {
-      dataDir: path.join(dir, "state"),
-      chain: { genesisTime: Math.floor(Date.now() / 1000), slotDurationMs: 400, slotsPerEpoch: 8 },
-      validators: { indices: ["1"] },
-      signers: { main: { url: "http://127.0.0.1:1", adminTokenFile: "admin.token", timeoutMs: 200 } },
-      stacks: {
-        primary: {
-          clientId: "p",
-          signer: "main",
-          beaconNode: { url: "http://127.0.0.1:1" },
-          service: { statusCommand: ["true"], stopCommand: ["true"], startCommand: ["true"] },
-        },
-        backup: {
-          clientId: "b",
-          signer: "main",
-          beaconNode: { url: "http://127.0.0.1:1" },
-          service: { statusCommand: ["true"], stopCommand: ["true"], startCommand: ["true"] },
-        },
-      },
-      failover: { automatic: false },
+    deadEndpointsWatchdogConfig(dir, {
       metrics: { enabled: true, host: "127.0.0.1", port: 0, hostAllowlist: ["watchdog.internal"] },
       log: { level: "silent" },
-    },
+    }),
     dir,
   );
   daemon = await startWatchdog(config, { logDestination: quiet, metricsPort: 0 });

@@ -1,12 +1,11 @@
 // The watchdog's metrics for issue 14's dashboard and alerts, from a real daemon's /metrics: vigil_build_info,
 // and vigil_watchdog_heartbeat_timestamp_seconds advancing with every completed monitoring round (the daemon
 // runs against dead endpoints: its rounds still complete, each observing the failures).
-import fs from "node:fs";
-import path from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { parseWatchdogConfig, startWatchdog, type WatchdogDaemon } from "../../watchdog/index.js";
 import { tempDir } from "../helpers/tmp.js";
+import { deadEndpointsWatchdogConfig } from "../helpers/watchdog-config.js";
 
 const dir = tempDir("vigil-wd-metrics-");
 const INTERVAL_MS = 100;
@@ -17,25 +16,12 @@ const scrape = async () => (await fetch(`${daemon.metricsAddress!}/metrics`)).te
 const heartbeat = (body: string) => Number(/^vigil_watchdog_heartbeat_timestamp_seconds (\S+)$/m.exec(body)?.[1] ?? Number.NaN);
 
 beforeAll(async () => {
-  fs.writeFileSync(path.join(dir, "admin.token"), "admin-token-0123456789abcdef\n", { mode: 0o600 });
-  const stack = (clientId: string) => ({
-    clientId,
-    signer: "main",
-    beaconNode: { url: "http://127.0.0.1:1" },
-    service: { statusCommand: ["true"], stopCommand: ["true"], startCommand: ["true"] },
-  });
   const config = parseWatchdogConfig(
-    {
-      dataDir: path.join(dir, "state"),
-      chain: { genesisTime: Math.floor(Date.now() / 1000), slotDurationMs: 400, slotsPerEpoch: 8 },
-      validators: { indices: ["1"] },
-      signers: { main: { url: "http://127.0.0.1:1", adminTokenFile: "admin.token", timeoutMs: 100 } },
-      stacks: { primary: stack("p"), backup: stack("b") },
+    deadEndpointsWatchdogConfig(dir, {
       monitor: { intervalMs: INTERVAL_MS },
-      failover: { automatic: false },
       metrics: { enabled: true, host: "127.0.0.1", port: 0 },
       log: { level: "silent" },
-    },
+    }),
     dir,
   );
   daemon = await startWatchdog(config, { logDestination: quiet, metricsPort: 0 });

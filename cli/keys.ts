@@ -331,10 +331,10 @@ export function keysCommand(): Command {
 }
 
 /**
- * Runs `use` while holding the data-directory locks of the signer `configFile` describes (its own, and each
- * `--workers` slot's), so that signer is known to be stopped and cannot start meanwhile. A running signer would
- * go on signing with the keys after their history was exported: the export would miss those signatures, and
- * whoever imports it could sign a slashable message. A keys-only config (no signer in it) is not checked.
+ * Runs `use` while holding the data-directory lock of the signer `configFile` describes (a `--workers` primary holds
+ * it too), so that signer is known to be stopped and cannot start meanwhile. A running signer would go on signing
+ * with the keys after their history was exported: the export would miss those signatures, and whoever imports it
+ * could sign a slashable message. A keys-only config (no signer in it) is not checked.
  */
 async function withSignerStopped<T>(configFile: string | undefined, use: () => Promise<T>): Promise<T> {
   let dataDir: string;
@@ -345,26 +345,22 @@ async function withSignerStopped<T>(configFile: string | undefined, use: () => P
     return await use(); // not a signer's config: nothing to check (its own errors are reported by the key commands)
   }
   if (!fs.existsSync(dataDir)) return await use(); // no signer ever ran there
-  const workersDir = path.join(dataDir, "workers");
-  const dirs = [dataDir, ...(fs.existsSync(workersDir) ? fs.readdirSync(workersDir).map((d) => path.join(workersDir, d)) : [])];
-  const locks: DataDirLock[] = [];
+  let lock: DataDirLock;
   try {
-    for (const dir of dirs) {
-      try {
-        locks.push(DataDirLock.acquire(dir));
-      } catch (err) {
-        if ((err as { code?: string }).code !== "DATA_DIR_IN_USE") throw err;
-        const pid = (err as { holderPid?: number }).holderPid;
-        throw new CliError(
-          "SIGNER_RUNNING",
-          `the signer of ${configFile} is running${pid !== undefined ? ` (pid ${pid})` : ""} and could sign with these keys after their history is exported: delete them through its keymanager API (DELETE /eth/v1/keystores stops signing and returns their history in one step), or stop it first`,
-          EXIT_CODES.conflict,
-        );
-      }
-    }
+    lock = DataDirLock.acquire(dataDir);
+  } catch (err) {
+    if ((err as { code?: string }).code !== "DATA_DIR_IN_USE") throw err;
+    const pid = (err as { holderPid?: number }).holderPid;
+    throw new CliError(
+      "SIGNER_RUNNING",
+      `the signer of ${configFile} is running${pid !== undefined ? ` (pid ${pid})` : ""} and could sign with these keys after their history is exported: delete them through its keymanager API (DELETE /eth/v1/keystores stops signing and returns their history in one step), or stop it first`,
+      EXIT_CODES.conflict,
+    );
+  }
+  try {
     return await use();
   } finally {
-    for (const lock of locks) lock.release();
+    lock.release();
   }
 }
 

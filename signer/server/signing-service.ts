@@ -19,13 +19,13 @@ import {
 } from "../signing/index.js";
 import { AdmissionControl, type ShedReason } from "./admission.js";
 import { AuditLogUnavailableError, type AuditLog } from "./audit-log.js";
+import { canonicalPubkey, PUBKEY_PARAM } from "./pubkey-param.js";
 import type { ClientState } from "./auth.js";
 import type { ClientFencing } from "./fencing/client-fencing.js";
 import { ClientDisabledError, InvalidPubkeyIdentifierError, KeyNotAllowedError } from "./service-errors.js";
 import type { WallClockGuard } from "./wall-clock-guard.js";
 
 /** Web3Signer accepts the key with or without 0x (and adds it). */
-const PUBKEY_PATH = /^(0x)?[0-9a-fA-F]{96}$/;
 
 /** A signature made and recorded, waiting to be released to its client. */
 export interface Signed {
@@ -88,8 +88,8 @@ export class SigningService {
 
   /** Admission: everything that can be refused without touching the body. Throws a domain error (service-errors.ts, ../signing/errors.ts). */
   admit(client: ClientState, pubkeyParam: string): string {
-    if (!PUBKEY_PATH.test(pubkeyParam)) throw new InvalidPubkeyIdentifierError();
-    const pubkey = normalizeHex(pubkeyParam.startsWith("0x") ? pubkeyParam : `0x${pubkeyParam}`);
+    if (!PUBKEY_PARAM.test(pubkeyParam)) throw new InvalidPubkeyIdentifierError();
+    const pubkey = canonicalPubkey(pubkeyParam);
     if (!client.mayUse(pubkey)) throw new KeyNotAllowedError(client.id, pubkey);
     if (!this.keys.has(pubkey)) throw new UnknownPubkeyError(pubkey);
     if (!this.deps.fencing.isEnabled(client.id)) throw new ClientDisabledError(client.id);

@@ -5,11 +5,11 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Logger } from "pino";
-import { normalizeHex } from "../../../common/index.js";
 import { throttledBody, type AuthFailureGuard } from "../auth-failures.js";
 import { codeOfHttpStatus } from "../errors.js";
 import { SlashingProtectionImportError, type KeyManager } from "../key-manager.js";
 import type { SignerMetrics } from "../metrics.js";
+import { canonicalPubkey, PUBKEY_PARAM } from "../pubkey-param.js";
 import { bearerToken, digestToken, sameToken, type TokenDigest } from "../tokens.js";
 
 export interface KeymanagerRouteDeps {
@@ -21,10 +21,6 @@ export interface KeymanagerRouteDeps {
   /** vigil_signer_keymanager_operations_total: one per list, one per key of an import or delete (its status). */
   metrics: SignerMetrics;
 }
-
-/** With or without 0x, as on every other route (Web3Signer adds it). */
-const PUBKEY = /^(0x)?[0-9a-fA-F]{96}$/;
-const canonicalPubkey = (p: string): string => normalizeHex(p.startsWith("0x") ? p : `0x${p}`);
 
 function fail(reply: FastifyReply, status: number, message: string): FastifyReply {
   // The keymanager API's `{ message }`, plus the `code` every other refusal of the signer carries.
@@ -84,7 +80,7 @@ export function registerKeymanagerRoutes(app: FastifyInstance, deps: KeymanagerR
 
     km.delete("/eth/v1/keystores", async (request, reply) => {
       const pubkeys = (request.body as { pubkeys?: unknown } | undefined)?.pubkeys;
-      if (!Array.isArray(pubkeys) || !pubkeys.every((p) => typeof p === "string" && PUBKEY.test(p))) {
+      if (!Array.isArray(pubkeys) || !pubkeys.every((p) => typeof p === "string" && PUBKEY_PARAM.test(p))) {
         return fail(reply, 400, "pubkeys must be an array of 48-byte public keys in hex (0x optional)");
       }
       try {

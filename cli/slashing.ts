@@ -25,9 +25,10 @@ const DEFAULT_KEEP_EPOCHS = 4096;
 const WHERE_HELP = `
 The database: --db FILE (SQLite, the default) or --db-url postgres://user@host:port/db with the role's
 password in a 0600 file (--db-password-file FILE, or ${PASSWORD_FILE_ENV}=FILE); a password is never
-accepted on the command line or in the URL. import, export, prune, stats and watermark also take
---config FILE: the database the signer's config names, resolved as the signer does (data/signer.json too). Exit codes: 40 server unreachable, 41 authentication failed,
-42 the database belongs to another network (import, copy), 43 schema newer than this Vigil, 44 server not
+accepted on the command line or in the URL. import, export, prune, stats, raise-watermarks and watermark
+also take --config FILE: the database the signer's config names, resolved as the signer does (the
+embedded data/signer.json too). Exit codes: 40 server unreachable, 41 authentication failed, 42 the
+database belongs to another network (import, copy), 43 schema newer than this Vigil, 44 server not
 durable (synchronous_commit off/local).`;
 
 /** The database flags, plus --config: the database the signer's config names (as `vigil slashing watermark`). */

@@ -1,9 +1,9 @@
 /** `vigil signer …`: run the HTTP remote signer (Web3Signer-compatible) and check its config. */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { CliError } from "./errors.js";
-import { positiveInt } from "./options.js";
+import { positiveInt, withLogStyleOptions } from "./options.js";
 import { action, exitWithError } from "./run.js";
-import { defaultDataDir, EXIT_CODES, LOG_FORMATS, LOG_TIMESTAMPS, runDaemon } from "../common/index.js";
+import { defaultDataDir, EXIT_CODES, runDaemon } from "../common/index.js";
 import { probePostgres } from "../slashing-db/index.js";
 import {
   checkWorkersBackend,
@@ -50,35 +50,27 @@ function port(value: string): number {
 export function signerCommand(): Command {
   const cmd = new Command("signer").description("the HTTP remote signer (Web3Signer-compatible) with slashing protection");
 
-  cmd
-    .command("start")
-    .description("start the signer from a config file, or from the embedded default (--embedded)")
-    .option("--config <file>", "signer config file (JSON; see signer/docs/config.md)")
-    .option("--embedded", "create (first run) or reuse a SoftHSM2 token, keys, database and config under the data directory", false)
-    .option("--data-dir <dir>", "data directory for --embedded (default $VIGIL_DATA_DIR or ./data)")
-    .option(
-      "--network <name|file>",
-      `network for --embedded: ${NETWORK_NAMES.join(", ")}, or a consensus-spec config.yaml (custom network; preset from its PRESET_BASE)`,
-      "mainnet",
-    )
-    .option("--keys <n>", "keys to generate for --embedded when the token has none", positiveInt, 4)
-    .option(
-      "--host <host>",
-      "listen address (overrides the config); requests whose Host is not localhost, 127.0.0.1, [::1] or this address are refused unless listed in http.hostAllowlist",
-    )
-    .option("--port <port>", "listen port (overrides the config)", port)
-    .addOption(new Option("--log-level <level>", "log level (overrides the config)").choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"]))
-    .addOption(
-      new Option(
-        "--log-format <format>",
-        'log lines as pino JSON (default; for log shippers) or pretty text for a terminal (overrides the config\'s "logFormat")',
-      ).choices(LOG_FORMATS),
-    )
-    .addOption(
-      new Option("--log-timestamp <style>", 'the "time" field in Unix milliseconds (epoch, default) or ISO 8601 UTC (iso) (overrides "logTimestamp")').choices(
-        LOG_TIMESTAMPS,
-      ),
-    )
+  withLogStyleOptions(
+    cmd
+      .command("start")
+      .description("start the signer from a config file, or from the embedded default (--embedded)")
+      .option("--config <file>", "signer config file (JSON; see signer/docs/config.md)")
+      .option("--embedded", "create (first run) or reuse a SoftHSM2 token, keys, database and config under the data directory", false)
+      .option("--data-dir <dir>", "data directory for --embedded (default $VIGIL_DATA_DIR or ./data)")
+      .option(
+        "--network <name|file>",
+        `network for --embedded: ${NETWORK_NAMES.join(", ")}, or a consensus-spec config.yaml (custom network; preset from its PRESET_BASE)`,
+        "mainnet",
+      )
+      .option("--keys <n>", "keys to generate for --embedded when the token has none", positiveInt, 4)
+      .option(
+        "--host <host>",
+        "listen address (overrides the config); requests whose Host is not localhost, 127.0.0.1, [::1] or this address are refused unless listed in http.hostAllowlist",
+      )
+      .option("--port <port>", "listen port (overrides the config)", port)
+      .addOption(new Option("--log-level <level>", "log level (overrides the config)").choices(["fatal", "error", "warn", "info", "debug", "trace", "silent"])),
+    { format: '"logFormat"', timestamp: '"logTimestamp"' },
+  )
     .option(
       "--workers <n>",
       'signer processes sharing the listening ports, 1 to 256 (overrides the config\'s "workers"; default 1); more than 1 needs the PostgreSQL slashing database',

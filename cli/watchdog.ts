@@ -1,7 +1,7 @@
 import readline from "node:readline/promises";
-import { Command, InvalidArgumentError, Option } from "commander";
-import { EXIT_CODES, LOG_FORMATS, LOG_TIMESTAMPS, runDaemon as runServiceDaemon, type LogFormat, type LogTimestamp } from "../common/index.js";
-import { positiveInt } from "./options.js";
+import { Command, InvalidArgumentError } from "commander";
+import { EXIT_CODES, runDaemon as runServiceDaemon, type LogFormat, type LogTimestamp } from "../common/index.js";
+import { positiveInt, withLogStyleOptions } from "./options.js";
 import { action } from "./run.js";
 import {
   checkPreconditions,
@@ -37,28 +37,20 @@ const configOption = ["--config <file>", "watchdog config (JSON); default $VIGIL
 
 export function watchdogCommands(): Command[] {
   const watchdog = new Command("watchdog").description("the failover watchdog daemon");
-  watchdog
-    .command("start")
-    .description("run the watchdog: monitor both stacks, fail over primary → backup when the primary is down")
-    .option(...configOption)
-    .addOption(
-      new Option("--log-format <format>", "log lines as pino JSON (default) or pretty text for a terminal (overrides the config's log.format)").choices(
-        LOG_FORMATS,
-      ),
-    )
-    .addOption(
-      new Option("--log-timestamp <style>", 'the "time" field in Unix milliseconds (epoch, default) or ISO 8601 UTC (iso) (overrides log.timestamp)').choices(
-        LOG_TIMESTAMPS,
-      ),
-    )
-    .action(
-      action(async (opts: { config?: string; logFormat?: LogFormat; logTimestamp?: LogTimestamp }) => {
-        const config = loadWatchdogConfig(opts.config ?? DEFAULT_CONFIG());
-        if (opts.logFormat !== undefined) config.log.format = opts.logFormat;
-        if (opts.logTimestamp !== undefined) config.log.timestamp = opts.logTimestamp;
-        return runDaemon(config);
-      }),
-    );
+  withLogStyleOptions(
+    watchdog
+      .command("start")
+      .description("run the watchdog: monitor both stacks, fail over primary → backup when the primary is down")
+      .option(...configOption),
+    { format: "log.format", timestamp: "log.timestamp" },
+  ).action(
+    action(async (opts: { config?: string; logFormat?: LogFormat; logTimestamp?: LogTimestamp }) => {
+      const config = loadWatchdogConfig(opts.config ?? DEFAULT_CONFIG());
+      if (opts.logFormat !== undefined) config.log.format = opts.logFormat;
+      if (opts.logTimestamp !== undefined) config.log.timestamp = opts.logTimestamp;
+      return runDaemon(config);
+    }),
+  );
 
   const status = new Command("status")
     .description("stacks, their health, which client is active, last signature per client, every signer instance, watchdog state")
